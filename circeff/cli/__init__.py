@@ -1,0 +1,1 @@
+"""The `circeff` command-line tool. Each sub-command group lives in its own module."""

@@ -1,0 +1,64 @@
+"""Entry point of the ``circeff`` command.
+
+Every failure a user can cause (a bad value, a missing file, a corrupt checkpoint)
+ends as one line on stderr and a non-zero exit code, never a traceback:
+exit code 2 for bad input, 1 for a run that could not finish.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from circeff.cli import theory as theory_cli
+from circeff.cli import toy as toy_cli
+from circeff.cli import train as train_cli
+from circeff.errors import ConfigError, RunError
+
+app = typer.Typer(
+    name="circeff",
+    help="Check, simulate and measure 'Explaining grokking through circuit efficiency'.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(theory_cli.app, name="theory")
+app.add_typer(toy_cli.app, name="toy")
+app.command("train")(train_cli.train)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit code (used by ``main`` and by tests)."""
+    try:
+        result = app(args=argv, prog_name="circeff", standalone_mode=False)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    except click.exceptions.NoSuchOption as exc:
+        return _fail(exc.format_message(), 2)
+    except click.exceptions.BadParameter as exc:
+        # Typer/click name the parameter themselves, e.g. "Invalid value for '--q': ..."
+        return _fail(" ".join(exc.format_message().split()), 2)
+    except click.exceptions.UsageError as exc:
+        return _fail(" ".join(exc.format_message().split()), 2)
+    except click.exceptions.Abort:
+        return _fail("interrupted", 130)
+    except RunError as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted; rerun the same command to resume from the last checkpoint", 130)
+    return int(result or 0)
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

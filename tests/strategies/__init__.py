@@ -1,0 +1,1 @@
+"""Hypothesis strategies shared by the test suites, one module per layer."""
