@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.22 vendors click under typer._click; older typer uses click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - depends on the installed typer
+    import click.exceptions as click_exc
 
 from circeff.cli import theory as theory_cli
 from circeff.cli import toy as toy_cli
@@ -40,14 +44,13 @@ def run(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="circeff", standalone_mode=False)
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    except click.exceptions.NoSuchOption as exc:
-        return _fail(exc.format_message(), 2)
-    except click.exceptions.BadParameter as exc:
-        # Typer/click name the parameter themselves, e.g. "Invalid value for '--q': ..."
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.format_message())
+        return 0
+    except click_exc.ClickException as exc:
+        # click names the parameter itself, e.g. "Invalid value for '--q': ..."; fold to one line.
         return _fail(" ".join(exc.format_message().split()), 2)
-    except click.exceptions.UsageError as exc:
-        return _fail(" ".join(exc.format_message().split()), 2)
-    except click.exceptions.Abort:
+    except click_exc.Abort:
         return _fail("interrupted", 130)
     except RunError as exc:
         return _fail(str(exc), 1)
