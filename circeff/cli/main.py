@@ -50,7 +50,7 @@ def run(argv: list[str] | None = None) -> int:
     except click_exc.ClickException as exc:
         # click names the parameter itself, e.g. "Invalid value for '--q': ..."; fold to one line.
         return _fail(" ".join(exc.format_message().split()), 2)
-    except click_exc.Abort:
+    except typer.Abort:
         return _fail("interrupted", 130)
     except RunError as exc:
         return _fail(str(exc), 1)
