@@ -1,0 +1,80 @@
+"""`circeff sweep run|combine|status`: grids of runs into an idempotent result store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from circeff.errors import ConfigError, RunError
+from circeff.sweep.executors import EXECUTOR_NAMES, make_executor
+from circeff.sweep.grid import load_grid
+from circeff.sweep.runner import default_submitit_folder, run_sweep
+from circeff.sweep.store import RESULTS_CSV, RunStore, combine
+
+app = typer.Typer(help="Run grids of configs (in-process, process pool, SLURM) into a result store.",
+                  no_args_is_help=True)
+
+
+@app.command("run")
+def run_cmd(
+    grid: Path = typer.Argument(..., help="Grid file (JSON): kind, base, grid, runs."),
+    out: Path = typer.Option(..., "--out", help="Store folder: one sub-folder per run, results.csv."),
+    executor: str = typer.Option("inprocess", "--executor",
+                                 help=f"Where runs go: {', '.join(EXECUTOR_NAMES)}."),
+    partition: str | None = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)."),
+    timeout_min: int = typer.Option(60, "--timeout-min", help="Time limit of one submitit job, minutes."),
+    gpus_per_node: int = typer.Option(0, "--gpus-per-node", help="GPUs per SLURM job."),
+    cpus_per_task: int = typer.Option(1, "--cpus-per-task", help="CPUs per submitit job."),
+    max_workers: int | None = typer.Option(None, "--max-workers", help="Processes of --executor pool."),
+    max_batch: int | None = typer.Option(None, "--max-batch",
+                                         help="At most this many runs in one engine batch."),
+) -> None:
+    """Run every run of GRID not finished yet in OUT; rerun the same command to resume."""
+    if executor not in EXECUTOR_NAMES:
+        raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
+    # Build (and so validate) every config and the executor before writing anything.
+    kind, configs = load_grid(grid)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", "must be a folder (a file is in the way)", str(out))
+    runner = make_executor(executor, kind.batch_fn, group_key=kind.group_key, max_batch=max_batch,
+                           folder=default_submitit_folder(out), partition=partition,
+                           timeout_min=timeout_min, gpus_per_node=gpus_per_node,
+                           cpus_per_task=cpus_per_task, max_workers=max_workers)
+    try:
+        report = run_sweep(configs, out, runner)
+    except KeyboardInterrupt:
+        # typer turns a KeyboardInterrupt into a silent exit 130; say how to go on.
+        typer.echo("error: interrupted; rerun the same command to resume (finished runs are kept)",
+                   err=True)
+        raise typer.Exit(130) from None
+    ran = len(report.results)
+    typer.echo(f"{report.total} runs: {report.skipped} already done, {ran} ran "
+               f"({report.resumed} resumed), {len(report.failed)} failed; table: {out / RESULTS_CSV}")
+    for result in report.failed:
+        typer.echo(f"failed {result.run_id}: {result.error}", err=True)
+    if report.failed:
+        raise RunError(f"{len(report.failed)} of {report.total} runs failed (their folders hold "
+                       "failed.json); rerun the same command to retry them")
+
+
+@app.command("combine")
+def combine_cmd(
+    out: Path = typer.Argument(..., help="Store folder written by `circeff sweep run`."),
+) -> None:
+    """Combine every finished run of OUT into OUT/results.csv (and .parquet with pyarrow)."""
+    if not (out / "runs").is_dir():
+        raise ConfigError("DIR", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
+    table = combine(out)
+    typer.echo(f"{table['run_id'].nunique()} finished runs, {len(table)} rows: {out / RESULTS_CSV}")
+
+
+@app.command("status")
+def status_cmd(
+    out: Path = typer.Argument(..., help="Store folder written by `circeff sweep run`."),
+) -> None:
+    """Count the runs of OUT that are done, resumable (checkpoint) and new."""
+    if not (out / "runs").is_dir():
+        raise ConfigError("DIR", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
+    counts = RunStore(out).counts()
+    typer.echo(", ".join(f"{n} {status}" for status, n in counts.items()))
