@@ -94,3 +94,23 @@ def test_toy_cli_divergence_is_reported_with_the_step(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "diverged" in err and "at step" in err
     assert not path.exists()
+
+
+@pytest.mark.slow
+def test_toy_cli_default_scale_commands(tmp_path):
+    """The commands at their default sizes (as in the README); about half a minute."""
+    assert run(["toy", "figure2", "--out", str(tmp_path)]) == 0
+    panels = read_json(tmp_path / "fig2.json")["panels"]
+    assert panels["a"]["grokking_step"] > 50 * panels["a"]["fit_step"]
+    assert panels["b"]["grokking_step"] is None
+    assert panels["c"]["grokking_step"] <= 2 * panels["c"]["fit_step"]
+    assert run(["toy", "phase", "--out", str(tmp_path), "--no-progress"]) == 0
+    phase = read_json(tmp_path / "phase.json")
+    p_ratio = phase["p_ratio"]
+    for i, pr in enumerate(p_ratio):   # below the diagonal every cell groks, well above none does
+        if pr < 1.0:
+            assert all(g is not None for g in phase["grokking_step"][i])
+        if pr > 1.5:
+            assert all(g is None for g in phase["grokking_step"][i])
+    assert run(["toy", "ungrok", "--out", str(tmp_path)]) == 0
+    assert run(["toy", "semigrok", "--out", str(tmp_path)]) == 0

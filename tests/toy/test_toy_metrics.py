@@ -36,3 +36,11 @@ def test_toy_grokking_step_counts_only_after_fitting():
     train = [CHANCE, CHANCE, CHANCE, 0.1, 0.05, 0.05]
     test = [CHANCE, 0.1, CHANCE, 0.1, 0.1, 0.1]   # an early dip before fitting is not grokking
     assert grokking_step(STEPS, train, test, N) == 100
+
+
+def test_toy_grokking_must_last_until_the_end():
+    train = [CHANCE, CHANCE, 3.0, 0.1, 0.05, 0.05]
+    test = [CHANCE, CHANCE, 1.0, 0.5, 3.0, 6.0]     # falls, then M takes over again
+    assert grokking_step(STEPS, train, test, N) is None
+    test = [CHANCE, CHANCE, 1.0, 0.5, 3.0, 0.1]     # falls again and stays: that is the grokking step
+    assert grokking_step(STEPS, train, test, N) == 10000
