@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from circeff import validate
 from circeff.errors import ConfigError, RunError
 from circeff.toy import circuits
+from circeff.toy.metrics import fit_step, grokking_step
 
 # |subweight| above this counts as divergence. It keeps w = w1 * w2 <= 1e100, so w * w in the
 # gradient stays finite; every converging run of the toy has subweights of order 10 or less.
@@ -99,7 +100,8 @@ class ToyRun:
 
     ``diverged_step[i]`` is the first step whose update made configuration i overflow,
     or -1. Entries recorded at or after it are NaN here and never leave this object:
-    :meth:`record` cuts them off.
+    :meth:`record` cuts them off. ``final_subweights`` of a diverged configuration is its
+    last good state (checked before the block of steps in which it diverged).
     """
 
     configs: tuple[ToyConfig, ...]
@@ -119,8 +121,6 @@ class ToyRun:
 
     def record(self, i: int) -> dict[str, object]:
         """JSON-ready curves of configuration ``i`` (cut before divergence, never NaN)."""
-        from circeff.toy.metrics import fit_step, grokking_step
-
         keep = slice(None)
         if self.diverged(i):
             keep = self.steps < self.diverged_step[i]
@@ -135,7 +135,8 @@ class ToyRun:
             "w_G": self.w_G[i, keep].tolist(),
             "w_M": self.w_M[i, keep].tolist(),
             "fit_step": fit_step(steps, train, n),
-            "grokking_step": grokking_step(steps, train, test, n),
+            # a run cut short by divergence has no lasting generalisation to report
+            "grokking_step": None if self.diverged(i) else grokking_step(steps, train, test, n),
             "diverged_step": int(self.diverged_step[i]) if self.diverged(i) else None,
         }
 
@@ -233,7 +234,9 @@ def _first_bad_step(saved: NDArray[np.float64], p: _BatchParams, t0: int,
         first[newly] = t0 + k
         if (first >= 0).all():
             break
-    first[first < 0] = t0 + n_steps  # cannot happen with identical maths; keep it safe
+    # The replay repeats the same arithmetic, so every configuration is found; should one not
+    # be, the end of the block is still a correct upper bound for its divergence step.
+    first[first < 0] = t0 + n_steps
     return first
 
 
