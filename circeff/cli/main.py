@@ -16,6 +16,7 @@ try:  # typer >= 0.22 vendors click under typer._click; older typer uses click i
 except ImportError:  # pragma: no cover - depends on the installed typer
     import click.exceptions as click_exc
 
+from circeff.cli import sweep as sweep_cli
 from circeff.cli import theory as theory_cli
 from circeff.cli import toy as toy_cli
 from circeff.cli import train as train_cli
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.add_typer(theory_cli.app, name="theory")
 app.add_typer(toy_cli.app, name="toy")
 app.command("train")(train_cli.train)
+app.add_typer(sweep_cli.app, name="sweep")
 
 
 def _fail(message: str, code: int) -> int:
