@@ -69,9 +69,9 @@ def test_toy_weight_decay_grad_matches_finite_difference(p, w):
     def cost(x):
         return float(circuits._norm_cost(x[0], p["P"], p["kappa"], q, p["alpha"], eps))
 
-    numeric = approx_fprime([w], cost, 1e-7)[0]
+    numeric = approx_fprime([w], cost, 1e-6)[0]
     analytic = circuits.weight_decay_grad(w, p["P"], p["kappa"], q, p["alpha"], eps)
-    assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-5)
+    assert_allclose(analytic, numeric, rtol=1e-4, atol=1e-5 + 1e-8 * abs(cost([w])))
 
 
 @given(st.floats(0.2, 4.0), st.floats(0.5, 3.0), st.floats(1.0, 3.0))
@@ -88,5 +88,7 @@ def test_toy_subweight_grad_matches_finite_difference(sw, n, p):
     def loss(x):
         return float(circuits.total_loss(x[0] * x[1], x[2] * x[3], **kw))
 
-    numeric = approx_fprime(np.asarray(sw), loss, 1e-7)
-    assert_allclose(circuits.subweight_grad(sw, **kw), numeric, rtol=1e-4, atol=1e-4)
+    numeric = approx_fprime(np.asarray(sw), loss, 1e-6)
+    # central differences lose about 1e-16 |L| / h to rounding: allow for it when L is large
+    atol = 1e-4 + 1e-8 * abs(loss(np.asarray(sw)))
+    assert_allclose(circuits.subweight_grad(sw, **kw), numeric, rtol=1e-4, atol=atol)
