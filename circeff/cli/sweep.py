@@ -49,8 +49,14 @@ def run_cmd(
                    err=True)
         raise typer.Exit(130) from None
     ran = len(report.results)
+    diverged = [r for r in report.results if r.ok and isinstance(r.summary, dict)
+                and r.summary.get("status") == "diverged"]
     typer.echo(f"{report.total} runs: {report.skipped} already done, {ran} ran "
-               f"({report.resumed} resumed), {len(report.failed)} failed; table: {out / RESULTS_CSV}")
+               f"({report.resumed} resumed), {len(report.failed)} failed, {len(diverged)} diverged; "
+               f"table: {out / RESULTS_CSV}")
+    for result in diverged:
+        typer.echo(f"diverged {result.run_id}: non-finite loss at step {result.summary.get('diverged_at')} "
+                   "(its rows say status=diverged)", err=True)
     for result in report.failed:
         typer.echo(f"failed {result.run_id}: {result.error}", err=True)
     if report.failed:

@@ -221,12 +221,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts become dotted columns; lists become their JSON text (one cell)."""
+    """Nested dicts become dotted columns (``task.p``), lists of dicts indexed ones
+    (``runs.0.seed``); other lists become their JSON text (one cell)."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            for i, item in enumerate(value):
+                flat.update(flatten(item, prefix=f"{name}.{i}."))
         elif isinstance(value, list):
             flat[name] = json.dumps(value)
         else:

@@ -35,8 +35,13 @@ class FieldSpec:
 
 def bad_configs(specs: Mapping[str, FieldSpec], *, required: Sequence[str] = (),
                 contradictions: Sequence[st.SearchStrategy[dict[str, Any]]] = (),
+                exclusive: Mapping[str, str] = {},
                 ) -> st.SearchStrategy[tuple[frozenset[str], dict[str, Any]]]:
-    """(fields an error may name, config dict) where the dict is invalid in exactly one way."""
+    """(fields an error may name, config dict) where the dict is invalid in exactly one way.
+
+    ``exclusive`` maps a field to one it must not appear with (the other is dropped when
+    the first is set to a bad value, so that the dict is wrong in that one way only).
+    """
 
     @st.composite
     def one_bad_value(draw):
@@ -44,6 +49,11 @@ def bad_configs(specs: Mapping[str, FieldSpec], *, required: Sequence[str] = (),
                 if name in required or draw(st.booleans())}
         field = draw(st.sampled_from(sorted(specs)))
         base[field] = draw(specs[field].invalid)
+        for a, b in exclusive.items():
+            if field == a:
+                base.pop(b, None)
+            elif a in base and b in base:
+                del base[a]
         return frozenset({field}), base
 
     @st.composite
@@ -94,3 +104,54 @@ def toy_configs() -> st.SearchStrategy[ToyRunConfig]:
 
 def bad_toy_configs():
     return bad_configs(TOY_SPECS, required=("target",))
+
+
+def _name_not(*allowed: str):
+    return st.one_of(not_a_string, st.text(string.ascii_letters + "_-0123456789 ", max_size=8).filter(
+        lambda t: t not in allowed and not t.startswith("cuda")))
+
+
+def _int_spec(valid, lo):
+    return FieldSpec(valid, st.one_of(not_an_integer, st.integers(max_value=lo - 1)))
+
+
+# Flat fields of a `"kind": "train"` grid file (circeff.sweep.engine) with tiny valid values.
+TRAIN_SPECS = {
+    "task": FieldSpec(st.sampled_from(["add", "sub", "mul"]), _name_not("add", "sub", "mul", "div", "perm",
+                                                                        "x2_plus_y2", "x2_xy_y2", "x2_xy_y2_x",
+                                                                        "x3_xy", "div_or_sub")),
+    "p": FieldSpec(st.sampled_from([7, 11, 13]), st.one_of(not_an_integer, st.integers(max_value=1),
+                                                          st.integers(min_value=10**4))),
+    "random_labels": FieldSpec(st.booleans(), not_a_bool),
+    "label_seed": _int_spec(st.integers(0, 3), 0),
+    "d_model": _int_spec(st.integers(4, 16), 1),
+    "n_heads": _int_spec(st.integers(1, 2), 1),
+    "d_head": _int_spec(st.integers(2, 8), 1),
+    "d_mlp": _int_spec(st.integers(4, 16), 1),
+    "seed": _int_spec(st.integers(0, 5), 0),
+    "data_seed": _int_spec(st.integers(0, 5), 0),
+    "weight_decay": FieldSpec(st.floats(0, 2), st.one_of(not_a_number, st.floats(max_value=-1e-9),
+                                                         st.just(float("nan")), st.just(float("inf")))),
+    "train_frac": FieldSpec(st.floats(0.2, 0.9), st.one_of(not_a_number, st.floats(max_value=0.0),
+                                                           st.floats(min_value=1.0001))),
+    "train_size": FieldSpec(st.integers(5, 40), st.one_of(not_an_integer, st.integers(max_value=0),
+                                                          st.integers(min_value=10**9, max_value=10**12))),
+    "steps": _int_spec(st.integers(0, 3), 0),
+    "lr": FieldSpec(st.floats(1e-4, 1e-2), st.one_of(not_a_number, st.floats(max_value=0.0))),
+    "beta1": FieldSpec(st.floats(0, 0.99), st.one_of(not_a_number, st.floats(min_value=1.0), st.floats(max_value=-1e-9))),
+    "beta2": FieldSpec(st.floats(0, 0.999), st.one_of(not_a_number, st.floats(min_value=1.0), st.floats(max_value=-1e-9))),
+    "eps": FieldSpec(st.floats(1e-9, 1e-6), st.one_of(not_a_number, st.floats(max_value=0.0))),
+    "log_every": _int_spec(st.integers(1, 10), 1),
+    "checkpoint_every": _int_spec(st.integers(1, 10), 1),
+    "device": FieldSpec(st.just("cpu"), _name_not("cpu")),
+    "chunk_size": FieldSpec(st.integers(1, 4), st.one_of(not_an_integer, st.integers(max_value=0))
+                            .filter(lambda v: v is not None)),  # None is allowed: "automatic"
+    "nan_policy": FieldSpec(st.sampled_from(["freeze", "stop"]), _name_not("freeze", "stop")),
+}
+
+
+def bad_train_configs():
+    both = st.fixed_dictionaries({"train_frac": TRAIN_SPECS["train_frac"].valid,
+                                  "train_size": TRAIN_SPECS["train_size"].valid})
+    return bad_configs(TRAIN_SPECS, required=("train_frac",), contradictions=[both],
+                       exclusive={"train_size": "train_frac"})

@@ -37,7 +37,7 @@ def test_sweep_of_16_runs_interrupted_and_resumed(tmp_path, cli, capsys):
     workfns.INTERRUPT_AFTER_STEPS[0] = None
     workfns.CALLS.clear()
     assert cli(["sweep", "run", str(grid), "--out", str(out), "--max-batch", "4"]) == 0
-    assert "16 runs: 4 already done, 12 ran (3 resumed), 0 failed" in capsys.readouterr().out
+    assert "16 runs: 4 already done, 12 ran (3 resumed), 0 failed, 0 diverged" in capsys.readouterr().out
     assert sum(len(c) for c in workfns.CALLS) == 12, "finished runs were skipped"
     for log in (out / "runs").glob("*/steps.log"):
         assert log.read_text().split() == ["1", "2", "3"], "no step was computed twice"
