@@ -1,0 +1,612 @@
+"""Prediction P1: circuit efficiency against dataset size, fitted from single-circuit networks.
+
+Input: one row per trained network with columns ``circuit`` (``"G"`` or ``"M"``), ``D``
+(training-set size), ``weight_decay``, ``seed``, ``param_norm`` and ``correct_logit``.
+
+Model (SPEC section 4): a circuit at weight ``w`` costs parameter norm ``w^(1/kappa) P``, so
+a single-circuit network with norm ``N`` produces the correct logit
+
+    logit = (N / P)^kappa      i.e.      log logit = kappa log N - kappa log P.
+
+``P`` is the norm the circuit needs for a unit logit: lower ``P`` = more efficient.
+
+Fit (per circuit, ordinary least squares on natural logs)
+--------------------------------------------------------
+``log logit = kappa * log N + b_g`` with one shared ``kappa`` and one intercept ``b_g`` per
+intercept group ``g``; then ``log P_g = -b_g / kappa``. Two choices of group (``intercepts``):
+
+* ``"D"`` (default, the model as the issue states it): one intercept per dataset size.
+  ``kappa`` gets a t-interval from the OLS covariance ``s^2 (X'X)^-1``; ``P(D)`` gets a
+  **delta-method** interval (gradient of ``-b/kappa`` in ``(kappa, b)``, t quantile with the
+  residual degrees of freedom), exponentiated. This assumes independent rows: if seeds differ
+  in efficiency (the paper's Figure 3 shows they do), pooling them biases kappa and the
+  intervals are too narrow; use ``"D_seed"``.
+* ``"D_seed"``: one intercept per (D, seed) "stripe", so ``kappa`` comes only from the variation
+  across weight decays within a seed (the paper's Section 5.1 "stripes"). ``log P(D)`` is the
+  mean of the stripes' ``log P`` (the geometric mean of P over seeds); its interval is a
+  t-interval over seeds (``seeds - 1`` degrees of freedom, the between-seed spread is the
+  uncertainty that matters) widened by the shared-kappa term ``d log P / d kappa * se(kappa)``.
+  Needs two or more seeds per D and two or more weight decays per stripe.
+
+Per-D separate kappas (``CircuitFit.separate``): for every D with at least ``min_points_per_D``
+rows, the same model fitted to that D alone; intervals by t (kappa) and the delta method (P,
+fit noise only). ``kappa_homogeneity_p`` is the F-test p-value of "one kappa for all those D"
+against "one kappa per D" (small p: the shared kappa is a poor summary).
+
+Noise is assumed to be in ``log logit``; the parameter norm is taken as exact (no
+errors-in-variables correction).
+
+Trend and verdict
+-----------------
+``log P(D) = a + s log D`` by unweighted OLS over the fitted ``log P(D)``. Its intervals come
+from a **parametric bootstrap**: ``n_boot`` draws (``seed`` argument) of the vector ``log P(D)``
+from the sampling distribution above (``"D"``: multivariate t with the delta-method covariance,
+which keeps the correlation through the shared kappa; ``"D_seed"``: independent t per D plus the
+common kappa term); each draw is refitted and the percentile interval taken. The interval
+reflects the uncertainty of the ``P(D)`` estimates, not departures from a power law
+(``Trend.residual_sd`` shows those). Measured coverage of nominal 95% intervals on synthetic
+data (M with P = 0.5 sqrt(D), 4 D x 4 seeds x 3 weight decays, log-logit noise 0.1; 200-600
+datasets): ``"D"`` without seed effects: kappa 0.965, P(D) 0.96, slope 0.945-0.97, crossover
+0.92-0.93 (slightly narrow); ``"D_seed"`` with seed effects (sd 0.2 in log P): kappa 0.97, P(D)
+0.98, slope and crossover 0.985 (conservative: each D's between-seed scale is estimated from
+only ``seeds - 1`` degrees of freedom and drawn separately). ``"D"`` with seed effects: kappa
+0.26, P(D) 0.61 - do not pool seeds that differ in efficiency.
+
+* M rises: the slope interval of M lies above 0.
+* G flat: the slope interval of G contains 0, or lies inside ``[-g_flat_tolerance,
+  +g_flat_tolerance]`` (default 0.1: ten times more data changes P_G by at most a factor
+  10^0.1 = 1.26). The second clause is an equivalence test: a very precise, tiny slope counts
+  as flat.
+* P1 holds when both hold.
+
+Efficiency crossover (first D_crit estimate): the D where the M trend meets P_G. With
+``g_model="flat"`` (default; the theory says G's efficiency does not depend on D, and G-only
+networks are trained at larger D than M-only ones, so extrapolating a G slope is fragile)
+``log P_G`` is the mean of the fitted ``log P_G(D)``; with ``"trend"`` it is the G trend line.
+``log D_crit = (log P_G - a_M) / s_M`` (or the intersection of the two lines). If M does not
+rise faster than G there is no crossing: the point estimate is nan and such draws count as
+``+inf`` (the interval's upper end becomes unbounded, ``None`` in ``to_dict()``). The interval is
+the percentile interval over the joint draws (G and M independent: different networks).
+
+Results are frozen dataclasses; ``to_dict()`` gives JSON-ready plain data without nan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from circeff.analysis.stats import (
+    Interval,
+    Record,
+    check_common,
+    percentile_interval,
+    require_columns,
+)
+from circeff.errors import ConfigError
+from circeff.validate import integer_at_least, positive
+
+__all__ = [
+    "CIRCUITS",
+    "EFFICIENCY_COLUMNS",
+    "CircuitFit",
+    "Crossover",
+    "EfficiencyAnalysis",
+    "EfficiencyVerdict",
+    "PerD",
+    "SeparateFit",
+    "Trend",
+    "analyse_efficiency",
+    "fit_circuit",
+    "fit_trend",
+    "fitted_lines",
+    "per_D_table",
+]
+
+CIRCUITS = ("G", "M")
+EFFICIENCY_COLUMNS = ("circuit", "D", "weight_decay", "seed", "param_norm", "correct_logit")
+Intercepts = Literal["D", "D_seed"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerD(Record):
+    """Fitted efficiency at one dataset size: ``P`` with its interval."""
+
+    D: float
+    n: int
+    n_seeds: int
+    P: Interval
+
+
+@dataclass(frozen=True)
+class SeparateFit(Record):
+    """The model fitted to one D alone (its own kappa)."""
+
+    D: float
+    n: int
+    kappa: Interval
+    P: Interval
+
+
+@dataclass(frozen=True)
+class CircuitFit(Record):
+    """Shared-kappa fit for one circuit.
+
+    Attributes:
+        circuit: "G" or "M".
+        intercepts: "D" or "D_seed" (see module docstring).
+        n_rows: rows used.
+        kappa: shared exponent with its t-interval.
+        per_D: one :class:`PerD` per dataset size, sorted by D.
+        residual_sd: standard deviation of the log-logit residuals.
+        separate: per-D fits with their own kappa (D with enough rows only).
+        kappa_homogeneity_p: F-test p-value, shared vs separate kappas (nan if untestable).
+    """
+
+    circuit: str
+    intercepts: str
+    n_rows: int
+    kappa: Interval
+    per_D: tuple[PerD, ...]
+    residual_sd: float
+    separate: tuple[SeparateFit, ...]
+    kappa_homogeneity_p: float
+
+    @property
+    def D(self) -> np.ndarray:
+        return np.array([p.D for p in self.per_D])
+
+    @property
+    def P(self) -> np.ndarray:
+        return np.array([p.P.value for p in self.per_D])
+
+
+@dataclass(frozen=True)
+class Trend(Record):
+    """``log P(D) = intercept + slope * log D`` (natural logs) for one circuit."""
+
+    circuit: str
+    slope: Interval
+    intercept: float
+    residual_sd: float
+    n_D: int
+
+    def log_P(self, D: np.ndarray | float) -> np.ndarray:
+        """The trend line's ``log P`` at ``D`` (used for interpolation and for plots)."""
+        return self.intercept + self.slope.value * np.log(np.asarray(D, dtype=float))
+
+
+@dataclass(frozen=True)
+class Crossover(Record):
+    """D where the M trend meets P_G: the efficiency estimate of D_crit."""
+
+    D_crit: Interval
+    g_model: str
+    log_P_G: float
+    within_M_range: bool
+    n_boot: int
+    n_no_crossing: int
+
+
+@dataclass(frozen=True)
+class EfficiencyVerdict(Record):
+    """P1 from the fits: M's P rises with D, G's P is flat."""
+
+    holds: bool
+    m_rises: bool
+    g_flat: bool
+    m_slope: Interval
+    g_slope: Interval
+    g_flat_tolerance: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class EfficiencyAnalysis(Record):
+    """Everything P1 reports: both fits, both trends, the crossover and the verdict."""
+
+    fit_G: CircuitFit
+    fit_M: CircuitFit
+    trend_G: Trend
+    trend_M: Trend
+    crossover: Crossover
+    verdict: EfficiencyVerdict
+
+
+# ---------------------------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------------------------
+
+
+def _validated(rows: object) -> pd.DataFrame:
+    df = require_columns(rows, EFFICIENCY_COLUMNS,
+                         numeric=("D", "weight_decay", "param_norm", "correct_logit"))
+    df["circuit"] = df["circuit"].astype(str)
+    bad = ~df["circuit"].isin(CIRCUITS)
+    if bad.any():
+        raise ConfigError("circuit", "must be 'G' or 'M'", df["circuit"][bad].iloc[0])
+    for col in ("D", "param_norm"):
+        if (df[col] <= 0).any():
+            raise ConfigError(col, "must be > 0", float(df[col][df[col] <= 0].iloc[0]))
+    if (df["correct_logit"] <= 0).any():
+        raise ConfigError("correct_logit", "must be > 0 for a log-log fit (drop failed runs first)",
+                          float(df["correct_logit"][df["correct_logit"] <= 0].iloc[0]))
+    return df
+
+
+@dataclass(frozen=True)
+class _Design:
+    """One circuit's rows in the form the estimators need (all arrays indexed by row)."""
+
+    circuit: str
+    intercepts: str
+    x: np.ndarray            # log param_norm
+    y: np.ndarray            # log correct_logit
+    D_values: np.ndarray     # sorted distinct D
+    d_of_row: np.ndarray     # index into D_values
+    group_of_row: np.ndarray  # intercept group (D, or (D, seed) stripe)
+    d_of_group: np.ndarray   # D index of every group
+    n_seeds: np.ndarray      # distinct seeds per D
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.d_of_group.size)
+
+
+def _design(df: pd.DataFrame, circuit: str, intercepts: str) -> _Design:
+    if intercepts not in ("D", "D_seed"):
+        raise ConfigError("intercepts", "must be 'D' or 'D_seed'", intercepts)
+    sub = df[df["circuit"] == circuit].reset_index(drop=True)
+    if len(sub) == 0:
+        raise ConfigError("circuit", f"no rows for circuit {circuit!r}",
+                          sorted(df["circuit"].unique().tolist()))
+    D_values, d_of_row = np.unique(sub["D"].to_numpy(), return_inverse=True)
+    seed_codes = pd.factorize(sub["seed"].astype(str))[0]
+    n_seeds = np.array([np.unique(seed_codes[d_of_row == i]).size for i in range(D_values.size)])
+    if intercepts == "D":
+        group_of_row = d_of_row
+        d_of_group = np.arange(D_values.size)
+    else:
+        if (n_seeds < 2).any():
+            raise ConfigError("seed", f"circuit {circuit}: intercepts='D_seed' needs at least two "
+                              "seeds at every D", int(D_values[np.argmax(n_seeds < 2)]))
+        stripes = pd.factorize(pd.Series(list(zip(d_of_row, seed_codes))))[0]
+        group_of_row = stripes
+        d_of_group = np.zeros(stripes.max() + 1, dtype=int)
+        d_of_group[stripes] = d_of_row
+    return _Design(circuit, intercepts, np.log(sub["param_norm"].to_numpy()),
+                   np.log(sub["correct_logit"].to_numpy()), D_values, d_of_row,
+                   np.asarray(group_of_row), d_of_group, n_seeds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimators
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _OLS:
+    beta: np.ndarray   # [kappa, b_0, ..., b_{G-1}]
+    cov: np.ndarray
+    rss: float
+    dof: int
+
+
+def _ols(x: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int) -> _OLS:
+    """``y = kappa x + b_group`` by least squares, with the usual covariance ``s^2 (X'X)^-1``."""
+    X = np.zeros((x.size, 1 + n_groups))
+    X[:, 0] = x
+    X[np.arange(x.size), 1 + group] = 1.0
+    beta, _, rank, _ = np.linalg.lstsq(X, y, rcond=None)
+    dof = x.size - X.shape[1]
+    resid = y - X @ beta
+    rss = float(resid @ resid)
+    if rank < X.shape[1] or dof < 1:
+        return _OLS(beta, np.full((X.shape[1], X.shape[1]), np.nan), rss, dof)
+    cov = rss / dof * np.linalg.inv(X.T @ X)
+    return _OLS(beta, cov, rss, dof)
+
+
+def _t_interval(value: float, se: float, dof: float, level: float, method: str) -> Interval:
+    if not np.isfinite(se) or dof < 1:
+        return Interval(float(value), -np.inf, np.inf, level, method)
+    half = stats.t.ppf(0.5 + level / 2.0, dof) * se
+    return Interval(float(value), float(value - half), float(value + half), level, method)
+
+
+def _log_P_and_gradient(fit: _OLS, groups: np.ndarray) -> tuple[float, np.ndarray]:
+    """``log P = mean_g(-b_g / kappa)`` over ``groups`` and its gradient in ``beta``."""
+    kappa = fit.beta[0]
+    b = fit.beta[1 + groups]
+    grad = np.zeros(fit.beta.size)
+    grad[0] = float(np.mean(b)) / kappa**2
+    grad[1 + groups] = -1.0 / (kappa * groups.size)
+    return float(np.mean(-b / kappa)), grad
+
+
+@dataclass(frozen=True)
+class _LogPDistribution:
+    """Estimated ``log P(D)`` and its approximate sampling distribution, for intervals and draws.
+
+    ``"D"`` intercepts: multivariate t with the delta-method covariance ``cov`` and ``dof``
+    residual degrees of freedom. ``"D_seed"``: independent t per D (scale ``se_seed``, ``dof_D`` =
+    seeds - 1, the between-seed spread) plus the shared-kappa term ``grad_kappa * sd_kappa``
+    times a t with ``dof`` degrees of freedom. ``se`` is the scale of one D's interval.
+    """
+
+    value: np.ndarray
+    se: np.ndarray
+    dof_D: np.ndarray
+    dof: int
+    cov: np.ndarray | None = None
+    se_seed: np.ndarray | None = None
+    grad_kappa: np.ndarray | None = None
+    sd_kappa: float = 0.0
+
+    def draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``[n, n_D]`` draws of ``log P(D)`` (a parametric bootstrap)."""
+        if self.cov is not None:
+            z = rng.multivariate_normal(np.zeros(self.value.size), self.cov, size=n,
+                                        method="eigh")
+            return self.value + z / np.sqrt(rng.chisquare(self.dof, size=(n, 1)) / self.dof)
+        t_D = rng.standard_t(self.dof_D, size=(n, self.value.size))
+        t_kappa = rng.standard_t(self.dof, size=(n, 1))
+        return self.value + self.se_seed * t_D + self.grad_kappa * self.sd_kappa * t_kappa
+
+    def interval(self, i: int, level: float, method: str) -> Interval:
+        return _t_interval(self.value[i], self.se[i], self.dof_D[i], level, method)
+
+
+def _check_identifiable(des: _Design, fit: _OLS) -> None:
+    n_params = 1 + des.n_groups
+    if fit.dof < 1:
+        raise ConfigError("rows", f"circuit {des.circuit}: need more than {n_params} rows "
+                          f"(one kappa plus {des.n_groups} intercepts)", int(des.x.size))
+    if not np.isfinite(fit.cov).all():
+        if des.intercepts == "D_seed":
+            raise ConfigError("weight_decay", f"circuit {des.circuit}: intercepts='D_seed' needs "
+                              "two or more parameter norms (weight decays) within a seed and D")
+        raise ConfigError("param_norm", f"circuit {des.circuit}: must vary within at least one D "
+                          "to fit kappa")
+
+
+def _log_P_distribution(des: _Design, fit: _OLS) -> _LogPDistribution:
+    n_D = des.D_values.size
+    if des.intercepts == "D":
+        value, J = np.zeros(n_D), np.zeros((n_D, fit.beta.size))
+        for i in range(n_D):
+            value[i], J[i] = _log_P_and_gradient(fit, np.flatnonzero(des.d_of_group == i))
+        cov = J @ fit.cov @ J.T
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        return _LogPDistribution(value, se, np.full(n_D, fit.dof), fit.dof, cov)
+    kappa = fit.beta[0]
+    log_P_stripe = -fit.beta[1:] / kappa
+    value, se_seed, grad = np.zeros(n_D), np.zeros(n_D), np.zeros(n_D)
+    for i in range(n_D):
+        groups = np.flatnonzero(des.d_of_group == i)
+        value[i] = log_P_stripe[groups].mean()
+        se_seed[i] = log_P_stripe[groups].std(ddof=1) / np.sqrt(groups.size)
+        grad[i] = fit.beta[1 + groups].mean() / kappa**2
+    sd_kappa = float(np.sqrt(fit.cov[0, 0]))
+    # one P(D)'s interval folds the kappa term into the between-seed scale
+    se = np.sqrt(se_seed**2 + (grad * sd_kappa) ** 2)
+    return _LogPDistribution(value, se, des.n_seeds - 1, fit.dof, None, se_seed, grad, sd_kappa)
+
+
+def _separate_fits(des: _Design, level: float, min_points: int) -> tuple[tuple[SeparateFit, ...], float]:
+    fits, rss_sep, dof_sep, rows_used = [], 0.0, 0, []
+    for i, D in enumerate(des.D_values):
+        rows = np.flatnonzero(des.d_of_row == i)
+        if rows.size < min_points:
+            continue
+        codes, group = np.unique(des.group_of_row[rows], return_inverse=True)
+        fit = _ols(des.x[rows], des.y[rows], group, codes.size)
+        if fit.dof < 1 or not np.isfinite(fit.cov).all():
+            continue
+        kappa = _t_interval(fit.beta[0], np.sqrt(fit.cov[0, 0]), fit.dof, level, "OLS t")
+        log_P, grad = _log_P_and_gradient(fit, np.arange(codes.size))
+        se = np.sqrt(max(float(grad @ fit.cov @ grad), 0.0))
+        P = _t_interval(log_P, se, fit.dof, level, "delta method (t), fit noise only").map(np.exp)
+        fits.append(SeparateFit(float(D), int(rows.size), kappa, P))
+        rss_sep += fit.rss
+        dof_sep += fit.dof
+        rows_used.append(rows)
+    p_value = np.nan
+    if len(fits) >= 2 and rss_sep > 0:
+        rows = np.concatenate(rows_used)
+        codes, group = np.unique(des.group_of_row[rows], return_inverse=True)
+        shared = _ols(des.x[rows], des.y[rows], group, codes.size)
+        df1 = len(fits) - 1
+        F = max(shared.rss - rss_sep, 0.0) / df1 / (rss_sep / dof_sep)
+        p_value = float(stats.f.sf(F, df1, dof_sep))
+    return tuple(fits), p_value
+
+
+_P_METHOD = {"D": "delta method (t)", "D_seed": "t over seeds (+ kappa term)"}
+_DRAW_METHOD = {"D": "parametric bootstrap (multivariate t, delta-method covariance)",
+                "D_seed": "parametric bootstrap (t over seeds per D, + kappa term)"}
+
+
+def _fit(des: _Design, *, level: float, min_points_per_D: int) -> tuple[CircuitFit, _LogPDistribution]:
+    shared = _ols(des.x, des.y, des.group_of_row, des.n_groups)
+    _check_identifiable(des, shared)
+    kappa = _t_interval(shared.beta[0], np.sqrt(shared.cov[0, 0]), shared.dof, level, "OLS t")
+    dist = _log_P_distribution(des, shared)
+    per_D = tuple(
+        PerD(float(D), int((des.d_of_row == i).sum()), int(des.n_seeds[i]),
+             dist.interval(i, level, _P_METHOD[des.intercepts]).map(np.exp))
+        for i, D in enumerate(des.D_values))
+    separate, p_value = _separate_fits(des, level, min_points_per_D)
+    fit = CircuitFit(des.circuit, des.intercepts, int(des.x.size), kappa, per_D,
+                     float(np.sqrt(shared.rss / shared.dof)), separate, p_value)
+    return fit, dist
+
+
+def fit_circuit(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = 0.95,
+                min_points_per_D: int = 3) -> CircuitFit:
+    """Shared-kappa fit of ``logit = (norm / P(D))^kappa`` for one circuit (see module doc)."""
+    check_common(level=level)
+    integer_at_least("min_points_per_D", min_points_per_D, 3)
+    des = _design(_validated(rows), circuit, intercepts)
+    return _fit(des, level=level, min_points_per_D=min_points_per_D)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Trend, crossover, verdict
+# ---------------------------------------------------------------------------------------------
+
+
+def _line(log_D: np.ndarray, log_P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise OLS of ``log_P [B, n_D]`` on ``log_D [n_D]``: (intercept [B], slope [B])."""
+    xc = log_D - log_D.mean()
+    slope = (log_P - log_P.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    return log_P.mean(axis=1) - slope * log_D.mean(), slope
+
+
+def _trend(fit: CircuitFit, value: np.ndarray, draws: np.ndarray, level: float,
+           method: str) -> Trend:
+    log_D = np.log(fit.D)
+    a, s = _line(log_D, value[None, :])
+    _, s_draws = _line(log_D, draws)
+    resid = value - (a[0] + s[0] * log_D)
+    resid_sd = float(np.sqrt(resid @ resid / (log_D.size - 2))) if log_D.size > 2 else np.nan
+    return Trend(fit.circuit, percentile_interval(s[0], s_draws, level, method), float(a[0]),
+                 resid_sd, int(log_D.size))
+
+
+def _require_two_D(des: _Design) -> None:
+    if des.D_values.size < 2:
+        raise ConfigError("D", f"circuit {des.circuit}: needs at least two distinct D values to fit "
+                          "the trend of P(D)", des.D_values.tolist())
+
+
+def fit_trend(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = 0.95,
+              n_boot: int = 2000, seed: int = 0) -> Trend:
+    """Slope of ``log P(D)`` against ``log D`` for one circuit with its interval."""
+    check_common(level=level, n_boot=n_boot, seed=seed)
+    des = _design(_validated(rows), circuit, intercepts)
+    _require_two_D(des)
+    fit, dist = _fit(des, level=level, min_points_per_D=3)
+    draws = dist.draws(n_boot, np.random.default_rng(seed))
+    return _trend(fit, dist.value, draws, level, _DRAW_METHOD[intercepts])
+
+
+def _crossing(aM: np.ndarray, sM: np.ndarray, aG: np.ndarray, sG: np.ndarray) -> np.ndarray:
+    """``log D`` where the lines meet; +inf where M does not rise faster than G."""
+    rel = sM - sG
+    out = np.full(np.shape(rel), np.inf)
+    ok = rel > 0
+    out[ok] = (aG[ok] - aM[ok]) / rel[ok]
+    return out
+
+
+def _crossover(fit_G: CircuitFit, fit_M: CircuitFit, logPG: np.ndarray, logPM: np.ndarray,
+               g_model: str, level: float, method: str) -> Crossover:
+    """``logPG``/``logPM``: ``[1 + B, n_D]``, the estimate in row 0 then B draws."""
+    aM, sM = _line(np.log(fit_M.D), logPM)
+    if g_model == "flat":
+        aG, sG = logPG.mean(axis=1), np.zeros(logPG.shape[0])
+    else:
+        aG, sG = _line(np.log(fit_G.D), logPG)
+    log_cross = _crossing(aM, sM, aG, sG)
+    point = float(np.exp(log_cross[0])) if np.isfinite(log_cross[0]) else np.nan
+    with np.errstate(over="ignore"):
+        reps = np.exp(log_cross[1:])
+    interval = percentile_interval(point, reps, level, method)
+    within = bool(np.isfinite(point) and fit_M.D.min() <= point <= fit_M.D.max())
+    return Crossover(interval, g_model, float(aG[0]), within, int(reps.size),
+                     int(np.isinf(log_cross[1:]).sum()))
+
+
+def _verdict(trend_G: Trend, trend_M: Trend, tol: float) -> EfficiencyVerdict:
+    m_rises = trend_M.slope.above(0.0)
+    g_contains_zero = trend_G.slope.contains(0.0)
+    g_equivalent = trend_G.slope.within(-tol, tol)
+    g_flat = g_contains_zero or g_equivalent
+    parts = [f"M slope {trend_M.slope.value:.3g} [{trend_M.slope.lo:.3g}, {trend_M.slope.hi:.3g}] "
+             + ("above 0" if m_rises else "not above 0"),
+             f"G slope {trend_G.slope.value:.3g} [{trend_G.slope.lo:.3g}, {trend_G.slope.hi:.3g}] "
+             + ("contains 0" if g_contains_zero else
+                f"within +-{tol:g}" if g_equivalent else f"excludes 0 and leaves +-{tol:g}")]
+    return EfficiencyVerdict(bool(m_rises and g_flat), bool(m_rises), bool(g_flat), trend_M.slope,
+                             trend_G.slope, float(tol), "; ".join(parts))
+
+
+def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: float = 0.95,
+                       n_boot: int = 2000, seed: int = 0, g_flat_tolerance: float = 0.1,
+                       g_model: Literal["flat", "trend"] = "flat",
+                       min_points_per_D: int = 3) -> EfficiencyAnalysis:
+    """P1 from single-circuit networks: fits, trends, crossover (D_crit) and verdict.
+
+    ``n_boot`` draws of the parametric bootstrap (``seed`` seeds them) give the slope and
+    crossover intervals. Raises ConfigError naming ``D`` when a circuit has fewer than two D
+    values, ``circuit`` when one circuit is missing, and the offending column for bad values.
+    """
+    check_common(level=level, n_boot=n_boot, seed=seed)
+    positive("g_flat_tolerance", g_flat_tolerance)
+    integer_at_least("min_points_per_D", min_points_per_D, 3)
+    if g_model not in ("flat", "trend"):
+        raise ConfigError("g_model", "must be 'flat' or 'trend'", g_model)
+    df = _validated(rows)
+    missing = [c for c in CIRCUITS if c not in set(df["circuit"])]
+    if missing:
+        raise ConfigError("circuit", "rows for both 'G' and 'M' are needed", sorted(set(df["circuit"])))
+    designs = {c: _design(df, c, intercepts) for c in CIRCUITS}
+    for des in designs.values():
+        _require_two_D(des)
+    rng_G, rng_M = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    fit_G, dist_G = _fit(designs["G"], level=level, min_points_per_D=min_points_per_D)
+    fit_M, dist_M = _fit(designs["M"], level=level, min_points_per_D=min_points_per_D)
+    draws_G, draws_M = dist_G.draws(n_boot, rng_G), dist_M.draws(n_boot, rng_M)
+    method = _DRAW_METHOD[intercepts]
+    trend_G = _trend(fit_G, dist_G.value, draws_G, level, method)
+    trend_M = _trend(fit_M, dist_M.value, draws_M, level, method)
+    crossover = _crossover(fit_G, fit_M, np.vstack([dist_G.value, draws_G]),
+                           np.vstack([dist_M.value, draws_M]), g_model, level,
+                           method + ", G and M drawn independently")
+    return EfficiencyAnalysis(fit_G, fit_M, trend_G, trend_M, crossover,
+                              _verdict(trend_G, trend_M, g_flat_tolerance))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables for plots and CSV
+# ---------------------------------------------------------------------------------------------
+
+
+def fitted_lines(fit: CircuitFit, rows: object, n_points: int = 20) -> pd.DataFrame:
+    """The fitted ``logit = (norm / P(D))^kappa`` over each D's observed norm range.
+
+    Columns ``circuit, D, param_norm, correct_logit``; what a Figure 3 panel draws as lines.
+    """
+    integer_at_least("n_points", n_points, 2)
+    df = _validated(rows)
+    df = df[df["circuit"] == fit.circuit]
+    out = []
+    for p in fit.per_D:
+        norms = df.loc[df["D"] == p.D, "param_norm"]
+        if norms.empty:
+            continue
+        grid = np.geomspace(norms.min(), norms.max(), n_points)
+        out.append(pd.DataFrame({"circuit": fit.circuit, "D": p.D, "param_norm": grid,
+                                 "correct_logit": (grid / p.P.value) ** fit.kappa.value}))
+    return pd.concat(out, ignore_index=True)
+
+
+def per_D_table(analysis: EfficiencyAnalysis) -> pd.DataFrame:
+    """Flat table of the fitted P(D): ``circuit, D, n, n_seeds, P, P_lo, P_hi, kappa``."""
+    rows = []
+    for fit in (analysis.fit_G, analysis.fit_M):
+        for p in fit.per_D:
+            rows.append({"circuit": fit.circuit, "D": p.D, "n": p.n, "n_seeds": p.n_seeds,
+                         "P": p.P.value, "P_lo": p.P.lo, "P_hi": p.P.hi,
+                         "kappa": fit.kappa.value})
+    return pd.DataFrame(rows)

@@ -1,0 +1,325 @@
+"""Figures of the analysis layer. Every function takes data (tables or the result dataclasses)
+and returns a :class:`matplotlib.figure.Figure`; none fits or estimates anything.
+
+Figures are built with ``Figure`` directly (no pyplot state, so nothing leaks between calls, no
+display is needed and the global backend is left alone; PNGs render through the Agg canvas). Save one with :func:`save_figure`
+(atomic write). One style helper keeps sizes, colours and fonts consistent:
+
+* circuits: G blue, M orange; dataset sizes: viridis on a log colour scale;
+* trajectory classes: grokked green, semi purple, ungeneralised grey, unsettled brown;
+* bands (intervals) are translucent spans in the colour of their estimate.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+
+from circeff.analysis.dcrit import DcritEstimate
+from circeff.analysis.efficiency import EfficiencyAnalysis
+from circeff.analysis.semigrok import LABELS, TrajectoryClass
+from circeff.analysis.stats import Interval
+from circeff.errors import ConfigError
+from circeff.io import atomic_write_bytes
+
+__all__ = [
+    "CIRCUIT_COLORS",
+    "CLASS_COLORS",
+    "plot_allocation",
+    "plot_efficiency",
+    "plot_logit_vs_norm",
+    "plot_progress",
+    "plot_ratio_vs_D",
+    "plot_semigrok",
+    "plot_ungrokking",
+    "save_figure",
+]
+
+CIRCUIT_COLORS = {"G": "tab:blue", "M": "tab:orange"}
+CLASS_COLORS = {"grokked": "tab:green", "semi": "tab:purple", "ungeneralised": "tab:gray",
+                "unsettled": "tab:brown"}
+_PANEL = (4.4, 3.4)  # inches per panel
+
+
+def _figure(ncols: int = 1, *, title: str | None = None) -> tuple[Figure, list]:
+    """A figure with ``ncols`` panels in one row, constrained layout, consistent fonts."""
+    fig = Figure(figsize=(_PANEL[0] * ncols, _PANEL[1]), layout="constrained", dpi=110)
+    axes = list(fig.subplots(1, ncols, squeeze=False)[0])
+    for ax in axes:
+        ax.tick_params(which="both", labelsize=8)
+        ax.grid(True, which="major", alpha=0.3, linewidth=0.6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def _log(ax, which: str = "xy") -> None:
+    """Log scale with plain tick labels (100, 200, 500 rather than 2 x 10^2): majors always,
+    minors at 2 and 5 times a power of ten while the axis spans at most two decades."""
+    for name in which:
+        getattr(ax, f"set_{name}scale")("log")
+        axis = getattr(ax, f"{name}axis")
+
+        def minor(value: float, _pos: object, axis=axis) -> str:
+            lo, hi = sorted(axis.get_view_interval())
+            if lo <= 0 or hi / lo > 100 or value <= 0:
+                return ""
+            mantissa = value / 10 ** np.floor(np.log10(value))
+            return f"{value:g}" if np.isclose(mantissa, 2) or np.isclose(mantissa, 5) else ""
+
+        axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+        axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str | None = None) -> None:
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def _band(ax, interval: Interval, color: str, label: str | None = None) -> None:
+    """Vertical span over a D interval (unbounded ends are clipped to the axis)."""
+    lo, hi = interval.lo, interval.hi
+    x0, x1 = ax.get_xlim()
+    if not (np.isfinite(lo) or np.isfinite(hi)):
+        return
+    ax.axvspan(lo if np.isfinite(lo) else x0, hi if np.isfinite(hi) else x1, color=color,
+               alpha=0.15, linewidth=0, label=label)
+    ax.set_xlim(x0, x1)
+
+
+def _require(rows: pd.DataFrame, columns: Sequence[str]) -> None:
+    for col in columns:
+        if col not in rows.columns:
+            raise ConfigError(col, "column is missing from the rows", sorted(rows.columns))
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 130) -> None:
+    """Write ``fig`` as PNG atomically (temporary file + rename)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# P1: Figure 3 analogue and P(D)
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) -> Figure:
+    """Figure 3: correct logit against parameter norm, coloured by D; panels M then G.
+
+    ``rows``: the efficiency table (``circuit, D, param_norm, correct_logit``). ``lines``:
+    optional fitted lines in the same columns (``efficiency.fitted_lines``), drawn per D.
+    Axes: the two panels and one shared colour bar (three in all).
+    """
+    _require(rows, ("circuit", "D", "param_norm", "correct_logit"))
+    fig, axes = _figure(2, title="Correct logit against parameter norm (P1)")
+    norm = LogNorm(vmin=rows["D"].min(), vmax=max(rows["D"].max(), rows["D"].min() * 1.0001))
+    cmap = matplotlib.colormaps["viridis"]
+    for ax, circuit in zip(axes, ("M", "G")):
+        sub = rows[rows["circuit"] == circuit]
+        sc = ax.scatter(sub["param_norm"], sub["correct_logit"], c=sub["D"], cmap=cmap, norm=norm,
+                        s=14, alpha=0.8, edgecolors="none")
+        if lines is not None:
+            for D, line in lines[lines["circuit"] == circuit].groupby("D"):
+                ax.plot(line["param_norm"], line["correct_logit"], color=cmap(norm(D)), lw=1.2)
+        _log(ax)
+        name = "memorising (M)" if circuit == "M" else "generalising (G)"
+        _label(ax, "parameter norm", "correct logit", f"{name}-only networks")
+    colorbar = fig.colorbar(sc, ax=axes, shrink=0.9)
+    colorbar.set_label("dataset size D", fontsize=9)
+    return fig
+
+
+def plot_efficiency(analysis: EfficiencyAnalysis) -> Figure:
+    """P(D) with intervals for G and M, their trend lines, and the crossover D_crit band."""
+    fig, (ax,) = _figure(1, title="Efficiency: norm P needed for a unit logit (P1)")
+    for fit, trend in ((analysis.fit_G, analysis.trend_G), (analysis.fit_M, analysis.trend_M)):
+        color = CIRCUIT_COLORS[fit.circuit]
+        P = np.array([p.P.value for p in fit.per_D])
+        err = np.array([[p.P.value - p.P.lo for p in fit.per_D], [p.P.hi - p.P.value for p in fit.per_D]])
+        ax.errorbar(fit.D, P, yerr=err, fmt="o", color=color, ms=4, capsize=3,
+                    label=f"{fit.circuit}: P(D), kappa={fit.kappa.value:.2f}")
+        grid = np.geomspace(fit.D.min(), fit.D.max(), 50)
+        ax.plot(grid, np.exp(trend.log_P(grid)), color=color, lw=1,
+                label=f"{fit.circuit} trend: slope {trend.slope.value:.2f} "
+                      f"[{trend.slope.lo:.2f}, {trend.slope.hi:.2f}]")
+    cross = analysis.crossover
+    _log(ax)
+    if cross.g_model == "flat":
+        ax.axhline(np.exp(cross.log_P_G), color=CIRCUIT_COLORS["G"], ls=":", lw=1)
+    if np.isfinite(cross.D_crit.value):
+        ax.axvline(cross.D_crit.value, color="k", ls="--", lw=1,
+                   label=f"crossover D_crit {cross.D_crit.value:.3g}")
+        _band(ax, cross.D_crit, "k")
+    _label(ax, "dataset size D", "P (parameter norm per unit logit)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# P2/P3: ungrokking; P4: semi-grokking; Figure 9
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = ()) -> Figure:
+    """Figures 4/7/10b: final test accuracy against D', one colour per weight decay, with the
+    fitted transition and the D_crit band of each estimate (matched by weight decay)."""
+    _require(rows, ("D", "weight_decay", "final_test_acc"))
+    fig, (ax,) = _figure(1, title="Ungrokking: final test accuracy against D' (P2, P3)")
+    wds = sorted(rows["weight_decay"].unique())
+    cmap = matplotlib.colormaps["plasma"]
+    colors = {wd: cmap(0.15 + 0.7 * i / max(len(wds) - 1, 1)) for i, wd in enumerate(wds)}
+    for wd in wds:
+        sub = rows[rows["weight_decay"] == wd]
+        ax.scatter(sub["D"], sub["final_test_acc"], color=colors[wd], s=12, alpha=0.6,
+                   edgecolors="none", label=f"wd {wd:g}")
+    _log(ax, "x")
+    grid = np.geomspace(rows["D"].min(), rows["D"].max(), 200)
+    for est in estimates:
+        color = colors.get(est.weight_decay, "k")
+        ax.plot(grid, est.curve.accuracy(grid), color=color, lw=1.2)
+        ax.axvline(est.D_crit.value, color=color, ls="--", lw=0.8)
+        _band(ax, est.D_crit, color)
+    ax.set_ylim(-0.03, 1.03)
+    _label(ax, "reduced training set size D'", "final test accuracy")
+    handles, labels = ax.get_legend_handles_labels()
+    if estimates:
+        handles.append(Line2D([], [], color="k", ls="--", lw=0.8))
+        labels.append("D_crit (band: interval)")
+    ax.legend(handles, labels, fontsize=7)
+    return fig
+
+
+def plot_semigrok(rows: pd.DataFrame, classes: Sequence[TrajectoryClass], *, run_column: str = "run",
+                  log_steps: bool = False) -> Figure:
+    """Figures 5/6: test accuracy over steps for every run, coloured by its class; transient
+    plateaus drawn as thick segments."""
+    _require(rows, (run_column, "step", "test_acc"))
+    fig, (ax,) = _figure(1, title="Semi-grokking: test accuracy over training (P4)")
+    by_run: Mapping[str, TrajectoryClass] = {c.run: c for c in classes}
+    for run, g in rows.groupby(run_column, sort=True):
+        cls = by_run.get(str(run))
+        color = CLASS_COLORS.get(cls.label, "k") if cls else "k"
+        ax.plot(g["step"], g["test_acc"], color=color, lw=0.9, alpha=0.8)
+        if cls and cls.transient_plateau:
+            ax.plot([cls.plateau_start, cls.plateau_end], [cls.plateau_level] * 2, color="k",
+                    lw=5, alpha=0.25, solid_capstyle="butt")
+    if log_steps:
+        _log(ax, "x")
+    ax.set_ylim(-0.03, 1.03)
+    counts = {label: sum(c.label == label for c in classes) for label in LABELS}
+    handles = [Line2D([], [], color=CLASS_COLORS[k], lw=1.5) for k in LABELS]
+    labels = [f"{k} ({counts[k]})" for k in LABELS]
+    handles.append(Line2D([], [], color="k", lw=5, alpha=0.25))
+    labels.append("transient plateau")
+    ax.legend(handles, labels, fontsize=7)
+    _label(ax, "step", "test accuracy")
+    return fig
+
+
+_PROXY_STYLE = {"trig_train": ("G (trig), train", CIRCUIT_COLORS["G"], "-"),
+                "trig_test": ("G (trig), test", CIRCUIT_COLORS["G"], "--"),
+                "mem_train": ("M (mem), train", CIRCUIT_COLORS["M"], "-"),
+                "mem_test": ("M (mem), test", CIRCUIT_COLORS["M"], "--")}
+
+
+def plot_progress(rows: pd.DataFrame,
+                  proxies: Sequence[str] = ("trig_train", "mem_train", "trig_test", "mem_test"),
+                  ) -> Figure:
+    """Figure 9: G and M correct-logit proxies (left axis) and parameter norm (right axis)
+    against step. ``rows``: ``step``, ``param_norm`` and any of ``proxies`` (columns as in
+    ``circeff.empirical.fourier.CircuitProxies``). Axes: the panel and its twin (two in all)."""
+    _require(rows, ("step", "param_norm"))
+    present = [p for p in proxies if p in rows.columns]
+    if not present:
+        raise ConfigError("proxies", "none of the proxy columns is in the rows", list(proxies))
+    fig, (ax,) = _figure(1, title="Circuit proxies and parameter norm during training")
+    for col in present:
+        label, color, ls = _PROXY_STYLE.get(col, (col, None, "-"))
+        ax.plot(rows["step"], rows[col], color=color, ls=ls, lw=1.2, label=label)
+    twin = ax.twinx()
+    twin.plot(rows["step"], rows["param_norm"], color="k", lw=1, alpha=0.7, label="parameter norm")
+    twin.tick_params(labelsize=8)
+    twin.set_ylabel("parameter norm", fontsize=9)
+    _label(ax, "step", "correct-logit proxy")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = twin.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="best")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure 10a and the allocation comparison
+# ---------------------------------------------------------------------------------------------
+
+
+def plot_ratio_vs_D(rows: pd.DataFrame, verdict: object | None = None) -> Figure:
+    """Figure 10a: G:M correct-logit ratio against D (log-log), one point per network, with
+    the median per D. ``rows``: ``D, ratio`` (``allocation.measured_ratios``); ratios that are
+    0 or infinite cannot be drawn on a log axis and are left out. ``verdict``: an
+    ``allocation.MonotonicVerdict`` whose rank correlation goes into the title."""
+    _require(rows, ("D", "ratio"))
+    title = "G:M correct-logit ratio against D"
+    rho = getattr(verdict, "rho", None)
+    if rho is not None:
+        title += (f"\nSpearman {rho.value:.2f} [{rho.lo:.2f}, {rho.hi:.2f}], "
+                  f"monotonic: {'yes' if verdict.holds else 'no'}")
+    fig, (ax,) = _figure(1, title=title)
+    drawable = rows[np.isfinite(rows["ratio"]) & (rows["ratio"] > 0)]
+    ax.scatter(drawable["D"], drawable["ratio"], s=12, alpha=0.6, color="tab:blue",
+               edgecolors="none", label="networks")
+    medians = drawable.groupby("D")["ratio"].median()
+    ax.plot(medians.index, medians.to_numpy(), color="k", lw=1, marker="o", ms=3, label="median")
+    _log(ax)
+    _label(ax, "dataset size D", "G:M correct-logit ratio")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def plot_allocation(comparison: object) -> Figure:
+    """Predicted (Theorem D.4) against measured G:M ratio over D.
+
+    ``comparison``: an ``allocation.AllocationComparison``. Winner-take-all predictions
+    (ratio 0 or infinite) are drawn as arrows at the edge of the axis.
+    """
+    rows = comparison.rows
+    D = np.array([r.D for r in rows])
+    pred = np.array([r.predicted_ratio for r in rows])
+    meas = np.array([r.measured.value for r in rows])
+    lo = np.array([r.measured.lo for r in rows])
+    hi = np.array([r.measured.hi for r in rows])
+    case = comparison.case
+    title = (f"Allocation: Theorem D.4 case {case} (q={comparison.q:g}, kappa={comparison.kappa:.2f})"
+             f"\nSpearman {comparison.spearman.value:.2f} "
+             f"[{comparison.spearman.lo:.2f}, {comparison.spearman.hi:.2f}], "
+             f"median |log error| {comparison.median_abs_log_error:.2f}")
+    fig, (ax,) = _figure(1, title=title)
+    ok = np.isfinite(meas) & (meas > 0)
+    err = np.array([meas - np.where(np.isfinite(lo) & (lo > 0), lo, meas),
+                    np.where(np.isfinite(hi), hi, meas) - meas])
+    ax.errorbar(D[ok], meas[ok], yerr=err[:, ok], fmt="o", color="k", ms=4, capsize=3,
+                label="measured (median, interval)")
+    finite = np.isfinite(pred) & (pred > 0)
+    ax.plot(D[finite], pred[finite], color="tab:red", lw=1.4, label="predicted (D.4)")
+    _log(ax)
+    for d, p in zip(D[~finite], pred[~finite]):
+        # winner takes all: all weight on one circuit, an off-scale ratio
+        up = p == np.inf
+        ax.annotate("G wins" if up else "M wins", xy=(d, 1.0), xytext=(0, 14 if up else -14),
+                    textcoords="offset points", ha="center", fontsize=7, color="tab:red",
+                    arrowprops={"arrowstyle": "<-" if not up else "->", "color": "tab:red"})
+    _label(ax, "dataset size D", "G:M weight / logit ratio")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,193 @@
+"""Small statistics shared by the analysis modules: intervals, bootstrap draws, rank correlation,
+input checks, and JSON-safe records.
+
+Conventions used by every module of :mod:`circeff.analysis`:
+
+* Logarithms are natural logarithms unless a name says otherwise. A slope in log-log space does
+  not depend on the base.
+* An interval is an :class:`Interval` ``(value, lo, hi)`` at a confidence ``level`` with the name
+  of the ``method`` that produced it. ``lo = -inf`` or ``hi = +inf`` means unbounded on that side;
+  ``value = nan`` means no point estimate exists (for example no crossover). ``to_dict()`` turns
+  every non-finite number into ``None`` so the result can go to JSON (``allow_nan=False``).
+* Every random draw takes a ``seed`` argument (``numpy.random.default_rng(seed)``).
+* Percentile intervals use order statistics (``method="inverted_cdf"``) rather than linear
+  interpolation, so replicates equal to ``+inf`` (an estimate that does not exist in that
+  replicate, e.g. "never crosses") give an honest unbounded end instead of ``nan``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from circeff.errors import ConfigError
+from circeff.validate import in_range, integer_at_least
+
+__all__ = [
+    "Interval",
+    "Record",
+    "bootstrap_counts",
+    "check_common",
+    "percentile_interval",
+    "require_columns",
+    "spearman",
+    "spearman_rows",
+    "to_plain",
+]
+
+
+def to_plain(obj: Any) -> Any:
+    """Plain Python (dict/list/float/int/str/bool/None) with every nan or inf turned into None."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [to_plain(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    return obj
+
+
+class Record:
+    """Mixin for the frozen result dataclasses: ``to_dict()`` gives JSON-ready plain data."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self)
+
+
+@dataclass(frozen=True)
+class Interval(Record):
+    """A point estimate with a two-sided interval at confidence ``level``.
+
+    ``lo``/``hi`` may be infinite (unbounded side); ``value`` may be nan (no estimate).
+    """
+
+    value: float
+    lo: float
+    hi: float
+    level: float
+    method: str
+
+    def contains(self, x: float) -> bool:
+        """``lo <= x <= hi``; False when either end is nan."""
+        return bool(self.lo <= x <= self.hi)
+
+    def above(self, x: float) -> bool:
+        """The whole interval lies strictly above ``x``."""
+        return bool(self.lo > x)
+
+    def within(self, lo: float, hi: float) -> bool:
+        """The whole interval lies inside ``[lo, hi]``."""
+        return bool(lo <= self.lo and self.hi <= hi)
+
+    def overlaps(self, other: Interval) -> bool:
+        """The two closed intervals share at least one point (False if either end is nan)."""
+        return bool(self.lo <= other.hi and other.lo <= self.hi)
+
+    def map(self, fn: Any, method: str | None = None) -> Interval:
+        """Apply a monotone increasing function to all three numbers (e.g. ``np.exp``)."""
+        with np.errstate(over="ignore"):
+            return Interval(float(fn(self.value)), float(fn(self.lo)), float(fn(self.hi)),
+                            self.level, method or self.method)
+
+
+def check_common(*, level: float, n_boot: int | None = None, seed: int | None = None) -> None:
+    """Validate the arguments every estimator shares (one-line ConfigError naming the field)."""
+    in_range("level", level, 0.0, 1.0, lo_open=True, hi_open=True)
+    if n_boot is not None:
+        integer_at_least("n_boot", n_boot, 20)
+    if seed is not None:
+        integer_at_least("seed", seed, 0)
+
+
+def require_columns(rows: Any, columns: Iterable[str], *, numeric: Iterable[str] = ()) -> pd.DataFrame:
+    """A DataFrame copy of ``rows`` holding ``columns``; numeric ones must be finite numbers.
+
+    Raises ConfigError naming the first missing or non-finite column.
+    """
+    if not isinstance(rows, pd.DataFrame):
+        try:
+            rows = pd.DataFrame(rows)
+        except (TypeError, ValueError):
+            raise ConfigError("rows", "must be a table (DataFrame or list of dicts)",
+                              type(rows).__name__) from None
+    columns = list(columns)
+    missing = [c for c in columns if c not in rows.columns]
+    if missing:
+        raise ConfigError(missing[0], "column is missing from the rows", sorted(map(str, rows.columns)))
+    if len(rows) == 0:
+        raise ConfigError("rows", "must not be empty", 0)
+    out = rows[columns].copy()
+    for col in numeric:
+        values = pd.to_numeric(out[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ConfigError(col, "must hold finite numbers", rows[col].iloc[int(np.argmax(bad))])
+        out[col] = values
+    return out.reset_index(drop=True)
+
+
+def percentile_interval(value: float, replicates: np.ndarray, level: float,
+                        method: str = "bootstrap percentile") -> Interval:
+    """Percentile interval of bootstrap ``replicates`` (nan replicates must be removed first)."""
+    reps = np.asarray(replicates, dtype=float)
+    if reps.size == 0 or np.isnan(reps).any():
+        raise ValueError("replicates must be non-empty and nan-free")
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(reps, [tail, 1.0 - tail], method="inverted_cdf")
+    return Interval(float(value), float(lo), float(hi), float(level), method)
+
+
+def bootstrap_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[n_boot, n]`` resampling counts: units drawn with replacement within each stratum.
+
+    ``strata[i]`` is the stratum label of unit ``i``; each stratum keeps its size in every
+    replicate, so a per-stratum estimate always exists.
+    """
+    strata = np.asarray(strata)
+    counts = np.zeros((n_boot, strata.size), dtype=np.int64)
+    for label in np.unique(strata):
+        members = np.flatnonzero(strata == label)
+        draws = rng.integers(0, members.size, size=(n_boot, members.size))
+        np.add.at(counts, (np.arange(n_boot)[:, None], members[draws]), 1)
+    return counts
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation of two ``[B, n]`` arrays; nan where a row is constant."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    num = (a * b).sum(axis=1)
+    out = np.full(a.shape[0], np.nan)
+    ok = denom > 0
+    out[ok] = num[ok] / denom[ok]
+    return out
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation of each row pair of ``[B, n]`` arrays (ties get mean ranks).
+
+    Infinite values are ranked like any other value. A row where x or y is constant gives nan.
+    """
+    return _pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation of two 1-d arrays (nan when either is constant)."""
+    return float(spearman_rows(np.asarray(x, float)[None, :], np.asarray(y, float)[None, :])[0])

@@ -1,0 +1,84 @@
+"""Every plot returns a Figure with the expected axes and renders to a PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from circeff.analysis import plots
+from circeff.analysis.allocation import compare_allocation, measured_ratios, monotonic_verdict
+from circeff.analysis.dcrit import fit_dcrit_by_weight_decay
+from circeff.analysis.efficiency import analyse_efficiency, fit_circuit, fitted_lines
+from circeff.analysis.semigrok import classify_runs
+from circeff.errors import ConfigError
+from tests.strategies.analysis import efficiency_rows, ratio_rows, trajectory_rows, ungrokking_rows
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def eff_rows():
+    return efficiency_rows({"G": lambda D: 5.0, "M": lambda D: 0.5 * D**0.5}, kappa=1.2,
+                           D_values=(100, 300, 1000, 3000), seed=0)
+
+
+@pytest.fixture(scope="module")
+def analysis(eff_rows):
+    return analyse_efficiency(eff_rows, n_boot=200)
+
+
+def _progress_rows():
+    step = np.arange(0, 5000, 50)
+    return pd.DataFrame({"step": step, "trig_train": 10 / (1 + np.exp(-(step - 2000) / 300)),
+                         "mem_train": 8 * np.exp(-step / 2500), "trig_test": 9 / (1 + np.exp(-(step - 2200) / 300)),
+                         "mem_test": -np.exp(-step / 2500), "param_norm": 40 - 15 * step / 5000})
+
+
+def _figures(eff_rows, analysis):
+    lines = pd.concat([fitted_lines(fit_circuit(eff_rows, c), eff_rows) for c in ("G", "M")])
+    ungrok = ungrokking_rows({0.3: 800, 1.0: 800, 3.0: 800}, D_values=np.geomspace(200, 3000, 9),
+                             n_seeds=5, chance=1 / 113, seed=1)
+    traj = trajectory_rows(["grok", "semi", "none", "transient", "wobbly"])
+    ratio_table = ratio_rows(lambda D: (D / 100) ** 1.5, D_values=(50, 100, 200, 400, 800, 1600),
+                             seed=2)
+    ratios = measured_ratios(ratio_table)
+    return {
+        "logit_vs_norm": (plots.plot_logit_vs_norm(eff_rows, lines), 3),
+        "efficiency": (plots.plot_efficiency(analysis), 1),
+        "ungrokking": (plots.plot_ungrokking(
+            ungrok, fit_dcrit_by_weight_decay(ungrok, chance=1 / 113, n_boot=30)), 1),
+        "semigrok": (plots.plot_semigrok(traj, classify_runs(traj)), 1),
+        "progress": (plots.plot_progress(_progress_rows()), 2),
+        "ratio_vs_D": (plots.plot_ratio_vs_D(
+            ratios, monotonic_verdict(ratios["D"], ratios["ratio"], n_boot=200)), 1),
+        "allocation": (plots.plot_allocation(compare_allocation(analysis, ratio_table, n_boot=200)), 1),
+    }
+
+
+def test_every_plot_returns_a_figure_with_its_axes_and_renders_a_png(eff_rows, analysis, tmp_path):
+    for name, (fig, n_axes) in _figures(eff_rows, analysis).items():
+        assert isinstance(fig, Figure), name
+        assert len(fig.axes) == n_axes, name
+        path = tmp_path / f"{name}.png"
+        plots.save_figure(fig, path)
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC), name
+        assert len(data) > 10_000, name  # something was drawn
+
+
+def test_winner_take_all_allocation_plot_renders(analysis, tmp_path):
+    rows = ratio_rows(lambda D: 1e3, D_values=(50, 200, 800), seed=3)
+    fig = plots.plot_allocation(compare_allocation(analysis, rows, kappa=2.5, n_boot=100))
+    plots.save_figure(fig, tmp_path / "wta.png")
+    assert (tmp_path / "wta.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_plots_name_a_missing_column():
+    with pytest.raises(ConfigError) as exc:
+        plots.plot_progress(pd.DataFrame({"step": [0, 1], "param_norm": [1.0, 2.0]}))
+    assert exc.value.field == "proxies"
+    with pytest.raises(ConfigError) as exc:
+        plots.plot_ratio_vs_D(pd.DataFrame({"D": [1.0]}))
+    assert exc.value.field == "ratio"

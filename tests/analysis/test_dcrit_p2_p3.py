@@ -1,0 +1,159 @@
+"""D_crit from ungrokking (P2), weight-decay independence (P3) and agreement of two estimates."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from circeff.analysis.dcrit import (
+    agree,
+    fit_dcrit,
+    fit_dcrit_by_weight_decay,
+    sigmoid_accuracy,
+    transition_verdict,
+    weight_decay_verdict,
+)
+from circeff.analysis.efficiency import analyse_efficiency
+from circeff.analysis.stats import Interval
+from circeff.errors import ConfigError
+from tests.strategies.analysis import d_crits, efficiency_rows, fit_seeds, ungrokking_rows
+
+CHANCE = 1 / 113
+D_PRIME = tuple(np.geomspace(200, 3000, 9))  # Figure 7 uses 7 sizes in [390, 1494]
+
+
+@given(d_crit=d_crits, seed=fit_seeds)
+@settings(max_examples=15)
+def test_P2_logistic_midpoint_recovers_known_D_crit(d_crit, seed):
+    # a grid that brackets the transition, as the experiments choose D' around the estimate
+    grid = tuple(d_crit * np.geomspace(0.25, 4.0, 9))
+    rows = ungrokking_rows(d_crit, D_values=grid, n_seeds=8, chance=CHANCE, seed=seed % 10_000)
+    est = fit_dcrit(rows, chance=CHANCE, n_boot=40, seed=seed)
+    # each seed's own midpoint scatters by 0.1 in log D; 8 seeds -> about 0.035
+    assert abs(np.log(est.D_crit.value / d_crit)) < 0.15
+    assert est.curve.lower >= CHANCE and est.curve.upper <= 1.0
+    assert est.curve.upper - est.curve.lower > 0.8
+    assert not est.at_bound
+
+
+def test_P2_bootstrap_interval_covers_the_truth():
+    hits = 0
+    for s in range(10):
+        rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=10, chance=CHANCE, seed=100 + s)
+        hits += fit_dcrit(rows, chance=CHANCE, n_boot=80, seed=s).D_crit.contains(800)
+    assert hits >= 8  # nominal 95%: 9.5 of 10 expected
+
+
+def test_P2_bootstrap_interval_shrinks_with_more_seeds():
+    def mean_log_width(n_seeds):
+        widths = []
+        for s in range(3):
+            rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=n_seeds, chance=CHANCE, seed=s)
+            iv = fit_dcrit(rows, chance=CHANCE, n_boot=100, seed=s).D_crit
+            widths.append(np.log(iv.hi / iv.lo))
+        return np.mean(widths)
+
+    few, many = mean_log_width(4), mean_log_width(24)
+    # width ~ 1 / sqrt(seeds): 24 seeds should give about 0.4 of the 4-seed width
+    assert many < 0.65 * few
+
+
+def test_P2_fitted_curve_evaluates_the_model():
+    rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=3)
+    est = fit_dcrit(rows, chance=CHANCE, n_boot=30)
+    c = est.curve
+    # at the midpoint the accuracy is halfway between the plateaus
+    assert c.accuracy(est.D_crit.value) == pytest.approx((c.lower + c.upper) / 2)
+    np.testing.assert_allclose(c.accuracy(np.array([1e-6, 1e12])), [c.lower, c.upper], atol=1e-6)
+    assert sigmoid_accuracy(np.array([0.0]), 0.1, 0.9, 0.0, 1.0)[0] == pytest.approx(0.5)
+
+
+def test_P2_transition_verdict_holds_for_a_transition_and_fails_without_one():
+    rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=4)
+    assert transition_verdict(fit_dcrit(rows, chance=CHANCE, n_boot=50)).holds
+    # every D' already generalises: the transition lies far below the grid
+    flat = ungrokking_rows(5, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=4)
+    verdict = transition_verdict(fit_dcrit(flat, chance=CHANCE, n_boot=50))
+    assert not verdict.holds
+    assert "jump" in verdict.reason
+
+
+def test_P3_holds_when_D_crit_does_not_depend_on_weight_decay():
+    rows = ungrokking_rows({0.3: 800, 1.0: 800, 3.0: 800}, D_values=D_PRIME, n_seeds=8,
+                           chance=CHANCE, seed=5)
+    v = weight_decay_verdict(rows, chance=CHANCE, n_boot=100)
+    assert v.holds
+    assert len(v.estimates) == 3
+    assert [e.weight_decay for e in v.estimates] == [0.3, 1.0, 3.0]
+    assert v.spread_ratio < 1.3
+    json.dumps(v.to_dict(), allow_nan=False)
+
+
+def test_P3_fails_when_D_crit_moves_with_weight_decay():
+    # D_crit proportional to wd^0.4: ten times more weight decay, 2.5 times larger D_crit
+    rows = ungrokking_rows({wd: 800 * wd**0.4 for wd in (0.3, 1.0, 3.0)}, D_values=D_PRIME,
+                           n_seeds=8, chance=CHANCE, seed=6)
+    v = weight_decay_verdict(rows, chance=CHANCE, n_boot=100)
+    assert not v.holds
+    assert v.slope.value == pytest.approx(0.4, abs=0.1)
+    assert "excludes 0" in v.reason
+
+
+def test_P3_per_weight_decay_fits_match_the_pooled_fit_of_one_weight_decay():
+    rows = ungrokking_rows({0.5: 600, 2.0: 1200}, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=7)
+    per = fit_dcrit_by_weight_decay(rows, chance=CHANCE, n_boot=30, seed=1)
+    alone = fit_dcrit(rows[rows["weight_decay"] == 2.0], chance=CHANCE, n_boot=30)
+    assert per[1].weight_decay == 2.0
+    assert per[1].D_crit.value == pytest.approx(alone.D_crit.value, rel=1e-6)
+    assert fit_dcrit(rows, chance=CHANCE, n_boot=30).weight_decay is None
+
+
+def test_Dcrit_two_ways_agree_when_they_estimate_the_same_truth():
+    # efficiency crossover at D = 800 and an ungrokking transition at D' = 800
+    eff = efficiency_rows({"G": lambda D: 5.0, "M": lambda D: 5.0 * (D / 800) ** 0.5}, kappa=1.5,
+                          D_values=(200, 500, 1500, 3000), seed=8)
+    crossover = analyse_efficiency(eff, n_boot=500).crossover
+    ungrok = fit_dcrit(ungrokking_rows(800, D_values=D_PRIME, n_seeds=8, chance=CHANCE, seed=8),
+                       chance=CHANCE, n_boot=100)
+    assert agree(crossover, ungrok)
+    far = fit_dcrit(ungrokking_rows(3000, D_values=tuple(np.geomspace(800, 12000, 9)), n_seeds=8,
+                                    chance=CHANCE, seed=9), chance=CHANCE, n_boot=100)
+    assert not agree(crossover, far)
+
+
+def test_agree_is_interval_overlap():
+    a = Interval(100.0, 80.0, 120.0, 0.95, "x")
+    assert agree(a, Interval(130.0, 119.0, 150.0, 0.95, "x"))
+    assert not agree(a, Interval(130.0, 121.0, 150.0, 0.95, "x"))
+    assert agree(a, Interval(np.nan, 110.0, np.inf, 0.95, "x"))  # unbounded above
+    assert not agree(a, Interval(np.nan, np.nan, np.nan, 0.95, "x"))
+    assert agree(a, a)
+    with pytest.raises(ConfigError) as exc:
+        agree(a, 3.0)
+    assert exc.value.field == "est_b"
+
+
+@pytest.mark.parametrize(("mutate", "field"), [
+    (lambda df: df[df["D"] < 300], "D"),
+    (lambda df: df.assign(final_test_acc=df["final_test_acc"] + 2), "final_test_acc"),
+    (lambda df: df.drop(columns=["seed"]), "seed"),
+])
+def test_P2_bad_tables_are_one_line_errors(mutate, field):
+    rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=3, chance=CHANCE)
+    with pytest.raises(ConfigError) as exc:
+        fit_dcrit(mutate(rows), chance=CHANCE, n_boot=20)
+    assert exc.value.field == field
+    assert "\n" not in str(exc.value)
+
+
+def test_P3_needs_two_weight_decays_and_chance_must_be_a_probability():
+    rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=3, chance=CHANCE)
+    with pytest.raises(ConfigError) as exc:
+        weight_decay_verdict(rows, chance=CHANCE, n_boot=20)
+    assert exc.value.field == "weight_decay"
+    with pytest.raises(ConfigError) as exc:
+        fit_dcrit(rows, chance=1.5, n_boot=20)
+    assert exc.value.field == "chance"
