@@ -53,10 +53,10 @@ def case2_configs(draw, steps: int = 20_000) -> ToyConfig:
     """
     kappa = draw(st.floats(0.8, 1.6))
     r = draw(st.floats(1.4, 3.0))
-    P_G = draw(st.floats(0.5, 2.0))
+    P_G = draw(st.floats(0.8, 1.5))
     rho = draw(st.floats(0.6, 1.6))
     return ToyConfig(P_G=P_G, P_M=rho * P_G, kappa=kappa, q=r * kappa,
-                     alpha=draw(st.floats(0.02, 0.1)), lr=0.05, w_G2=1.0, w_M2=1.0,
+                     alpha=draw(st.floats(0.05, 0.15)), lr=0.05, w_G2=1.0, w_M2=1.0,
                      n_classes=draw(st.integers(3, 200)), steps=steps)
 
 
