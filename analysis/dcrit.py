@@ -184,6 +184,9 @@ class _Fitter:
 def _fit_one(df: pd.DataFrame, *, chance: float, level: float, n_boot: int,
              rng: np.random.Generator, weight_decay: float | None) -> tuple[DcritEstimate, np.ndarray]:
     seeds = df["seed"].unique()
+    if seeds.size < 2:
+        raise ConfigError("seed", "need at least two seeds for the bootstrap interval",
+                          seeds.tolist())
     if df["D"].nunique() < 3:
         raise ConfigError("D", "need at least three distinct D values to fit the transition",
                           sorted(df["D"].unique().tolist()))
@@ -200,6 +203,8 @@ def _fit_one(df: pd.DataFrame, *, chance: float, level: float, n_boot: int,
         if p is not None:
             reps[b] = p[2]
     good = np.isfinite(reps)
+    if not good.any():
+        raise RunError(f"no bootstrap refit of the transition converged (weight decay {weight_decay})")
     interval = percentile_interval(popt[2], reps[good], level,
                                    "bootstrap percentile (seeds resampled)").map(np.exp)
     curve = SigmoidFit(*(float(v) for v in popt))

@@ -57,7 +57,8 @@ only ``seeds - 1`` degrees of freedom and drawn separately). ``"D"`` with seed e
   +g_flat_tolerance]`` (default 0.1: ten times more data changes P_G by at most a factor
   10^0.1 = 1.26). The second clause is an equivalence test: a very precise, tiny slope counts
   as flat.
-* P1 holds when both hold.
+* P1 holds when both hold (and both kappa intervals lie above 0; otherwise the logit does not
+  grow with the norm and P is meaningless).
 
 Efficiency crossover (first D_crit estimate): the D where the M trend meets P_G. With
 ``g_model="flat"`` (default; the theory says G's efficiency does not depend on D, and G-only
@@ -527,7 +528,8 @@ def _crossover(fit_G: CircuitFit, fit_M: CircuitFit, logPG: np.ndarray, logPM: n
                      int(np.isinf(log_cross[1:]).sum()))
 
 
-def _verdict(trend_G: Trend, trend_M: Trend, tol: float) -> EfficiencyVerdict:
+def _verdict(fit_G: CircuitFit, fit_M: CircuitFit, trend_G: Trend, trend_M: Trend,
+             tol: float) -> EfficiencyVerdict:
     m_rises = trend_M.slope.above(0.0)
     g_contains_zero = trend_G.slope.contains(0.0)
     g_equivalent = trend_G.slope.within(-tol, tol)
@@ -537,7 +539,13 @@ def _verdict(trend_G: Trend, trend_M: Trend, tol: float) -> EfficiencyVerdict:
              f"G slope {trend_G.slope.value:.3g} [{trend_G.slope.lo:.3g}, {trend_G.slope.hi:.3g}] "
              + ("contains 0" if g_contains_zero else
                 f"within +-{tol:g}" if g_equivalent else f"excludes 0 and leaves +-{tol:g}")]
-    return EfficiencyVerdict(bool(m_rises and g_flat), bool(m_rises), bool(g_flat), trend_M.slope,
+    # the model logit = (norm / P)^kappa only means something if logits grow with the norm
+    kappa_ok = [fit.circuit for fit in (fit_G, fit_M) if not fit.kappa.above(0.0)]
+    if kappa_ok:
+        parts.append(f"kappa interval not above 0 for {', '.join(kappa_ok)}: the logit does not "
+                     "grow with the norm, P is not defined")
+    holds = m_rises and g_flat and not kappa_ok
+    return EfficiencyVerdict(bool(holds), bool(m_rises), bool(g_flat), trend_M.slope,
                              trend_G.slope, float(tol), "; ".join(parts))
 
 
@@ -574,7 +582,7 @@ def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: flo
                            np.vstack([dist_M.value, draws_M]), g_model, level,
                            method + ", G and M drawn independently")
     return EfficiencyAnalysis(fit_G, fit_M, trend_G, trend_M, crossover,
-                              _verdict(trend_G, trend_M, g_flat_tolerance))
+                              _verdict(fit_G, fit_M, trend_G, trend_M, g_flat_tolerance))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -292,7 +292,7 @@ def plot_allocation(comparison: object) -> Figure:
     """Predicted (Theorem D.4) against measured G:M ratio over D.
 
     ``comparison``: an ``allocation.AllocationComparison``. Winner-take-all predictions
-    (ratio 0 or infinite) are drawn as arrows at the edge of the axis.
+    (ratio 0 or infinite) are drawn as arrows from ratio 1 towards the winner.
     """
     rows = comparison.rows
     D = np.array([r.D for r in rows])
@@ -301,10 +301,13 @@ def plot_allocation(comparison: object) -> Figure:
     lo = np.array([r.measured.lo for r in rows])
     hi = np.array([r.measured.hi for r in rows])
     case = comparison.case
-    title = (f"Allocation: Theorem D.4 case {case} (q={comparison.q:g}, kappa={comparison.kappa:.2f})"
-             f"\nSpearman {comparison.spearman.value:.2f} "
-             f"[{comparison.spearman.lo:.2f}, {comparison.spearman.hi:.2f}], "
-             f"median |log error| {comparison.median_abs_log_error:.2f}")
+    title = f"Allocation: Theorem D.4 case {case} (q={comparison.q:g}, kappa={comparison.kappa:.2f})"
+    if case == 2:
+        rho = comparison.spearman
+        title += (f"\nSpearman {rho.value:.2f} [{rho.lo:.2f}, {rho.hi:.2f}], "
+                  f"median |log error| {comparison.median_abs_log_error:.2f}")
+    else:
+        title += f"\nwinner takes all; measured side agrees at {comparison.winner_agreement:.0%} of D"
     fig, (ax,) = _figure(1, title=title)
     ok = np.isfinite(meas) & (meas > 0)
     err = np.array([meas - np.where(np.isfinite(lo) & (lo > 0), lo, meas),
@@ -312,14 +315,22 @@ def plot_allocation(comparison: object) -> Figure:
     ax.errorbar(D[ok], meas[ok], yerr=err[:, ok], fmt="o", color="k", ms=4, capsize=3,
                 label="measured (median, interval)")
     finite = np.isfinite(pred) & (pred > 0)
-    ax.plot(D[finite], pred[finite], color="tab:red", lw=1.4, label="predicted (D.4)")
+    if finite.any():
+        ax.plot(D[finite], pred[finite], color="tab:red", lw=1.4, label="predicted (D.4)")
     _log(ax)
     for d, p in zip(D[~finite], pred[~finite]):
-        # winner takes all: all weight on one circuit, an off-scale ratio
+        if np.isnan(p):
+            continue
+        # winner takes all: an off-scale ratio, drawn as an arrow away from 1
         up = p == np.inf
-        ax.annotate("G wins" if up else "M wins", xy=(d, 1.0), xytext=(0, 14 if up else -14),
-                    textcoords="offset points", ha="center", fontsize=7, color="tab:red",
-                    arrowprops={"arrowstyle": "<-" if not up else "->", "color": "tab:red"})
+        ax.annotate("", xy=(d, 4.0 if up else 0.25), xytext=(d, 1.0),
+                    arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.4})
+        ax.annotate("G takes all" if up else "M takes all", xy=(d, 4.0 if up else 0.25),
+                    xytext=(0, 4 if up else -4), textcoords="offset points", ha="center",
+                    va="bottom" if up else "top", fontsize=7, color="tab:red")
+    if not finite.all():
+        ax.plot([], [], color="tab:red", marker=r"$\uparrow$", ls="none",
+                label="predicted winner (D.4 case 1)")
     _label(ax, "dataset size D", "G:M weight / logit ratio")
     ax.legend(fontsize=7)
     return fig

@@ -157,3 +157,10 @@ def test_P3_needs_two_weight_decays_and_chance_must_be_a_probability():
     with pytest.raises(ConfigError) as exc:
         fit_dcrit(rows, chance=1.5, n_boot=20)
     assert exc.value.field == "chance"
+
+
+def test_P2_one_seed_cannot_give_a_bootstrap_interval():
+    rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=1, chance=CHANCE)
+    with pytest.raises(ConfigError) as exc:
+        fit_dcrit(rows, chance=CHANCE, n_boot=20)
+    assert exc.value.field == "seed"

@@ -226,3 +226,15 @@ def test_P1_bad_arguments_are_one_line_errors(kwargs, field):
     with pytest.raises(ConfigError) as exc:
         analyse_efficiency(theory_shaped(seed=0), **kwargs)
     _one_line(exc.value, field)
+
+
+def test_P1_verdict_fails_when_logits_do_not_grow_with_the_norm():
+    rows = theory_shaped(seed=13)
+    rng = np.random.default_rng(0)
+    g = rows["circuit"] == "G"
+    # G logits unrelated to the norm: kappa is about 0 and P(D) means nothing
+    rows.loc[g, "correct_logit"] = np.exp(0.05 * rng.standard_normal(int(g.sum())))
+    a = analyse_efficiency(rows, n_boot=300)
+    assert not a.fit_G.kappa.above(0.0)
+    assert not a.verdict.holds
+    assert "kappa interval not above 0 for G" in a.verdict.reason
