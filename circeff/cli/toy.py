@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from circeff import io
-from circeff.errors import ConfigError
+from circeff.errors import ConfigError, RunError
 
 app = typer.Typer(help="The toy model of Appendix C: two lookup-table circuits, subweights, "
                        "weight decay.", no_args_is_help=True)
@@ -90,7 +90,6 @@ def figure2_cmd(
         data = figure2_data(steps=steps, n_record=n_record)
     for key, rec in data["panels"].items():
         if rec["diverged_step"] is not None:
-            from circeff.errors import RunError
             raise RunError(f"panel {key}: diverged (overflow) at step {rec['diverged_step']}")
     io.ensure_dir(out)
     io.write_json(out / "fig2.json", data)
