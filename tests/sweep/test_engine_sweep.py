@@ -13,8 +13,8 @@ from hypothesis import given, settings
 import circeff.empirical.train as engine_train
 from tests.strategies.sweep import bad_train_configs
 
-TINY = {"task": "add", "p": 7, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32,
-        "train_frac": 0.5, "steps": 30, "log_every": 10, "checkpoint_every": 10}
+TINY = {"task": "add", "p": 7, "d_model": 8, "n_heads": 1, "d_head": 8, "d_mlp": 16,
+        "train_frac": 0.5, "steps": 20, "log_every": 5, "checkpoint_every": 5}
 GRID_16 = {"kind": "train", "base": TINY,
            "grid": {"lr": [1e-3, 3e-3], "weight_decay": [0.5, 1.0], "seed": [0, 1, 2, 3]}}
 
@@ -34,12 +34,12 @@ def test_16_run_engine_sweep_interrupted_and_resumed_equals_uninterrupted(tmp_pa
     assert cli(["sweep", "run", str(grid), "--out", str(tmp_path / "whole")]) == 0
     assert "16 runs: 0 already done, 16 ran" in capsys.readouterr().out
 
-    # Ctrl-C at step 15 of the second batch (two batches of 8: one per learning rate).
+    # Ctrl-C at step 12 of the second batch (two batches of 8: one per learning rate).
     calls, real_step = [0], engine_train.adamw_step
 
     def interrupting_step(*args, **kwargs):
         calls[0] += 1
-        if calls[0] > 30 + 15:
+        if calls[0] > 20 + 12:
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
@@ -55,7 +55,7 @@ def test_16_run_engine_sweep_interrupted_and_resumed_equals_uninterrupted(tmp_pa
     whole, cut = _metrics_bytes(tmp_path / "whole"), _metrics_bytes(tmp_path / "cut")
     assert len(whole) == 16 and whole == cut, "resumed runs are bit-identical to uninterrupted ones"
     table = pd.read_csv(tmp_path / "cut" / "results.csv")
-    assert table["run_id"].nunique() == 16 and len(table) == 16 * 4
+    assert table["run_id"].nunique() == 16 and len(table) == 16 * 5
     pd.testing.assert_frame_equal(table, pd.read_csv(tmp_path / "whole" / "results.csv"), check_exact=True)
 
 

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.sweep.conftest import REPO_ROOT
 
 N_KILLS = 5
@@ -65,6 +67,7 @@ def kill_and_rerun(cmd: list[str], progress: callable, kill_steps: list[int], rn
     return survived
 
 
+@pytest.mark.slow  # ~20-40 s; `circeff train`'s kill test below runs by default
 def test_kill_9_sweep_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
     grid = tmp_path / "grid.json"
     grid.write_text(json.dumps({"kind": "train", "base": TINY, "grid": {"seed": [0, 1]}}))
@@ -87,3 +90,20 @@ def test_kill_9_sweep_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
         b = (cut / "runs" / run_id / "metrics.csv").read_bytes()
         assert a == b, f"run {run_id}: metrics differ after {len(survived)} kills"
     assert (tmp_path / "whole" / "results.csv").read_bytes() == (cut / "results.csv").read_bytes()
+
+
+def test_kill_9_circeff_train_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
+    def cmd(out):
+        return [sys.executable, "-m", "circeff.cli.main", "train", "--out", str(out), "--task", "add", "--p", "7",
+                "--train-frac", "0.5", "--steps", "40", "--seeds", "0,1", "--log-every", "2",
+                "--checkpoint-every", "2", "--no-progress", "--resume"]
+
+    whole = subprocess.run(cmd(tmp_path / "whole"), env=_env(), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    rng = random.Random(5)
+    kill_steps = sorted(rng.sample(range(2, 40 - 8), N_KILLS))
+    cut = tmp_path / "cut"
+    survived = kill_and_rerun(cmd(cut), lambda: _last_step([cut / "metrics.csv"]), kill_steps, rng)
+    assert len(survived) >= N_KILLS
+    print(f"circeff train: kill -9 points survived: {len(survived)} (last logged step at each: {survived})")
+    assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (cut / "metrics.csv").read_bytes()
