@@ -25,6 +25,13 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _default_mode() -> int:
+    # mkstemp creates files 0600; results are meant to be shared, so honour the umask like open() does.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     target = Path(path)
@@ -35,6 +42,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
