@@ -1,6 +1,80 @@
-"""`circeff train` (to be filled in by the engine issue)."""
+"""``circeff train``: train a batch of 1-layer transformers (one model per seed x weight decay x D).
+
+Options left out come from ``--preset`` (default ``cpu``); see :mod:`circeff.empirical.presets`.
+Lists (``--seeds``, ``--weight-decay``, ``--train-frac``, ``--train-size``) are comma-separated;
+the batch holds one model per combination. Results go to ``--out``: metrics.csv, config.json,
+checkpoint.pt, summary.json. Rerun the same command with ``--resume`` to continue after a kill.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from circeff.empirical.config import TrainConfig
+from circeff.empirical.metrics import milestones
+from circeff.empirical.presets import get_preset
+from circeff.empirical.tasks import TaskConfig
+from circeff.errors import ConfigError
+from circeff.validate import parse_float_list, parse_int_list
 
 
-def train() -> None:
-    """Train batched 1-layer transformers (engine issue)."""
-    raise NotImplementedError
+def train(
+    out: Path = typer.Option(..., "--out", help="Run folder (metrics.csv, config.json, checkpoint.pt)."),
+    preset: str = typer.Option("cpu", "--preset", help="Defaults for every option left out: cpu or paper."),
+    task: Optional[str] = typer.Option(None, "--task", help="add, sub, mul, div, x2_plus_y2, x2_xy_y2, "
+                                       "x2_xy_y2_x, x3_xy, div_or_sub, perm."),
+    p: Optional[int] = typer.Option(None, "--p", help="Modulus P (group size n! for perm)."),
+    train_frac: Optional[str] = typer.Option(None, "--train-frac", help="Training fraction(s) in (0, 1]."),
+    train_size: Optional[str] = typer.Option(None, "--train-size", help="Training size(s) D (instead of --train-frac)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Full-batch AdamW steps."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Model seeds, e.g. 0,1,2,3."),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="Weight decay(s), e.g. 1.0 or 0.3,1.0."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
+    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the train/test split (separate from model seeds)."),
+    random_labels: bool = typer.Option(False, "--random-labels", help="Uniformly random labels (memorisation only)."),
+    label_seed: int = typer.Option(0, "--label-seed", help="Seed of the random labels."),
+    log_every: Optional[int] = typer.Option(None, "--log-every", help="Metrics every this many steps."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every this many steps."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Models per forward/backward chunk."),
+    nan_policy: str = typer.Option("freeze", "--nan-policy", help="freeze (diverged models stop, others go on) or stop."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this run's final weights."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from --out/checkpoint.pt."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train batched 1-layer transformers on a binary-operation task (SPEC section 6)."""
+    from circeff.empirical.train import train as run_training  # torch is imported only when needed
+
+    base = get_preset(preset)
+    task_cfg = TaskConfig(name=task if task is not None else base.task, p=p if p is not None else base.p,
+                          random_labels=random_labels, label_seed=label_seed)
+    seed_list = parse_int_list("seeds", seeds) if seeds is not None else base.seeds
+    wds = parse_float_list("weight_decay", weight_decay) if weight_decay is not None else (base.weight_decay,)
+    if train_frac is not None and train_size is not None:
+        raise ConfigError("train_frac", "give --train-frac or --train-size, not both", f"{train_frac} and {train_size}")
+    sizes = parse_int_list("train_size", train_size) if train_size is not None else None
+    fracs = None if sizes is not None else (parse_float_list("train_frac", train_frac) if train_frac is not None
+                                            else (base.train_frac,))
+    if device.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError("device", "cuda is not available on this machine; use cpu", device)
+    config = TrainConfig.grid(
+        task_cfg, seed_list, weight_decays=wds, train_fracs=fracs, train_sizes=sizes, data_seed=data_seed,
+        steps=steps if steps is not None else base.steps, lr=lr if lr is not None else base.lr,
+        log_every=log_every if log_every is not None else base.log_every,
+        checkpoint_every=checkpoint_every if checkpoint_every is not None else base.checkpoint_every,
+        device=device, chunk_size=chunk_size, nan_policy=nan_policy,
+        init_from=str(init_from) if init_from is not None else None)
+
+    result = run_training(config, out, resume=resume, progress=progress)
+
+    typer.echo(f"{config.n_models} model(s), {result.step} steps, {result.wall_time_s:.1f} s -> {out}")
+    for m in milestones(result.rows):
+        test = m["final_test_acc"]
+        typer.echo(f"  model {m['model']} seed {m['seed']} wd {m['weight_decay']} D {m['train_size']}: "
+                   f"train_acc {m['final_train_acc']:.3f} test_acc {test if test == '' else f'{test:.3f}'} "
+                   f"memorised@{m['memorised_at']} generalised@{m['generalised_at']} [{m['status']}]")

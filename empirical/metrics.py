@@ -1,0 +1,90 @@
+"""Loss in float64 and the per-model metric rows of ``metrics.csv``.
+
+Why float64 (SPEC section 6): late in training the loss is tiny, and a cross-entropy computed
+in float32 has a floor (``log_softmax`` of the correct class rounds to 0 once its margin is
+about 17 nats); gradients then come and go in spikes. So the logits (float32) are converted
+to float64 before ``log_softmax``; the gradient goes back to float32 at the same point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["METRIC_COLUMNS", "cross_entropy64", "metric_rows", "milestones", "per_example_loss64"]
+
+METRIC_COLUMNS = [
+    "step", "model", "seed", "data_seed", "weight_decay", "train_size",
+    "train_loss", "test_loss", "train_acc", "test_acc", "param_norm", "status",
+]
+
+
+def per_example_loss64(logits: Tensor, labels: Tensor) -> Tensor:
+    """``[..., N]`` float64 cross-entropy of every example from ``[..., N, V]`` logits."""
+    logprobs = logits.double().log_softmax(dim=-1)
+    return -logprobs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+
+def cross_entropy64(logits: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
+    """``[E]`` float64 weighted cross-entropy per model: ``sum_n weights[e, n] * loss[e, n]``.
+
+    ``weights`` is ``1 / N_e`` on model e's training examples and 0 on padding, so each entry
+    is that model's mean training loss.
+    """
+    return (per_example_loss64(logits, labels) * weights).sum(dim=-1)
+
+
+@torch.no_grad()
+def metric_rows(step: int, first_model: int, logits: Tensor, labels: Tensor, train_mask: Tensor,
+                norms: Tensor, runs: Sequence, status: Sequence[str]) -> list[dict]:
+    """One row per model of a chunk, from its logits on EVERY example of the dataset.
+
+    Args:
+        logits: ``[Ec, n, V]`` for the chunk's models on all n examples.
+        labels: ``[n]``; train_mask: ``[Ec, n]`` bool; norms: ``[Ec]`` parameter norms.
+        runs, status: the chunk's RunSpecs and status strings.
+
+    A model with no test examples (D = n) gets empty test cells.
+    """
+    nll = per_example_loss64(logits, labels.expand(logits.shape[0], -1))      # [Ec, n]
+    correct = logits.argmax(dim=-1) == labels                                 # [Ec, n]
+    test_mask = ~train_mask
+    rows = []
+    for i in range(logits.shape[0]):
+        n_train, n_test = int(train_mask[i].sum()), int(test_mask[i].sum())
+        run = runs[i]
+        row = {
+            "step": step, "model": first_model + i, "seed": run.seed, "data_seed": run.data_seed,
+            "weight_decay": run.weight_decay, "train_size": n_train,
+            "train_loss": float(nll[i][train_mask[i]].sum()) / n_train,
+            "test_loss": float(nll[i][test_mask[i]].sum()) / n_test if n_test else "",
+            "train_acc": int(correct[i][train_mask[i]].sum()) / n_train,
+            "test_acc": int(correct[i][test_mask[i]].sum()) / n_test if n_test else "",
+            "param_norm": float(norms[i]),
+            "status": status[i],
+        }
+        rows.append(row)
+    return rows
+
+
+def milestones(rows: Sequence[dict], train_threshold: float = 0.99,
+               test_threshold: float = 0.95) -> list[dict]:
+    """Per model: first logged step with train accuracy >= ``train_threshold`` (memorised),
+    first with test accuracy >= ``test_threshold`` (generalised; None if never), final accuracies.
+
+    Grokking shows as ``generalised_at`` well after ``memorised_at``.
+    """
+    out: dict[int, dict] = {}
+    for row in rows:
+        m = out.setdefault(row["model"], {"model": row["model"], "seed": row["seed"],
+                                          "weight_decay": row["weight_decay"], "train_size": row["train_size"],
+                                          "memorised_at": None, "generalised_at": None})
+        if m["memorised_at"] is None and row["train_acc"] >= train_threshold:
+            m["memorised_at"] = row["step"]
+        if m["generalised_at"] is None and row["test_acc"] != "" and row["test_acc"] >= test_threshold:
+            m["generalised_at"] = row["step"]
+        m["final_step"], m["final_train_acc"], m["final_test_acc"] = row["step"], row["train_acc"], row["test_acc"]
+        m["status"] = row["status"]
+    return [out[k] for k in sorted(out)]

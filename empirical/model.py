@@ -1,0 +1,247 @@
+"""E independent 1-layer transformers in stacked tensors, computing only the scored position.
+
+The model (SPEC section 6, as in Nanda et al. 2023): learned token and position embeddings,
+one attention layer with ``n_heads`` heads, one ReLU MLP, an unembedding; no LayerNorm, no
+biases. Weights use TransformerLens names; every tensor has a leading model axis ``E``:
+
+    W_E    [E, d_vocab, d_model]        token embedding (d_vocab = P + 2)
+    W_pos  [E, n_ctx, d_model]          position embedding (n_ctx = 4)
+    W_Q    [E, n_heads, d_model, d_head]
+    W_K    [E, n_heads, d_model, d_head]
+    W_V    [E, n_heads, d_model, d_head]
+    W_O    [E, n_heads, d_head, d_model]
+    W_in   [E, d_model, d_mlp]
+    W_out  [E, d_mlp, d_model]
+    W_U    [E, d_model, d_vocab_out]    unembedding (d_vocab_out = P: answers are elements)
+
+Only the last position (``=``) is scored, so :func:`final_logits` computes exactly what that
+position's logits need and nothing else:
+
+* In a 1-layer model the residual stream entering attention at position i is
+  ``W_E[token_i] + W_pos[i]``. Positions 1 (``o``) and 3 (``=``) always hold the same token,
+  so the only query ever scored, ``q = (W_E[=] + W_pos[3]) W_Q``, is one vector per head per
+  model, the same for every example.
+* Keys and values of positions 0 and 2 depend only on ``a`` and on ``b``: they are tables
+  over the P element tokens, computed once per step per model (P rows instead of N
+  examples). The score of a key is ``x W_K . q = x . (W_K q)``, so ``W_K q`` is folded first.
+* The last query attends to all four positions (the causal mask hides nothing from it), so
+  per example only a 4-way softmax per head and a weighted sum of four value vectors remain.
+* The MLP and the unembedding run at the last position only.
+
+This is the same function as the full-sequence model in :mod:`circeff.empirical.reference`
+(tests check equality to 1e-5); only the order of floating-point operations differs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from circeff.empirical.config import ModelConfig
+from circeff.empirical.tasks import TaskConfig
+
+__all__ = [
+    "WEIGHT_NAMES",
+    "Params",
+    "final_logits",
+    "init_params",
+    "logits_all",
+    "matmul_flops_per_example",
+    "model_params",
+    "param_norm",
+    "weight_shapes",
+]
+
+Params = dict[str, Tensor]
+
+WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
+
+
+def weight_shapes(cfg: ModelConfig, task: TaskConfig) -> dict[str, tuple[int, ...]]:
+    """Shape of every weight of ONE model (the stacked tensors add a leading E)."""
+    return {
+        "W_E": (task.d_vocab, cfg.d_model),
+        "W_pos": (task.n_ctx, cfg.d_model),
+        "W_Q": (cfg.n_heads, cfg.d_model, cfg.d_head),
+        "W_K": (cfg.n_heads, cfg.d_model, cfg.d_head),
+        "W_V": (cfg.n_heads, cfg.d_model, cfg.d_head),
+        "W_O": (cfg.n_heads, cfg.d_head, cfg.d_model),
+        "W_in": (cfg.d_model, cfg.d_mlp),
+        "W_out": (cfg.d_mlp, cfg.d_model),
+        "W_U": (cfg.d_model, task.d_vocab_out),
+    }
+
+
+def _init_std(name: str, cfg: ModelConfig, task: TaskConfig) -> float:
+    # Nanda et al. 2023's public code: N(0, 1/d_model) everywhere except the unembedding,
+    # which is N(0, 1/d_vocab_out). (The paper does not state its initialisation.)
+    return 1.0 / math.sqrt(task.d_vocab_out if name == "W_U" else cfg.d_model)
+
+
+def init_params(cfg: ModelConfig, task: TaskConfig, seeds: Sequence[int],
+                device: str | torch.device = "cpu") -> Params:
+    """Stacked float32 weights of ``len(seeds)`` models; model k depends only on ``seeds[k]``.
+
+    Each model draws its weights from its own CPU generator in ``WEIGHT_NAMES`` order, so a
+    model's initialisation does not depend on its batch neighbours or on the device.
+    """
+    shapes = weight_shapes(cfg, task)
+    per_model: list[Params] = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed))
+        per_model.append({n: torch.randn(shapes[n], generator=g) * _init_std(n, cfg, task) for n in WEIGHT_NAMES})
+    return {n: torch.stack([m[n] for m in per_model]).to(device) for n in WEIGHT_NAMES}
+
+
+def model_params(params: Params, k: int) -> Params:
+    """The weights of model ``k`` (views, no leading E)."""
+    return {n: params[n][k] for n in WEIGHT_NAMES}
+
+
+def final_logits(params: Params, a: Tensor, b: Tensor, task: TaskConfig, fold: bool | None = None) -> Tensor:
+    """Logits at the last position (``=``) for the sequences ``a o b =``.
+
+    Args:
+        params: stacked weights with leading axis E (any subset of a batch, e.g. a chunk).
+        a, b: ``[E, N]`` int64 element tokens, one row of examples per model.
+        task: supplies ``P`` and the token ids of ``o`` and ``=``.
+        fold: multiply out ``W_O W_in``, ``W_O W_U`` and ``W_out W_U`` once per model (the
+            same function, fewer FLOPs when N is large). ``None``: whichever costs fewer FLOPs.
+
+    Returns:
+        ``[E, N, d_vocab_out]`` float logits.
+    """
+    W_E, W_pos = params["W_E"], params["W_pos"]      # [E, d_vocab, d_model], [E, n_ctx, d_model]
+    W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
+    E, N = a.shape
+    n_heads, d_model, d_head = W_Q.shape[1], W_Q.shape[2], W_Q.shape[3]
+    hd = n_heads * d_head
+    p = task.p
+
+    # Residual stream entering attention, as tables over what each position can hold.
+    x_a = W_E[:, :p] + W_pos[:, 0:1]                         # [E, P, d_model]   position 0
+    x_b = W_E[:, :p] + W_pos[:, 2:3]                         # [E, P, d_model]   position 2
+    x_op = W_E[:, task.op_token] + W_pos[:, 1]               # [E, d_model]      position 1
+    x_eq = W_E[:, task.eq_token] + W_pos[:, 3]               # [E, d_model]      position 3
+
+    # The one query that is scored, folded into the keys: score(x) = x . (W_K q) / sqrt(d_head).
+    q = torch.einsum("ed,ehdk->ehk", x_eq, W_Q)              # [E, H, d_head]
+    k_q = torch.einsum("ehdk,ehk->edh", W_K, q) / math.sqrt(d_head)  # [E, d_model, H]
+    s_a = torch.bmm(x_a, k_q)                                # [E, P, H]
+    s_b = torch.bmm(x_b, k_q)                                # [E, P, H]
+    s_op = torch.einsum("ed,edh->eh", x_op, k_q)             # [E, H]
+    s_eq = torch.einsum("ed,edh->eh", x_eq, k_q)             # [E, H]
+
+    # Values of all heads side by side: [E, d_model, H * d_head].
+    W_V_all = W_V.permute(0, 2, 1, 3).reshape(E, d_model, hd)
+    v_a = torch.bmm(x_a, W_V_all)                            # [E, P, H*d_head]
+    v_b = torch.bmm(x_b, W_V_all)                            # [E, P, H*d_head]
+    v_op = torch.einsum("ed,edk->ek", x_op, W_V_all)         # [E, H*d_head]
+    v_eq = torch.einsum("ed,edk->ek", x_eq, W_V_all)         # [E, H*d_head]
+
+    # Per example: a 4-way softmax per head and a weighted sum of four value vectors.
+    idx_h = a.unsqueeze(-1).expand(E, N, n_heads)
+    scores = torch.stack([
+        torch.gather(s_a, 1, idx_h),
+        s_op.unsqueeze(1).expand(E, N, n_heads),
+        torch.gather(s_b, 1, b.unsqueeze(-1).expand(E, N, n_heads)),
+        s_eq.unsqueeze(1).expand(E, N, n_heads),
+    ], dim=-1)                                               # [E, N, H, 4]
+    pattern = scores.softmax(dim=-1).unsqueeze(-1)           # [E, N, H, 4, 1]
+    z = (pattern[..., 0, :] * torch.gather(v_a, 1, a.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
+         + pattern[..., 1, :] * v_op.view(E, 1, n_heads, d_head)
+         + pattern[..., 2, :] * torch.gather(v_b, 1, b.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
+         + pattern[..., 3, :] * v_eq.view(E, 1, n_heads, d_head))     # [E, N, H, d_head]
+    z = z.reshape(E, N, hd)
+    W_O_all = W_O.reshape(E, hd, d_model)                   # [E, H*d_head, d_model]
+    W_in, W_out, W_U = params["W_in"], params["W_out"], params["W_U"]
+
+    if fold is None:
+        fold = N * _fold_saving(d_model, hd, W_in.shape[-1], W_U.shape[-1]) > _fold_cost(d_model, hd, W_in.shape[-1], W_U.shape[-1])
+    if not fold:
+        # Literal order: attention output, residual, MLP, residual, unembedding.
+        resid_mid = torch.bmm(z, W_O_all) + x_eq.unsqueeze(1)            # [E, N, d_model]
+        post = torch.bmm(resid_mid, W_in).relu_()                        # [E, N, d_mlp]
+        resid_post = resid_mid + torch.bmm(post, W_out)                  # [E, N, d_model]
+        return torch.bmm(resid_post, W_U)                                # [E, N, d_vocab_out]
+
+    # Same function with the linear maps multiplied out once per model (fewer FLOPs per
+    # example when N is large): resid_mid = x_eq + z W_O, so
+    #   resid_mid W_in  = x_eq W_in + z (W_O W_in)
+    #   resid_post W_U  = x_eq W_U + z (W_O W_U) + post (W_out W_U).
+    W_OI = torch.bmm(W_O_all, W_in)                                      # [E, H*d_head, d_mlp]
+    W_OU = torch.bmm(W_O_all, W_U)                                       # [E, H*d_head, d_vocab_out]
+    W_outU = torch.bmm(W_out, W_U)                                       # [E, d_mlp, d_vocab_out]
+    c_in = torch.bmm(x_eq.unsqueeze(1), W_in)                            # [E, 1, d_mlp]
+    c_U = torch.bmm(x_eq.unsqueeze(1), W_U)                              # [E, 1, d_vocab_out]
+    post = torch.baddbmm(c_in, z, W_OI).relu_()                          # [E, N, d_mlp]
+    return torch.baddbmm(torch.baddbmm(c_U, z, W_OU), post, W_outU)      # [E, N, d_vocab_out]
+
+
+def _fold_saving(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
+    """Multiply-adds per example saved by multiplying out W_O W_in, W_O W_U and W_out W_U."""
+    literal = hd * d_model + d_model * d_mlp + d_mlp * d_model + d_model * d_out
+    folded = hd * d_mlp + hd * d_out + d_mlp * d_out
+    return literal - folded
+
+
+def _fold_cost(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
+    """Multiply-adds per model of multiplying them out."""
+    return hd * d_model * d_mlp + hd * d_model * d_out + d_mlp * d_model * d_out + d_model * (d_mlp + d_out)
+
+
+def matmul_flops_per_example(cfg: ModelConfig, task: TaskConfig) -> int:
+    """Forward matmul FLOPs (2 per multiply-add) of :func:`final_logits` per example.
+
+    Counts the per-example products (``z W_O``, ``W_in``, ``W_out``, ``W_U``) and the 4-way
+    attention mixing; the per-model tables (O(P d_model (H d_head)) per step) are counted by
+    :func:`table_flops_per_model`. Forward + backward is about 3x this.
+    """
+    hd = cfg.n_heads * cfg.d_head
+    per_example = hd * cfg.d_model + cfg.d_model * cfg.d_mlp + cfg.d_mlp * cfg.d_model + cfg.d_model * task.d_vocab_out
+    mixing = 4 * hd + 4 * cfg.n_heads
+    return 2 * (per_example + mixing)
+
+
+def table_flops_per_model(cfg: ModelConfig, task: TaskConfig) -> int:
+    """Forward matmul FLOPs of the per-model tables of :func:`final_logits` (keys, values, query)."""
+    hd = cfg.n_heads * cfg.d_head
+    p = task.p
+    query = cfg.d_model * hd + hd * cfg.d_model              # q and W_K q
+    tables = 2 * p * cfg.d_model * cfg.n_heads + 2 * p * cfg.d_model * hd
+    return 2 * (query + tables)
+
+
+@torch.no_grad()
+def logits_all(params: Params, task: TaskConfig, model_index: int | None = None,
+               chunk_size: int | None = None) -> Tensor:
+    """Logits for every pair ``(a, b)`` of the P x P grid, indexed ``[a, b, c]``.
+
+    Returns ``[P, P, d_vocab_out]`` for ``model_index`` or ``[E, P, P, d_vocab_out]`` for all
+    models (computed ``chunk_size`` models at a time). Pairs outside the task (``b = 0`` for
+    ``div``) are included: the model reads any tokens. Input to the Fourier decomposition.
+    """
+    if model_index is not None:
+        params = {n: t[model_index:model_index + 1] for n, t in params.items()}
+    E = params["W_E"].shape[0]
+    p = task.p
+    device = params["W_E"].device
+    grid = torch.arange(p, device=device)
+    a = grid.repeat_interleave(p)        # a major: example a * P + b
+    b = grid.repeat(p)
+    step = chunk_size or E
+    out = torch.cat([
+        final_logits({n: t[i:i + step] for n, t in params.items()},
+                     a.expand(min(step, E - i), -1), b.expand(min(step, E - i), -1), task)
+        for i in range(0, E, step)
+    ]).view(E, p, p, -1)
+    return out[0] if model_index is not None else out
+
+
+@torch.no_grad()
+def param_norm(params: Params) -> Tensor:
+    """``[E]`` float64 L2 norm of all weights of each model."""
+    return torch.sqrt(sum(t.double().pow(2).flatten(1).sum(1) for t in params.values()))

@@ -1,0 +1,301 @@
+"""Train a batch of E one-layer transformers with full-batch AdamW (SPEC section 6, Appendix A).
+
+Read :func:`train` from top to bottom: build the data, start (fresh, from another run's
+weights, or from this run's checkpoint), then repeat {loss and gradients of every model,
+check for divergence, one AdamW step} and log metrics and checkpoints on the way.
+
+Outputs in the run folder:
+
+- ``config.json``: the :class:`TrainConfig`.
+- ``metrics.csv``: one row per model every ``log_every`` steps (columns
+  :data:`circeff.empirical.metrics.METRIC_COLUMNS`); written at every checkpoint and at the end.
+- ``checkpoint.pt``: see :mod:`circeff.empirical.checkpoint`; the last one is the final state.
+- ``summary.json``: per model the final metrics, divergence step, and the wall time.
+
+Divergence (a non-finite loss or gradient), per model: with ``nan_policy="freeze"`` the model
+keeps the weights at which its loss was first non-finite, is excluded from updates, and its
+rows say ``status=diverged`` from that step on; the other models' computations never mix with
+it, so they are unaffected. If every model has diverged, the run saves and stops with a
+RunError naming the step. With ``nan_policy="stop"`` the first divergence saves and stops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from circeff.empirical.checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from circeff.empirical.config import TrainConfig
+from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, metric_rows
+from circeff.empirical.model import WEIGHT_NAMES, Params, final_logits, init_params, param_norm
+from circeff.empirical.optim import adamw_init, adamw_step
+from circeff.empirical.tasks import Dataset, make_dataset, train_indices
+from circeff.errors import ConfigError, RunError
+from circeff.io import ensure_dir, write_csv, write_json
+
+__all__ = ["RunResult", "TrainingData", "build_training_data", "loss_and_grads", "train"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: each chunk of models gets its training examples as padded [Ec, N_max] index tensors.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class TrainingData:
+    """Training examples per chunk of models, and the full dataset for the metrics.
+
+    Chunk ``c`` covers models ``chunks[c]``; ``a[c]``, ``b[c]``, ``labels[c]`` are ``[Ec, N_max]``
+    (padded with example 0) and ``weights[c]`` is float64 ``1/N_e`` on real examples, 0 on padding.
+    """
+
+    chunks: tuple[slice, ...]
+    a: tuple[Tensor, ...]
+    b: tuple[Tensor, ...]
+    labels: tuple[Tensor, ...]
+    weights: tuple[Tensor, ...]
+    all_a: Tensor            # [n] every example of the dataset
+    all_b: Tensor
+    all_labels: Tensor
+    train_mask: Tensor       # [E, n] bool
+
+
+def build_training_data(dataset: Dataset, config: TrainConfig, device: torch.device) -> TrainingData:
+    n, E, size = len(dataset), config.n_models, config.resolved_chunk_size
+    subsets = [train_indices(n, r.train_size, r.data_seed) for r in config.runs]
+    train_mask = np.zeros((E, n), dtype=bool)
+    for e, idx in enumerate(subsets):
+        train_mask[e, idx] = True
+    chunks, a, b, labels, weights = [], [], [], [], []
+    for start in range(0, E, size):
+        sl = slice(start, min(start + size, E))
+        n_max = max(len(subsets[e]) for e in range(sl.start, sl.stop))
+        idx = np.zeros((sl.stop - sl.start, n_max), dtype=np.int64)
+        w = np.zeros((sl.stop - sl.start, n_max), dtype=np.float64)
+        for i, e in enumerate(range(sl.start, sl.stop)):
+            idx[i, :len(subsets[e])] = subsets[e]
+            w[i, :len(subsets[e])] = 1.0 / len(subsets[e])
+        chunks.append(sl)
+        a.append(torch.from_numpy(dataset.a[idx]).to(device))
+        b.append(torch.from_numpy(dataset.b[idx]).to(device))
+        labels.append(torch.from_numpy(dataset.labels[idx]).to(device))
+        weights.append(torch.from_numpy(w).to(device))
+    return TrainingData(tuple(chunks), tuple(a), tuple(b), tuple(labels), tuple(weights),
+                        torch.from_numpy(dataset.a.copy()).to(device), torch.from_numpy(dataset.b.copy()).to(device),
+                        torch.from_numpy(dataset.labels.copy()).to(device), torch.from_numpy(train_mask).to(device))
+
+
+# ---------------------------------------------------------------------------------------------
+# One step's work: loss and gradient of every model, chunk by chunk.
+# ---------------------------------------------------------------------------------------------
+def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> tuple[Tensor, Params]:
+    """``[E]`` float64 mean training loss of every model and the gradients of the stacked weights.
+
+    Chunks keep the working set small (CPU caches); the models of a chunk run as one batched
+    computation. The loss of a chunk is the SUM of its models' losses, so each model's slice of
+    the gradient is exactly the gradient of its own loss.
+    """
+    grads = {n: torch.empty_like(p) for n, p in params.items()}
+    losses = torch.empty(config.n_models, dtype=torch.float64, device=params["W_E"].device)
+    for c, sl in enumerate(data.chunks):
+        leaf = {n: p[sl].detach().requires_grad_() for n, p in params.items()}
+        logits = final_logits(leaf, data.a[c], data.b[c], config.task)
+        loss = cross_entropy64(logits, data.labels[c], data.weights[c])
+        loss.sum().backward()
+        for n in WEIGHT_NAMES:
+            grads[n][sl] = leaf[n].grad
+        losses[sl] = loss.detach()
+    return losses, grads
+
+
+@torch.no_grad()
+def evaluate(params: Params, data: TrainingData, config: TrainConfig, step: int,
+             diverged: list[int | None]) -> list[dict]:
+    """Metric rows of every model at ``step`` (logits on every example of the dataset)."""
+    rows, norms = [], param_norm(params)
+    for sl in data.chunks:
+        chunk = {n: p[sl] for n, p in params.items()}
+        E_c = sl.stop - sl.start
+        logits = final_logits(chunk, data.all_a.expand(E_c, -1), data.all_b.expand(E_c, -1), config.task)
+        status = ["ok" if diverged[e] is None else "diverged" for e in range(sl.start, sl.stop)]
+        rows += metric_rows(step, sl.start, logits, data.all_labels, data.train_mask[sl], norms[sl],
+                            config.runs[sl], status)
+    return rows
+
+
+def _models_finite(losses: Tensor, grads: Params) -> Tensor:
+    """``[E]`` bool: loss and every gradient entry finite (a sum is non-finite iff an entry is,
+    barring overflow of a sum of huge finite gradients, which is divergence anyway)."""
+    grad_sums = sum(g.flatten(1).sum(dim=1, dtype=torch.float64) for g in grads.values())
+    return torch.isfinite(losses) & torch.isfinite(grad_sums)
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting points
+# ---------------------------------------------------------------------------------------------
+def _fresh_start(config: TrainConfig, device: torch.device) -> Checkpoint:
+    if config.init_from is None:
+        params = init_params(config.model, config.task, [r.seed for r in config.runs], device)
+    else:
+        params = _weights_from_other_run(config, device)
+    return Checkpoint(config, 0, params, adamw_init(params), torch.get_rng_state(), [None] * config.n_models, [])
+
+
+def _weights_from_other_run(config: TrainConfig, device: torch.device) -> Params:
+    src = load_checkpoint(config.init_from, device)
+    for field in ("name", "p"):
+        if getattr(src.config.task, field) != getattr(config.task, field):
+            raise ConfigError("init_from", f"must be a run of the same task (task.{field} is "
+                              f"{getattr(src.config.task, field)!r} there)", getattr(config.task, field))
+    if src.config.model != config.model:
+        raise ConfigError("init_from", "must be a run of the same architecture", str(src.config.model))
+    index = [r.init_index if r.init_index is not None else e for e, r in enumerate(config.runs)]
+    if max(index) >= src.config.n_models:
+        raise ConfigError("init_index", f"must be < {src.config.n_models}, the models in {config.init_from}", max(index))
+    picked = torch.tensor(index, device=device)
+    return {n: src.params[n].index_select(0, picked).contiguous() for n in WEIGHT_NAMES}
+
+
+def _json_number(value: object) -> object:
+    """JSON has no NaN/inf: a diverged model's non-finite metrics become null in summary.json."""
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", "cuda is not available on this machine; use cpu", name)
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """What :func:`train` returns: the metric rows (as in metrics.csv) and where things are."""
+
+    config: TrainConfig
+    out_dir: Path
+    step: int
+    rows: tuple[dict, ...]
+    diverged: tuple[int | None, ...]
+    wall_time_s: float
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    def final_rows(self) -> list[dict]:
+        """The last row of every model."""
+        last = {}
+        for row in self.rows:
+            last[row["model"]] = row
+        return [last[k] for k in sorted(last)]
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> RunResult:
+    """Train ``config.n_models`` models together; write metrics, checkpoints and a summary.
+
+    Args:
+        config: the run.
+        out_dir: run folder (created).
+        resume: continue from ``out_dir/checkpoint.pt`` (bit-identical to an uninterrupted run
+            on the same device). A folder that holds a checkpoint is never overwritten without
+            ``resume``; without a checkpoint, ``resume`` starts from step 0.
+        progress: show a progress bar (step, mean train and test accuracy) on stderr.
+
+    Raises:
+        ConfigError: a device that is not there, an unusable ``init_from``.
+        RunError: corrupt or mismatched checkpoint; all models diverged (``nan_policy=freeze``)
+            or any model diverged (``nan_policy=stop``).
+    """
+    t0 = time.perf_counter()
+    device = _resolve_device(config.device)
+    out = ensure_dir(out_dir)
+    ckpt_file = out / CHECKPOINT_NAME
+    data = build_training_data(make_dataset(config.task), config, device)
+
+    if ckpt_file.exists() and not resume:
+        raise RunError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, or use another --out")
+    if resume and ckpt_file.exists():
+        state = load_checkpoint(ckpt_file, device, expected=config)
+        state.config = config
+        torch.set_rng_state(state.rng_state)
+    else:
+        state = _fresh_start(config, device)
+    write_json(out / "config.json", config.to_dict())
+
+    def save() -> None:
+        state.rng_state = torch.get_rng_state()
+        save_checkpoint(ckpt_file, state)
+        write_csv(out / "metrics.csv", state.rows, fieldnames=METRIC_COLUMNS)
+
+    weight_decay = torch.tensor([r.weight_decay for r in config.runs], dtype=torch.float64, device=device)
+    active = torch.tensor([d is None for d in state.diverged], device=device)
+    bar = tqdm(total=config.steps, initial=min(state.step, config.steps), desc="train", unit="step",
+               disable=not progress, dynamic_ncols=True)
+    if state.step == 0 and not state.rows:
+        state.rows += evaluate(state.params, data, config, 0, state.diverged)
+
+    while state.step < config.steps:
+        losses, grads = loss_and_grads(state.params, data, config)
+
+        newly_diverged = active & ~_models_finite(losses, grads)
+        if newly_diverged.any():
+            for e in newly_diverged.nonzero().flatten().tolist():
+                state.diverged[e] = state.step
+                for row in state.rows:  # the row of this step was logged before the check
+                    if row["model"] == e and row["step"] >= state.step:
+                        row["status"] = "diverged"
+            active &= ~newly_diverged
+            stop = config.nan_policy == "stop" or not active.any()
+            if stop:
+                save()
+                bar.close()
+                first = newly_diverged.nonzero().flatten()[0].item()
+                run = config.runs[first]
+                raise RunError(
+                    f"non-finite loss at step {state.step} in model {first} (seed {run.seed}, "
+                    f"weight_decay {run.weight_decay}); {int((~active).sum())} of {config.n_models} models "
+                    f"diverged; saved checkpoint and metrics at step {state.step} in {out}")
+        all_active = bool(active.all())
+        if not all_active:
+            for g in grads.values():
+                g[~active] = 0.0
+
+        adamw_step(state.params, grads, state.optimizer, lr=config.lr, beta1=config.beta1,
+                   beta2=config.beta2, eps=config.eps, weight_decay=weight_decay,
+                   active=None if all_active else active)
+        state.step += 1
+        bar.update(1)
+
+        if state.step % config.log_every == 0 or state.step == config.steps:
+            state.rows += evaluate(state.params, data, config, state.step, state.diverged)
+            last = state.rows[-config.n_models:]
+            bar.set_postfix(train_acc=f"{np.mean([r['train_acc'] for r in last]):.3f}",
+                            test_acc=f"{np.mean([r['test_acc'] for r in last if r['test_acc'] != '']):.3f}"
+                            if any(r["test_acc"] != "" for r in last) else "-")
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            save()
+    bar.close()
+
+    if not ckpt_file.exists():  # steps == 0: still leave a complete run folder
+        save()
+    wall = time.perf_counter() - t0
+    result = RunResult(config, out, state.step, tuple(state.rows), tuple(state.diverged), wall)
+    write_json(out / "summary.json", {
+        "step": state.step,
+        "wall_time_s": round(wall, 3),
+        "models": [{**{k: _json_number(v) for k, v in row.items()}, "diverged_at": state.diverged[row["model"]]}
+                   for row in result.final_rows()],
+    })
+    return result
