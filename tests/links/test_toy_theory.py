@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
+from circeff.theory import optima, scaling
 from circeff.toy import circuits
 from circeff.toy.metrics import fit_step, grokking_step
 from circeff.toy.simulate import ToyConfig, final_weights, simulate
@@ -32,28 +32,16 @@ BATCHED = settings(max_examples=max(2, settings.default.max_examples // 5))
 PANELS = settings(max_examples=max(2, settings.default.max_examples // 10))
 
 
-@pytest.fixture(scope="module")
-def optima():
-    """The theory layer's D.4 module (written in parallel; skipped only while it is absent)."""
-    return pytest.importorskip("circeff.theory.optima")
-
-
-@pytest.fixture(scope="module")
-def scaling():
-    """The theory layer's D.1 module (written in parallel; skipped only while it is absent)."""
-    return pytest.importorskip("circeff.theory.scaling")
-
-
 # ---------------------------------------------------------------- Theorem D.4, case 2
 
 @BATCHED
 @given(st.lists(case2_configs(), min_size=4, max_size=8))
-def test_D4_case2_toy_converges_to_power_law(optima, cfgs):
+def test_D4_case2_toy_converges_to_power_law(cfgs):
     run = simulate(cfgs)
     assert not (run.diverged_step >= 0).any()
     w_G, w_M = final_weights(run)
     for i, c in enumerate(cfgs):
-        problem = _problem(optima, c)
+        problem = _problem(c)
         assert optima.which_case(c.q, c.kappa) == optima.POWER_LAW
         predicted = optima.predicted_ratio(c.P_G, c.P_M, c.q, c.kappa)   # w_G / w_M
         assert math.isclose(w_G[i] / w_M[i], predicted, rel_tol=1e-6), (c, w_G[i], w_M[i])
@@ -66,12 +54,12 @@ def test_D4_case2_toy_converges_to_power_law(optima, cfgs):
 
 @BATCHED
 @given(st.lists(case1_configs(), min_size=4, max_size=8))
-def test_D4_case1_toy_winner_takes_all(optima, cfgs):
+def test_D4_case1_toy_winner_takes_all(cfgs):
     run = simulate(cfgs)
     assert not (run.diverged_step >= 0).any()
     w_G, w_M = final_weights(run)
     for i, c in enumerate(cfgs):
-        problem = _problem(optima, c)
+        problem = _problem(c)
         assert optima.which_case(c.q, c.kappa) in (optima.WINNER_TAKE_ALL, optima.BOUNDARY)
         assert optima.predicted_ratio(c.P_G, c.P_M, c.q, c.kappa) == math.inf
         # M (less efficient) loses: w_M -> 0. At q = kappa GD hovers at the kink of |w| at 0;
@@ -91,7 +79,7 @@ def test_D4_case1_toy_winner_takes_all(optima, cfgs):
 
 @settings(max_examples=max(5, settings.default.max_examples // 2))
 @given(case2_configs(steps=3000), st.floats(1.001, 50.0))
-def test_D1_toy_logits_scaling_lowers_train_loss(scaling, cfg, c):
+def test_D1_toy_logits_scaling_lowers_train_loss(cfg, c):
     run = simulate(cfg, n_record=40)
     n = cfg.n_classes
     checked = 0
@@ -159,7 +147,7 @@ def test_fig2c_no_delay_neighbourhood(panels):
 
 # ---------------------------------------------------------------- helpers
 
-def _problem(optima, c: ToyConfig):  # noqa: ANN001, ANN202
+def _problem(c: ToyConfig) -> optima.OptimumProblem:
     """The D.4 problem (Eq. 6) for the toy's two circuits, in the theory layer's terms."""
     return optima.OptimumProblem(P=(c.P_G, c.P_M), q=c.q, kappa=c.kappa, alpha=c.alpha,
                                  n_classes=c.n_classes)
