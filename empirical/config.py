@@ -73,7 +73,9 @@ class RunSpec:
 def resolve_train_size(task: TaskConfig, train_frac: float | None, train_size: int | None) -> int:
     """D from exactly one of a fraction of the dataset or a size (round(frac * n), at least 1)."""
     n = task.n_examples
-    if (train_frac is None) == (train_size is None):
+    if train_frac is None and train_size is None:
+        raise ConfigError("train_size", "give exactly one of train_frac and train_size", "neither")
+    if train_frac is not None and train_size is not None:
         raise ConfigError("train_frac", "give exactly one of train_frac and train_size",
                           f"train_frac={train_frac}, train_size={train_size}")
     if train_frac is not None:
@@ -180,7 +182,7 @@ class TrainConfig:
             non_empty("train_size", list(train_sizes))
             sizes = [resolve_train_size(task, None, s) for s in train_sizes]
         else:
-            raise ConfigError("train_frac", "give exactly one of train_frac and train_size", None)
+            raise ConfigError("train_size", "give exactly one of train_frac and train_size", "neither")
         runs = tuple(RunSpec(seed=s, weight_decay=float(wd), train_size=d, data_seed=data_seed)
                      for d, wd, s in itertools.product(sizes, weight_decays, seeds))
         return cls(task=task, runs=runs, **kwargs)
