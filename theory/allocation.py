@@ -153,21 +153,24 @@ def symbolic_D4_case2(exponent: sp.Expr | None = None) -> RouteResult:
                   for i, p in enumerate(parts[1:])]
     facts += stationary
     if any(f.value is None for f in stationary):
-        point = {S.q: sp.Rational(2), S.kappa: sp.Integer(1), S.alpha: sp.Integer(1),
-                 S.t: sp.Integer(1), sp.Symbol("P1", positive=True): sp.Integer(1),
-                 sp.Symbol("P2", positive=True): sp.Integer(2),
-                 sp.Symbol("P3", positive=True): sp.Integer(3)}
-        for p in parts[1:]:
-            value = sp.N((parts[0] - p).subs(point))
-            if value.is_number and abs(float(value)) > 1e-9:
-                cx = {"q": 2, "kappa": 1, "alpha": 1, "P": [1, 2, 3], "t": 1,
-                      "exponent": sp.sstr(e), "gradient_difference": float(value)}
-                return RouteResult(
-                    "symbolic", Status.REFUTED,
-                    f"stated weights w_i ~ P_i^-({sp.sstr(e)}) are not stationary: "
-                    f"dL/dw_1 - dL/dw_j = {float(value):.4g} != 0 at q=2, kappa=1, P=(1,2,3)",
-                    {"facts": [f.to_dict() for f in facts]}, counterexample=cx,
-                    seconds=time.perf_counter() - started)
+        # sympy could not show the stated weights are stationary: look for a point where
+        # they are not (a counterexample); otherwise the route stays undecided.
+        P_syms = [sp.Symbol(f"P{i}", positive=True) for i in (1, 2, 3)]
+        for q_v, k_v in ((3, 2), (5, 2), (7, 3), (2, 1)):
+            point = {S.q: sp.Integer(q_v), S.kappa: sp.Integer(k_v), S.alpha: sp.Integer(1),
+                     S.t: sp.Integer(1), **{P: sp.Integer(i + 1) for i, P in enumerate(P_syms)}}
+            for p in parts[1:]:
+                value = sp.N((parts[0] - p).subs(point))
+                if value.is_number and abs(float(value)) > 1e-9:
+                    cx = {"q": q_v, "kappa": k_v, "alpha": 1, "P": [1, 2, 3], "t": 1,
+                          "exponent": sp.sstr(e), "gradient_difference": float(value)}
+                    return RouteResult(
+                        "symbolic", Status.REFUTED,
+                        f"stated weights w_i ~ P_i^-({sp.sstr(e)}) are not stationary: "
+                        f"dL/dw_1 - dL/dw_j = {float(value):.4g} != 0 at q={q_v}, "
+                        f"kappa={k_v}, P=(1,2,3)",
+                        {"facts": [f.to_dict() for f in facts]}, counterexample=cx,
+                        seconds=time.perf_counter() - started)
     P12, pi12 = sp.symbols("P1:3", positive=True), sp.symbols("pi1:3", positive=True)
     facts.append(S.equals("P_eff: sum_i P_i^q (pi_i s)^r = s^r sum_i pi_i^r P_i^q",
                           sum(P**S.q * (pi * S.s) ** r for P, pi in zip(P12, pi12)),

@@ -262,8 +262,10 @@ class _Objective:
     def hessian_w(self, w: np.ndarray) -> np.ndarray:
         r = self.problem.r
         n = w.size
+        curv = np.zeros(n)  # w^(r-2) is infinite at w = 0 for r < 2; callers use w > 0
+        np.power(w, r - 2, out=curv, where=w > 0)
         return (float(self.problem.loss.second_derivative(w.sum())) * np.ones((n, n))
-                + np.diag(self.coef * r * (r - 1) * w ** (r - 2)))
+                + np.diag(self.coef * r * (r - 1) * curv))
 
     def value_grad_v(self, v: np.ndarray) -> tuple[float, np.ndarray]:
         """Value and gradient in ``v = w^r`` (used for r <= 1: cost linear in v)."""
@@ -457,31 +459,73 @@ def _local_solve(obj: _Objective, w0: np.ndarray, bounds: np.ndarray,
     return np.clip(res.x, 0.0, None) ** (1.0 / r)
 
 
-def _newton_polish(obj: _Objective, w: np.ndarray, max_iter: int = 60) -> np.ndarray:
-    """Newton steps with backtracking on the strictly convex r > 1 problem (all w > 0)."""
-    if np.any(w <= 0):
+def _newton_steps(obj: _Objective, w: np.ndarray, max_iter: int = 60) -> np.ndarray:
+    """Newton steps with backtracking on the positive coordinates of w (r > 1)."""
+    on = w > 0
+    if not on.any():
         return w
+    w = w.copy()
     f = obj.value(w)
     for _ in range(max_iter):
         _, g = obj.value_grad_w(w)
         try:
-            step = np.linalg.solve(obj.hessian_w(w), g)
+            step = np.linalg.solve(obj.hessian_w(w)[np.ix_(on, on)], g[on])
         except np.linalg.LinAlgError:
             break
         t = 1.0
         while t > 1e-12:
-            cand = w - t * step
-            if np.all(cand > 0):
+            cand = w.copy()
+            cand[on] = w[on] - t * step
+            if np.all(cand[on] > 0):
                 f_c = obj.value(cand)
                 if f_c <= f:
                     break
             t *= 0.5
         else:
             break
-        moved = np.max(np.abs(cand - w) / np.maximum(np.abs(w), 1e-300))
+        moved = np.max(np.abs(cand[on] - w[on]) / w[on])
         w, f = cand, f_c
         if moved < 1e-15:
             break
+    return w
+
+
+def _newton_polish(obj: _Objective, w: np.ndarray) -> np.ndarray:
+    """Polish the strictly convex r > 1 problem to machine precision.
+
+    Newton on the positive coordinates; then any zero coordinate whose gradient is
+    negative (so the KKT conditions fail there) is restarted at its own 1-D stationary
+    value and Newton runs again. Weights too small for float64 stay 0.
+    """
+    r = obj.problem.r
+    for _ in range(3):
+        w = _newton_steps(obj, w)
+        _, g = obj.value_grad_w(w)
+        violators = (w <= 0) & (g < 0)
+        if not violators.any():
+            break
+        pull = -float(obj.problem.loss.derivative(w.sum()))
+        with np.errstate(under="ignore"):
+            restart = (pull / (obj.coef[violators] * r)) ** (1.0 / (r - 1.0))
+        if not np.any(restart > 0):
+            break
+        w = w.copy()
+        w[violators] = restart
+    return w
+
+
+def _snap_tiny_weights(obj: _Objective, w: np.ndarray, rel: float = 1e-9) -> np.ndarray:
+    """Move weights below ``rel * s`` onto the largest weight (s unchanged) when that does
+    not raise the loss: bound-constrained solvers stop a few ulps off ``w_j = 0``."""
+    w = w.copy()
+    f = obj.value(w)
+    for j in np.flatnonzero((w > 0) & (w < rel * w.sum())):
+        cand = w.copy()
+        cand[int(np.argmax(w))] += cand[j]
+        cand[j] = 0.0
+        f_c = obj.value(cand)
+        if f_c <= f:
+            w, f = cand, f_c
     return w
 
 
@@ -515,14 +559,16 @@ def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = N
     best = min(candidates, key=obj.value)
     if r > 1:
         best = _newton_polish(obj, best)
-    elif np.count_nonzero(best) > 1:
-        best = min([best, _local_solve(obj, best, bounds, tight=True)], key=obj.value)
-        n_local += 1
-    elif np.count_nonzero(best) == 1:
-        # re-solve the ray of this support (root-finding on the 1-D derivative)
-        ray = allocation_with_shares(problem, (best > 0).astype(float))
-        if obj.value(ray) <= obj.value(best) + 4 * np.finfo(float).eps * abs(obj.value(best)):
-            best = ray
+    else:
+        if np.count_nonzero(best) > 1:
+            best = min([best, _local_solve(obj, best, bounds, tight=True)], key=obj.value)
+            n_local += 1
+        best = _snap_tiny_weights(obj, best)
+        if np.count_nonzero(best) == 1:
+            # re-solve the ray of this support (root-finding on the 1-D derivative)
+            ray = allocation_with_shares(problem, (best > 0).astype(float))
+            if obj.value(ray) <= obj.value(best) + 4 * np.finfo(float).eps * abs(obj.value(best)):
+                best = ray
     closed = closed_form_weights(problem)
     return Optimum(problem=problem, case=problem.case, weights=best, closed_form=closed,
                    loss=obj.value(best), closed_form_loss=obj.value(closed),

@@ -45,7 +45,7 @@ def corrected_delta(x: float, r: float, c: float) -> float:
         return r * (x - e) ** (r - 1) - r * x ** (r - 1) + c
     if dg(x) >= 0:
         return x
-    return brentq(dg, 0.0, x, xtol=1e-15 * x, rtol=4 * np.finfo(float).eps)
+    return brentq(dg, 0.0, x, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
 
 
 def printed_gap(x: float, r: float, c: float, delta: float, eps: float) -> float:

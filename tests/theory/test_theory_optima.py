@@ -1,0 +1,233 @@
+"""Theorem D.4 (weight decay favours efficient circuits) as properties of circeff.theory.optima.
+
+The cross-check ``test_D4_optimum_agrees_with_brute_force`` runs ``circeff theory optimum``
+and compares it with a brute-force minimiser written here, independently of the package:
+its own effective loss, every support (face) of the non-negative orthant enumerated, and on
+each face BFGS in log-weights ``w_i = exp(z_i)`` from several starting totals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize
+from scipy.special import expit
+
+from circeff.cli.main import run
+from circeff.errors import ConfigError
+from circeff.theory import optima as O
+from tests.strategies.theory import efficiency_vectors, optimum_problems, q_kappa_pairs
+
+
+# ----------------------------------------------------------------------------- brute force
+def _bf_loss_grad(z, support, P, q, kappa, alpha, n):
+    """Effective loss and gradient in log-weights on one face (written independently)."""
+    w = np.zeros(len(P))
+    w[support] = np.exp(z)
+    s = w.sum()
+    loss = np.logaddexp(0.0, math.log(n - 1) - s) + alpha / q * np.sum((w ** (1 / kappa) * P) ** q)
+    dlx = -expit(math.log(n - 1) - s)
+    ws = w[support]
+    grad = ws * (dlx + alpha / kappa * P[support] ** q * ws ** (q / kappa - 1))
+    return loss, grad
+
+
+def brute_force_minimise(P, q, kappa, alpha, n):
+    P = np.asarray(P, dtype=float)
+    I = P.size
+    best_w, best_l = np.zeros(I), math.log(n)  # w = 0: L = log(1 + (n - 1)) = log n
+    for k in range(1, I + 1):
+        for support in itertools.combinations(range(I), k):
+            support = list(support)
+            for total in (0.5, 3.0, 10.0, 30.0):
+                z0 = np.full(k, math.log(total / k))
+                res = minimize(_bf_loss_grad, z0, args=(support, P, q, kappa, alpha, n),
+                               jac=True, method="BFGS", options={"gtol": 1e-11, "maxiter": 2000})
+                if res.fun < best_l and np.all(res.x < 20):
+                    best_l = float(res.fun)
+                    best_w = np.zeros(I)
+                    best_w[support] = np.exp(res.x)
+    return best_w, best_l
+
+
+def _cli_optimum(problem: O.OptimumProblem) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "optimum.json"
+        code = run(["theory", "optimum", "--P", ",".join(repr(p) for p in problem.P),
+                    "--q", repr(problem.q), "--kappa", repr(problem.kappa),
+                    "--alpha", repr(problem.alpha), "--n-classes", str(problem.n_classes),
+                    "--json", str(path)])
+        assert code == 0
+        return json.loads(path.read_text())
+
+
+@st.composite
+def cross_check_problems(draw):
+    kappa = draw(st.floats(0.5, 2.0))
+    r = draw(st.floats(0.3, 4.0))  # q / kappa across all three cases
+    P = draw(efficiency_vectors(2, 6))
+    alpha = draw(st.floats(1e-3, 0.05))
+    n = draw(st.integers(10, 200))
+    return O.OptimumProblem(P, r * kappa, kappa, alpha, n)
+
+
+def _assert_agrees(problem):
+    got = _cli_optimum(problem)
+    w_bf, l_bf = brute_force_minimise(problem.P, problem.q, problem.kappa, problem.alpha,
+                                      problem.n_classes)
+    w = np.asarray(got["weights"])
+    assert got["loss"] <= l_bf * (1 + 1e-10) + 1e-14, (got["loss"], l_bf)
+    np.testing.assert_allclose(got["loss"], l_bf, rtol=1e-4)
+    np.testing.assert_allclose(w, w_bf, rtol=1e-4, atol=1e-4 * np.abs(w_bf).max())
+
+
+@settings(max_examples=10)
+@given(cross_check_problems())
+def test_D4_optimum_agrees_with_brute_force(problem):
+    _assert_agrees(problem)
+
+
+@pytest.mark.slow
+@settings(max_examples=150)
+@given(cross_check_problems())
+def test_D4_optimum_agrees_with_brute_force_thorough(problem):
+    _assert_agrees(problem)
+
+
+# ----------------------------------------------------------------------------- properties
+@given(optimum_problems(O.POWER_LAW))
+def test_D4_case2_power_law_ratio(problem):
+    opt = O.minimise(problem)
+    assert opt.case == O.POWER_LAW
+    assert np.all(opt.weights > 0)
+    shares = O.power_law_shares(problem.P, problem.q, problem.kappa)
+    np.testing.assert_allclose(opt.shares, shares, rtol=1e-6, atol=1e-12)
+    i, j = int(np.argmin(problem.P)), int(np.argmax(problem.P))
+    np.testing.assert_allclose(opt.weights[i] / opt.weights[j],
+                               O.predicted_ratio(problem.P[i], problem.P[j], problem.q,
+                                                 problem.kappa), rtol=1e-6)
+
+
+@given(optimum_problems(O.POWER_LAW))
+def test_D4_case2_closed_form_matches_numeric(problem):
+    opt = O.minimise(problem)
+    np.testing.assert_allclose(opt.weights, opt.closed_form, rtol=1e-7,
+                               atol=1e-12 * opt.total)
+    np.testing.assert_allclose(opt.loss, opt.closed_form_loss, rtol=1e-12)
+
+
+@given(optimum_problems(O.POWER_LAW))
+def test_D4_case2_total_solves_effective_norm_problem(problem):
+    """s* is stationary for L_x(s) + (alpha/q) P_eff^q s^r."""
+    w = O.closed_form_weights(problem)
+    s, r = w.sum(), problem.r
+    p_eff = O.effective_norm(problem)
+    lx = O.CrossEntropyLoss(problem.n_classes)
+    slope = float(lx.derivative(s)) + problem.alpha / problem.kappa * p_eff**problem.q * s ** (r - 1)
+    assert abs(slope) < 1e-10
+
+
+@given(optimum_problems(O.WINNER_TAKE_ALL))
+def test_D4_case1_winner_take_all(problem):
+    opt = O.minimise(problem)
+    assert opt.case == O.WINNER_TAKE_ALL
+    winner = int(np.argmin(problem.P))
+    losers = np.arange(problem.n_circuits) != winner
+    assert np.all(opt.weights[losers] == 0) and opt.weights[winner] > 0
+    np.testing.assert_allclose(opt.weights, opt.closed_form, rtol=1e-9)
+
+
+@given(optimum_problems(O.BOUNDARY, tie=True), st.floats(0.0, 1.0))
+def test_D4_boundary_any_split_among_ties_optimal(problem, lam):
+    opt = O.minimise(problem)
+    assert opt.case == O.BOUNDARY
+    tied = np.flatnonzero(np.isclose(problem.P, min(problem.P), rtol=0, atol=0))
+    assert tied.size == 2
+    w = np.zeros(problem.n_circuits)
+    w[tied[0]], w[tied[1]] = lam * opt.total, (1 - lam) * opt.total
+    split = O.effective_loss(w, problem.P, problem.q, problem.kappa, problem.alpha,
+                             problem.n_classes)
+    np.testing.assert_allclose(split, opt.loss, rtol=1e-12)
+    assert np.all(opt.weights[np.asarray(problem.P) > min(problem.P)] == 0)
+
+
+@given(optimum_problems(O.BOUNDARY), st.floats(0.01, 0.99))
+def test_D4_boundary_weight_on_larger_P_costs_more(problem, lam):
+    opt = O.minimise(problem)
+    order = np.argsort(problem.P)
+    w = np.zeros(problem.n_circuits)
+    w[order[0]], w[order[1]] = lam * opt.total, (1 - lam) * opt.total
+    assert O.effective_loss(w, problem.P, problem.q, problem.kappa, problem.alpha,
+                            problem.n_classes) > opt.loss
+
+
+@given(st.floats(0.05, 10.0), st.floats(0.05, 10.0))
+def test_D4_design_card_mapping_is_q_over_kappa(q, kappa):
+    """The design card's 'q < 1 / q > 1' is the case of (q/kappa, 1)."""
+    assert O.which_case(q, kappa) == O.which_case(q / kappa, 1.0) or math.isclose(
+        q / kappa, 1.0, rel_tol=1e-9)
+
+
+def test_D4_toy_ratio_is_8():
+    assert O.predicted_ratio(1.0, 2.0, 2.0, 1.2) == pytest.approx(8.0, rel=1e-12)
+    opt = O.minimise(O.OptimumProblem((1.0, 2.0), 2.0, 1.2, 0.005, 113))
+    assert opt.weights[0] / opt.weights[1] == pytest.approx(8.0, rel=1e-8)
+
+
+def test_D4_predicted_ratio_winner_take_all_and_ties():
+    assert O.predicted_ratio(1.0, 2.0, 0.5, 1.0) == math.inf
+    assert O.predicted_ratio(2.0, 1.0, 1.0, 1.0) == 0.0
+    assert math.isnan(O.predicted_ratio(1.0, 1.0, 1.0, 1.0))
+    assert O.predicted_ratio(1.0, 1.0, 2.0, 1.0) == 1.0
+
+
+@given(optimum_problems(O.POWER_LAW, max_size=4))
+def test_D4_effective_loss_matches_formula(problem):
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, 5, problem.n_circuits)
+    P = np.asarray(problem.P)
+    by_hand = (math.log(1 + (problem.n_classes - 1) * math.exp(-w.sum()))
+               + problem.alpha / problem.q * np.sum((w ** (1 / problem.kappa) * P) ** problem.q))
+    got = O.effective_loss(w, problem.P, problem.q, problem.kappa, problem.alpha,
+                           problem.n_classes)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-12)
+    lx = O.CrossEntropyLoss(problem.n_classes)
+    np.testing.assert_allclose(
+        O.effective_loss(w, problem.P, problem.q, problem.kappa, problem.alpha,
+                         loss_x=lambda s: float(lx.value(s))), got, rtol=1e-12)
+
+
+@given(q_kappa_pairs(O.POWER_LAW), efficiency_vectors(2, 4))
+def test_D4_case2_power_law_for_a_generic_loss(qk, P):
+    """The shares do not depend on L_x: with L_x(s) = exp(-s) the power law still holds."""
+    q, kappa = qk
+    loss = O.CallableLoss(lambda s: math.exp(-s), lower_bound=0.0,
+                          fn_prime=lambda s: -math.exp(-s))
+    problem = O.OptimumProblem(P, q, kappa, 0.01, 2, loss_x=loss)
+    opt = O.minimise(problem)
+    np.testing.assert_allclose(opt.shares, O.power_law_shares(P, q, kappa), rtol=1e-5,
+                               atol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"P": (), "q": 2, "kappa": 1, "alpha": 0.01, "n_classes": 5}, "P"),
+    ({"P": (1.0, -2.0), "q": 2, "kappa": 1, "alpha": 0.01, "n_classes": 5}, "P"),
+    ({"P": (1.0, math.inf), "q": 2, "kappa": 1, "alpha": 0.01, "n_classes": 5}, "P"),
+    ({"P": (1.0,), "q": -1, "kappa": 1, "alpha": 0.01, "n_classes": 5}, "q"),
+    ({"P": (1.0,), "q": 2, "kappa": 0, "alpha": 0.01, "n_classes": 5}, "kappa"),
+    ({"P": (1.0,), "q": 2, "kappa": 1, "alpha": 0.0, "n_classes": 5}, "alpha"),
+    ({"P": (1.0,), "q": 2, "kappa": 1, "alpha": 0.01, "n_classes": 1}, "n_classes"),
+    ({"P": (1.0,), "q": 2, "kappa": 1, "alpha": 0.01, "n_classes": 2.5}, "n_classes"),
+])
+def test_D4_problem_validation(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        O.OptimumProblem(**kwargs)
+    assert info.value.field == field
