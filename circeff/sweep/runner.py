@@ -61,9 +61,10 @@ def run_sweep(configs: Sequence[Any], store_root: str | os.PathLike[str], execut
     """
     store = RunStore(store_root)
     store.verify()  # refuse a corrupt store before adding to it
-    tasks, skipped = plan(store, configs)
-    results = executor.run(tasks)
-    table = combine(store.root) if combine_results else None
+    with store.lock():  # two sweeps writing one store would train the same runs twice
+        tasks, skipped = plan(store, configs)
+        results = executor.run(tasks)
+        table = combine(store.root) if combine_results else None
     return SweepReport(total=skipped + len(tasks), skipped=skipped,
                        resumed=sum(t.resume for t in tasks), results=tuple(results), table=table)
 

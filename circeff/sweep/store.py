@@ -17,6 +17,7 @@ checkpoint resume from it, and the rest start afresh.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hashlib
@@ -39,6 +40,7 @@ CONFIG_FILE = "config.json"
 DONE_FILE = "done.json"
 FAILED_FILE = "failed.json"
 METRICS_FILE = "metrics.csv"
+LOCK_FILE = ".lock"
 RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
 # How many hex digits of the sha256 name a run folder: 16 digits = 64 bits, so a
@@ -149,6 +151,27 @@ class RunStore:
                 continue
             config = _check_folder(path)
             yield StoredRun(path.name, path, config, status_of(path))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ROOT/.lock while running: a second sweep on the same store fails at once.
+
+        flock is released by the kernel when the process dies (even by kill -9), so a
+        stale lock never blocks a rerun.
+        """
+        import fcntl
+
+        ensure_dir(self.root)
+        fh = open(self.root / LOCK_FILE, "a+")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise RunError(f"store {self.root} is in use by another sweep; wait for it to "
+                               "finish (or stop it) before running this one") from None
+            yield
+        finally:
+            fh.close()
 
     def verify(self) -> int:
         """Check every run folder against its hash; returns the number of runs."""

@@ -153,5 +153,11 @@ TRAIN_SPECS = {
 def bad_train_configs():
     both = st.fixed_dictionaries({"train_frac": TRAIN_SPECS["train_frac"].valid,
                                   "train_size": TRAIN_SPECS["train_size"].valid})
+    def either_name_when_neither_given(case):
+        fields, base = case
+        if "train_frac" not in base and "train_size" not in base:
+            fields = fields | {"train_frac", "train_size"}  # the pair is at fault, either may be named
+        return fields, base
+
     return bad_configs(TRAIN_SPECS, required=("train_frac",), contradictions=[both],
-                       exclusive={"train_size": "train_frac"})
+                       exclusive={"train_size": "train_frac"}).map(either_name_when_neither_given)

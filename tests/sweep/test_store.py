@@ -86,3 +86,13 @@ def test_combine_writes_one_table_pandas_loads(tmp_path):
 def test_combine_of_empty_store_loads(tmp_path):
     combine(tmp_path)
     assert pd.read_csv(tmp_path / "results.csv").empty
+
+
+def test_a_second_sweep_on_a_busy_store_is_refused(tmp_path):
+    store = RunStore(tmp_path)
+    with store.lock():
+        with pytest.raises(RunError, match="in use by another sweep"):
+            with RunStore(tmp_path).lock():
+                pass
+    with RunStore(tmp_path).lock():  # released when the holder ends
+        pass
