@@ -16,11 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 from scipy.special import logsumexp
 
 from circeff.errors import ConfigError
-from circeff.theory import symbols as S
 from circeff.theory.results import RouteResult, Status
 
 DEFAULT_CS: tuple[float, ...] = (1.001, 1.5, 2.0, 4.0, 10.0)
@@ -164,6 +162,10 @@ def random_perfect_classifier(rng: np.random.Generator, n_examples: int, n_class
 def symbolic_D1() -> RouteResult:
     """dL/dc < 0 for positive margins: for K = 1..4 wrong classes explicitly, and for any
     K through sympy's Sum (each term m_j e^{-c m_j} is positive)."""
+    import sympy as sp  # imported here: check_D1_on_logits callers should not pay for sympy
+
+    from circeff.theory import symbols as S
+
     started = time.perf_counter()
     facts = []
     for k in (1, 2, 3, 4):
@@ -183,6 +185,10 @@ def symbolic_D1() -> RouteResult:
 
 def symbolic_D1_limit() -> RouteResult:
     """L_x(cf) -> 0: each example's loss is at most log(1 + K e^{-c mu}), mu = min margin."""
+    import sympy as sp  # imported here: check_D1_on_logits callers should not pay for sympy
+
+    from circeff.theory import symbols as S
+
     started = time.perf_counter()
     big_k, mu = sp.symbols("K mu", positive=True)
     bound = sp.log(1 + big_k * sp.exp(-S.c * mu))
@@ -276,6 +282,10 @@ def falsify_D1(seed: int, n_tries: int = 500) -> RouteResult:
 def falsify_D1_limit() -> RouteResult:
     """Drop "every margin > 0": one example, logits (0, 1), label 0 (margin -1) gives
     L_x(cf) = log(1 + e^c) -> oo, proved by sympy."""
+    import sympy as sp  # imported here: check_D1_on_logits callers should not pay for sympy
+
+    from circeff.theory import symbols as S
+
     started = time.perf_counter()
     loss = sp.log(1 + sp.exp(S.c))
     limit = sp.limit(loss, S.c, sp.oo)
