@@ -19,7 +19,8 @@ from circeff.theory import symbols as S
 from circeff.theory.results import RouteResult, Status
 
 
-def subadditivity_gap(x: np.ndarray | float, y: np.ndarray | float, r: float) -> np.ndarray:
+def subadditivity_gap(x: np.ndarray | float, y: np.ndarray | float,
+                      r: np.ndarray | float) -> np.ndarray:
     """``x^r + y^r - (x + y)^r`` (>= 0 under the lemma's hypotheses)."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     return x**r + y**r - (x + y) ** r
@@ -58,7 +59,7 @@ def numeric_D2(seed: int, n_samples: int = 20000) -> RouteResult:
     x = rng.uniform(0, 10, n_samples) * (rng.random(n_samples) > 0.05)
     y = rng.uniform(0, 10, n_samples) * (rng.random(n_samples) > 0.05)
     r = np.where(rng.random(n_samples) < 0.05, 1.0, rng.uniform(1e-3, 1.0, n_samples))
-    gap = x**r + y**r - (x + y) ** r
+    gap = subadditivity_gap(x, y, r)
     scale = np.maximum(1.0, (x + y) ** r)
     worst = int(np.argmin(gap / scale))
     if gap[worst] < -1e-12 * scale[worst]:
