@@ -1,1 +1,15 @@
-"""(package docstring set by its issue)"""
+"""Transformer experiments of the paper (SPEC section 6): tasks, a batched training engine, analysis.
+
+Modules, in reading order:
+
+- :mod:`~circeff.empirical.tasks`: the ten binary-operation tasks (registry), datasets, splits.
+- :mod:`~circeff.empirical.config`: ``ModelConfig``, ``RunSpec`` (one model), ``TrainConfig``.
+- :mod:`~circeff.empirical.model`: E one-layer transformers in stacked tensors, last position only.
+- :mod:`~circeff.empirical.reference`: the plain full-sequence model (tests, benchmark).
+- :mod:`~circeff.empirical.optim`: AdamW with one weight decay per model.
+- :mod:`~circeff.empirical.metrics`: float64 loss, metric rows, grokking milestones.
+- :mod:`~circeff.empirical.checkpoint`: atomic checkpoints, exact resume.
+- :mod:`~circeff.empirical.train`: the training loop (``train(config, out_dir, resume=...)``).
+- :mod:`~circeff.empirical.presets`: ``cpu`` and ``paper`` settings for ``circeff train``.
+- :mod:`~circeff.empirical.fourier`: trigonometric / memorisation logit decomposition.
+"""
