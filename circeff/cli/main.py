@@ -16,6 +16,9 @@ try:  # typer >= 0.22 vendors click under typer._click; older typer uses click i
 except ImportError:  # pragma: no cover - depends on the installed typer
     import click.exceptions as click_exc
 
+from circeff.cli import analyze as analyze_cli
+from circeff.cli import experiment as experiment_cli
+from circeff.cli import reproduce as reproduce_cli
 from circeff.cli import sweep as sweep_cli
 from circeff.cli import theory as theory_cli
 from circeff.cli import toy as toy_cli
@@ -33,6 +36,9 @@ app.add_typer(theory_cli.app, name="theory")
 app.add_typer(toy_cli.app, name="toy")
 app.command("train")(train_cli.train)
 app.add_typer(sweep_cli.app, name="sweep")
+app.add_typer(analyze_cli.app, name="analyze")
+app.add_typer(experiment_cli.app, name="experiment")
+app.command("reproduce")(reproduce_cli.reproduce)
 
 
 def _fail(message: str, code: int) -> int:
