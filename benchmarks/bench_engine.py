@@ -18,10 +18,10 @@ FLOP count (documented, approximate): forward + backward = 3 x the forward matmu
 (2 per multiply-add), counting only matrix products, which dominate:
 - reference, per example: 4 positions x (Q, K, V: 3 d_model H d_head; W_O: H d_head d_model;
   W_in, W_out: 2 d_model d_mlp; W_U: d_model P) + scores and mixing (2 H 4 4 d_head);
-- engine, per example: the products :func:`circeff.empirical.model.final_logits` does at the
-  last position (``matmul_flops_per_example``), plus per model and step the vocabulary tables
-  (``table_flops_per_model``) and, when it multiplies out W_O W_in, W_O W_U and W_out W_U,
-  those products.
+- engine: :func:`circeff.empirical.model.forward_matmul_flops`: per model and step the
+  vocabulary tables (query, scores, values of the P element tokens) and, when it multiplies
+  out W_O W_in, W_O W_U and W_out W_U, those products; per example the 4-way mixing and the
+  products at the last position only.
 Elementwise work (softmax, ReLU, the float64 loss, AdamW) is not counted, so GFLOP/s measure
 how much of the time goes into useful matrix products.
 """
@@ -35,13 +35,7 @@ import time
 import torch
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.empirical.model import (
-    _fold_cost,
-    _fold_saving,
-    init_params,
-    matmul_flops_per_example,
-    table_flops_per_model,
-)
+from circeff.empirical.model import forward_matmul_flops, init_params, uses_fold
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.reference import ReferenceTransformer, cross_entropy_high_precision
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
@@ -78,12 +72,7 @@ def reference_flops_per_step(cfg: ModelConfig, task: TaskConfig, n: int) -> floa
 
 
 def engine_flops_per_model_step(cfg: ModelConfig, task: TaskConfig, n: int) -> float:
-    hd = cfg.n_heads * cfg.d_head
-    dims = (cfg.d_model, hd, cfg.d_mlp, task.d_vocab_out)
-    fold = n * _fold_saving(*dims) > _fold_cost(*dims)
-    per_example = matmul_flops_per_example(cfg, task) - (2 * _fold_saving(*dims) if fold else 0)
-    per_model = table_flops_per_model(cfg, task) + (2 * _fold_cost(*dims) if fold else 0)
-    return 3 * (n * per_example + per_model)
+    return 3 * forward_matmul_flops(cfg, task, n)
 
 
 def main() -> None:
@@ -157,7 +146,8 @@ def main() -> None:
     ref_flops = reference_flops_per_step(cfg, task, n_train)
     eng_flops = engine_flops_per_model_step(cfg, task, n_train)
     base = statistics.median(times["reference (1 model)"])
-    print(f"FLOPs per model-step: reference {ref_flops / 1e9:.2f} G, engine {eng_flops / 1e9:.2f} G")
+    print(f"FLOPs per model-step: reference {ref_flops / 1e9:.2f} G, engine {eng_flops / 1e9:.2f} G "
+          f"(maps multiplied out: {uses_fold(cfg, task, n_train)})")
     print(f"{'variant':<26} {'ms/model-step':>14} {'(min..max)':>16} {'speed-up':>9} {'GFLOP/s':>8} {'% peak':>7}")
     for name, ts in times.items():
         med = statistics.median(ts)

@@ -49,9 +49,10 @@ __all__ = [
     "final_logits",
     "init_params",
     "logits_all",
-    "matmul_flops_per_example",
+    "forward_matmul_flops",
     "model_params",
     "param_norm",
+    "uses_fold",
     "weight_shapes",
 ]
 
@@ -159,8 +160,9 @@ def final_logits(params: Params, a: Tensor, b: Tensor, task: TaskConfig, fold: b
     W_O_all = W_O.reshape(E, hd, d_model)                   # [E, H*d_head, d_model]
     W_in, W_out, W_U = params["W_in"], params["W_out"], params["W_U"]
 
-    if fold is None:
-        fold = N * _fold_saving(d_model, hd, W_in.shape[-1], W_U.shape[-1]) > _fold_cost(d_model, hd, W_in.shape[-1], W_U.shape[-1])
+    if fold is None:  # whichever costs fewer FLOPs (see uses_fold)
+        dims = (d_model, hd, W_in.shape[-1], W_U.shape[-1])
+        fold = N * _fold_saving(*dims) > _fold_cost(*dims)
     if not fold:
         # Literal order: attention output, residual, MLP, residual, unembedding.
         resid_mid = torch.bmm(z, W_O_all) + x_eq.unsqueeze(1)            # [E, N, d_model]
@@ -193,26 +195,26 @@ def _fold_cost(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
     return hd * d_model * d_mlp + hd * d_model * d_out + d_mlp * d_model * d_out + d_model * (d_mlp + d_out)
 
 
-def matmul_flops_per_example(cfg: ModelConfig, task: TaskConfig) -> int:
-    """Forward matmul FLOPs (2 per multiply-add) of :func:`final_logits` per example.
+def uses_fold(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> bool:
+    """Whether :func:`final_logits` multiplies the maps out for ``n_examples`` per model."""
+    dims = (cfg.d_model, cfg.n_heads * cfg.d_head, cfg.d_mlp, task.d_vocab_out)
+    return n_examples * _fold_saving(*dims) > _fold_cost(*dims)
 
-    Counts the per-example products (``z W_O``, ``W_in``, ``W_out``, ``W_U``) and the 4-way
-    attention mixing; the per-model tables (O(P d_model (H d_head)) per step) are counted by
-    :func:`table_flops_per_model`. Forward + backward is about 3x this.
+
+def forward_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int, fold: bool | None = None) -> int:
+    """Matrix-product FLOPs (2 per multiply-add) of :func:`final_logits` for ONE model on
+    ``n_examples`` examples: the vocabulary tables (query, scores, values), the 4-way mixing,
+    and the per-example products of the chosen path. Forward + backward is about 3x this.
     """
-    hd = cfg.n_heads * cfg.d_head
-    per_example = hd * cfg.d_model + cfg.d_model * cfg.d_mlp + cfg.d_mlp * cfg.d_model + cfg.d_model * task.d_vocab_out
-    mixing = 4 * hd + 4 * cfg.n_heads
-    return 2 * (per_example + mixing)
-
-
-def table_flops_per_model(cfg: ModelConfig, task: TaskConfig) -> int:
-    """Forward matmul FLOPs of the per-model tables of :func:`final_logits` (keys, values, query)."""
-    hd = cfg.n_heads * cfg.d_head
-    p = task.p
-    query = cfg.d_model * hd + hd * cfg.d_model              # q and W_K q
-    tables = 2 * p * cfg.d_model * cfg.n_heads + 2 * p * cfg.d_model * hd
-    return 2 * (query + tables)
+    hd, p = cfg.n_heads * cfg.d_head, task.p
+    dims = (cfg.d_model, hd, cfg.d_mlp, task.d_vocab_out)
+    if fold is None:
+        fold = uses_fold(cfg, task, n_examples)
+    tables = 2 * cfg.d_model * hd + 2 * (p + 1) * cfg.d_model * (cfg.n_heads + hd)  # 2P + 2 rows
+    mixing = 4 * hd
+    literal = hd * cfg.d_model + cfg.d_model * cfg.d_mlp + cfg.d_mlp * cfg.d_model + cfg.d_model * task.d_vocab_out
+    per_example = mixing + literal - (_fold_saving(*dims) if fold else 0)
+    return 2 * (tables + (_fold_cost(*dims) if fold else 0) + n_examples * per_example)
 
 
 @torch.no_grad()

@@ -11,10 +11,12 @@ from circeff.empirical.config import ModelConfig
 from circeff.empirical.model import (
     WEIGHT_NAMES,
     final_logits,
+    forward_matmul_flops,
     init_params,
     logits_all,
     model_params,
     param_norm,
+    uses_fold,
     weight_shapes,
 )
 from circeff.empirical.reference import ReferenceTransformer
@@ -110,3 +112,11 @@ def test_param_norm_is_the_l2_norm_of_all_weights_per_model():
     params = init_params(SPEC_MODEL, task, seeds=[0, 1])
     expected = [torch.cat([params[n][k].flatten().double() for n in WEIGHT_NAMES]).norm() for k in range(2)]
     torch.testing.assert_close(param_norm(params), torch.stack(expected))
+
+
+@pytest.mark.parametrize("n", [10, 500, 3831, 12769])
+def test_engine_multiplies_maps_out_exactly_when_that_saves_flops(n):
+    task = TaskConfig("add", 113)
+    folded, literal = (forward_matmul_flops(SPEC_MODEL, task, n, fold=f) for f in (True, False))
+    assert uses_fold(SPEC_MODEL, task, n) == (folded < literal)
+    assert forward_matmul_flops(SPEC_MODEL, task, n) == min(folded, literal)
