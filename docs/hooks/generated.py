@@ -1,0 +1,440 @@
+"""Generated parts of the documentation, filled in at build time.
+
+A page asks for generated content with a marker on a line of its own::
+
+    <!-- circeff:claims -->                   every claim of the registry, one table
+    <!-- circeff:claim D4.case2 -->           one claim: hypotheses, routes, check output,
+                                              and what the checker printed for each
+                                              variant that drops a hypothesis
+    <!-- circeff:cli -->                      the CLI reference, walked from circeff.cli.main.app
+    <!-- circeff:verdict P1 -->               a verdict from the reproduce summary.json
+    <!-- circeff:figure reproduce/p1.png Caption text -->
+                                              a figure under docs/figures/, or an admonition
+                                              saying how to produce it when it is missing
+    <!-- circeff:figures reproduce/*ungrok*.png Caption -->
+                                              every figure matching a glob, or the admonition
+    <!-- circeff:toy fig2 -->                 the numbers behind a toy figure
+    <!-- circeff:benchmarks -->               docs/data/benchmarks.json as tables
+    <!-- circeff:tests-by-id -->              which tests carry which claim/prediction id
+
+The sources: the claims registry (``circeff.theory.claims.CLAIMS``), the CLI itself, and the
+data files that ``docs/scripts/build_figures.py`` and ``docs/scripts/record_benchmark.py``
+write into ``docs/data/`` (never edited by hand). An unknown marker, or a claim id that the
+registry does not know, stops the build. So does a public module without an API section
+(see :func:`check_api_coverage`): ``mkdocs build --strict`` fails on a missing API page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import posixpath
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+
+DOCS = Path(__file__).resolve().parents[1]
+ROOT = DOCS.parent
+DATA = DOCS / "data"
+FIGURES = DOCS / "figures"
+SUMMARY = DATA / "summary.json"
+THEORY_CHECK = DATA / "theory_check.json"
+TOY_SUMMARY = DATA / "toy_summary.json"
+BENCHMARKS = DATA / "benchmarks.json"
+
+MARKER = re.compile(r"^<!--\s*circeff:(?P<kind>[\w-]+)(?:\s+(?P<arg>.*?))?\s*-->\s*$", re.M)
+REPRODUCE_HINT = ("circeff reproduce --quick --out results/quick && "
+                  "python docs/scripts/build_figures.py results/quick")
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _load_json(path: Path) -> Any | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    s = html.escape(str(text), quote=False).replace("|", "&#124;").replace("\n", " ")
+    return s.replace("*", r"\*").replace("_", r"\_")
+
+
+def _code(text: Any) -> str:
+    s = str(text).replace("|", "&#124;")
+    return f"`{s}`" if "`" not in s else f"<code>{html.escape(s)}</code>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        if len(value) > 8:
+            return "[" + ", ".join(_fmt(v) for v in value[:8]) + f", … ({len(value)} values)]"
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
+    return "—" if value is None else str(value)
+
+
+def _missing(what: str, how: str) -> str:
+    return (f'!!! warning "Not yet reproduced"\n    {what} is not in this build of the docs. '
+            f"Run\n\n    ```bash\n    {how}\n    ```\n\n    and rebuild the site.\n")
+
+
+def _claims():
+    from circeff.theory.claims import CLAIMS
+
+    return CLAIMS
+
+
+def _check_results() -> dict[str, dict]:
+    data = _load_json(THEORY_CHECK)
+    return {} if data is None else {c["claim"]: c for c in data["claims"]}
+
+
+def _route_name(route) -> str:
+    name = getattr(route, "__qualname__", repr(route))
+    module = getattr(route, "__module__", "")
+    if name.endswith("<lambda>"):
+        # the registry wraps some routes; name the module-level function they call
+        called = [n for n in route.__code__.co_names if not n.startswith("_")]
+        inner = [n for n in called if n not in ("A", "O", "D1", "D2", "D3")]
+        return f"{module}.<lambda> → {', '.join(inner)}" if inner else f"{module}.<lambda>"
+    return f"{module}.{name}"
+
+
+# ---------------------------------------------------------------- theory
+
+def render_claims_table() -> str:
+    claims, results = _claims(), _check_results()
+    rows = ["| id | statement | hypotheses | expected | checked outcome |",
+            "| --- | --- | --- | --- | --- |"]
+    for c in claims.values():
+        got = results.get(c.id)
+        outcome = "—" if got is None else (got["outcome"] + (" ✓" if got["ok"] else " ✗ UNEXPECTED"))
+        hyp = "; ".join(c.hypotheses)
+        if c.is_falsification:
+            hyp = f"drops: {c.dropped}"
+        rows.append(f"| {_code(c.id)} | {_cell(c.statement)} | {_cell(hyp)} | {c.expected} "
+                    f"| {_cell(outcome)} |")
+    note = ""
+    if THEORY_CHECK.is_file():
+        data = _load_json(THEORY_CHECK)
+        note = (f"\nOutcomes from `circeff theory check --falsify --seed {data['seed']}` "
+                f"({len(data['claims'])} claims, {data['seconds']:.1f} s; all as expected: "
+                f"{'yes' if data['ok'] else 'NO: ' + ', '.join(data['failures'])}), recorded by "
+                "`docs/scripts/build_figures.py`.\n")
+    else:
+        note = "\n" + _missing("The checker output", "python docs/scripts/build_figures.py --no-toy")
+    return "\n".join(rows) + "\n" + note
+
+
+def _routes_table(result: dict) -> str:
+    rows = ["| route | status | what the checker printed |", "| --- | --- | --- |"]
+    for r in result["routes"]:
+        rows.append(f"| {r['route']} | **{r['status']}** | {_cell(r['detail'])} |")
+    return "\n".join(rows)
+
+
+def render_claim(claim_id: str) -> str:
+    claims, results = _claims(), _check_results()
+    if claim_id not in claims:
+        raise PluginError(f"generated: unknown claim id {claim_id!r} (known: {', '.join(claims)})")
+    c = claims[claim_id]
+    out = [f"**Registry entry `{c.id}`** (expected: *{c.expected}*): {_cell(c.statement)}", "",
+           "Hypotheses:", ""]
+    out += [f"- {_cell(h)}" for h in c.hypotheses]
+    out += ["", "Routes (run by `circeff theory check --claims " + c.id + "`):", ""]
+    out += [f"- `{_route_name(r)}`" for r in c.routes]
+    out.append("")
+    got = results.get(c.id)
+    if got is None:
+        out.append(_missing(f"The checker output for {c.id}",
+                            "python docs/scripts/build_figures.py --no-toy"))
+    else:
+        out += [f"Outcome: **{got['outcome']}** "
+                f"({'as expected' if got['ok'] else 'NOT as expected'}).", "", _routes_table(got), ""]
+    variants = [v for v in claims.values() if v.falsifies == c.id]
+    for v in variants:
+        out += [f'??? failure "Drop a hypothesis: `{v.id}` ({_cell(v.dropped)})"',
+                f"    `circeff theory check --claims {c.id} --falsify` also runs `{v.id}`: "
+                f"{_cell(v.statement)}. The checker must find a counterexample:", ""]
+        vres = results.get(v.id)
+        if vres is None:
+            out.append("    (no recorded output)")
+        else:
+            for r in vres["routes"]:
+                out.append(f"    - {r['route']}, **{r['status']}**: {_cell(r['detail'])}")
+            if vres.get("counterexample"):
+                ce = json.dumps(vres["counterexample"], indent=None)
+                if len(ce) > 600:
+                    ce = ce[:600] + " …"
+                out += ["", "    Counterexample (JSON):", "", "    ```json", f"    {ce}", "    ```"]
+        out.append("")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- CLI reference
+
+def _click_types():
+    try:  # typer >= 0.22 vendors click under typer._click
+        from typer import _click as click
+    except ImportError:  # pragma: no cover - older typer
+        import click
+    return click
+
+
+def _is_group(cmd) -> bool:
+    # typer 0.29's vendored click has no Group class; a group is what lists sub-commands
+    return callable(getattr(cmd, "list_commands", None))
+
+
+def _walk(cmd, ctx, click):
+    yield cmd, ctx
+    if _is_group(cmd):
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is None or getattr(sub, "hidden", False):
+                continue
+            yield from _walk(sub, click.Context(sub, info_name=name, parent=ctx), click)
+
+
+def _default(param) -> str:
+    d = param.default
+    if d is None or callable(d) or type(d).__name__.endswith("Sentinel") or repr(d).startswith("<"):
+        return ""
+    if getattr(param, "is_flag", False) and getattr(param, "secondary_opts", None):
+        return ("--" if d else "--no-") + param.name.replace("_", "-")
+    if isinstance(d, (list, tuple)):
+        return ", ".join(map(str, d)) if d else ""
+    return str(d)
+
+
+def _type_name(param) -> str:
+    if getattr(param, "type", None) is not None:  # click proper
+        return param.type.name
+    ann = getattr(getattr(param, "type_descriptor", None), "annotation", None)  # typer 0.29
+    if ann is None:
+        return ""
+    text = getattr(ann, "__name__", None) or str(ann)
+    text = text.replace("typing.", "").replace("pathlib.", "")
+    m = re.fullmatch(r"Optional\[(.*)\]", text) or re.fullmatch(r"(.*) \| None", text)
+    return (m.group(1) if m else text).lower()
+
+
+def render_cli() -> str:
+    import typer
+
+    from circeff.cli.main import app
+
+    click = _click_types()
+    root = typer.main.get_command(app)
+    ctx = click.Context(root, info_name="circeff")
+    out = []
+    for cmd, c in _walk(root, ctx, click):
+        path = c.command_path
+        depth = path.count(" ")
+        heading = "#" * min(2 + depth, 4)
+        out += [f"{heading} `{path}`", ""]
+        text = (cmd.help or "").strip()
+        if text:
+            out += [html.escape(p.strip(), quote=False) for p in text.split("\n\n")]
+            out.append("")
+        out += ["```text", cmd.get_usage(c).strip(), "```", ""]
+        if _is_group(cmd):
+            subs = [(n, cmd.get_command(c, n)) for n in cmd.list_commands(c)]
+            rows = ["| command | summary |", "| --- | --- |"]
+            rows += [f"| `{path} {n}` | {_cell(s.get_short_help_str(limit=120))} |"
+                     for n, s in subs if s is not None and not s.hidden]
+            out += rows + [""]
+            continue
+        params = [p for p in cmd.params if not getattr(p, "hidden", False)]
+        if params:
+            rows = ["| option | type | default | required | help |", "| --- | --- | --- | --- | --- |"]
+            for p in params:
+                names = " / ".join(list(p.opts) + list(getattr(p, "secondary_opts", [])))
+                kind = "flag" if getattr(p, "is_flag", False) else _type_name(p)
+                rows.append(f"| {_code(names)} | {_cell(kind)} | {_code(_default(p)) if _default(p) else ''} "
+                            f"| {'yes' if p.required else ''} | {_cell(getattr(p, 'help', '') or '')} |")
+            out += rows + [""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- predictions
+
+def render_verdict(key: str) -> str:
+    summary = _load_json(SUMMARY)
+    if summary is None:
+        return _missing(f"The verdict `{key}`", REPRODUCE_HINT)
+    verdicts = summary.get("verdicts", {})
+    if key not in verdicts:
+        return _missing(f"The verdict `{key}` (absent from summary.json)", REPRODUCE_HINT)
+    v = verdicts[key]
+    holds = v.get("holds")
+    word = {True: "holds", False: "does not hold"}.get(holds, "undecided")
+    kind = {True: "success", False: "failure"}.get(holds, "warning")
+    source = summary.get("_source", "circeff reproduce")
+    out = [f'!!! {kind} "Verdict {key}: {word}"',
+           f"    From `{source}` (copied by `docs/scripts/build_figures.py`).", ""]
+    rows = ["| quantity | value |", "| --- | --- |"]
+    for k, val in v.items():
+        if k == "holds":
+            continue
+        rows.append(f"| {_cell(k)} | {_cell(_fmt(val))} |")
+    return "\n".join(out) + "\n" + "\n".join(rows) + "\n"
+
+
+def render_figure(arg: str, page) -> str:
+    rel, _, caption = arg.partition(" ")
+    if (FIGURES / rel).is_file():
+        src = posixpath.relpath(f"figures/{rel}", posixpath.dirname(page.file.src_uri) or ".")
+        return (f"<figure markdown>\n![{caption}]({src})\n"
+                f"<figcaption>{html.escape(caption)}</figcaption>\n</figure>\n")
+    how = (REPRODUCE_HINT if rel.startswith("reproduce/")
+           else "python docs/scripts/build_figures.py")
+    return _missing(f"The figure `{rel}`", how)
+
+
+def render_figures(arg: str, page) -> str:
+    """Every figure matching a glob (``reproduce/*ungrok*.png``), in name order."""
+    pattern, _, caption = arg.partition(" ")
+    found = sorted(FIGURES.glob(pattern))
+    if not found:
+        how = REPRODUCE_HINT if pattern.startswith("reproduce/") else "python docs/scripts/build_figures.py"
+        return _missing(f"A figure matching `{pattern}`", how)
+    return "\n".join(render_figure(f"{p.relative_to(FIGURES).as_posix()} {caption} ({p.name})", page)
+                     for p in found)
+
+
+# ---------------------------------------------------------------- toy numbers
+
+def render_toy(key: str) -> str:
+    data = _load_json(TOY_SUMMARY)
+    if data is None or key not in data:
+        return _missing(f"The toy numbers `{key}`", "python docs/scripts/build_figures.py")
+    block = data[key]
+    rows = [block["columns"]]
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+    for r in block["rows"]:
+        out.append("| " + " | ".join(_cell(_fmt(x)) for x in r) + " |")
+    return f"{block.get('caption', '')}\n\n" + "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- benchmarks
+
+def render_benchmarks() -> str:
+    data = _load_json(BENCHMARKS)
+    if not data:
+        return _missing("Benchmark numbers", "python docs/scripts/record_benchmark.py toy")
+    out = []
+    for name, b in data.items():
+        out += [f"### {name}", "", f"`{b['command']}`", ""]
+        m = b.get("machine", {})
+        rows = ["| | |", "| --- | --- |"]
+        for k in ("measured_by", "date", "cpu", "cores", "load_before", "python", "numpy", "torch", "note"):
+            if k in b or k in m:
+                rows.append(f"| {k.replace('_', ' ')} | {_cell(_fmt(b.get(k, m.get(k))))} |")
+        for k, v in b.get("headline", {}).items():
+            rows.append(f"| **{_cell(k)}** | **{_cell(_fmt(v))}** |")
+        out += rows + ["", "```text", *b.get("output", []), "```", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- tests by claim id
+
+def render_tests_by_id() -> str:
+    claims = _claims()
+    ids = [c.id for c in claims.values() if not c.is_falsification]
+    ids += ["D4", "P1", "P2", "P3", "P4", "Dcrit", "fig10"]
+    prefixes = sorted({i.replace(".", "_"): i for i in ids}.items(), key=lambda kv: -len(kv[0]))
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        for name in re.findall(r"^\s*def (test_\w+)", path.read_text(), re.M):
+            for prefix, cid in prefixes:
+                if name.startswith(f"test_{prefix}_") or name == f"test_{prefix}":
+                    found.setdefault(cid, []).append(f"{path.relative_to(ROOT)}::{name}")
+                    break
+    rows = ["| id | tests (file::function) |", "| --- | --- |"]
+    for cid in ids:
+        tests = found.get(cid, [])
+        rows.append(f"| {_code(cid)} | " + ("<br>".join(_code(t) for t in tests) or "—") + " |")
+    return "\n".join(rows) + "\n"
+
+
+# ---------------------------------------------------------------- API coverage
+
+def _api_pages(config) -> str:
+    return "\n".join(p.read_text() for p in (Path(config["docs_dir"]) / "api").glob("*.md"))
+
+
+def check_api_coverage(config) -> None:
+    """Every public module of every package in pyproject.toml has a ``::: id`` section.
+
+    The command line (``circeff.cli``) is documented by the generated CLI reference, so it
+    is exempt. A package rendered with ``show_submodules: true`` covers its submodules.
+    """
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from api_sources import package_dirs
+    finally:
+        sys.path.pop(0)
+    text = _api_pages(config)
+    documented = set(re.findall(r"^:::\s*([\w.]+)", text, re.M))
+    recursive = set(re.findall(r"^:::\s*([\w.]+)\n\s+options:\n(?:\s+\w+:.*\n)*?\s+show_submodules:\s*true",
+                               text, re.M))
+    missing = []
+    for package, folder in package_dirs().items():
+        if package == "circeff.cli" or package.startswith("circeff.cli."):
+            continue
+        modules = [package] + [f"{package}.{p.stem}" for p in folder.glob("*.py")
+                               if not p.stem.startswith("_")]
+        for m in modules:
+            if m in documented or any(m == r or m.startswith(r + ".") for r in recursive):
+                continue
+            missing.append(m)
+    if missing:
+        raise PluginError("API reference: no '::: <module>' section in docs/api/*.md for "
+                          + ", ".join(sorted(missing)))
+
+
+# ---------------------------------------------------------------- mkdocs events
+
+RENDERERS = {
+    "claims": lambda arg, page: render_claims_table(),
+    "claim": lambda arg, page: render_claim(arg),
+    "cli": lambda arg, page: render_cli(),
+    "verdict": lambda arg, page: render_verdict(arg),
+    "figure": render_figure,
+    "figures": render_figures,
+    "toy": lambda arg, page: render_toy(arg),
+    "benchmarks": lambda arg, page: render_benchmarks(),
+    "tests-by-id": lambda arg, page: render_tests_by_id(),
+}
+
+
+def on_config(config):
+    check_api_coverage(config)
+    return config
+
+
+def on_page_markdown(markdown, page, config, files):
+    def replace(match: re.Match) -> str:
+        kind, arg = match["kind"], (match["arg"] or "").strip()
+        if kind not in RENDERERS:
+            raise PluginError(f"{page.file.src_path}: unknown marker circeff:{kind}")
+        return RENDERERS[kind](arg, page)
+
+    return MARKER.sub(replace, markdown)
+
+
+_ROLE = re.compile(r":(?:func|class|meth|attr|data|mod|obj|exc|const):(<code>)")
+
+
+def on_page_content(html_text, page, config, files):
+    """Docstrings use Sphinx roles (``:func:`name```); show them as plain code."""
+    return _ROLE.sub(r"\1", html_text)
