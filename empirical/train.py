@@ -209,8 +209,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
         config: the run.
         out_dir: run folder (created).
         resume: continue from ``out_dir/checkpoint.pt`` (bit-identical to an uninterrupted run
-            on the same device). A folder that holds a checkpoint is never overwritten without
-            ``resume``; without a checkpoint, ``resume`` starts from step 0.
+            on the CPU; on CUDA the backward of the gathers adds with atomics, so a resumed
+            run agrees to float rounding). A folder that holds a checkpoint is never
+            overwritten without ``resume``; without a checkpoint, ``resume`` starts at step 0.
         progress: show a progress bar (step, mean train and test accuracy) on stderr.
 
     Raises:
