@@ -1,5 +1,71 @@
-"""`circeff analyze` commands (placeholder until the circuit-analysis issue lands)."""
+"""``circeff analyze``: circuits of trained runs (Appendix B decomposition, Figure 9).
+
+- ``circeff analyze fourier RUN_DIR [--model K] [--json PATH]``: per model of the run's final
+  checkpoint: parameter norm, accuracies, trig share, key frequencies, the G (trig) and M (mem)
+  correct-logit proxies on train and test.
+- ``circeff analyze progress RUN_DIR [--out DIR] [--model K]``: Figure 9 from the run's weight
+  snapshots (``circeff experiment progress`` writes them): progress.csv and fig9.png.
+
+Modular addition only; another task, a folder without a checkpoint (or without snapshots for
+``progress``) and a model index out of range are one-line errors with exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
-app = typer.Typer(help="analyze commands.", no_args_is_help=True)
+app = typer.Typer(help="Analyse trained runs: Fourier decomposition and Figure 9.", no_args_is_help=True)
+
+
+def _fmt(x: float) -> str:
+    return "nan" if x != x else f"{x:.4g}"
+
+
+@app.command("fourier")
+def fourier(
+    run_dir: Path = typer.Argument(..., help="Run folder of circeff train (holds checkpoint.pt)."),
+    model: Optional[int] = typer.Option(None, "--model", help="Only this model of the batch (default: all)."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
+) -> None:
+    """Trigonometric / memorisation decomposition (Appendix B) of a trained run's model(s)."""
+    from circeff.empirical.circuits import analyse_run
+    from circeff.io import write_json
+
+    results = analyse_run(run_dir, None if model is None else [model])
+    for m in results:
+        p = m.proxies
+        typer.echo(
+            f"model {m.model} (seed {m.seed}, wd {m.weight_decay:g}, D {m.train_size}, step {m.step}"
+            f"{', random labels' if m.random_labels else ''}): norm {m.param_norm:.4g}, "
+            f"train_acc {_fmt(m.train_acc)}, test_acc {_fmt(m.test_acc)}, trig share {m.trig_share:.4f}, "
+            f"key frequencies {list(m.key_frequencies)}; correct logit train {_fmt(m.correct_logit_train)} "
+            f"= G {_fmt(p.trig_train)} + M {_fmt(p.mem_train)}; test {_fmt(m.correct_logit_test)} "
+            f"= G {_fmt(p.trig_test)} + M {_fmt(p.mem_test)}")
+    if json_path is not None:
+        from circeff.analysis.stats import to_plain
+        write_json(json_path, to_plain({"run_dir": str(run_dir), "models": [
+            {**m.to_row(), "key_frequencies": list(m.key_frequencies),
+             "frequency_norms": list(m.frequency_norms)} for m in results]}))
+
+
+@app.command("progress")
+def progress(
+    run_dir: Path = typer.Argument(..., help="Run folder with snapshots/ (from circeff experiment progress)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for progress.csv and fig9.png (default: RUN_DIR)."),
+    model: int = typer.Option(0, "--model", help="Which model of the batch."),
+) -> None:
+    """Figure 9: G and M correct-logit proxies and parameter norm over training."""
+    from circeff.empirical.experiments.progress import progress_table, write_progress
+
+    rows = progress_table(run_dir, model)
+    target = out if out is not None else run_dir
+    write_progress(rows, target)
+    first, last = rows.iloc[0], rows.iloc[-1]
+    typer.echo(f"{len(rows)} snapshots, steps {int(first['step'])}..{int(last['step'])} -> "
+               f"{target / 'progress.csv'}, {target / 'fig9.png'}")
+    typer.echo(f"final: norm {last['param_norm']:.4g}, G train {_fmt(last['trig_train'])}, "
+               f"M train {_fmt(last['mem_train'])}, test_acc {_fmt(last['test_acc'])}, "
+               f"trig share {last['trig_share']:.3f}")

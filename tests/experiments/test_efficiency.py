@@ -1,0 +1,146 @@
+"""Prediction P1's experiment (circeff.empirical.experiments.efficiency) at a tiny scale:
+plumbing, files, flags, resume-skip and bad input. The physics is checked by running the
+presets (see the issue report), not here."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+
+from circeff.analysis.efficiency import EfficiencyAnalysis
+from circeff.cli.main import run
+from circeff.empirical.config import ModelConfig
+from circeff.empirical.experiments.efficiency import (
+    EFFICIENCY_PRESETS,
+    ROW_COLUMNS,
+    EfficiencyConfig,
+    convergence,
+    run_efficiency,
+    with_overrides,
+)
+from circeff.errors import ConfigError, RunError
+from circeff.io import read_json
+
+# P = 11: G networks at 80-100 of 121 pairs; 300 steps at lr 3e-3 memorise and mostly settle.
+# The convergence and share thresholds are loose here: this checks the plumbing only.
+TINY = EfficiencyConfig(
+    p=11, m_train_sizes=(20, 40), g_train_sizes=(80, 100), weight_decays=(0.5, 2.0), seeds=(0, 1),
+    steps=300, lr=3e-3, model=ModelConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64),
+    convergence_tol=10.0, trig_share_threshold=0.01, log_every=50, checkpoint_every=100, n_boot=200)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("efficiency")
+    return out, run_efficiency(TINY, out, progress=False)
+
+
+def test_one_row_per_network_and_every_file(tiny_run):
+    out, result = tiny_run
+    assert isinstance(result.analysis, EfficiencyAnalysis) and result.out_dir == out
+    assert len(result.rows) == TINY.n_models == 16
+    table = pd.read_csv(out / "efficiency.csv")
+    assert list(table.columns) == ROW_COLUMNS and len(table) == 16
+    grid = table.groupby("circuit")[["D", "weight_decay", "seed"]].apply(lambda g: len(g.drop_duplicates()))
+    assert grid.to_dict() == {"G": 8, "M": 8}
+    assert set(table.loc[table["circuit"] == "M", "D"]) == {20, 40}
+    for name in ("efficiency.json", "fig3_logit_vs_norm.png", "efficiency_P_of_D.png"):
+        assert (out / name).stat().st_size > 0
+    summary = read_json(out / "efficiency.json")
+    assert {"verdict", "fit_G", "fit_M", "trend_G", "trend_M", "crossover", "P_of_D", "counts"} <= set(summary)
+    assert summary["intercepts"] == "D_seed" and summary["fit_M"]["intercepts"] == "D_seed"
+    assert summary["counts"]["M"]["networks"] == 8
+
+
+def test_measurements_are_consistent(tiny_run):
+    _, result = tiny_run
+    rows = result.rows
+    # the correct logit is split exactly into the G and M proxies
+    pd.testing.assert_series_equal(rows["trig_train"] + rows["mem_train"], rows["correct_logit"],
+                                   check_names=False, atol=1e-9, rtol=0)
+    m, g = rows[rows["circuit"] == "M"], rows[rows["circuit"] == "G"]
+    # random labels: nothing trigonometric to learn, test accuracy near chance
+    assert m["trig_share"].max() < 0.2 and m["test_acc"].max() < 0.5
+    # accepted = converged (and, for G, trig share above the threshold)
+    assert (rows["accepted"] <= rows["converged"]).all()
+    assert ((g["trig_share"] > TINY.trig_share_threshold) | ~g["accepted"]).all()
+    assert (rows.loc[rows["converged"], "train_acc"] == 1.0).all()
+
+
+def test_rerun_skips_finished_training_and_refits(tiny_run):
+    out, first = tiny_run
+    stamps = {c: (out / c / "checkpoint.pt").stat().st_mtime_ns for c in ("M", "G")}
+    again = run_efficiency(TINY, out, progress=False)
+    assert {c: (out / c / "checkpoint.pt").stat().st_mtime_ns for c in ("M", "G")} == stamps
+    pd.testing.assert_frame_equal(again.rows, first.rows)
+
+
+def test_too_few_accepted_networks_is_a_run_error_with_the_table_kept(tiny_run, tmp_path):
+    out, _ = tiny_run
+    strict = with_overrides(TINY, trig_share_threshold=0.999999)  # no G network passes
+    with pytest.raises(RunError, match="P1 fit is impossible"):
+        run_efficiency(strict, out, progress=False)
+    assert "error" in read_json(out / "efficiency.json")
+    assert pd.read_csv(out / "efficiency.csv")["accepted"].sum() == 8  # the M networks only
+    run_efficiency(TINY, out, progress=False)  # restore the module fixture's files
+
+
+def test_convergence_reads_the_last_window_of_the_metrics():
+    rows = [{"model": 0, "step": s, "param_norm": n, "train_acc": 1.0}
+            for s, n in ((0, 40.0), (50, 20.0), (75, 10.5), (100, 10.0))]
+    change, acc = convergence(rows, 0, 0.25)
+    assert change == pytest.approx(0.05) and acc == 1.0
+
+
+def test_presets_are_valid_and_the_quick_one_is_small():
+    assert set(EFFICIENCY_PRESETS) == {"quick", "cpu", "paper"}
+    quick = EFFICIENCY_PRESETS["quick"]
+    assert quick.p <= 31 and len(quick.m_train_sizes) >= 3 and len(quick.g_train_sizes) >= 3
+    assert len(quick.seeds) == 2 and quick.trig_share_threshold == 0.95
+    assert EFFICIENCY_PRESETS["paper"].p == 113
+    assert min(quick.g_train_sizes) > max(quick.m_train_sizes)
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"m_train_sizes": (40,)}, "m_train_sizes"),
+    ({"g_train_sizes": (400, 400)}, "g_train_sizes"),
+    ({"g_train_sizes": (400, 10_000)}, "g_train_sizes"),
+    ({"weight_decays": (1.0,)}, "weight_decays"),
+    ({"weight_decays": (1.0, -1.0)}, "weight_decays"),
+    ({"seeds": (0,)}, "seeds"),
+    ({"trig_share_threshold": 1.0}, "trig_share_threshold"),
+    ({"p": 1}, "p"),
+])
+def test_bad_config_names_the_field(changes, field):
+    with pytest.raises(ConfigError, match=f"^{field}:"):
+        dataclasses.replace(EFFICIENCY_PRESETS["quick"], **changes)
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["--m-train-sizes", "40"], "m_train_sizes"),
+    (["--g-train-sizes", "300"], "g_train_sizes"),
+    (["--weight-decays", "1"], "weight_decays"),
+    (["--seeds", "0"], "seeds"),
+    (["--seeds", "a,b"], "seeds"),
+    (["--preset", "huge"], "preset"),
+    (["--steps", "0"], "steps"),
+    (["--device", "tpu"], "device"),
+])
+def test_cli_bad_input_is_one_line(tmp_path, capsys, args, field):
+    code = run(["experiment", "efficiency", "--preset", "quick", "--out", str(tmp_path / "x"), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"error: {field}:") and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()  # nothing trained on bad input
