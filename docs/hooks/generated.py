@@ -32,6 +32,7 @@ import posixpath
 import re
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mkdocs.exceptions import PluginError
@@ -46,7 +47,7 @@ TOY_SUMMARY = DATA / "toy_summary.json"
 BENCHMARKS = DATA / "benchmarks.json"
 
 MARKER = re.compile(r"^<!--\s*circeff:(?P<kind>[\w-]+)(?:\s+(?P<arg>.*?))?\s*-->\s*$", re.M)
-REPRODUCE_HINT = ("circeff reproduce --quick --out results/quick && "
+REPRODUCE_HINT = ("circeff reproduce --quick --out results/quick\n"
                   "python docs/scripts/build_figures.py results/quick")
 
 
@@ -82,8 +83,9 @@ def _fmt(value: Any) -> str:
 
 
 def _missing(what: str, how: str) -> str:
+    how = "\n".join("    " + line for line in how.splitlines())
     return (f'!!! warning "Not yet reproduced"\n    {what} is not in this build of the docs. '
-            f"Run\n\n    ```bash\n    {how}\n    ```\n\n    and rebuild the site.\n")
+            f"Run\n\n    ```bash\n{how}\n    ```\n\n    and rebuild the site.\n")
 
 
 def _claims():
@@ -97,15 +99,29 @@ def _check_results() -> dict[str, dict]:
     return {} if data is None else {c["claim"]: c for c in data["claims"]}
 
 
+def _route_function(route):
+    """The module-level function a registry route runs (routes are often small lambdas)."""
+    if getattr(route, "__name__", "") != "<lambda>":
+        return route
+    for cell in route.__closure__ or ():  # _fixed(fn) wraps fn
+        if callable(cell.cell_contents):
+            return _route_function(cell.cell_contents)
+    names, glob = route.__code__.co_names, route.__globals__
+    for alias, attr in zip(names, names[1:]):  # e.g. A.numeric_D4_case2(seed, case=...)
+        fn = getattr(glob.get(alias), attr, None)
+        if isinstance(glob.get(alias), ModuleType) and callable(fn):
+            return fn
+    return route
+
+
 def _route_name(route) -> str:
-    name = getattr(route, "__qualname__", repr(route))
-    module = getattr(route, "__module__", "")
-    if name.endswith("<lambda>"):
-        # the registry wraps some routes; name the module-level function they call
-        called = [n for n in route.__code__.co_names if not n.startswith("_")]
-        inner = [n for n in called if n not in ("A", "O", "D1", "D2", "D3")]
-        return f"{module}.<lambda> → {', '.join(inner)}" if inner else f"{module}.<lambda>"
-    return f"{module}.{name}"
+    """A cross-reference to the route's function in the API pages (autorefs checks it)."""
+    fn = _route_function(route)
+    ident = f"{fn.__module__}.{fn.__qualname__}"
+    if "<lambda>" in ident:
+        return f"`{ident}`"
+    note = " (through a lambda in the registry that sets its arguments)" if fn is not route and route.__closure__ is None else ""
+    return f"[`{ident}`][{ident}]{note}"
 
 
 # ---------------------------------------------------------------- theory
@@ -146,11 +162,12 @@ def render_claim(claim_id: str) -> str:
     if claim_id not in claims:
         raise PluginError(f"generated: unknown claim id {claim_id!r} (known: {', '.join(claims)})")
     c = claims[claim_id]
-    out = [f"**Registry entry `{c.id}`** (expected: *{c.expected}*): {_cell(c.statement)}", "",
+    out = [f"### Claim `{c.id}`", "",
+           f"**Registry statement** (expected: *{c.expected}*): {_cell(c.statement)}", "",
            "Hypotheses:", ""]
     out += [f"- {_cell(h)}" for h in c.hypotheses]
     out += ["", "Routes (run by `circeff theory check --claims " + c.id + "`):", ""]
-    out += [f"- `{_route_name(r)}`" for r in c.routes]
+    out += [f"- {_route_name(r)}" for r in c.routes]
     out.append("")
     got = results.get(c.id)
     if got is None:
@@ -161,9 +178,10 @@ def render_claim(claim_id: str) -> str:
                 f"({'as expected' if got['ok'] else 'NOT as expected'}).", "", _routes_table(got), ""]
     variants = [v for v in claims.values() if v.falsifies == c.id]
     for v in variants:
-        out += [f'??? failure "Drop a hypothesis: `{v.id}` ({_cell(v.dropped)})"',
+        out += [f'???+ failure "Drop a hypothesis: `{v.id}` ({_cell(v.dropped)})"',
                 f"    `circeff theory check --claims {c.id} --falsify` also runs `{v.id}`: "
-                f"{_cell(v.statement)}. The checker must find a counterexample:", ""]
+                f"{_cell(v.statement)}. Route: " + ", ".join(_route_name(r) for r in v.routes)
+                + ". The checker must find a counterexample; it printed:", ""]
         vres = results.get(v.id)
         if vres is None:
             out.append("    (no recorded output)")
