@@ -126,6 +126,17 @@ def _route_name(route) -> str:
 
 # ---------------------------------------------------------------- theory
 
+def _anchor(claim_id: str) -> str:
+    return "claim-" + re.sub(r"[^A-Za-z0-9]+", "-", claim_id)
+
+
+def _claim_link(claim) -> str:
+    """Link from the overview (theory/index.md) to the claim's section on its own page."""
+    base = claim.falsifies or claim.id
+    page = {"D1": "d1.md", "D2": "d2.md", "D3": "d3.md", "D4": "d4.md"}[base.split(".")[0]]
+    return f"[{_code(claim.id)}]({page}#{_anchor(base)})"
+
+
 def render_claims_table() -> str:
     claims, results = _claims(), _check_results()
     rows = ["| id | statement | hypotheses | expected | checked outcome |",
@@ -136,7 +147,7 @@ def render_claims_table() -> str:
         hyp = "; ".join(c.hypotheses)
         if c.is_falsification:
             hyp = f"drops: {c.dropped}"
-        rows.append(f"| {_code(c.id)} | {_cell(c.statement)} | {_cell(hyp)} | {c.expected} "
+        rows.append(f"| {_claim_link(c)} | {_cell(c.statement)} | {_cell(hyp)} | {c.expected} "
                     f"| {_cell(outcome)} |")
     note = ""
     if THEORY_CHECK.is_file():
@@ -162,7 +173,7 @@ def render_claim(claim_id: str) -> str:
     if claim_id not in claims:
         raise PluginError(f"generated: unknown claim id {claim_id!r} (known: {', '.join(claims)})")
     c = claims[claim_id]
-    out = [f"### Claim `{c.id}`", "",
+    out = [f"### Claim `{c.id}` {{ #{_anchor(c.id)} }}", "",
            f"**Registry statement** (expected: *{c.expected}*): {_cell(c.statement)}", "",
            "Hypotheses:", ""]
     out += [f"- {_cell(h)}" for h in c.hypotheses]
