@@ -13,6 +13,8 @@ A page asks for generated content with a marker on a line of its own::
                                               saying how to produce it when it is missing
     <!-- circeff:figures reproduce/*ungrok*.png Caption -->
                                               every figure matching a glob, or the admonition
+    <!-- circeff:stage-figures p1 -->         the figures a reproduce stage lists in summary.json
+    <!-- circeff:reproduce-run -->            command, scale, machine and timings of that run
     <!-- circeff:toy fig2 -->                 the numbers behind a toy figure
     <!-- circeff:benchmarks -->               docs/data/benchmarks.json as tables
     <!-- circeff:tests-by-id -->              which tests carry which claim/prediction id
@@ -340,6 +342,39 @@ def render_figures(arg: str, page) -> str:
                      for p in found)
 
 
+def render_stage_figures(stage: str, page) -> str:
+    """The figures one ``circeff reproduce`` stage lists in summary.json, with its captions."""
+    summary = _load_json(SUMMARY)
+    if summary is None:
+        return _missing(f"The figures of the reproduce stage `{stage}`", REPRODUCE_HINT)
+    info = summary.get("stages", {}).get(stage)
+    if info is None:
+        raise PluginError(f"{page.file.src_path}: summary.json has no stage {stage!r}")
+    out = []
+    if info.get("status") == "failed":
+        out.append(f'!!! failure "Stage {stage} failed"\n    {_cell(info.get("error"))}\n')
+    for caption, rel in (info.get("figures") or {}).items():
+        out.append(render_figure(f"reproduce/{rel} {caption}", page))
+    return "\n".join(out) or _missing(f"A figure of stage `{stage}`", REPRODUCE_HINT)
+
+
+def render_reproduce_run() -> str:
+    """Which run the prediction pages show: command, scale, machine, time per stage."""
+    s = _load_json(SUMMARY)
+    if s is None:
+        return _missing("The reproduce run", REPRODUCE_HINT)
+    env = s.get("environment", {})
+    t = s.get("timings", {})
+    out = [f"`{s.get('command') or 'circeff reproduce'}`: preset `{s.get('preset')}`, scale "
+           f"`{s.get('scale')}`, finished {env.get('finished', '?')} on {env.get('platform', '?')} "
+           f"(Python {env.get('python', '?')}); total {t.get('total_s', float('nan')) / 60:.1f} min.", "",
+           "| stage | status | seconds |", "| --- | --- | --- |"]
+    for name, st in t.get("stages", {}).items():
+        status = st.get("status", "") + (" (skipped: already done)" if st.get("skipped") else "")
+        out.append(f"| {_code(name)} | {_cell(status)} | {_fmt(st.get('seconds'))} |")
+    return "\n".join(out) + "\n"
+
+
 # ---------------------------------------------------------------- toy numbers
 
 def render_toy(key: str) -> str:
@@ -440,6 +475,8 @@ RENDERERS = {
     "verdict": lambda arg, page: render_verdict(arg),
     "figure": render_figure,
     "figures": render_figures,
+    "stage-figures": render_stage_figures,
+    "reproduce-run": lambda arg, page: render_reproduce_run(),
     "toy": lambda arg, page: render_toy(arg),
     "benchmarks": lambda arg, page: render_benchmarks(),
     "tests-by-id": lambda arg, page: render_tests_by_id(),

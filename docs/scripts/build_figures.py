@@ -3,9 +3,9 @@
     python docs/scripts/build_figures.py [RESULTS_DIR] [--no-toy] [--no-theory]
 
 - ``RESULTS_DIR`` (optional): the output folder of ``circeff reproduce --quick --out DIR``.
-  Its PNG figures are copied to ``docs/figures/reproduce/`` (flattened: ``sub/x.png`` ->
-  ``sub__x.png`` when a name occurs twice) and its ``summary.json`` to
-  ``docs/data/summary.json``, which the prediction pages read.
+  The figures each stage lists in its ``summary.json`` are copied to
+  ``docs/figures/reproduce/`` (same relative paths) and ``summary.json`` to
+  ``docs/data/summary.json``; the prediction pages read both.
 - toy (default on): runs ``circeff toy figure2 | phase | ungrok | semigrok`` with their
   defaults into a temporary folder, copies the PNGs to ``docs/figures/toy/`` and writes the
   numbers the toy page shows to ``docs/data/toy_summary.json`` (about a minute on 2 cores).
@@ -47,20 +47,23 @@ def write_json(path: Path, data) -> None:
 
 
 def copy_reproduce(results: Path) -> None:
+    """The figures each stage lists in summary.json (same relative paths) and summary.json."""
     summary = results / "summary.json"
     if not summary.is_file():
         sys.exit(f"error: RESULTS_DIR: no summary.json in {results} (run circeff reproduce first)")
+    data = json.loads(summary.read_text())
     dest = FIGURES / "reproduce"
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    pngs = sorted(results.rglob("*.png"))
-    names = [p.name for p in pngs]
-    for p in pngs:
-        name = p.name if names.count(p.name) == 1 else "__".join(p.relative_to(results).parts)
-        shutil.copy2(p, dest / name)
-        print(f"copied {p.relative_to(results)} -> {(dest / name).relative_to(DOCS)}")
-    data = json.loads(summary.read_text())
-    data["_source"] = f"circeff reproduce (output folder {results.name})"
+    for stage, info in data.get("stages", {}).items():
+        for caption, rel in (info.get("figures") or {}).items():
+            src = results / rel
+            if not src.is_file():
+                print(f"warning: stage {stage}: figure {rel} listed but missing", file=sys.stderr)
+                continue
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+            print(f"copied {rel} -> {(dest / rel).relative_to(DOCS)}  ({caption})")
+    data["_source"] = data.get("command") or f"circeff reproduce (output folder {results.name})"
     write_json(DATA / "summary.json", data)
     print(f"copied summary.json -> {(DATA / 'summary.json').relative_to(DOCS)}")
 
