@@ -74,7 +74,7 @@ def toy_summary(out: Path) -> dict:
     rows = []
     for key, p in fig2["panels"].items():
         c = p["config"]
-        rows.append([p["title"], c["P_G"], c["P_M"], c["w_G2"], c["w_M2"], p["fit_step"],
+        rows.append([key, c["P_G"], c["P_M"], c["w_G2"], c["w_M2"], p["fit_step"],
                      p["grokking_step"], p["test_loss"][-1], p["w_G"][-1], p["w_M"][-1]])
     phase = json.loads((out / "phase" / "phase.json").read_text())
     grok = [g for row in phase["grokking_step"] for g in row]
