@@ -70,6 +70,17 @@ def _code(text: Any) -> str:
     return f"`{s}`" if "`" not in s else f"<code>{html.escape(s)}</code>"
 
 
+def _rounded(value: Any) -> Any:
+    """Floats to 6 significant digits, for display only."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -202,10 +213,11 @@ def render_claim(claim_id: str) -> str:
             for r in vres["routes"]:
                 out.append(f"    - {r['route']}, **{r['status']}**: {_cell(r['detail'])}")
             if vres.get("counterexample"):
-                ce = json.dumps(vres["counterexample"], indent=None)
-                if len(ce) > 600:
-                    ce = ce[:600] + " …"
-                out += ["", "    Counterexample (JSON):", "", "    ```json", f"    {ce}", "    ```"]
+                out += ["", "    Counterexample (from the JSON output):", "", "    ```text"]
+                for key, val in vres["counterexample"].items():
+                    text = json.dumps(_rounded(val))
+                    out.append(f"    {key}: {text if len(text) <= 110 else text[:110] + ' …'}")
+                out.append("    ```")
         out.append("")
     return "\n".join(out)
 
