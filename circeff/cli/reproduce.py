@@ -1,6 +1,54 @@
-"""`circeff reproduce` (placeholder until the predictions issue lands)."""
+"""``circeff reproduce``: run every check and experiment, write ``report.md`` and ``summary.json``.
+
+See :mod:`circeff.reproduce` for the stages, resuming and the out-folder rules.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from circeff.errors import ConfigError
+
+__all__ = ["reproduce"]
 
 
-def reproduce() -> None:
-    """Run everything and write a report (predictions issue)."""
-    raise NotImplementedError
+def reproduce(
+    out: Path = typer.Option(..., "--out", help="out folder (created); rerun the same command to resume"),
+    quick: bool = typer.Option(False, "--quick", help="the quick scale (default): ~10 min on 2 CPU cores with --preset cpu"),
+    full: bool = typer.Option(False, "--full", help="the full scale: ~2 hours on 2 CPU cores with --preset cpu"),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (small P, CPU-sized) or paper (P = 113, for a GPU)"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    force: bool = typer.Option(False, "--force", help="replace results of a different config in --out"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
+                                          "1 is faster when other jobs share the cores)"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
+    scale: Optional[str] = typer.Option(None, "--scale", hidden=True, help="tests only: tiny"),
+) -> None:
+    """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
+    from circeff.reproduce import reproduce_config, run_reproduce
+
+    if quick and full:
+        raise ConfigError("--quick", "give at most one of --quick and --full", "both")
+    chosen = scale or ("full" if full else "quick")
+    if scale is not None and (quick or full):
+        raise ConfigError("--scale", "cannot be combined with --quick or --full", scale)
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ConfigError("--device", "must be cpu or cuda", device)
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError("--threads", "must be >= 1", threads)
+        import torch
+
+        torch.set_num_threads(threads)
+    config = reproduce_config(preset, chosen, device)
+    command = (f"circeff reproduce --{chosen} --preset {preset} --device {device} --out {shlex.quote(str(out))}"
+               if scale is None else f"circeff reproduce --scale {chosen} --out {shlex.quote(str(out))}")
+    summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command)
+    for key, v in summary["verdicts"].items():
+        print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
+    print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "
+          f"summary: {out / 'summary.json'}")

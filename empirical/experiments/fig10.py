@@ -1,0 +1,234 @@
+"""Figure 10a (the G:M correct-logit ratio rises with D) and the predicted-against-measured
+weight allocation (Theorem D.4 from the P1 fits).
+
+Figure 10a: start from G-only networks trained on the full dataset
+(:class:`~circeff.empirical.experiments.predictions_common.BaseConfig`), train each at every D
+until convergence (one engine batch, models = D x seed), and measure the correct-class proxies
+of Appendix B on the training split (:mod:`circeff.empirical.circuits`): ``g_logit`` = the
+trigonometric (G) proxy, ``m_logit`` = the memorisation (M) proxy (both label-centred). The
+G:M ratio per network follows :func:`circeff.analysis.allocation.measured_ratios`
+(``+inf`` when nothing is left of M); the verdict is the rank correlation between D and the
+ratio with a bootstrap interval (:func:`~circeff.analysis.allocation.monotonic_verdict`).
+Final test accuracy against D (Figure 10b) comes from the same networks.
+
+Allocation (:func:`compare_with_theory`): from the P1 fits (``P_G(D)``, ``P_M(D)``, kappa,
+:mod:`circeff.analysis.efficiency`) and q = 2, Theorem D.4 (through the theory layer, called
+by :func:`circeff.analysis.allocation.compare_allocation`) predicts winner-take-all (case 1) or
+a G:M weight ratio (case 2) at every D of this experiment; beside it the measured ratio.
+
+The known flaw of the proxies (paper, Appendix B): with both circuits present the trig proxy
+overestimates G and underestimates M, so measured ratios lean towards G.
+
+Outputs: ``runs/`` (engine batch; ``base/`` unless a base folder is passed), ``fig10.csv`` (one row
+per network: D, seed, g_logit, m_logit, ratio, trig_share, accuracies, convergence),
+``fig10.json`` (config, verdict), ``fig10a.png``, ``fig10b.png``; and from
+:func:`compare_with_theory`: ``allocation.csv``, ``allocation.json``, ``allocation.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from circeff.analysis.allocation import AllocationComparison, MonotonicVerdict, compare_allocation, measured_ratios, monotonic_verdict
+from circeff.analysis.efficiency import EfficiencyAnalysis
+from circeff.analysis.plots import plot_allocation, plot_ratio_vs_D, plot_ungrokking, save_figure
+from circeff.analysis.stats import to_plain
+from circeff.empirical.config import ModelConfig
+from circeff.empirical.experiments.predictions_common import (
+    SMALL_MODEL,
+    BaseConfig,
+    BaseResult,
+    convergence_table,
+    sorted_unique,
+    train_base,
+    train_or_reuse,
+)
+from circeff.errors import ConfigError
+from circeff.io import ensure_dir, write_csv, write_json
+from circeff.validate import in_range, integer_at_least, positive
+
+__all__ = [
+    "FIG10_COLUMNS",
+    "FIG10_PRESETS",
+    "Fig10Config",
+    "Fig10Result",
+    "compare_with_theory",
+    "get_fig10_preset",
+    "run_fig10",
+]
+
+FIG10_COLUMNS = ["D", "seed", "weight_decay", "g_logit", "m_logit", "ratio", "trig_share", "train_acc",
+                 "test_acc", "final_test_acc", "param_norm", "acc_change", "norm_change", "converged"]
+
+
+@dataclass(frozen=True)
+class Fig10Config:
+    """Networks continued from G-only bases at each D.
+
+    Attributes:
+        base: the G-only starting networks (task must be ``add``: the decomposition needs it).
+        sizes: the dataset sizes D (each < the base's training size).
+        seeds: which base seeds to continue (``()``: all).
+        weight_decay, decay_budget: AdamW weight decay and ``weight_decay x steps``.
+        log_every: evaluation interval.
+        convergence_window, acc_tol, norm_tol: convergence numbers reported per network.
+        level, n_boot, analysis_seed: bootstrap of the rank correlation.
+    """
+
+    base: BaseConfig = field(default_factory=BaseConfig)
+    sizes: tuple[int, ...] = (20, 40, 80, 160, 320, 500)
+    seeds: tuple[int, ...] = ()
+    weight_decay: float = 1.0
+    decay_budget: float = 1500.0
+    log_every: int = 50
+    convergence_window: float = 0.25
+    acc_tol: float = 0.05
+    norm_tol: float = 0.05
+    level: float = 0.95
+    n_boot: int = 2000
+    analysis_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, BaseConfig):
+            raise ConfigError("base", "must be a BaseConfig", type(self.base).__name__)
+        if self.base.task != "add":
+            raise ConfigError("task", "must be 'add' (the Fourier decomposition is defined for modular "
+                              "addition only)", self.base.task)
+        sizes = sorted_unique("sizes", self.sizes, int, at_least=3)
+        for d in sizes:
+            integer_at_least("sizes", d, 1)
+            if d >= self.base.train_size:
+                raise ConfigError("sizes", f"must be < {self.base.train_size}, the base networks' "
+                                  "training-set size", d)
+        object.__setattr__(self, "sizes", sizes)
+        if self.seeds:
+            seeds = sorted_unique("seeds", self.seeds, int)
+            missing = [s for s in seeds if s not in self.base.seeds]
+            if missing:
+                raise ConfigError("seeds", f"must be among the base seeds {list(self.base.seeds)}", missing)
+            object.__setattr__(self, "seeds", seeds)
+        positive("weight_decay", self.weight_decay)
+        positive("decay_budget", self.decay_budget)
+        integer_at_least("log_every", self.log_every, 1)
+        in_range("convergence_window", self.convergence_window, 0.0, 1.0, lo_open=True)
+        positive("acc_tol", self.acc_tol)
+        positive("norm_tol", self.norm_tol)
+        in_range("level", self.level, 0.0, 1.0, lo_open=True, hi_open=True)
+        integer_at_least("n_boot", self.n_boot, 20)
+        integer_at_least("analysis_seed", self.analysis_seed, 0)
+
+    @property
+    def steps(self) -> int:
+        return max(1, math.ceil(self.decay_budget / self.weight_decay))
+
+    @property
+    def seed_indices(self) -> tuple[int, ...]:
+        chosen = self.seeds or self.base.seeds
+        return tuple(self.base.seeds.index(s) for s in chosen)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+FIG10_PRESETS: dict[str, Fig10Config] = {
+    # P = 23: 6 sizes from 20 to 500 of the 529 pairs, 2 seeds, wd 1 for 1500 steps.
+    "quick": Fig10Config(base=BaseConfig(p=23, seeds=(0, 1, 2), steps=1500, lr=3e-3, model=SMALL_MODEL),
+                         sizes=(20, 40, 80, 160, 320, 500), seeds=(0, 1), decay_budget=1500.0),
+    "cpu": Fig10Config(base=BaseConfig(p=31, seeds=(0, 1, 2, 3), steps=3000, lr=3e-3, model=SMALL_MODEL),
+                       sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
+    # P = 113, sizes spanning 1.5 decades up to nearly the full 12769 pairs, 5 seeds.
+    "paper": Fig10Config(base=BaseConfig(p=113, seeds=tuple(range(10)), steps=20_000, lr=1e-3, model=ModelConfig(),
+                                         log_every=200, checkpoint_every=2000),
+                         sizes=(250, 500, 1000, 2000, 4000, 8000, 12000), seeds=(0, 1, 2, 3, 4),
+                         decay_budget=100_000.0, log_every=500),
+}
+
+
+def get_fig10_preset(name: object) -> Fig10Config:
+    if not isinstance(name, str) or name not in FIG10_PRESETS:
+        raise ConfigError("preset", f"must be one of {', '.join(FIG10_PRESETS)}", name)
+    return FIG10_PRESETS[name]
+
+
+@dataclass(frozen=True, eq=False)
+class Fig10Result:
+    rows: pd.DataFrame           # FIG10_COLUMNS, one per network
+    verdict: MonotonicVerdict
+    base: BaseResult
+    out_dir: Path
+
+
+def _measure(config: Fig10Config, run_dir: Path) -> pd.DataFrame:
+    from circeff.empirical.circuits import analyse_run  # the Fourier analysis of final weights
+
+    conv = convergence_table(run_dir, window=config.convergence_window, acc_tol=config.acc_tol,
+                             norm_tol=config.norm_tol).set_index("model")
+    rows = []
+    for m in analyse_run(run_dir):
+        c = conv.loc[m.model]
+        rows.append({"D": m.train_size, "seed": m.seed, "weight_decay": m.weight_decay,
+                     "g_logit": m.proxies.trig_train, "m_logit": m.proxies.mem_train,
+                     "trig_share": m.trig_share, "train_acc": m.train_acc, "test_acc": m.test_acc,
+                     "final_test_acc": m.test_acc, "param_norm": m.param_norm,
+                     "acc_change": c["acc_change"], "norm_change": c["norm_change"],
+                     "converged": bool(c["converged"])})
+    df = pd.DataFrame(rows)
+    ratios = measured_ratios(df[["D", "seed", "g_logit", "m_logit"]])
+    df = df.merge(ratios, on=["D", "seed"], how="left")
+    return df[FIG10_COLUMNS]
+
+
+def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True, resume: bool = True,
+              base_dir: str | Path | None = None) -> Fig10Result:
+    """Train (or reuse) the continuations, measure the proxies, write the Figure 10 outputs.
+
+    Args:
+        base_dir: an existing base run folder of ``config.base`` (default ``out_dir/base``).
+    """
+    out = ensure_dir(out_dir)
+    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume)
+    specs = [(d, config.weight_decay, i) for d in config.sizes for i in config.seed_indices]
+    run_dir = out / "runs"
+    train_or_reuse(config.base.continuation(specs, config.steps, init_from=base.run_dir, log_every=config.log_every),
+                   run_dir, progress=progress, resume=resume)
+    rows = _measure(config, run_dir)
+    write_csv(out / "fig10.csv", rows.to_dict("records"), fieldnames=FIG10_COLUMNS)
+    usable = rows[rows["ratio"].notna()]
+    verdict = monotonic_verdict(usable["D"].to_numpy(float), usable["ratio"].to_numpy(float),
+                                seed=config.analysis_seed, n_boot=config.n_boot, level=config.level)
+    write_json(out / "fig10.json", to_plain({
+        "config": config.to_dict(), "steps": config.steps, "base": base.rows.to_dict("records"),
+        "n_networks": int(len(rows)), "n_ratio_undefined": int(rows["ratio"].isna().sum()),
+        "converged": int(rows["converged"].sum()), "verdict": verdict.to_dict(),
+        "median_ratio_by_D": {f"{d:g}": float(g["ratio"].median()) for d, g in usable.groupby("D")},
+    }))
+    save_figure(plot_ratio_vs_D(usable, verdict), out / "fig10a.png")
+    save_figure(plot_ungrokking(rows), out / "fig10b.png")
+    return Fig10Result(rows, verdict, base, out)
+
+
+def compare_with_theory(analysis: EfficiencyAnalysis, fig10: Fig10Result | pd.DataFrame, out_dir: str | Path,
+                        *, q: float = 2.0, kappa: float | None = None, level: float = 0.95,
+                        n_boot: int = 2000, seed: int = 0) -> AllocationComparison:
+    """Theorem D.4's G:M allocation from the P1 fits beside the measured Figure 10 ratios;
+    writes ``allocation.csv`` (one row per D), ``allocation.json`` and ``allocation.png``."""
+    rows = fig10.rows if isinstance(fig10, Fig10Result) else fig10
+    out = ensure_dir(out_dir)
+    comparison = compare_allocation(analysis, rows[["D", "seed", "g_logit", "m_logit"]], q=q, kappa=kappa,
+                                    level=level, n_boot=n_boot, seed=seed)
+    table = [{"D": r.D, "P_G": r.P_G, "P_M": r.P_M, "predicted_ratio": r.predicted_ratio,
+              "measured_ratio": r.measured.value, "measured_lo": r.measured.lo, "measured_hi": r.measured.hi,
+              "n_seeds": r.n_seeds, "log_error": r.log_error} for r in comparison.rows]
+    write_csv(out / "allocation.csv", table)
+    write_json(out / "allocation.json", to_plain(comparison.to_dict()))
+    save_figure(plot_allocation(comparison), out / "allocation.png")
+    return comparison
+
+
+def with_overrides(config: Fig10Config, **changes: object) -> Fig10Config:
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

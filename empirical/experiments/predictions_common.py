@@ -1,0 +1,233 @@
+"""What the prediction experiments P2-P4 and Figure 10 share: the grokked starting networks,
+"train or reuse" of an engine batch, and per-model convergence numbers.
+
+Grokked starting networks (:class:`BaseConfig`)
+-----------------------------------------------
+Ungrokking (P2, P3) and Figure 10 both start from networks that have generalised: the paper
+trains them on the full dataset (SPEC section 6, Figure 7: "each starting from a network
+trained on the full dataset"). :func:`train_base` trains one such network per seed in one
+engine batch and reports each one's trigonometric share (a G-only network has more than 95%
+of its logit norm there, SPEC), so a report can say whether the starting points were G-only.
+
+Continuing on a subset
+----------------------
+A continuation of base model ``i`` on D' examples uses ``RunSpec(init_index=i,
+data_seed=<base data_seed of i>)``: the engine's training sets of one data seed are nested
+prefixes of one permutation (:func:`circeff.empirical.tasks.train_indices`), so the reduced set
+is a random subset of the set the base network was trained on (with a full-dataset base, a
+random subset of all pairs), different for every seed.
+
+Convergence
+-----------
+With AdamW the decay per step is ``lr * weight_decay`` (SPEC section 6), so a run is compared
+at convergence, not at a fixed step count. :func:`convergence_table` gives, per model, the
+change of test accuracy and the relative change of the parameter norm over the last
+``window`` of the steps; a model is ``converged`` when both are below their tolerances. The
+numbers are reported, never used to drop a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
+from circeff.empirical.tasks import TaskConfig
+from circeff.errors import ConfigError
+from circeff.validate import in_range, integer_at_least, non_empty, non_negative, positive
+
+__all__ = [
+    "SMALL_MODEL",
+    "TINY_MODEL",
+    "BaseConfig",
+    "BaseResult",
+    "config_fingerprint",
+    "convergence_table",
+    "final_rows",
+    "sorted_unique",
+    "train_base",
+    "train_or_reuse",
+]
+
+# The narrower model of the CPU presets (the same as the P1 presets use): a quarter of the
+# default's matmul work per example. Measured on P = 23: about 3 ms per model-step with one
+# thread, against 11 ms for the paper's width.
+SMALL_MODEL = ModelConfig(d_model=64, n_heads=4, d_head=16, d_mlp=256)
+# For tests only: fast enough that a whole pipeline runs in seconds.
+TINY_MODEL = ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=32)
+
+
+def config_fingerprint(obj: object) -> str:
+    """Short sha256 of a config's JSON (dataclasses via ``asdict``), for done markers."""
+    data = asdict(obj) if hasattr(obj, "__dataclass_fields__") else obj
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sorted_unique(name: str, values: Sequence[object], cast: type, *, at_least: int = 1) -> tuple:
+    """``values`` cast, deduplicated and sorted; ConfigError naming ``name`` if fewer than
+    ``at_least`` distinct values remain."""
+    non_empty(name, list(values))
+    out = tuple(sorted({cast(v) for v in values}))
+    if len(out) < at_least:
+        raise ConfigError(name, f"needs at least {at_least} distinct values", list(values))
+    return out
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Networks that have generalised, one per seed, to continue from (SPEC section 6).
+
+    Attributes:
+        task, p: the task (modular addition by default) and its modulus.
+        model: architecture (shared with every continuation).
+        seeds: one network per seed; its data seed is the same number.
+        train_frac: fraction of the pairs it is trained on (1.0: the full dataset, as the paper).
+        weight_decay, lr, steps: its AdamW run.
+        log_every, checkpoint_every, device: engine settings (shared with the continuations).
+        g_only_share: trig share above which a network counts as G-only (SPEC: 0.95).
+    """
+
+    task: str = "add"
+    p: int = 23
+    model: ModelConfig = field(default_factory=lambda: SMALL_MODEL)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    train_frac: float = 1.0
+    weight_decay: float = 1.0
+    lr: float = 3e-3
+    steps: int = 1500
+    log_every: int = 50
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    g_only_share: float = 0.95
+
+    def __post_init__(self) -> None:
+        TaskConfig(name=self.task, p=self.p)  # validates task and p
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
+        object.__setattr__(self, "seeds", sorted_unique("seeds", self.seeds, int, at_least=2))
+        for s in self.seeds:
+            integer_at_least("seeds", s, 0)
+        in_range("train_frac", self.train_frac, 0.0, 1.0, lo_open=True)
+        non_negative("weight_decay", self.weight_decay)
+        positive("lr", self.lr)
+        integer_at_least("steps", self.steps, 1)
+        integer_at_least("log_every", self.log_every, 1)
+        integer_at_least("checkpoint_every", self.checkpoint_every, 1)
+        in_range("g_only_share", self.g_only_share, 0.0, 1.0)
+
+    @property
+    def task_config(self) -> TaskConfig:
+        return TaskConfig(name=self.task, p=self.p)
+
+    @property
+    def train_size(self) -> int:
+        return resolve_train_size(self.task_config, self.train_frac, None)
+
+    @property
+    def n_examples(self) -> int:
+        return self.task_config.n_examples
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.p
+
+    def train_config(self) -> TrainConfig:
+        runs = tuple(RunSpec(seed=s, weight_decay=self.weight_decay, train_size=self.train_size, data_seed=s)
+                     for s in self.seeds)
+        return TrainConfig(task=self.task_config, runs=runs, model=self.model, steps=self.steps, lr=self.lr,
+                           log_every=self.log_every, checkpoint_every=self.checkpoint_every,
+                           device=self.device)
+
+    def continuation(self, specs: Sequence[tuple[int, float, int]], steps: int, *,
+                     init_from: Path, log_every: int | None = None) -> TrainConfig:
+        """A batch continuing base models on subsets: ``specs`` are ``(D', weight_decay,
+        base index)``; each model keeps its base network's seed and data seed."""
+        runs = tuple(RunSpec(seed=self.seeds[i], weight_decay=float(wd), train_size=int(d),
+                             data_seed=self.seeds[i], init_index=int(i)) for d, wd, i in specs)
+        return TrainConfig(task=self.task_config, runs=runs, model=self.model, steps=int(steps), lr=self.lr,
+                           log_every=log_every or self.log_every, checkpoint_every=self.checkpoint_every,
+                           device=self.device, init_from=str(init_from))
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class BaseResult:
+    """The base run folder and, per network, its final accuracies and trig share."""
+
+    run_dir: Path
+    rows: pd.DataFrame
+
+    @property
+    def all_g_only(self) -> bool:
+        return bool(self.rows["g_only"].all())
+
+
+def train_or_reuse(config: TrainConfig, run_dir: Path, *, progress: bool, resume: bool) -> None:
+    """Train the batch unless ``run_dir`` already holds it at ``config.steps`` (with resume);
+    an unfinished run continues from its checkpoint (a different config is a RunError)."""
+    from circeff.empirical.train import train  # the training loop is only needed here
+
+    ckpt = run_dir / CHECKPOINT_NAME
+    if resume and ckpt.is_file():
+        state = load_checkpoint(ckpt, expected=config)
+        if state.step >= config.steps and (run_dir / "summary.json").is_file():
+            return
+    train(config, run_dir, resume=resume, progress=progress)
+
+
+def final_rows(run_dir: Path) -> list[dict]:
+    """The last metric row of every model of a run folder (from its checkpoint)."""
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    last: dict[int, dict] = {}
+    for row in state.rows:
+        last[row["model"]] = row
+    return [last[k] for k in sorted(last)]
+
+
+def convergence_table(run_dir: Path, *, window: float = 0.25, acc_tol: float = 0.05,
+                      norm_tol: float = 0.05) -> pd.DataFrame:
+    """Per model: ``acc_change`` (|test acc at the end - at the start of the last ``window``|),
+    ``norm_change`` (relative), and ``converged`` (both below their tolerances)."""
+    in_range("window", window, 0.0, 1.0, lo_open=True)
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    df = pd.DataFrame(state.rows)
+    out = []
+    for model, g in df.groupby("model", sort=True):
+        g = g.sort_values("step")
+        last = g.iloc[-1]
+        first = g[g["step"] >= (1.0 - window) * last["step"]].iloc[0]
+        acc = pd.to_numeric(g["test_acc"], errors="coerce")
+        a_last, a_first = acc.iloc[-1], acc[g["step"] >= first["step"]].iloc[0]
+        acc_change = float(abs(a_last - a_first)) if np.isfinite(a_last) and np.isfinite(a_first) else 0.0
+        norm_change = float(abs(last["param_norm"] - first["param_norm"]) / last["param_norm"])
+        out.append({"model": int(model), "acc_change": acc_change, "norm_change": norm_change,
+                    "converged": bool(acc_change < acc_tol and norm_change < norm_tol)})
+    return pd.DataFrame(out)
+
+
+def train_base(config: BaseConfig, out_dir: Path, *, progress: bool = True, resume: bool = True) -> BaseResult:
+    """Train (or reuse) the base networks in ``out_dir`` and measure their trig share."""
+    from circeff.empirical.circuits import analyse_run  # Fourier analysis of the final weights
+
+    run_dir = Path(out_dir)
+    train_or_reuse(config.train_config(), run_dir, progress=progress, resume=resume)
+    rows = []
+    fourier = config.task == "add"
+    circuits = {m.model: m for m in analyse_run(run_dir)} if fourier else {}
+    for row in final_rows(run_dir):
+        share = circuits[row["model"]].trig_share if fourier else float("nan")
+        rows.append({"seed": row["seed"], "train_acc": row["train_acc"],
+                     "test_acc": row["test_acc"] if row["test_acc"] != "" else float("nan"),
+                     "param_norm": row["param_norm"], "trig_share": share,
+                     "g_only": bool(fourier and share > config.g_only_share)})
+    return BaseResult(run_dir=run_dir, rows=pd.DataFrame(rows))

@@ -1,0 +1,224 @@
+"""Semi-grokking (prediction P4; Figures 5 and 6).
+
+Near the critical dataset size the two circuits are about equally efficient, and with standard
+weight decay (q = 2 > kappa, case 2 of Theorem D.4) the optimum mixes them: a network trained
+from random initialisation memorises first and, after a delay, settles at a middling test
+accuracy instead of near 1. The paper trained 10 seeds x 20 sizes evenly spaced in
+[1500, 2050] for P = 113, "somewhat above the D_crit estimate".
+
+Sizes: either given (``sizes``) or ``n_sizes`` values evenly spaced in
+``[low_factor x D_crit, high_factor x D_crit]`` for a D_crit estimate passed to
+:func:`run_semigrokking` (from ungrokking or the efficiency crossover). Without either,
+:func:`run_semigrokking` computes D_crit on demand by running the ungrokking config it is given,
+and otherwise stops with a one-line ConfigError naming ``dcrit``.
+
+Every run's test accuracy over time is classified by :mod:`circeff.analysis.semigrok` (grokked,
+semi, ungeneralised, unsettled; transient plateaus marked); P4 holds when at least ``min_semi``
+runs are semi-grokked.
+
+Outputs: ``runs/`` (one engine batch, models = size x seed), ``curves.csv`` (run, D, seed, step,
+test_acc, train_acc), ``classes.csv`` (one row per run), ``semigrokking.json`` (config, sizes,
+D_crit used, counts, verdict), ``semigrokking.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from circeff.analysis.plots import plot_semigrok, save_figure
+from circeff.analysis.semigrok import (
+    SemiGrokThresholds,
+    SemiGrokVerdict,
+    TrajectoryClass,
+    classify_runs,
+    semigrok_verdict,
+)
+from circeff.analysis.stats import to_plain
+from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
+from circeff.empirical.experiments.predictions_common import SMALL_MODEL, sorted_unique, train_or_reuse
+from circeff.empirical.tasks import TaskConfig
+from circeff.errors import ConfigError
+from circeff.io import ensure_dir, write_csv, write_json
+from circeff.validate import in_range, integer_at_least, non_negative, positive
+
+__all__ = [
+    "SEMIGROK_PRESETS",
+    "SemigrokConfig",
+    "SemigrokResult",
+    "get_semigrok_preset",
+    "run_semigrokking",
+    "sizes_above",
+]
+
+
+@dataclass(frozen=True)
+class SemigrokConfig:
+    """Seeds x dataset sizes from random initialisation.
+
+    Attributes:
+        task, p, model, lr, weight_decay, steps, log_every, checkpoint_every, device: the runs.
+        seeds: model seeds; each run's data seed is its model seed (a different subset each).
+        sizes: explicit dataset sizes; ``()`` to derive them from a D_crit estimate.
+        n_sizes, low_factor, high_factor: the derived sizes, evenly spaced in
+            ``[low_factor, high_factor] x D_crit``.
+        thresholds: the classifier's thresholds (:class:`SemiGrokThresholds`).
+        min_semi: P4 holds with at least this many semi-grokked runs.
+    """
+
+    task: str = "add"
+    p: int = 23
+    model: ModelConfig = field(default_factory=lambda: SMALL_MODEL)
+    lr: float = 3e-3
+    weight_decay: float = 1.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    sizes: tuple[int, ...] = ()
+    n_sizes: int = 4
+    low_factor: float = 1.0
+    high_factor: float = 2.0
+    steps: int = 4000
+    log_every: int = 50
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    thresholds: SemiGrokThresholds = field(default_factory=SemiGrokThresholds)
+    min_semi: int = 1
+
+    def __post_init__(self) -> None:
+        TaskConfig(name=self.task, p=self.p)
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
+        positive("lr", self.lr)
+        non_negative("weight_decay", self.weight_decay)
+        object.__setattr__(self, "seeds", sorted_unique("seeds", self.seeds, int))
+        if self.sizes:
+            sizes = sorted_unique("sizes", self.sizes, int)
+            for d in sizes:
+                integer_at_least("sizes", d, 1)
+                if d >= self.n_examples:
+                    raise ConfigError("sizes", f"must be < {self.n_examples} (a test set is needed)", d)
+            object.__setattr__(self, "sizes", sizes)
+        integer_at_least("n_sizes", self.n_sizes, 1)
+        positive("low_factor", self.low_factor)
+        in_range("high_factor", self.high_factor, self.low_factor, float("inf"))
+        integer_at_least("steps", self.steps, 3)
+        integer_at_least("log_every", self.log_every, 1)
+        integer_at_least("checkpoint_every", self.checkpoint_every, 1)
+        if not isinstance(self.thresholds, SemiGrokThresholds):
+            raise ConfigError("thresholds", "must be SemiGrokThresholds", type(self.thresholds).__name__)
+        integer_at_least("min_semi", self.min_semi, 1)
+
+    @property
+    def task_config(self) -> TaskConfig:
+        return TaskConfig(name=self.task, p=self.p)
+
+    @property
+    def n_examples(self) -> int:
+        return self.task_config.n_examples
+
+    def train_config(self, sizes: tuple[int, ...]) -> TrainConfig:
+        runs = tuple(RunSpec(seed=s, weight_decay=self.weight_decay, train_size=d, data_seed=s)
+                     for d in sizes for s in self.seeds)
+        return TrainConfig(task=self.task_config, runs=runs, model=self.model, steps=self.steps, lr=self.lr,
+                           log_every=self.log_every, checkpoint_every=self.checkpoint_every, device=self.device)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def sizes_above(dcrit: float, n_sizes: int, low_factor: float, high_factor: float, n_examples: int) -> tuple[int, ...]:
+    """``n_sizes`` integers evenly spaced in ``[low, high] x dcrit``, clipped to ``[2, n - 1]``
+    (deduplicated, so rounding may return fewer)."""
+    positive("dcrit", dcrit)
+    if not np.isfinite(dcrit):
+        raise ConfigError("dcrit", "must be a finite D_crit estimate", dcrit)
+    raw = np.linspace(low_factor * dcrit, high_factor * dcrit, n_sizes)
+    return tuple(sorted({int(np.clip(round(x), 2, n_examples - 1)) for x in raw}))
+
+
+SEMIGROK_PRESETS: dict[str, SemigrokConfig] = {
+    # P = 23, calibrated on 2 cores (lr 3e-3, wd 2, 3000 steps, 3 seeds): from random init D = 200
+    # stayed at 0.08-0.26 test accuracy, D = 260 and 330 grokked (one D = 260 run plateaued near
+    # 0.45 for ~1000 steps first), D <= 160 never generalised; the ungrokking D_crit is near 80.
+    # So the semi-grokking window is roughly 2.4-3.2 x the ungrokking D_crit at this P.
+    "quick": SemigrokConfig(p=23, weight_decay=2.0, seeds=(0, 1, 2), n_sizes=4, low_factor=2.4, high_factor=3.2,
+                            steps=3000),
+    # P = 31: the same window relative to D_crit (not calibrated at this P), more seeds and sizes.
+    "cpu": SemigrokConfig(p=31, weight_decay=2.0, seeds=tuple(range(5)), n_sizes=8, low_factor=2.0,
+                          high_factor=3.6, steps=6000),
+    # The paper (SPEC section 6): P = 113, 10 seeds x 20 sizes evenly spaced in [1500, 2050].
+    "paper": SemigrokConfig(p=113, model=ModelConfig(), lr=1e-3, seeds=tuple(range(10)),
+                            sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20)),
+                            steps=100_000, log_every=500, checkpoint_every=5000),
+}
+
+
+def get_semigrok_preset(name: object) -> SemigrokConfig:
+    if not isinstance(name, str) or name not in SEMIGROK_PRESETS:
+        raise ConfigError("preset", f"must be one of {', '.join(SEMIGROK_PRESETS)}", name)
+    return SEMIGROK_PRESETS[name]
+
+
+@dataclass(frozen=True, eq=False)
+class SemigrokResult:
+    curves: pd.DataFrame
+    classes: tuple[TrajectoryClass, ...]
+    verdict: SemiGrokVerdict
+    sizes: tuple[int, ...]
+    dcrit: float | None
+    out_dir: Path
+
+
+def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: object | None,
+                   out: Path, progress: bool, resume: bool) -> tuple[tuple[int, ...], float | None, str]:
+    if config.sizes:
+        return config.sizes, dcrit, "sizes given"
+    source = "given"
+    if dcrit is None or not np.isfinite(dcrit):
+        if ungrokking is None:
+            raise ConfigError("dcrit", "semi-grokking sizes need a D_crit estimate: give sizes, a D_crit, "
+                              "or an ungrokking config to compute one", dcrit)
+        from circeff.empirical.experiments.ungrokking import run_ungrokking  # computed on demand
+
+        dcrit = float(run_ungrokking(ungrokking, out / "ungrokking_for_dcrit", progress=progress,
+                                     resume=resume).D_crit.value)
+        source = "ungrokking computed on demand"
+    return sizes_above(dcrit, config.n_sizes, config.low_factor, config.high_factor, config.n_examples), dcrit, source
+
+
+def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: float | None = None,
+                     ungrokking: object | None = None, progress: bool = True,
+                     resume: bool = True) -> SemigrokResult:
+    """Train (or reuse) the runs, classify every trajectory, write curves, classes and verdict.
+
+    Args:
+        dcrit: D_crit estimate that places the sizes (ignored when ``config.sizes`` is set).
+        ungrokking: an :class:`~circeff.empirical.experiments.ungrokking.UngrokkingConfig` run on
+            demand (into ``out_dir/ungrokking_for_dcrit``) when neither sizes nor ``dcrit`` are given.
+    """
+    out = ensure_dir(out_dir)
+    sizes, dcrit, source = _resolve_sizes(config, dcrit, ungrokking, out, progress, resume)
+    run_dir = out / "runs"
+    train_or_reuse(config.train_config(sizes), run_dir, progress=progress, resume=resume)
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    curves = pd.DataFrame(state.rows)
+    curves = curves[curves["status"] == "ok"].copy()
+    curves["run"] = [f"D{d:05d}_s{s}" for d, s in zip(curves["train_size"], curves["seed"])]
+    curves = curves.rename(columns={"train_size": "D"})[["run", "D", "seed", "step", "test_acc", "train_acc"]]
+    write_csv(out / "curves.csv", curves.to_dict("records"))
+    classes = classify_runs(curves, thresholds=config.thresholds)
+    verdict = semigrok_verdict(classes, min_semi=config.min_semi)
+    write_csv(out / "classes.csv", [c.to_dict() for c in classes])
+    write_json(out / "semigrokking.json", to_plain({
+        "config": config.to_dict(), "sizes": list(sizes), "D_crit_used": dcrit, "sizes_from": source,
+        "verdict": verdict.to_dict(), "classes": [c.to_dict() for c in classes],
+    }))
+    save_figure(plot_semigrok(curves, classes), out / "semigrokking.png")
+    return SemigrokResult(curves, classes, verdict, sizes, dcrit, out)
+
+
+def with_overrides(config: SemigrokConfig, **changes: object) -> SemigrokConfig:
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})

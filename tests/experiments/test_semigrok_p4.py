@@ -1,0 +1,77 @@
+"""Semi-grokking (P4) at tiny scale: sizes from D_crit, on-demand D_crit, files, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
+from circeff.empirical.experiments.semigrokking import SemigrokConfig, run_semigrokking, sizes_above
+from circeff.empirical.experiments.ungrokking import UngrokkingConfig
+from circeff.errors import ConfigError
+
+TINY = SemigrokConfig(p=11, model=TINY_MODEL, lr=1e-2, seeds=(0, 1), n_sizes=2, steps=40, log_every=10,
+                      checkpoint_every=20)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_P4_sizes_evenly_spaced_above_dcrit():
+    assert sizes_above(100.0, 3, 1.0, 2.0, 10_000) == (100, 150, 200)
+    assert sizes_above(100.0, 3, 1.0, 2.0, 160) == (100, 150, 159)  # clipped below the dataset size
+    with pytest.raises(ConfigError) as exc:
+        sizes_above(float("nan"), 3, 1.0, 2.0, 100)
+    assert exc.value.field == "dcrit"
+
+
+def test_P4_without_dcrit_or_sizes_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError) as exc:
+        run_semigrokking(TINY, tmp_path, progress=False)
+    assert exc.value.field == "dcrit" and "\n" not in str(exc.value)
+
+
+def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
+    r = run_semigrokking(TINY, tmp_path, dcrit=40.0, progress=False)
+    assert r.sizes == (40, 80)
+    for name in ("curves.csv", "classes.csv", "semigrokking.json", "semigrokking.png", "runs/checkpoint.pt"):
+        assert (tmp_path / name).is_file(), name
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves["run"].nunique() == 4 == len(r.classes)
+    assert curves.groupby("run")["step"].max().eq(40).all()
+    summary = json.loads((tmp_path / "semigrokking.json").read_text())
+    assert summary["D_crit_used"] == 40.0
+    assert isinstance(summary["verdict"]["holds"], bool)
+    assert sum(summary["verdict"]["counts"].values()) == 4
+    # rerun: training is skipped (the checkpoint is not rewritten)
+    stamp = (tmp_path / "runs" / "checkpoint.pt").stat().st_mtime_ns
+    run_semigrokking(TINY, tmp_path, dcrit=40.0, progress=False)
+    assert (tmp_path / "runs" / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_P4_dcrit_computed_on_demand_from_ungrokking(tmp_path):
+    base = BaseConfig(p=11, seeds=(0, 1), steps=40, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=20)
+    ungrok = UngrokkingConfig(base=base, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0,
+                              log_every=10, n_boot=30)
+    r = run_semigrokking(SemigrokConfig(**{**TINY.__dict__, "n_sizes": 1}), tmp_path, ungrokking=ungrok,
+                         progress=False)
+    assert (tmp_path / "ungrokking_for_dcrit" / "ungrokking.json").is_file()
+    assert r.dcrit is not None and r.dcrit > 0
+    assert len(r.sizes) == 1
+
+
+def test_P4_bad_config_names_the_field():
+    with pytest.raises(ConfigError) as exc:
+        SemigrokConfig(p=11, sizes=(50, 121))
+    assert exc.value.field == "sizes"
+    with pytest.raises(ConfigError) as exc:
+        SemigrokConfig(p=11, low_factor=2.0, high_factor=1.0)
+    assert exc.value.field == "high_factor"

@@ -1,0 +1,110 @@
+"""Ungrokking (P2, P3) at tiny scale: files, resume, equal decay budgets, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
+from circeff.empirical.experiments.ungrokking import (
+    UNGROKKING_COLUMNS,
+    UNGROKKING_PRESETS,
+    UngrokkingConfig,
+    run_ungrokking,
+)
+from circeff.errors import ConfigError
+
+BASE = BaseConfig(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30)
+TINY = UngrokkingConfig(base=BASE, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0), decay_budget=40.0,
+                        log_every=10, n_boot=50)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("ungrok")
+    return out, run_ungrokking(TINY, out, progress=False)
+
+
+def test_P3_equal_decay_budget_not_equal_steps():
+    # AdamW decays lr * wd per step: smaller weight decay gets proportionally more steps
+    for cfg in (TINY, *UNGROKKING_PRESETS.values()):
+        for wd in cfg.weight_decays:
+            assert math.isclose(cfg.steps_for(wd) * wd, cfg.decay_budget, rel_tol=0.01, abs_tol=wd)
+
+
+def test_P2_ungrokking_writes_rows_json_figure_and_engine_runs(tiny_run):
+    out, result = tiny_run
+    for name in ("ungrokking.csv", "ungrokking.json", "ungrokking.png", "base/checkpoint.pt",
+                 "wd_1/metrics.csv", "wd_2/config.json"):
+        assert (out / name).is_file(), name
+    rows = pd.read_csv(out / "ungrokking.csv")
+    assert list(rows.columns) == UNGROKKING_COLUMNS
+    assert len(rows) == TINY.n_models
+    assert sorted(rows["D"].unique()) == list(TINY.sizes)
+    assert dict(rows.groupby("weight_decay")["steps"].first()) == {1.0: 40, 2.0: 20}
+    summary = json.loads((out / "ungrokking.json").read_text())
+    assert isinstance(summary["P2"]["holds"], bool) and isinstance(summary["P3"]["holds"], bool)
+    assert summary["D_crit"]["D_crit"]["value"] == pytest.approx(result.D_crit.value)
+    # each continuation starts from its own seed's base network (init_index) on its own subset
+    cfg = json.loads((out / "wd_1" / "config.json").read_text())
+    assert {(r["seed"], r["init_index"], r["data_seed"]) for r in cfg["runs"]} == {(0, 0, 0), (1, 1, 1)}
+
+
+def test_P2_continuations_start_from_the_base_networks(tiny_run):
+    out, _ = tiny_run
+    from circeff.empirical.checkpoint import load_checkpoint
+
+    base = load_checkpoint(out / "base")
+    cont = load_checkpoint(out / "wd_1")
+    step0 = [r for r in cont.rows if r["step"] == 0]
+    base_final = {r["seed"]: r["param_norm"] for r in base.rows if r["step"] == base.step}
+    for r in step0:
+        assert r["param_norm"] == pytest.approx(base_final[r["seed"]], rel=1e-6)
+
+
+def test_P2_rerun_skips_finished_training(tiny_run):
+    out, first = tiny_run
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")}
+    again = run_ungrokking(TINY, out, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")} == before
+    pd.testing.assert_frame_equal(again.rows, first.rows)
+
+
+def test_ungrokking_resumes_with_more_steps(tmp_path):
+    short = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0,
+                             log_every=10, n_boot=50)
+    base_dir = tmp_path / "base"
+    with pytest.raises(ConfigError):  # one weight decay: fine for P2; the fit needs >= 3 sizes and 2 seeds
+        UngrokkingConfig(base=BASE, sizes=(10, 30), decay_budget=20.0)
+    run_ungrokking(short, tmp_path / "u", progress=False, base_dir=base_dir)
+    longer = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=40.0,
+                              log_every=10, n_boot=50)
+    r = run_ungrokking(longer, tmp_path / "u", progress=False, base_dir=base_dir)
+    assert set(r.rows["steps"]) == {40}
+    assert r.weight_decay is None  # P3 needs two weight decays
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"sizes": (10, 30, 121)}, "sizes"),          # not smaller than the base's 121 pairs
+    ({"sizes": (10, 10, 30)}, "sizes"),           # fewer than three distinct
+    ({"weight_decays": (0.0, 1.0)}, "weight_decays"),
+    ({"decay_budget": -1.0}, "decay_budget"),
+    ({"min_jump": 1.5}, "min_jump"),
+])
+def test_ungrokking_bad_config_names_the_field(changes, field):
+    with pytest.raises(ConfigError) as exc:
+        UngrokkingConfig(**{**TINY.__dict__, **changes})
+    assert exc.value.field == field

@@ -1,0 +1,101 @@
+"""`circeff reproduce` at the hidden tiny scale: report, summary, verdict keys, resume, out-folder rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from circeff.cli.main import run
+from circeff.reproduce import STAGES, VERDICT_KEYS, _prepare_out, reproduce_config
+
+TINY = ["reproduce", "--scale", "tiny", "--no-progress", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_out(tmp_path_factory):
+    before = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("reproduce")
+    code = run([*TINY, "--out", str(out)])
+    torch.set_num_threads(before)
+    assert code == 0
+    return out
+
+
+def test_reproduce_writes_report_and_summary_with_all_six_verdicts(tiny_out):
+    summary = json.loads((tiny_out / "summary.json").read_text())
+    assert tuple(summary["verdicts"]) == VERDICT_KEYS
+    for key, verdict in summary["verdicts"].items():
+        assert isinstance(verdict["holds"], bool), key
+    assert set(summary["timings"]["stages"]) == set(STAGES)
+    assert summary["config"]["scale"] == "tiny"
+    report = (tiny_out / "report.md").read_text()
+    for key in VERDICT_KEYS:
+        assert f"## {key}:" in report
+    # every figure is embedded by a relative path that exists
+    import re
+
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert len(links) >= 6  # P1 and allocation figures need a P1 fit, impossible at tiny scale
+    for link in links:
+        assert not link.startswith("/") and (tiny_out / link).is_file(), link
+    for stage in STAGES:
+        assert (tiny_out / stage).is_dir()
+
+
+def test_reproduce_rerun_skips_finished_stages(tiny_out, capsys):
+    before = json.loads((tiny_out / "summary.json").read_text())
+    assert run([*TINY, "--out", str(tiny_out)]) == 0
+    after = json.loads((tiny_out / "summary.json").read_text())
+    for name, t in after["timings"]["stages"].items():
+        if before["timings"]["stages"][name]["status"] == "done":
+            assert t["skipped"], name
+    assert {k: v["holds"] for k, v in after["verdicts"].items()} == {k: v["holds"] for k, v in before["verdicts"].items()}
+
+
+def test_reproduce_refuses_a_folder_of_another_config_in_one_line(tiny_out, capsys):
+    code = run([*TINY, "--preset", "paper", "--out", str(tiny_out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "different reproduce config" in err and "--force" in err
+
+
+def test_reproduce_force_replaces_a_folder_of_another_config(tmp_path):
+    (tmp_path / "p1").mkdir()
+    (tmp_path / "p1" / "stage.json").write_text("{}")
+    (tmp_path / "reproduce_config.json").write_text(json.dumps({"preset": "paper"}))
+    (tmp_path / "keep.txt").write_text("not ours")
+    cfg = reproduce_config("cpu", "tiny")
+    with pytest.raises(Exception, match="different reproduce config"):
+        _prepare_out(tmp_path, cfg, force=False)
+    _prepare_out(tmp_path, cfg, force=True)
+    assert not (tmp_path / "p1").exists()
+    assert (tmp_path / "keep.txt").is_file()  # only what reproduce writes is deleted
+    assert json.loads((tmp_path / "reproduce_config.json").read_text())["scale"] == "tiny"
+
+
+def test_reproduce_refuses_a_foreign_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "something.txt").write_text("x")
+    assert run([*TINY, "--out", str(tmp_path)]) == 1
+    assert "holds no circeff reproduce results" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--quick", "--full"], "--quick"),
+    (["--preset", "gpu"], "--preset"),
+    (["--device", "tpu"], "--device"),
+    (["--threads", "0"], "--threads"),
+])
+def test_reproduce_bad_input_is_one_line_exit_2(tmp_path, capsys, args, option):
+    assert run(["reproduce", "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and option in err
+
+
+def test_reproduce_configs_share_one_P_and_one_base():
+    for preset, scale in (("cpu", "quick"), ("cpu", "full"), ("paper", "full"), ("paper", "quick")):
+        cfg = reproduce_config(preset, scale)
+        assert cfg.efficiency.p == cfg.base.p == cfg.semigrok.p
+        assert cfg.fig10.base == cfg.ungrokking.base
+    assert reproduce_config("paper", "full").base.p == 113
