@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -18,6 +19,7 @@ from circeff.empirical.experiments.efficiency import (
     ROW_COLUMNS,
     EfficiencyConfig,
     convergence,
+    fit_rows,
     run_efficiency,
     with_overrides,
 )
@@ -76,7 +78,6 @@ def test_measurements_are_consistent(tiny_run):
     # accepted = converged (and, for G, trig share above the threshold)
     assert (rows["accepted"] <= rows["converged"]).all()
     assert ((g["trig_share"] > TINY.trig_share_threshold) | ~g["accepted"]).all()
-    assert (rows.loc[rows["converged"], "train_acc"] == 1.0).all()
 
 
 def test_rerun_skips_finished_training_and_refits(tiny_run):
@@ -97,11 +98,31 @@ def test_too_few_accepted_networks_is_a_run_error_with_the_table_kept(tiny_run, 
     run_efficiency(TINY, out, progress=False)  # restore the module fixture's files
 
 
-def test_convergence_reads_the_last_window_of_the_metrics():
-    rows = [{"model": 0, "step": s, "param_norm": n, "train_acc": 1.0}
-            for s, n in ((0, 40.0), (50, 20.0), (75, 10.5), (100, 10.0))]
-    change, acc = convergence(rows, 0, 0.25)
-    assert change == pytest.approx(0.05) and acc == 1.0
+def test_convergence_is_the_drift_between_the_halves_of_the_last_window():
+    # steps 0..100 every 10; the window [75, 100] holds 80, 90, 100 -> halves [80] and [90, 100]
+    norms = {s: 40.0 - 0.2 * s for s in range(0, 101, 10)}
+    rows = [{"model": 0, "step": s, "param_norm": n, "train_acc": 1.0} for s, n in norms.items()]
+    drift, acc = convergence(rows, 0, 0.25)
+    expected = abs((norms[90] + norms[100]) / 2 - norms[80]) / np.mean([norms[80], norms[90], norms[100]])
+    assert drift == pytest.approx(expected) and acc == 1.0
+    # an oscillation around a fixed level does not count as drift
+    wave = [{"model": 0, "step": s, "param_norm": 20.0 + (1.0 if (s // 10) % 2 else -1.0), "train_acc": 1.0}
+            for s in range(0, 201, 10)]
+    assert convergence(wave, 0, 0.2)[0] < 0.05
+
+
+def test_fit_rows_keep_D_with_two_seeds_of_two_accepted_networks():
+    rows = pd.DataFrame([
+        {"circuit": c, "D": d, "seed": seed, "weight_decay": wd, "accepted": ok}
+        for c, d, seed, wd, ok in [
+            ("M", 10, 0, 1.0, True), ("M", 10, 0, 2.0, True), ("M", 10, 1, 1.0, True), ("M", 10, 1, 2.0, True),
+            ("M", 20, 0, 1.0, True), ("M", 20, 0, 2.0, True), ("M", 20, 1, 1.0, True), ("M", 20, 1, 2.0, False),
+            ("G", 50, 0, 1.0, True), ("G", 50, 0, 2.0, True), ("G", 50, 1, 1.0, True), ("G", 50, 1, 2.0, True),
+        ]])
+    kept, dropped = fit_rows(rows)
+    assert sorted(set(zip(kept["circuit"], kept["D"]))) == [("G", 50), ("M", 10)]
+    assert {(d["circuit"], d["D"], d["seed"]) for d in dropped} == {("M", 20, 1), ("M", 20, None)}
+    assert kept["accepted"].all()
 
 
 def test_presets_are_valid_and_the_quick_one_is_small():
