@@ -14,6 +14,7 @@ A page asks for generated content with a marker on a line of its own::
     <!-- circeff:figures reproduce/*ungrok*.png Caption -->
                                               every figure matching a glob, or the admonition
     <!-- circeff:stage-figures p1 -->         the figures a reproduce stage lists in summary.json
+    <!-- circeff:verdict-summary -->          one line per verdict of summary.json
     <!-- circeff:reproduce-run -->            command, scale, machine and timings of that run
     <!-- circeff:toy fig2 -->                 the numbers behind a toy figure
     <!-- circeff:benchmarks -->               docs/data/benchmarks.json as tables
@@ -91,6 +92,12 @@ def _fmt(value: Any) -> str:
             return "[" + ", ".join(_fmt(v) for v in value[:8]) + f", … ({len(value)} values)]"
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     if isinstance(value, dict):
+        if {"value", "lo", "hi"} <= value.keys():  # an interval record of circeff.analysis.stats
+            level = value.get("level")
+            extra = ", ".join(x for x in (f"{level:.0%}" if isinstance(level, float) else "",
+                                          str(value.get("method") or "")) if x)
+            return (f"{_fmt(value['value'])} [{_fmt(value['lo'])}, {_fmt(value['hi'])}]"
+                    + (f" ({extra})" if extra else ""))
         return "{" + ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items()) + "}"
     return "—" if value is None else str(value)
 
@@ -322,14 +329,36 @@ def render_verdict(key: str) -> str:
     word = {True: "holds", False: "does not hold"}.get(holds, "undecided")
     kind = {True: "success", False: "failure"}.get(holds, "warning")
     source = summary.get("_source", "circeff reproduce")
-    out = [f'!!! {kind} "Verdict {key}: {word}"',
-           f"    From `{source}` (copied by `docs/scripts/build_figures.py`).", ""]
+    out = [f'!!! {kind} "Verdict {key}: {word}"']
+    if v.get("reason"):
+        out.append(f"    {_cell(v['reason'])}")
+        out.append("")
+    out += [f"    From `{source}` (copied by `docs/scripts/build_figures.py`).", ""]
     rows = ["| quantity | value |", "| --- | --- |"]
     for k, val in v.items():
-        if k == "holds":
+        if k in ("holds", "reason"):
             continue
         rows.append(f"| {_cell(k)} | {_cell(_fmt(val))} |")
-    return "\n".join(out) + "\n" + "\n".join(rows) + "\n"
+    table = "\n".join(rows) + "\n" if len(rows) > 2 else ""
+    return "\n".join(out) + "\n" + table
+
+
+PAGES = {"P1": "p1.md", "P2": "p2.md", "P3": "p3.md", "P4": "p4.md", "fig10a": "fig10.md",
+         "allocation": "allocation.md"}
+
+
+def render_verdict_summary() -> str:
+    """One line per verdict of summary.json: holds or not, and the reason the data gave."""
+    summary = _load_json(SUMMARY)
+    if summary is None:
+        return _missing("The verdicts", REPRODUCE_HINT)
+    rows = ["| key | verdict | why (computed from the data) |", "| --- | --- | --- |"]
+    for key, v in summary.get("verdicts", {}).items():
+        word = ('<span class="verdict-holds">holds</span>' if v.get("holds")
+                else '<span class="verdict-fails">does not hold</span>')
+        link = f"[{_code(key)}]({PAGES[key]})" if key in PAGES else _code(key)
+        rows.append(f"| {link} | {word} | {_cell(v.get('reason', ''))} |")
+    return "\n".join(rows) + "\n"
 
 
 def render_figure(arg: str, page) -> str:
@@ -489,6 +518,7 @@ RENDERERS = {
     "figures": render_figures,
     "stage-figures": render_stage_figures,
     "reproduce-run": lambda arg, page: render_reproduce_run(),
+    "verdict-summary": lambda arg, page: render_verdict_summary(),
     "toy": lambda arg, page: render_toy(arg),
     "benchmarks": lambda arg, page: render_benchmarks(),
     "tests-by-id": lambda arg, page: render_tests_by_id(),
