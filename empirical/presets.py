@@ -3,8 +3,14 @@
 - ``paper``: the paper's setting (SPEC section 6): modular addition at P = 113, 30% of the
   pairs for training, AdamW lr 1e-3, betas 0.9/0.98, weight decay 1.0, full batch. 40 000
   steps (Nanda et al. 2023's run length; grokking there completes well before).
-- ``cpu``: the same phenomenon small enough for a laptop: see the measured numbers in its
-  description (P, training fraction and step count were chosen by running it on 2 CPU cores).
+- ``cpu``: the same phenomenon small enough for a laptop: modular addition at P = 59 with
+  50% of the pairs, 3000 steps, the paper's optimiser. Measured (seeds 0-3, one batch, torch
+  2.13 on a shared 2-core AMD EPYC, one thread): every seed reaches train accuracy >= 0.99 by
+  step 100-150 and test accuracy >= 0.95 at steps 1000, 1300, 1450 and 2650 (final test
+  accuracy 0.98-1.00); 321 s of CPU time (892 s wall on the loaded machine).
+  Why these values: at 30% of the pairs no seed generalised within 6000 steps (test
+  accuracy 0.03-0.20), at 40% test accuracy was 0.28-0.68 at step 2500; at 50% all four grok
+  well within 3000 steps. lr and weight decay stay at the paper's 1e-3 and 1.0.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ PRESETS: dict[str, Preset] = {
             name="cpu",
             description=(
                 "modular addition, P = 59, 50% of pairs, 3000 steps, the paper's optimiser "
-                "(lr 1e-3, wd 1.0): memorises within a few hundred steps, groks later"),
+                "(lr 1e-3, wd 1.0): memorises by step ~150, test accuracy >= 0.95 by step ~2650"),
             task="add", p=59, train_frac=0.5, steps=3000, log_every=50, checkpoint_every=500),
         Preset(
             name="paper",
