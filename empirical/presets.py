@@ -2,7 +2,9 @@
 
 - ``paper``: the paper's setting (SPEC section 6): modular addition at P = 113, 30% of the
   pairs for training, AdamW lr 1e-3, betas 0.9/0.98, weight decay 1.0, full batch. 40 000
-  steps (Nanda et al. 2023's run length; grokking there completes well before).
+  steps (Nanda et al. 2023's run length; grokking there completes well before). Measured for
+  seed 0 (same machine, one thread): train accuracy 1.0 at step 250, test accuracy 0.98 at
+  step 7750 and 0.998 at 8000; 8000 steps took 24 min wall on the loaded machine.
 - ``cpu``: the same phenomenon small enough for a laptop: modular addition at P = 59 with
   50% of the pairs, 3000 steps, the paper's optimiser. Measured (seeds 0-3, one batch, torch
   2.13 on a shared 2-core AMD EPYC, one thread): every seed reaches train accuracy >= 0.99 by
