@@ -447,6 +447,10 @@ def render_benchmarks() -> str:
         for k, v in b.get("headline", {}).items():
             rows.append(f"| **{_cell(k)}** | **{_cell(_fmt(v))}** |")
         out += rows + ["", "```text", *b.get("output", []), "```", ""]
+    for kind in ("toy", "engine"):
+        if not any(name == kind or name.startswith(kind + " ") for name in data):
+            out.append(_missing(f"The {kind} benchmark", f"python docs/scripts/record_benchmark.py {kind}")
+                       .replace("Not yet reproduced", "Not yet recorded"))
     return "\n".join(out)
 
 
