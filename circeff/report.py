@@ -121,7 +121,8 @@ def write_report(summary: Mapping[str, Any], outcomes: Mapping[str, Any]) -> str
     lines += _table(["estimate", "D_crit [interval]"],
                     [["efficiency crossover (P1 fits)", _iv(d2.get("crossover"), 4)],
                      ["ungrokking transition midpoint (P2)", _iv(d2.get("ungrokking"), 4)],
-                     ["agree (intervals overlap)", _num(d2.get("agree"))]])
+                     ["agree (intervals overlap)", _num(d2.get("agree"))],
+                     ["informative (both intervals bounded)", _num(d2.get("informative"))]])
 
     lines += ["## Stages and timings", ""]
     rows = []
@@ -183,6 +184,10 @@ def write_report(summary: Mapping[str, Any], outcomes: Mapping[str, Any]) -> str
                              "median trig share"],
                             [[r["D"], r["ratio"], r["g_logit"], r["m_logit"], r["test_acc"], r["trig_share"]]
                              for r in v["fig10a"]["median_by_D"]])
+        if stage == "allocation" and v["allocation"].get("measured_median_by_D"):
+            lines += ["Measured G:M ratio (median over seeds; no prediction):", ""]
+            lines += _table(["D", "measured G:M"], [[r["D"], r["measured_median_ratio"]]
+                                                    for r in v["allocation"]["measured_median_by_D"]])
         if stage == "allocation" and v["allocation"].get("rows"):
             lines += ["Table (also `allocation/allocation.csv`):", ""]
             lines += _table(["D", "P_G", "P_M", "predicted G:M", "measured G:M [interval]", "log error"],

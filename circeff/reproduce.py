@@ -38,6 +38,7 @@ import platform
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -47,6 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from circeff.analysis.allocation import measured_ratios, pooled_kappa
 from circeff.analysis.stats import Interval, to_plain
 from circeff.empirical.config import ModelConfig
 from circeff.empirical.experiments import efficiency as eff
@@ -56,7 +58,7 @@ from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
 from circeff.empirical.experiments.predictions_common import SMALL_MODEL, TINY_MODEL, BaseConfig, train_base
 from circeff.errors import ConfigError, RunError
-from circeff.io import atomic_write_text, ensure_dir, read_json, write_json
+from circeff.io import atomic_write_text, ensure_dir, read_json, write_csv, write_json
 
 __all__ = [
     "PRESETS",
@@ -394,7 +396,23 @@ def _stage_allocation(ctx: _Context, out: Path, o: StageOutcome) -> None:
         if not (ctx.out / "fig10" / "fig10.csv").is_file():
             raise RunError("no Figure 10 measurements (the fig10 stage failed)")
         rows = pd.read_csv(ctx.out / "fig10" / "fig10.csv")
-    c = f10.compare_with_theory(ctx.efficiency.analysis, rows, out, q=ctx.config.q,
+    analysis = ctx.efficiency.analysis
+    kappa = pooled_kappa(analysis)
+    if not (np.isfinite(kappa) and kappa > 0):
+        # Theorem D.4 is stated for kappa > 0; a non-positive fitted kappa means the P1 fits do
+        # not describe the networks, so there is no prediction to compare (a data outcome, not a bug)
+        measured = (measured_ratios(rows[["D", "seed", "g_logit", "m_logit"]]).groupby("D")["ratio"]
+                    .median().reset_index().rename(columns={"ratio": "measured_median_ratio"}))
+        write_csv(out / "allocation.csv", measured.to_dict("records"))
+        o.verdicts["allocation"] = {
+            "holds": False, "q": ctx.config.q, "kappa": kappa, "kappa_G": analysis.fit_G.kappa.value,
+            "kappa_M": analysis.fit_M.kappa.value, "kappa_G_interval": analysis.fit_G.kappa.to_dict(),
+            "kappa_M_interval": analysis.fit_M.kappa.to_dict(), "measured_median_by_D": measured.to_dict("records"),
+            "dcrit_two_ways": dcrit,
+            "reason": (f"no prediction: the P1 fits give kappa_G {analysis.fit_G.kappa.value:.3g}, kappa_M "
+                       f"{analysis.fit_M.kappa.value:.3g} (pooled {kappa:.3g}); Theorem D.4 needs kappa > 0")}
+        return
+    c = f10.compare_with_theory(analysis, rows, out, q=ctx.config.q,
                                 n_boot=ctx.config.allocation_n_boot, seed=0)
     o.figures = {"Allocation: Theorem D.4 prediction against the measured G:M ratio": ctx.rel(out / "allocation.png")}
     d = c.to_dict()
@@ -408,9 +426,12 @@ def _dcrit_two_ways(ctx: _Context) -> dict[str, Any]:
     cross = _interval(p1.data.get("crossover")) if p1 and p1.status == "done" else None
     trans = _interval(ungr.data.get("D_crit")) if ungr and ungr.status == "done" else None
     both = cross is not None and trans is not None
+    bounded = both and all(np.isfinite([iv.lo, iv.hi]).all() and iv.lo > 0 for iv in (cross, trans))
     return {"crossover": cross.to_dict() if cross else None, "ungrokking": trans.to_dict() if trans else None,
             "agree": bool(agree(cross, trans)) if both else None,
-            "rule": "agree when the two intervals overlap (circeff.analysis.dcrit.agree)"}
+            "informative": bool(bounded),
+            "rule": "agree when the two intervals overlap (circeff.analysis.dcrit.agree); with an "
+                    "unbounded interval agreement says nothing (informative: false)"}
 
 
 _STAGE_FUNCS: dict[str, tuple[str, Callable[[_Context, Path, StageOutcome], None]]] = {
@@ -444,6 +465,9 @@ def _run_stage(ctx: _Context, name: str, fingerprint: str) -> StageOutcome:
         _STAGE_FUNCS[name][1](ctx, out, o)
     except (RunError, ConfigError) as exc:
         o.status, o.error = "failed", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one stage's bug must not lose the other stages' results
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        o.status, o.error = "failed", f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"
     o.seconds = round(time.perf_counter() - t0, 2)
     for key in _STAGE_VERDICTS.get(name, ()):
         if o.status == "failed" or key not in o.verdicts:
