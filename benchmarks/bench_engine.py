@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--chunk-size", type=int, default=None, help="engine models per chunk (default: the engine's)")
+    ap.add_argument("--block-size", type=int, default=None, help="engine examples per block (default: the engine's)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     if args.threads:
@@ -113,7 +114,7 @@ def main() -> None:
     engines = {}
     for E in models:
         config = TrainConfig(task=task, runs=tuple(RunSpec(seed=s, train_size=n_train) for s in range(E)),
-                             model=cfg, device=args.device, chunk_size=args.chunk_size)
+                             model=cfg, device=args.device, chunk_size=args.chunk_size, block_size=args.block_size)
         batch = build_training_data(data, config, device)
         params = init_params(cfg, task, range(E), device)
         state = adamw_init(params)
@@ -124,9 +125,9 @@ def main() -> None:
             assert bool(_models_finite(losses, grads).all())
             adamw_step(params, grads, state, lr=1e-3, beta1=0.9, beta2=0.98, eps=1e-8, weight_decay=wd)
 
-        engines[E] = (engine_step, config.resolved_chunk_size)
+        engines[E] = (engine_step, f"chunk {config.resolved_chunk_size}, block {config.resolved_block_size or 'all'}")
 
-    variants = {"reference (1 model)": (ref_step, 1)} | {f"engine E={E} (chunk {c})": (f, E) for E, (f, c) in engines.items()}
+    variants = {"reference (1 model)": (ref_step, 1)} | {f"engine E={E} ({c})": (f, E) for E, (f, c) in engines.items()}
     for f, _ in variants.values():  # warm-up
         f()
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -148,12 +149,12 @@ def main() -> None:
     base = statistics.median(times["reference (1 model)"])
     print(f"FLOPs per model-step: reference {ref_flops / 1e9:.2f} G, engine {eng_flops / 1e9:.2f} G "
           f"(maps multiplied out: {uses_fold(cfg, task, n_train)})")
-    print(f"{'variant':<26} {'ms/model-step':>14} {'(min..max)':>16} {'speed-up':>9} {'GFLOP/s':>8} {'% peak':>7}")
+    print(f"{'variant':<36} {'ms/model-step':>14} {'(min..max)':>16} {'speed-up':>9} {'GFLOP/s':>8} {'% peak':>7}")
     for name, ts in times.items():
         med = statistics.median(ts)
         flops = ref_flops if name.startswith("reference") else eng_flops
         gflops = flops / med / 1e9
-        print(f"{name:<26} {med * 1e3:>14.1f} {f'({min(ts) * 1e3:.0f}..{max(ts) * 1e3:.0f})':>16} "
+        print(f"{name:<36} {med * 1e3:>14.1f} {f'({min(ts) * 1e3:.0f}..{max(ts) * 1e3:.0f})':>16} "
               f"{base / med:>8.2f}x {gflops:>8.1f} {100 * gflops / peak:>6.0f}%")
 
 

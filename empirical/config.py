@@ -100,9 +100,11 @@ class TrainConfig:
         log_every: metrics of every model every this many steps (and at step 0 and the end).
         checkpoint_every: checkpoint every this many steps (and at the end).
         device: ``cpu`` or ``cuda`` (``cuda:N``).
-        chunk_size: models per forward/backward chunk (None: 4 on CPU, all on CUDA). Only
-            speed and memory depend on it, but it is part of the config because float rounding
-            of batched matmuls may, and resume must be bit-identical.
+        chunk_size: models per forward/backward chunk (None: 4 on CPU, all on CUDA).
+        block_size: examples per block of the per-example stage (None: 512 on CPU, all on
+            CUDA). Chunks and blocks keep the working set in the CPU caches. Only speed and
+            memory depend on them, but they are part of the config because float rounding
+            (the order of sums) does, and resume must be bit-identical.
         nan_policy: ``freeze`` (a model whose loss or gradient turns non-finite keeps its last
             finite parameters, is marked ``status=diverged`` from then on and the others
             continue; if all diverge the run stops with a RunError) or ``stop`` (the first
@@ -124,6 +126,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     device: str = "cpu"
     chunk_size: int | None = None
+    block_size: int | None = None
     nan_policy: str = "freeze"
     init_from: str | None = None
 
@@ -148,6 +151,8 @@ class TrainConfig:
             raise ConfigError("device", "must be cpu or cuda", self.device)
         if self.chunk_size is not None:
             integer_at_least("chunk_size", self.chunk_size, 1)
+        if self.block_size is not None:
+            integer_at_least("block_size", self.block_size, 1)
         if self.nan_policy not in NAN_POLICIES:
             raise ConfigError("nan_policy", f"must be one of {', '.join(NAN_POLICIES)}", self.nan_policy)
         if self.init_from is not None and not isinstance(self.init_from, str):
@@ -163,6 +168,13 @@ class TrainConfig:
         if self.chunk_size is not None:
             return min(self.chunk_size, self.n_models)
         return self.n_models if self.device.startswith("cuda") else min(4, self.n_models)
+
+    @property
+    def resolved_block_size(self) -> int | None:
+        """Examples per block; None: all at once."""
+        if self.block_size is not None:
+            return self.block_size
+        return None if self.device.startswith("cuda") else 512
 
     # ---- constructors ------------------------------------------------------------------------
     @classmethod

@@ -37,25 +37,23 @@ def cross_entropy64(logits: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def metric_rows(step: int, first_model: int, logits: Tensor, labels: Tensor, train_mask: Tensor,
+def metric_rows(step: int, first_model: int, nll: Tensor, correct: Tensor, train_mask: Tensor,
                 norms: Tensor, runs: Sequence, status: Sequence[str]) -> list[dict]:
-    """One row per model of a chunk, from its logits on EVERY example of the dataset.
+    """One row per model of a chunk, from its loss and correctness on EVERY example.
 
     Args:
-        logits: ``[Ec, n, V]`` for the chunk's models on all n examples.
-        labels: ``[n]``; train_mask: ``[Ec, n]`` bool; norms: ``[Ec]`` parameter norms.
+        nll: ``[Ec, n]`` float64 cross-entropy per example; correct: ``[Ec, n]`` bool (argmax
+            of the logits is the label); train_mask: ``[Ec, n]`` bool; norms: ``[Ec]``.
         runs, status: the chunk's RunSpecs and status strings.
 
     A model with no test examples (D = n) gets empty test cells.
     """
-    nll = per_example_loss64(logits, labels.expand(logits.shape[0], -1))      # [Ec, n]
-    correct = logits.argmax(dim=-1) == labels                                 # [Ec, n]
     test_mask = ~train_mask
     rows = []
-    for i in range(logits.shape[0]):
+    for i in range(nll.shape[0]):
         n_train, n_test = int(train_mask[i].sum()), int(test_mask[i].sum())
         run = runs[i]
-        row = {
+        rows.append({
             "step": step, "model": first_model + i, "seed": run.seed, "data_seed": run.data_seed,
             "weight_decay": run.weight_decay, "train_size": n_train,
             "train_loss": float(nll[i][train_mask[i]].sum()) / n_train,
@@ -64,8 +62,7 @@ def metric_rows(step: int, first_model: int, logits: Tensor, labels: Tensor, tra
             "test_acc": int(correct[i][test_mask[i]].sum()) / n_test if n_test else "",
             "param_norm": float(norms[i]),
             "status": status[i],
-        }
-        rows.append(row)
+        })
     return rows
 
 

@@ -37,8 +37,16 @@ from circeff.empirical.checkpoint import (
     save_checkpoint,
 )
 from circeff.empirical.config import TrainConfig
-from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, metric_rows
-from circeff.empirical.model import WEIGHT_NAMES, Params, final_logits, init_params, param_norm
+from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, metric_rows, per_example_loss64
+from circeff.empirical.model import (
+    WEIGHT_NAMES,
+    Params,
+    init_params,
+    logits_from_tables,
+    param_norm,
+    uses_fold,
+    vocabulary_tables,
+)
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import Dataset, make_dataset, train_indices
 from circeff.errors import ConfigError, RunError
@@ -100,20 +108,29 @@ def build_training_data(dataset: Dataset, config: TrainConfig, device: torch.dev
 def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> tuple[Tensor, Params]:
     """``[E]`` float64 mean training loss of every model and the gradients of the stacked weights.
 
-    Chunks keep the working set small (CPU caches); the models of a chunk run as one batched
-    computation. The loss of a chunk is the SUM of its models' losses, so each model's slice of
-    the gradient is exactly the gradient of its own loss.
+    Per chunk of models (one batched computation): the vocabulary tables once, then the
+    examples block by block, each block's backward accumulating into the tables' gradients,
+    and finally one backward from the tables to the weights. The loss of a chunk is the SUM of
+    its models' losses, so each model's slice of the gradient is that of its own loss.
     """
     grads = {n: torch.empty_like(p) for n, p in params.items()}
-    losses = torch.empty(config.n_models, dtype=torch.float64, device=params["W_E"].device)
+    losses = torch.zeros(config.n_models, dtype=torch.float64, device=params["W_E"].device)
     for c, sl in enumerate(data.chunks):
         leaf = {n: p[sl].detach().requires_grad_() for n, p in params.items()}
-        logits = final_logits(leaf, data.a[c], data.b[c], config.task)
-        loss = cross_entropy64(logits, data.labels[c], data.weights[c])
-        loss.sum().backward()
+        n_max = data.a[c].shape[1]
+        block = config.resolved_block_size or n_max
+        tables = vocabulary_tables(leaf, config.task, fold=uses_fold(config.model, config.task, n_max))
+        tables_leaf = {k: t.detach().requires_grad_() for k, t in tables.items()}
+        for j in range(0, n_max, block):
+            cols = slice(j, j + block)
+            logits = logits_from_tables(tables_leaf, data.a[c][:, cols], data.b[c][:, cols])
+            loss = cross_entropy64(logits, data.labels[c][:, cols], data.weights[c][:, cols])
+            loss.sum().backward()
+            losses[sl] += loss.detach()
+        used = [k for k in tables if tables_leaf[k].grad is not None]
+        torch.autograd.backward([tables[k] for k in used], [tables_leaf[k].grad for k in used])
         for n in WEIGHT_NAMES:
             grads[n][sl] = leaf[n].grad
-        losses[sl] = loss.detach()
     return losses, grads
 
 
@@ -121,14 +138,22 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
 def evaluate(params: Params, data: TrainingData, config: TrainConfig, step: int,
              diverged: list[int | None]) -> list[dict]:
     """Metric rows of every model at ``step`` (logits on every example of the dataset)."""
-    rows, norms = [], param_norm(params)
+    rows, norms, n = [], param_norm(params), len(data.all_a)
+    block = config.resolved_block_size or n
+    fold = uses_fold(config.model, config.task, n)
     for sl in data.chunks:
-        chunk = {n: p[sl] for n, p in params.items()}
         E_c = sl.stop - sl.start
-        logits = final_logits(chunk, data.all_a.expand(E_c, -1), data.all_b.expand(E_c, -1), config.task)
+        tables = vocabulary_tables({k: p[sl] for k, p in params.items()}, config.task, fold)
+        nll, correct = [], []
+        for j in range(0, n, block):
+            logits = logits_from_tables(tables, data.all_a[j:j + block].expand(E_c, -1),
+                                        data.all_b[j:j + block].expand(E_c, -1))
+            labels = data.all_labels[j:j + block].expand(E_c, -1)
+            nll.append(per_example_loss64(logits, labels))
+            correct.append(logits.argmax(dim=-1) == labels)
         status = ["ok" if diverged[e] is None else "diverged" for e in range(sl.start, sl.stop)]
-        rows += metric_rows(step, sl.start, logits, data.all_labels, data.train_mask[sl], norms[sl],
-                            config.runs[sl], status)
+        rows += metric_rows(step, sl.start, torch.cat(nll, 1), torch.cat(correct, 1), data.train_mask[sl],
+                            norms[sl], config.runs[sl], status)
     return rows
 
 

@@ -46,8 +46,11 @@ def test_loss_is_float64_and_has_no_float32_floor():
     assert -torch.log_softmax(logits[0, 0], -1)[3].item() == 0.0  # the float32 floor
 
 
-def test_engine_loss_and_gradients_equal_reference_autograd():
-    cfg = _config(model=ModelConfig(), runs=(RunSpec(seed=4, train_size=70), RunSpec(seed=9, train_size=90, data_seed=1)))
+@pytest.mark.parametrize("block_size", [None, 16])
+def test_engine_loss_and_gradients_equal_reference_autograd(block_size):
+    """Also when the examples go through in blocks (gradients accumulated over blocks)."""
+    cfg = _config(model=ModelConfig(), runs=(RunSpec(seed=4, train_size=70), RunSpec(seed=9, train_size=90, data_seed=1)),
+                  block_size=block_size)
     data = make_dataset(cfg.task)
     batch = build_training_data(data, cfg, torch.device("cpu"))
     from circeff.empirical.model import init_params
