@@ -39,6 +39,7 @@ def train(
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Metrics every this many steps."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Checkpoint every this many steps."),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Models per forward/backward chunk."),
+    block_size: Optional[int] = typer.Option(None, "--block-size", help="Examples per block (CPU caches)."),
     nan_policy: str = typer.Option("freeze", "--nan-policy", help="freeze (diverged models stop, others go on) or stop."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this run's final weights."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -67,7 +68,7 @@ def train(
         steps=steps if steps is not None else base.steps, lr=lr if lr is not None else base.lr,
         log_every=log_every if log_every is not None else base.log_every,
         checkpoint_every=checkpoint_every if checkpoint_every is not None else base.checkpoint_every,
-        device=device, chunk_size=chunk_size, nan_policy=nan_policy,
+        device=device, chunk_size=chunk_size, block_size=block_size, nan_policy=nan_policy,
         init_from=str(init_from) if init_from is not None else None)
 
     result = run_training(config, out, resume=resume, progress=progress)

@@ -52,6 +52,8 @@ def test_train_command_resumes_and_refuses_a_changed_config(tmp_path, capsys):
     (["--preset", "tpu"], "preset"),
     (["--nan-policy", "ignore"], "nan_policy"),
     (["--device", "tpu"], "device"),
+    (["--block-size", "0"], "block_size"),
+    (["--chunk-size", "0"], "chunk_size"),
 ])
 def test_bad_input_is_one_line_naming_the_field(tmp_path, capsys, args, field):
     code = run(["train", "--p", "11", "--out", str(tmp_path / "x"), "--no-progress", *args])
