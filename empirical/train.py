@@ -295,6 +295,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
                     f"diverged; saved checkpoint and metrics at step {state.step} in {out}")
         all_active = bool(active.all())
         if not all_active:
+            # Frozen models are still computed (the chunks keep their shapes, so the others'
+            # float rounding does not change); their gradients are dropped here.
             for g in grads.values():
                 g[~active] = 0.0
 
