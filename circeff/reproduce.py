@@ -25,7 +25,9 @@ allocation``, each with a boolean ``holds`` and the numbers behind it, computed 
 A stage that fails (for example a fit that is impossible on too few accepted networks) is
 reported with its error and its verdicts do not hold; the other stages still run.
 
-Scales: ``quick`` (the default; ~10 minutes on 2 CPU cores with the ``cpu`` preset), ``full``,
+Scales: ``quick`` (the default; measured 8 min 21 s end to end on 2 shared CPU cores with
+``--threads 1``: theory 2 s, toy 1 s, grokking 10 s, P1 133 s, base 23 s, P2/P3 128 s, P4 135 s,
+Figure 10 62 s), ``full`` (cpu preset: about 65-80 min estimated from the per-model-step cost, not run),
 and ``tiny`` (for tests only: P = 11, a 16-wide model, tens of steps; its numbers mean nothing).
 """
 
