@@ -26,10 +26,17 @@ def reproduce(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
                                           "1 is faster when other jobs share the cores)"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
+    executor: str = typer.Option("inprocess", "--executor",
+                                 help="where engine batches train: inprocess, pool, slurm (submitit) or submitit-local"),
+    partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)"),
+    timeout_min: int = typer.Option(240, "--timeout-min", help="SLURM time limit per job in minutes"),
+    gpus_per_node: int = typer.Option(0, "--gpus-per-node", help="GPUs per SLURM job (use with --device cuda)"),
     scale: Optional[str] = typer.Option(None, "--scale", hidden=True, help="tests only: tiny"),
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
     from circeff.reproduce import reproduce_config, run_reproduce
+    from circeff.sweep.backend import training_executor
+    from circeff.sweep.executors import EXECUTOR_NAMES
 
     if quick and full:
         raise ConfigError("--quick", "give at most one of --quick and --full", "both")
@@ -44,10 +51,20 @@ def reproduce(
         import torch
 
         torch.set_num_threads(threads)
+    if executor not in EXECUTOR_NAMES:
+        raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
+    if timeout_min < 1:
+        raise ConfigError("--timeout-min", "must be >= 1", timeout_min)
+    if gpus_per_node < 0:
+        raise ConfigError("--gpus-per-node", "must be >= 0", gpus_per_node)
     config = reproduce_config(preset, chosen, device)
     command = (f"circeff reproduce --{chosen} --preset {preset} --device {device} --out {shlex.quote(str(out))}"
                if scale is None else f"circeff reproduce --scale {chosen} --out {shlex.quote(str(out))}")
-    summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command)
+    # The executor changes where batches train, never what they compute, so it is not part of
+    # the reproduce config (a run started in-process may be finished on SLURM and vice versa).
+    with training_executor(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
+                           gpus_per_node=gpus_per_node):
+        summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command)
     for key, v in summary["verdicts"].items():
         print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "

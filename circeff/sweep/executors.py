@@ -225,14 +225,20 @@ class SubmititExecutor:
         if isinstance(self.gpus_per_node, bool) or not isinstance(self.gpus_per_node, int) or self.gpus_per_node < 0:
             raise ConfigError("--gpus-per-node", "must be an integer >= 0", self.gpus_per_node)
 
-    def _executor(self) -> Any:
+    def check_available(self) -> None:
+        """A one-line RunError now, before any work, if jobs could not be submitted."""
         try:
-            import submitit
+            import submitit  # noqa: F401
         except ImportError:
             raise RunError("the submitit executors need submitit: pip install 'circuit-efficiency[slurm]'") from None
         if self.cluster == "slurm" and shutil.which("sbatch") is None:
             raise RunError("--executor slurm: sbatch is not on PATH (not a SLURM login node?); "
                            "use --executor submitit-local to run the same jobs here")
+
+    def _executor(self) -> Any:
+        self.check_available()
+        import submitit
+
         executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
         params: dict[str, Any] = {"name": "circeff", "timeout_min": self.timeout_min,
                                   "cpus_per_task": self.cpus_per_task}

@@ -47,6 +47,7 @@ from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency, 
 from circeff.analysis.stats import to_plain
 from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from circeff.sweep.backend import train_or_reuse
 from circeff.empirical.circuits import analyse_params
 from circeff.empirical.config import ModelConfig, TrainConfig
 from circeff.empirical.tasks import TaskConfig
@@ -236,18 +237,6 @@ class EfficiencyResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def _train_or_reuse(config: TrainConfig, run_dir: Path, *, progress: bool, resume: bool) -> None:
-    """Train the batch unless ``run_dir`` already holds it at ``config.steps`` (with resume)."""
-    from circeff.empirical.train import train  # the training loop is only needed here
-
-    ckpt = run_dir / CHECKPOINT_NAME
-    if resume and ckpt.is_file():
-        state = load_checkpoint(ckpt, expected=config)  # RunError if written by another config
-        if state.step >= config.steps and (run_dir / "summary.json").is_file():
-            return
-    train(config, run_dir, resume=resume, progress=progress)
-
-
 def convergence(rows: Sequence[dict], model: int, window: float) -> tuple[float, float]:
     """``(norm drift over the last window, final train accuracy)`` of one model from the
     engine's metric rows.
@@ -337,7 +326,7 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
     all_rows: list[dict] = []
     for circuit in CIRCUITS:
         run_dir = out / circuit
-        _train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume)
+        train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume)
         all_rows += _measure(config, circuit, run_dir)
     rows = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
     write_csv(out / "efficiency.csv", rows.to_dict("records"), fieldnames=ROW_COLUMNS)

@@ -39,6 +39,7 @@ import pandas as pd
 
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
+from circeff.sweep.backend import train_or_reuse  # noqa: F401  (re-exported: the experiments train through it)
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.validate import in_range, integer_at_least, non_empty, non_negative, positive
@@ -170,19 +171,6 @@ class BaseResult:
     @property
     def all_g_only(self) -> bool:
         return bool(self.rows["g_only"].all())
-
-
-def train_or_reuse(config: TrainConfig, run_dir: Path, *, progress: bool, resume: bool) -> None:
-    """Train the batch unless ``run_dir`` already holds it at ``config.steps`` (with resume);
-    an unfinished run continues from its checkpoint (a different config is a RunError)."""
-    from circeff.empirical.train import train  # the training loop is only needed here
-
-    ckpt = run_dir / CHECKPOINT_NAME
-    if resume and ckpt.is_file():
-        state = load_checkpoint(ckpt, expected=config)
-        if state.step >= config.steps and (run_dir / "summary.json").is_file():
-            return
-    train(config, run_dir, resume=resume, progress=progress)
 
 
 def final_rows(run_dir: Path) -> list[dict]:
