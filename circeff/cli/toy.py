@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -143,16 +143,23 @@ def _ratios(field: str, text: Optional[str], default: tuple[float, ...]) -> tupl
     return default if text is None else parse_float_list(field, text)
 
 
+# The dataset-size law's options, shared by `toy ungrok` and `toy semigrok`.
+LawPG = Annotated[float, typer.Option("--p-g", help="P_G (independent of D)")]
+LawPMRef = Annotated[float, typer.Option("--p-m-ref", help="P_M at D = D_ref")]
+LawDRef = Annotated[float, typer.Option("--d-ref", help="reference dataset size")]
+LawBeta = Annotated[float, typer.Option("--beta", help="P_M(D) = P_M_ref (D / D_ref)^beta")]
+
+
 @app.command("ungrok")
 def ungrok_cmd(
     out: Path = typer.Option(..., "--out", help="folder for ungrok.png and ungrok.json"),
     pretrain_steps: int = typer.Option(50_000, "--pretrain-steps", help="steps at D_ref (grokking)"),
     steps: int = typer.Option(100_000, "--steps", help="steps at each smaller D"),
     d_ratios: Optional[str] = typer.Option(None, "--d-ratios", help="D / D_crit values, e.g. 0.25,0.5,2"),
-    p_g: float = typer.Option(1.0, "--p-g", help="P_G (independent of D)"),
-    p_m_ref: float = typer.Option(2.0, "--p-m-ref", help="P_M at D = D_ref"),
-    d_ref: float = typer.Option(4000.0, "--d-ref", help="reference dataset size"),
-    beta: float = typer.Option(0.5, "--beta", help="P_M(D) = P_M_ref (D / D_ref)^beta"),
+    p_g: LawPG = 1.0,
+    p_m_ref: LawPMRef = 2.0,
+    d_ref: LawDRef = 4000.0,
+    beta: LawBeta = 0.5,
 ) -> None:
     """Toy ungrokking: from the grokked state, keep training at D below and above D_crit."""
     from circeff.toy.dataset import UngrokExperiment, ungrok_data
@@ -180,10 +187,10 @@ def semigrok_cmd(
     d_ratios: Optional[str] = typer.Option(None, "--d-ratios", help="D / D_crit values, e.g. 0.8,1,1.25"),
     q_mixture: float = typer.Option(2.0, "--q-mixture", help="q > kappa: stable mixture"),
     q_sharp: float = typer.Option(1.2, "--q-sharp", help="q <= kappa: comparison (winner takes all)"),
-    p_g: float = typer.Option(1.0, "--p-g", help="P_G (independent of D)"),
-    p_m_ref: float = typer.Option(2.0, "--p-m-ref", help="P_M at D = D_ref"),
-    d_ref: float = typer.Option(4000.0, "--d-ref", help="reference dataset size"),
-    beta: float = typer.Option(0.5, "--beta", help="P_M(D) = P_M_ref (D / D_ref)^beta"),
+    p_g: LawPG = 1.0,
+    p_m_ref: LawPMRef = 2.0,
+    d_ref: LawDRef = 4000.0,
+    beta: LawBeta = 0.5,
 ) -> None:
     """Toy semi-grokking: near D_crit with q > kappa the toy settles at a middling test loss."""
     from circeff.toy.dataset import SemigrokExperiment, semigrok_data
