@@ -14,7 +14,6 @@ from typing import Optional
 import typer
 
 from circeff.empirical.config import TrainConfig
-from circeff.empirical.metrics import milestones
 from circeff.empirical.presets import get_preset
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
@@ -74,6 +73,8 @@ def train(
     result = run_training(config, out, resume=resume, progress=progress)
 
     typer.echo(f"{config.n_models} model(s), {result.step} steps, {result.wall_time_s:.1f} s -> {out}")
+    from circeff.empirical.metrics import milestones  # imports torch: only once something trained
+
     for m in milestones(result.rows):
         test = m["final_test_acc"]
         typer.echo(f"  model {m['model']} seed {m['seed']} wd {m['weight_decay']} D {m['train_size']}: "
