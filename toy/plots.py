@@ -61,8 +61,7 @@ def plot_phase(data: Mapping[str, object]) -> Figure:
     panels = ((axes[0], np.log10(delay), "log10 grokking delay (grokking step / fit step)", "viridis"),
               (axes[1], loss, "final test loss", "magma_r"))
     for ax, z, title, cmap in panels:
-        cm = plt.get_cmap(cmap).copy()
-        cm.set_bad("lightgrey")
+        cm = plt.get_cmap(cmap).with_extremes(bad="lightgrey")  # grey: no grokking within the run
         mesh = ax.pcolormesh(wr, pr, np.ma.masked_invalid(z), cmap=cm, shading="nearest")
         fig.colorbar(mesh, ax=ax)
         ax.set_xscale("log")
