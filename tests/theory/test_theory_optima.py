@@ -30,13 +30,15 @@ from tests.strategies.theory import efficiency_vectors, optimum_problems, q_kapp
 # ----------------------------------------------------------------------------- brute force
 def _bf_loss_grad(z, support, P, q, kappa, alpha, n):
     """Effective loss and gradient in log-weights on one face (written independently)."""
-    w = np.zeros(len(P))
-    w[support] = np.exp(z)
-    s = w.sum()
-    loss = np.logaddexp(0.0, math.log(n - 1) - s) + alpha / q * np.sum((w ** (1 / kappa) * P) ** q)
-    dlx = -expit(math.log(n - 1) - s)
-    ws = w[support]
-    grad = ws * (dlx + alpha / kappa * P[support] ** q * ws ** (q / kappa - 1))
+    # BFGS's line search may probe huge log-weights; the inf loss there only rejects the step.
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = np.zeros(len(P))
+        w[support] = np.exp(z)
+        s = w.sum()
+        loss = np.logaddexp(0.0, math.log(n - 1) - s) + alpha / q * np.sum((w ** (1 / kappa) * P) ** q)
+        dlx = -expit(math.log(n - 1) - s)
+        ws = w[support]
+        grad = ws * (dlx + alpha / kappa * P[support] ** q * ws ** (q / kappa - 1))
     return loss, grad
 
 
