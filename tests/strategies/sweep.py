@@ -155,7 +155,8 @@ def bad_train_configs():
                                   "train_size": TRAIN_SPECS["train_size"].valid})
     def either_name_when_neither_given(case):
         fields, base = case
-        if "train_frac" not in base and "train_size" not in base:
+        # None counts as not given (the CLI and the grid builder treat it so)
+        if base.get("train_frac") is None and base.get("train_size") is None:
             fields = fields | {"train_frac", "train_size"}  # the pair is at fault, either may be named
         return fields, base
 
