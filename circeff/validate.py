@@ -6,9 +6,12 @@ Each raises :class:`circeff.errors.ConfigError` naming the field and the allowed
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 from circeff.errors import ConfigError
+
+V = TypeVar("V")
 
 
 def _finite_number(field: str, value: object) -> float:
@@ -83,3 +86,10 @@ def parse_int_list(field: str, text: str) -> tuple[int, ...]:
         return tuple(int(p) for p in parts)
     except ValueError:
         raise ConfigError(field, "must be a comma-separated list of integers, e.g. 0,1,2", text) from None
+
+
+def one_of(field: str, registry: Mapping[str, V], name: object) -> V:
+    """The entry ``registry[name]``; a ConfigError naming ``field`` and the allowed names if unknown."""
+    if not isinstance(name, str) or name not in registry:
+        raise ConfigError(field, f"must be one of {', '.join(registry)}", name)
+    return registry[name]

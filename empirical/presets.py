@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from circeff.errors import ConfigError
+from circeff.validate import one_of
 
 __all__ = ["PRESETS", "Preset", "get_preset"]
 
@@ -58,6 +58,4 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: object) -> Preset:
-    if not isinstance(name, str) or name not in PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(PRESETS)}", name)
-    return PRESETS[name]
+    return one_of("preset", PRESETS, name)

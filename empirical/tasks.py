@@ -39,7 +39,7 @@ import numpy as np
 import sympy
 
 from circeff.errors import ConfigError
-from circeff.validate import integer_at_least
+from circeff.validate import integer_at_least, one_of
 
 __all__ = [
     "TASKS",
@@ -143,9 +143,7 @@ TASKS: dict[str, Task] = {
 
 def get_task(name: object) -> Task:
     """The registry entry for ``name``; a ConfigError naming ``task`` if unknown."""
-    if not isinstance(name, str) or name not in TASKS:
-        raise ConfigError("task", f"must be one of {', '.join(TASKS)}", name)
-    return TASKS[name]
+    return one_of("task", TASKS, name)
 
 
 @dataclass(frozen=True)

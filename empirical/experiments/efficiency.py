@@ -53,7 +53,7 @@ from circeff.empirical.config import ModelConfig, TrainConfig
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError, RunError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, positive
+from circeff.validate import in_range, integer_at_least, one_of, positive
 
 __all__ = [
     "CIRCUITS",
@@ -218,9 +218,7 @@ EFFICIENCY_PRESETS: dict[str, EfficiencyConfig] = {
 
 
 def get_efficiency_preset(name: object) -> EfficiencyConfig:
-    if not isinstance(name, str) or name not in EFFICIENCY_PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(EFFICIENCY_PRESETS)}", name)
-    return EFFICIENCY_PRESETS[name]
+    return one_of("preset", EFFICIENCY_PRESETS, name)
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,7 +50,7 @@ from circeff.empirical.experiments.predictions_common import (
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, positive
+from circeff.validate import in_range, integer_at_least, one_of, positive
 
 __all__ = [
     "FIG10_COLUMNS",
@@ -150,9 +150,7 @@ FIG10_PRESETS: dict[str, Fig10Config] = {
 
 
 def get_fig10_preset(name: object) -> Fig10Config:
-    if not isinstance(name, str) or name not in FIG10_PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(FIG10_PRESETS)}", name)
-    return FIG10_PRESETS[name]
+    return one_of("preset", FIG10_PRESETS, name)
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,7 +33,7 @@ from circeff.empirical.model import WEIGHT_NAMES, Params
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError, RunError
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv
-from circeff.validate import in_range, integer_at_least, non_negative, positive
+from circeff.validate import in_range, integer_at_least, non_negative, one_of, positive
 
 __all__ = [
     "PROGRESS_COLUMNS",
@@ -126,9 +126,7 @@ PROGRESS_PRESETS: dict[str, ProgressConfig] = {
 
 
 def get_progress_preset(name: object) -> ProgressConfig:
-    if not isinstance(name, str) or name not in PROGRESS_PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(PROGRESS_PRESETS)}", name)
-    return PROGRESS_PRESETS[name]
+    return one_of("preset", PROGRESS_PRESETS, name)
 
 
 # ---------------------------------------------------------------------------------------------

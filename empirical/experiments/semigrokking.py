@@ -44,7 +44,7 @@ from circeff.empirical.experiments.predictions_common import SMALL_MODEL, sorted
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, non_negative, positive
+from circeff.validate import in_range, integer_at_least, non_negative, one_of, positive
 
 __all__ = [
     "SEMIGROK_PRESETS",
@@ -157,9 +157,7 @@ SEMIGROK_PRESETS: dict[str, SemigrokConfig] = {
 
 
 def get_semigrok_preset(name: object) -> SemigrokConfig:
-    if not isinstance(name, str) or name not in SEMIGROK_PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(SEMIGROK_PRESETS)}", name)
-    return SEMIGROK_PRESETS[name]
+    return one_of("preset", SEMIGROK_PRESETS, name)
 
 
 @dataclass(frozen=True, eq=False)

@@ -57,7 +57,7 @@ from circeff.empirical.experiments.predictions_common import (
 from circeff.empirical.config import ModelConfig
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, positive
+from circeff.validate import in_range, integer_at_least, one_of, positive
 
 __all__ = [
     "UNGROKKING_COLUMNS",
@@ -164,9 +164,7 @@ UNGROKKING_PRESETS: dict[str, UngrokkingConfig] = {
 
 
 def get_ungrokking_preset(name: object) -> UngrokkingConfig:
-    if not isinstance(name, str) or name not in UNGROKKING_PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(UNGROKKING_PRESETS)}", name)
-    return UNGROKKING_PRESETS[name]
+    return one_of("preset", UNGROKKING_PRESETS, name)
 
 
 @dataclass(frozen=True, eq=False)
