@@ -64,7 +64,8 @@ def _figure(ncols: int = 1, *, title: str | None = None) -> tuple[Figure, list]:
 
 def _log(ax, which: str = "xy") -> None:
     """Log scale with plain tick labels (100, 200, 500 rather than 2 x 10^2): majors always,
-    minors at 2 and 5 times a power of ten while the axis spans at most two decades."""
+    every minor while the axis spans at most a factor 3 (a norm axis from 10 to 17 would
+    otherwise show one label), minors at 2 and 5 times a power of ten up to two decades."""
     for name in which:
         getattr(ax, f"set_{name}scale")("log")
         axis = getattr(ax, f"{name}axis")
@@ -73,6 +74,8 @@ def _log(ax, which: str = "xy") -> None:
             lo, hi = sorted(axis.get_view_interval())
             if lo <= 0 or hi / lo > 100 or value <= 0:
                 return ""
+            if hi / lo <= 3:
+                return f"{value:g}"
             mantissa = value / 10 ** np.floor(np.log10(value))
             return f"{value:g}" if np.isclose(mantissa, 2) or np.isclose(mantissa, 5) else ""
 

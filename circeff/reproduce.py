@@ -33,7 +33,6 @@ and ``tiny`` (for tests only: P = 11, a 16-wide model, tens of steps; its number
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import platform
@@ -52,7 +51,6 @@ import pandas as pd
 
 from circeff.analysis.allocation import measured_ratios, pooled_kappa
 from circeff.analysis.stats import Interval, to_plain
-from circeff.empirical.config import ModelConfig
 from circeff.empirical.experiments import efficiency as eff
 from circeff.empirical.experiments import fig10 as f10
 from circeff.empirical.experiments import progress as prog
@@ -135,7 +133,8 @@ def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
     base = replace(config.base, seeds=config.base.seeds[:3], steps=config.base.steps // 10)
     return replace(
         config, progress=replace(config.progress, steps=config.progress.steps // 10),
-        efficiency=replace(config.efficiency, steps=config.efficiency.steps // 10),
+        efficiency=replace(config.efficiency, steps=config.efficiency.steps // 10,
+                           settle_iterations=config.efficiency.settle_iterations // 10),
         ungrokking=replace(config.ungrokking, base=base, decay_budget=config.ungrokking.decay_budget / 10),
         fig10=replace(config.fig10, base=base, seeds=config.fig10.seeds[:2],
                       decay_budget=config.fig10.decay_budget / 10),
@@ -152,7 +151,8 @@ def _tiny() -> ReproduceConfig:
         progress=prog.ProgressConfig(p=11, train_frac=0.6, lr=1e-2, steps=40, snapshot_every=20, log_every=10,
                                      model=model),
         efficiency=eff.EfficiencyConfig(p=11, m_train_sizes=(20, 40), g_train_sizes=(90, 110),
-                                        weight_decays=(0.5, 2.0), seeds=(0, 1), steps=60, lr=1e-2, model=model,
+                                        alphas=(1e-3, 1e-2), settle_iterations=10, seeds=(0, 1), steps=60,
+                                        lr=1e-2, model=model,
                                         log_every=10, checkpoint_every=30, n_boot=100),
         ungrokking=ung.UngrokkingConfig(base=base, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0),
                                         decay_budget=40.0, log_every=10, n_boot=50),

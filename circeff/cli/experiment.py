@@ -27,10 +27,12 @@ def efficiency(
     p: Optional[int] = typer.Option(None, "--p", help="Modulus P."),
     m_train_sizes: Optional[str] = typer.Option(None, "--m-train-sizes", help="D of the random-label (M) networks, e.g. 40,80,160."),
     g_train_sizes: Optional[str] = typer.Option(None, "--g-train-sizes", help="D of the generalising (G) networks."),
-    weight_decays: Optional[str] = typer.Option(None, "--weight-decays", help="Weight decays, two or more."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Model seeds, two or more."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Full-batch AdamW steps."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Stage 1: full-batch AdamW steps."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Stage 1: AdamW learning rate."),
+    train_weight_decay: Optional[float] = typer.Option(None, "--train-weight-decay", help="Stage 1: AdamW weight decay."),
+    alphas: Optional[str] = typer.Option(None, "--alphas", help="Stage 2: L2 coefficients of the settle ladder, two or more, e.g. 1e-4,1e-3,1e-2."),
+    settle_iterations: Optional[int] = typer.Option(None, "--settle-iterations", help="Stage 2: L-BFGS iterations per network and rung."),
     trig_share_threshold: Optional[float] = typer.Option(None, "--trig-share-threshold", help="Accept G networks above this trig share."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished or interrupted training in --out."),
@@ -43,14 +45,15 @@ def efficiency(
         get_efficiency_preset(preset), p=p,
         m_train_sizes=parse_int_list("m_train_sizes", m_train_sizes) if m_train_sizes is not None else None,
         g_train_sizes=parse_int_list("g_train_sizes", g_train_sizes) if g_train_sizes is not None else None,
-        weight_decays=parse_float_list("weight_decays", weight_decays) if weight_decays is not None else None,
+        alphas=parse_float_list("alphas", alphas) if alphas is not None else None,
         seeds=parse_int_list("seeds", seeds) if seeds is not None else None,
-        steps=steps, lr=lr, trig_share_threshold=trig_share_threshold, device=device)
+        steps=steps, lr=lr, train_weight_decay=train_weight_decay, settle_iterations=settle_iterations,
+        trig_share_threshold=trig_share_threshold, device=device)
     _check_device(config.device)
     result = run_efficiency(config, out, progress=progress, resume=resume)
     by_circuit = result.rows.groupby("circuit")["accepted"]
     accepted = ", ".join(f"{c}: {int(flags.sum())}/{len(flags)} accepted" for c, flags in by_circuit)
-    typer.echo(f"{len(result.rows)} networks ({accepted}) -> {out}")
+    typer.echo(f"{len(result.rows)} (network, alpha) points ({accepted}) -> {out}")
     for line in describe(result):
         typer.echo(line)
 

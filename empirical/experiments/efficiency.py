@@ -10,38 +10,54 @@ Single-circuit networks, so that all of a network's norm belongs to one circuit:
   (SPEC: 0.95). Trained at several large D, all above the grokking threshold: the prediction
   is that G's efficiency does not depend on D, so it is measured where G exists, never below.
 
-Each circuit is ONE batched engine run (models = D x weight decay x seed, seeds fastest) in
-``OUT/M`` and ``OUT/G``. Different weight decays put a network at different (norm, logit)
-points along its circuit's curve ``logit = (norm / P(D))^kappa``; the analysis layer
-(:func:`circeff.analysis.efficiency.analyse_efficiency`, ``intercepts="D_seed"``) fits P(D)
-and kappa per circuit, the trend of P with D, the verdict and the efficiency crossover D_crit.
+Two stages per circuit:
 
-Measurements per network (from the final checkpoint, :mod:`circeff.empirical.circuits`):
-``param_norm``; ``correct_logit`` = mean label-centred correct-class logit on the training
-set (for M-only networks the label is the random one it was trained on); ``trig_share``.
+1. **Train** one batched engine run (models = D x seed, seeds fastest) in ``OUT/M`` and
+   ``OUT/G`` with AdamW at ``train_weight_decay``, long enough for the circuit to form.
+2. **Settle** every network along a ladder of L2 coefficients ``alphas`` (smallest first):
+   minimise ``CE + (alpha/2) ||theta||^2`` by L-BFGS (:mod:`circeff.empirical.settle`, whose
+   docstring gives the measured reason: at tiny loss AdamW's equilibrium is set by its
+   ``eps``, so varying AdamW's weight decay barely moves a network along its curve). Each
+   rung puts the same circuit at a different (norm, logit) point on ``logit = (norm/P)^kappa``.
+   The rows' ``weight_decay`` column is this alpha: the coefficient of the weight-decay term
+   in the objective Theorem D.4 minimises.
 
-Convergence criterion (ours; the paper's was not recorded): a network is ``converged`` when
-it did not diverge and its parameter norm drifted by less than ``convergence_tol``
-(relative) over the last ``convergence_window`` fraction of the steps: the mean norm of the
-window's second half against its first half (see :func:`convergence`; the norm oscillates). With AdamW the decay
-per step is ``lr * weight_decay``, so the smallest weight decay sets how long that takes.
-A row is ``accepted`` (used by the fit) when it converged and, for G, its trig share is above
-the threshold. Unaccepted rows stay in ``efficiency.csv`` with their flags.
+The analysis layer (:func:`circeff.analysis.efficiency.analyse_efficiency`,
+``intercepts="D_seed"``: one intercept per (D, seed) stripe, so kappa comes from the ladder
+within a network) fits P(D) and kappa per circuit, the trend of P with D, the verdict and the
+efficiency crossover D_crit.
 
-Outputs in the out folder: ``efficiency.csv`` (one row per network), ``efficiency.json``
-(config, counts, fits, trends, verdict, crossover), ``fig3_logit_vs_norm.png`` and
-``efficiency_P_of_D.png``; plus the two engine run folders. Rerunning with ``resume=True``
-skips finished training (the engine's checkpoints; a longer ``steps`` continues them).
+Measurements per network and rung (:mod:`circeff.empirical.circuits`): ``param_norm``;
+``correct_logit`` = mean label-centred correct-class logit on the training set (for M-only
+networks the label is the random one it was trained on); ``trig_share``.
+
+Convergence criterion (ours; the paper's was not recorded): a rung is ``converged`` when the
+parameter norm moved by less than ``convergence_tol`` (relative) over the last quarter of
+the rung's L-BFGS evaluations. ``stationarity`` = ``||grad|| / (alpha ||theta||)`` is
+reported beside it (measured 0.1-0.6 at P = 23: the norm creeps on slowly as the network
+keeps finding slightly more efficient weights, by under 1% per 75 iterations).
+A row is ``accepted`` (used by the fit) when it converged, its correct logit is positive,
+and, for G, its trig share is above the threshold. Unaccepted rows stay in
+``efficiency.csv`` with their flags.
+
+Outputs in the out folder: ``efficiency.csv`` (one row per network and rung),
+``efficiency.json`` (config, counts, fits, trends, verdict, crossover),
+``fig3_logit_vs_norm.png`` and ``efficiency_P_of_D.png``; the engine run folders, each with
+``settle.pt`` (the ladder's progress). Rerunning skips finished training and finished rungs;
+an interrupted ladder restarts at its first unfinished rung and ends with the same numbers.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
 from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency, fitted_lines, per_D_table
 from circeff.analysis.stats import to_plain
@@ -50,9 +66,10 @@ from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.sweep.backend import train_or_reuse
 from circeff.empirical.circuits import analyse_params
 from circeff.empirical.config import ModelConfig, TrainConfig
-from circeff.empirical.tasks import TaskConfig
+from circeff.empirical.settle import SettleTrace, settle
+from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.errors import ConfigError, RunError
-from circeff.io import ensure_dir, write_csv, write_json
+from circeff.io import atomic_write_bytes, ensure_dir, write_csv, write_json
 from circeff.validate import in_range, integer_at_least, one_of, positive
 
 __all__ = [
@@ -60,16 +77,17 @@ __all__ = [
     "EFFICIENCY_PRESETS",
     "EfficiencyConfig",
     "EfficiencyResult",
-    "convergence",
     "get_efficiency_preset",
     "run_efficiency",
+    "settle_and_measure",
 ]
 
 CIRCUITS = ("M", "G")
+LADDER_NAME = "settle.pt"
 ROW_COLUMNS = [
-    "circuit", "D", "weight_decay", "seed", "model", "step", "param_norm", "correct_logit",
+    "circuit", "D", "weight_decay", "seed", "model", "evaluations", "param_norm", "correct_logit",
     "correct_logit_test", "trig_share", "trig_train", "mem_train", "trig_test", "mem_test",
-    "train_acc", "test_acc", "key_frequencies", "norm_change", "converged", "accepted",
+    "train_acc", "test_acc", "key_frequencies", "norm_drift", "stationarity", "diverged", "converged", "accepted",
 ]
 
 
@@ -91,15 +109,15 @@ class EfficiencyConfig:
         m_train_sizes: D of the memorisation-only (random-label) networks; two or more.
         g_train_sizes: D of the generalisation-only networks; two or more, all large enough
             to generalise.
-        weight_decays: two or more (the fit's kappa comes from the spread across them).
         seeds: two or more model seeds (P(D)'s interval is the spread across seeds).
-        steps, lr: full-batch AdamW steps and learning rate (betas and eps: the engine's).
+        steps, lr, train_weight_decay: stage 1, full-batch AdamW (betas and eps: the engine's).
+        alphas: the settle ladder's L2 coefficients, two or more (kappa comes from the spread
+            across them; each rung starts from the previous one, smallest first).
+        settle_iterations: L-BFGS iterations per model and rung.
         model: architecture (the ``quick`` and ``cpu`` presets use a narrower one; see there).
         trig_share_threshold: accept a G network above this trig share (SPEC: 0.95).
-        convergence_window, convergence_tol: see the module docstring.
-        require_convergence: only converged networks are accepted (default). The quick preset
-            turns it off: at its scale the norm has not settled (the rows say so), and its fit
-            is a check of the pipeline, not a measurement.
+        convergence_tol: see the module docstring.
+        require_convergence: only converged rungs are accepted (default).
         log_every, checkpoint_every: engine logging and checkpoint rhythm.
         data_seed: which training subset (shared by all networks of a D).
         label_seed: the random labels of the M networks.
@@ -110,14 +128,15 @@ class EfficiencyConfig:
     p: int = 23
     m_train_sizes: tuple[int, ...] = (40, 80, 160)
     g_train_sizes: tuple[int, ...] = (317, 397, 476)
-    weight_decays: tuple[float, ...] = (0.5, 2.0)
     seeds: tuple[int, ...] = (0, 1)
-    steps: int = 2000
+    steps: int = 1500
     lr: float = 3e-3
+    train_weight_decay: float = 1.0
+    alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    settle_iterations: int = 300
     model: ModelConfig = field(default_factory=ModelConfig)
     trig_share_threshold: float = 0.95
-    convergence_window: float = 0.25
-    convergence_tol: float = 0.05
+    convergence_tol: float = 0.02
     require_convergence: bool = True
     log_every: int = 50
     checkpoint_every: int = 500
@@ -138,16 +157,17 @@ class EfficiencyConfig:
                 if d > n:
                     raise ConfigError(name, f"must be <= {n} = p^2", d)
             object.__setattr__(self, name, tuple(sorted(sizes)))
-        wds = _distinct_at_least_two("weight_decays", self.weight_decays, "kappa comes from them")
-        object.__setattr__(self, "weight_decays", tuple(float(positive("weight_decays", w)) for w in wds))
+        alphas = _distinct_at_least_two("alphas", self.alphas, "kappa comes from them")
+        object.__setattr__(self, "alphas", tuple(sorted(float(positive("alphas", a)) for a in alphas)))
         seeds = _distinct_at_least_two("seeds", self.seeds, "P(D)'s interval is the spread over seeds")
         object.__setattr__(self, "seeds", tuple(integer_at_least("seeds", s, 0) for s in seeds))
         integer_at_least("steps", self.steps, 1)
         positive("lr", self.lr)
+        positive("train_weight_decay", self.train_weight_decay)
+        integer_at_least("settle_iterations", self.settle_iterations, 1)
         if not isinstance(self.model, ModelConfig):
             raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
         in_range("trig_share_threshold", self.trig_share_threshold, 0.0, 1.0, lo_open=True, hi_open=True)
-        in_range("convergence_window", self.convergence_window, 0.0, 1.0, lo_open=True)
         positive("convergence_tol", self.convergence_tol)
         if not isinstance(self.require_convergence, bool):
             raise ConfigError("require_convergence", "must be true or false", self.require_convergence)
@@ -170,16 +190,22 @@ class EfficiencyConfig:
         return self.m_train_sizes if circuit == "M" else self.g_train_sizes
 
     def train_config(self, circuit: str) -> TrainConfig:
-        """The batched engine run of one circuit: one model per (D, weight decay, seed)."""
+        """Stage 1, the batched engine run of one circuit: one model per (D, seed)."""
         return TrainConfig.grid(
-            self.task(circuit), self.seeds, weight_decays=self.weight_decays,
+            self.task(circuit), self.seeds, weight_decays=(self.train_weight_decay,),
             train_sizes=self.train_sizes(circuit), data_seed=self.data_seed, model=self.model,
             steps=self.steps, lr=self.lr, log_every=self.log_every,
             checkpoint_every=self.checkpoint_every, device=self.device)
 
     @property
     def n_models(self) -> int:
-        return len(self.weight_decays) * len(self.seeds) * (len(self.m_train_sizes) + len(self.g_train_sizes))
+        """Trained networks (each is measured once per rung of the ladder)."""
+        return len(self.seeds) * (len(self.m_train_sizes) + len(self.g_train_sizes))
+
+    def settle_key(self, circuit: str) -> dict[str, object]:
+        """What a finished ladder depends on besides the trained run (a mismatch redoes it)."""
+        return {"train": self.train_config(circuit).to_dict(), "alphas": list(self.alphas),
+                "settle_iterations": self.settle_iterations}
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -190,30 +216,25 @@ class EfficiencyConfig:
 _SMALL_MODEL = ModelConfig(d_model=64, n_heads=4, d_head=16, d_mlp=256)
 
 EFFICIENCY_PRESETS: dict[str, EfficiencyConfig] = {
-    # A pipeline check for `circeff reproduce --quick` (2.5 min on 2 shared cores, one torch
-    # thread): P = 23, 24 networks, lr 3e-3, 1600 steps. G networks at 82-96% of the pairs: at
-    # 60-75% one of two seeds still had a trig share below 0.95 after 1800 steps (measured). The norm has NOT settled at this scale
-    # (measured drift over the last quarter: 5-10%), so require_convergence is off and the fit
-    # is not a measurement. Weight decays below 1 settle even later; at wd 10 the M networks
-    # stop memorising D = 160.
+    # `circeff reproduce --quick` (about 3 min on 2 cores): P = 23, 18 networks, 1500 AdamW
+    # steps at lr 3e-3, then 300 L-BFGS iterations per rung. G networks at 82-96% of the
+    # pairs: at 60-75% one of two seeds still had a trig share below 0.95 (measured). Measured
+    # norm drift over a rung's last quarter: at most 1.1%.
     "quick": EfficiencyConfig(
-        p=23, m_train_sizes=(40, 80, 160), g_train_sizes=(436, 476, 506), weight_decays=(1.5, 4.0),
-        seeds=(0, 1), steps=1600, lr=3e-3, model=_SMALL_MODEL, require_convergence=False,
-        log_every=50, checkpoint_every=600),
-    # The CPU-scale experiment (about 15 min on 2 shared cores, one torch thread): P = 31,
-    # 42 networks, G networks at 80-95% of the pairs, weight decays 1-4. Measured: at wd 8
-    # (lr 3e-3) G networks neither generalise nor memorise D >= 769 in 3000 steps (test
-    # accuracy 0.02-0.69, trig share 0.16-0.67), and at wd 4 half of them are not G-only.
+        p=23, m_train_sizes=(40, 80, 160), g_train_sizes=(436, 476, 506), seeds=(0, 1, 2),
+        steps=1500, lr=3e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=300,
+        model=_SMALL_MODEL, log_every=50, checkpoint_every=500),
+    # The CPU-scale experiment: P = 31, 21 networks, G networks at 80-95% of the pairs.
     "cpu": EfficiencyConfig(
-        p=31, m_train_sizes=(60, 120, 240, 480), g_train_sizes=(769, 865, 913),
-        weight_decays=(1.0, 2.0, 4.0), seeds=(0, 1), steps=3000, lr=3e-3, model=_SMALL_MODEL,
-        log_every=50, checkpoint_every=500),
+        p=31, m_train_sizes=(60, 120, 240, 480), g_train_sizes=(769, 865, 913), seeds=(0, 1, 2),
+        steps=3000, lr=3e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=400,
+        model=_SMALL_MODEL, log_every=50, checkpoint_every=500),
     # The paper's scale (SPEC section 6): P = 113, the default architecture, lr 1e-3. Not run
-    # on CPU; D of G networks are 40-90% of the P^2 = 12769 pairs (above the grokking threshold).
+    # on CPU; D of G networks are 40-80% of the P^2 = 12769 pairs (above the grokking threshold).
     "paper": EfficiencyConfig(
         p=113, m_train_sizes=(500, 1000, 2000, 4000), g_train_sizes=(5108, 7661, 10215),
-        weight_decays=(0.3, 1.0, 3.0), seeds=(0, 1, 2), steps=40_000, lr=1e-3, model=ModelConfig(),
-        log_every=200, checkpoint_every=2000),
+        seeds=(0, 1, 2), steps=40_000, lr=1e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=1000,
+        model=ModelConfig(), log_every=200, checkpoint_every=2000),
 }
 
 
@@ -235,51 +256,74 @@ class EfficiencyResult:
 # ---------------------------------------------------------------------------------------------
 
 
-def convergence(rows: Sequence[dict], model: int, window: float) -> tuple[float, float]:
-    """``(norm drift over the last window, final train accuracy)`` of one model from the
-    engine's metric rows.
-
-    The window is the logged steps at or after ``(1 - window) * T``; the drift is
-    ``|mean norm of its second half - mean norm of its first half| / mean norm of the window``.
-    Means over halves, not the two end points, because at tiny loss AdamW's norm oscillates
-    (measured: +-5-10% swings within a few hundred steps at P = 23) around a level that has
-    stopped moving; the end points would call every such run unconverged.
-    """
-    own = sorted((r for r in rows if r["model"] == model), key=lambda r: r["step"])
-    start = (1.0 - window) * own[-1]["step"]
-    norms = np.array([r["param_norm"] for r in own if r["step"] >= start], dtype=float)
-    if norms.size < 2:
-        return float("inf"), float(own[-1]["train_acc"])
-    half = norms.size // 2
-    drift = abs(norms[half:].mean() - norms[:half].mean()) / norms.mean()
-    return float(drift), float(own[-1]["train_acc"])
+def _load_ladder(path: Path, key: dict[str, object]) -> dict | None:
+    """A saved ladder for this key, or None (absent, or from other settings: redone)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise RunError(f"{path} is unreadable ({type(exc).__name__}); delete it to redo the settling") from None
+    return saved if saved.get("key") == key else None
 
 
-def _measure(config: EfficiencyConfig, circuit: str, run_dir: Path) -> list[dict]:
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    train_config = state.config
+def _save_ladder(path: Path, key: dict[str, object], done: int, params: dict, rows: list[dict]) -> None:
+    buffer = io.BytesIO()
+    torch.save({"key": key, "done": done, "params": params, "rows": rows}, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _rows_of_rung(circuit: str, train_config: TrainConfig, params: dict, traces: list[SettleTrace],
+                  diverged: list[bool]) -> list[dict]:
+    """The measurements of one rung (the flags come later, from the config's thresholds)."""
     rows = []
-    for m in analyse_params(train_config, state.params, state.step):
-        change, final_acc = convergence(state.rows, m.model, config.convergence_window)
-        diverged = state.diverged[m.model] is not None
-        # No accuracy requirement: at a large weight decay a network may settle below perfect
-        # training accuracy, and its (norm, logit) point is still a point on its circuit's curve.
-        converged = not diverged and change < config.convergence_tol
-        # (a positive correct logit is needed for the log-log fit: a network whose labels are
-        # not yet above the mean has no circuit strength to measure)
-        single_circuit = not diverged and m.correct_logit_train > 0 and (
-            circuit == "M" or m.trig_share > config.trig_share_threshold)
-        accepted = single_circuit and (converged or not config.require_convergence)
+    for m, trace in zip(analyse_params(train_config, params, 0), traces, strict=True):
         r = m.to_row()
         rows.append({
-            "circuit": circuit, "D": m.train_size, "weight_decay": m.weight_decay, "seed": m.seed,
-            "model": m.model, "step": m.step, "param_norm": m.param_norm,
+            "circuit": circuit, "D": m.train_size, "weight_decay": trace.alpha, "seed": m.seed,
+            "model": m.model, "evaluations": trace.evaluations, "param_norm": m.param_norm,
             "correct_logit": m.correct_logit_train, "correct_logit_test": m.correct_logit_test,
             "trig_share": m.trig_share, "trig_train": r["trig_train"], "mem_train": r["mem_train"],
             "trig_test": r["trig_test"], "mem_test": r["mem_test"], "train_acc": m.train_acc,
-            "test_acc": m.test_acc, "key_frequencies": r["key_frequencies"], "norm_change": change,
-            "converged": bool(converged), "accepted": bool(accepted),
+            "test_acc": m.test_acc, "key_frequencies": r["key_frequencies"],
+            "norm_drift": trace.norm_drift, "stationarity": trace.stationarity,
+            "diverged": diverged[m.model],
         })
+    return rows
+
+
+def with_flags(config: EfficiencyConfig, row: dict) -> dict:
+    """``row`` with ``converged`` and ``accepted`` from the config's thresholds."""
+    ok = not row["diverged"]
+    converged = ok and row["norm_drift"] < config.convergence_tol
+    # No accuracy requirement: at a large alpha a network may settle below perfect training
+    # accuracy, and its (norm, logit) point is still a point on its circuit's curve. A
+    # positive correct logit is needed for the log-log fit.
+    single_circuit = ok and row["correct_logit"] > 0 and (
+        row["circuit"] == "M" or row["trig_share"] > config.trig_share_threshold)
+    accepted = single_circuit and (converged or not config.require_convergence)
+    return {**row, "converged": bool(converged), "accepted": bool(accepted)}
+
+
+def settle_and_measure(config: EfficiencyConfig, circuit: str, run_dir: Path, *,
+                       progress: bool = True) -> list[dict]:
+    """Climb the alpha ladder from the trained run's final weights (resuming a saved ladder)
+    and measure every network at every rung (rows without the flags: :func:`with_flags`)."""
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    train_config = state.config
+    ladder_file, key = run_dir / LADDER_NAME, config.settle_key(circuit)
+    saved = _load_ladder(ladder_file, key)
+    done, params, rows = (saved["done"], saved["params"], saved["rows"]) if saved else (0, state.params, [])
+    dataset = make_dataset(train_config.task)
+    diverged = [d is not None for d in state.diverged]
+    E = train_config.n_models
+    with tqdm(total=len(config.alphas) * E, initial=done * E, desc=f"settle {circuit}", unit="model",
+              disable=not progress, dynamic_ncols=True) as bar:
+        for i in range(done, len(config.alphas)):
+            params, traces = settle(params, dataset, train_config, config.alphas[i], config.settle_iterations,
+                                    on_model=lambda _k: bar.update(1))
+            rows = rows + _rows_of_rung(circuit, train_config, params, traces, diverged)
+            _save_ladder(ladder_file, key, i + 1, params, rows)
     return rows
 
 
@@ -325,16 +369,19 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
     for circuit in CIRCUITS:
         run_dir = out / circuit
         train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume)
-        all_rows += _measure(config, circuit, run_dir)
+        if not resume:
+            (run_dir / LADDER_NAME).unlink(missing_ok=True)
+        all_rows += [with_flags(config, r) for r in settle_and_measure(config, circuit, run_dir, progress=progress)]
     rows = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
     write_csv(out / "efficiency.csv", rows.to_dict("records"), fieldnames=ROW_COLUMNS)
 
     counts = _counts(rows)
     summary: dict[str, object] = {"config": config.to_dict(), "counts": counts,
                                   "intercepts": "D_seed", "convergence": {
-                                      "window": config.convergence_window, "tol": config.convergence_tol,
-                                      "rule": "not diverged and |mean norm of the last window's "
-                                              "second half - first half| / mean norm < tol"}}
+                                      "tol": config.convergence_tol,
+                                      "rule": "not diverged in training and the norm moved by less than "
+                                              "tol (relative) over the last quarter of the rung's "
+                                              "L-BFGS evaluations"}}
     accepted, dropped = fit_rows(rows)
     summary["left_out_of_fit"] = dropped
     try:
