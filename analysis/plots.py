@@ -328,12 +328,11 @@ def plot_allocation(comparison: object) -> Figure:
         up = p == np.inf
         ax.annotate("", xy=(d, 4.0 if up else 0.25), xytext=(d, 1.0),
                     arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.4})
-        ax.annotate("G takes all" if up else "M takes all", xy=(d, 4.0 if up else 0.25),
-                    xytext=(0, 4 if up else -4), textcoords="offset points", ha="center",
-                    va="bottom" if up else "top", fontsize=7, color="tab:red")
-    if not finite.all():
-        ax.plot([], [], color="tab:red", marker=r"$\uparrow$", ls="none",
-                label="predicted winner (D.4 case 1)")
+    # the arrows' meaning goes in the legend: per-point labels collide at neighbouring D
+    if (pred == np.inf).any():
+        ax.plot([], [], color="tab:red", marker=r"$\uparrow$", ls="none", label="predicted: G takes all (D.4 case 1)")
+    if (pred == 0).any():
+        ax.plot([], [], color="tab:red", marker=r"$\downarrow$", ls="none", label="predicted: M takes all (D.4 case 1)")
     _label(ax, "dataset size D", "G:M weight / logit ratio")
     ax.legend(fontsize=7)
     return fig
