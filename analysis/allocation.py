@@ -105,12 +105,18 @@ class AllocationPrediction(Record):
 
 @dataclass(frozen=True)
 class AllocationRow(Record):
-    """One D: efficiencies, the predicted ratio, and the measured median ratio with interval."""
+    """One D: efficiencies, the predicted ratio, and the measured median ratio with interval.
+
+    ``predicted`` says the prediction in words, because JSON has no infinity (``to_dict()``
+    turns a winner-take-all ratio into None): ``"G takes all"``, ``"M takes all"``, ``"tie"``
+    or ``"mixture"``.
+    """
 
     D: float
     P_G: float
     P_M: float
     predicted_ratio: float
+    predicted: str
     measured: Interval
     n_seeds: int
     log_error: float
@@ -152,6 +158,14 @@ class MonotonicVerdict(Record):
 # ---------------------------------------------------------------------------------------------
 # Prediction
 # ---------------------------------------------------------------------------------------------
+
+
+def _in_words(ratio: float) -> str:
+    if np.isnan(ratio):
+        return "tie"
+    if ratio == np.inf:
+        return "G takes all"
+    return "M takes all" if ratio == 0 else "mixture"
 
 
 def pooled_kappa(analysis: EfficiencyAnalysis) -> float:
@@ -252,7 +266,7 @@ def compare_allocation(analysis: EfficiencyAnalysis, rows: object, *, q: float =
         both = np.isfinite([medians[j], predicted[j]]).all() and medians[j] > 0 and predicted[j] > 0
         err = float(np.log(medians[j]) - np.log(predicted[j])) if both else np.nan
         table.append(AllocationRow(float(d), float(P_G[j]), float(P_M[j]), float(predicted[j]),
-                                   measured, int(ratio_by_D[j].size), err))
+                                   _in_words(predicted[j]), measured, int(ratio_by_D[j].size), err))
 
     # rank agreement across D; a constant side gives nan -> 0 (conservative)
     rho_point = spearman(predicted, medians)

@@ -561,7 +561,10 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         "preset": config.preset, "scale": config.scale,
         "verdicts": verdicts,
         "dcrit_two_ways": ctx.outcomes["allocation"].data.get("dcrit_two_ways"),
+        # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
+        # included, so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),
+                    "stages_s": round(sum(o.seconds or 0.0 for o in ctx.outcomes.values()), 2),
                     "stages": {n: {"seconds": o.seconds, "skipped": o.skipped, "status": o.status}
                                for n, o in ctx.outcomes.items()}},
         "stages": {n: {"status": o.status, "error": o.error, "figures": o.figures, "data": o.data}

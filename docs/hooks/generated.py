@@ -335,12 +335,29 @@ def render_verdict(key: str) -> str:
         out.append("")
     out += [f"    From `{source}` (copied by `docs/scripts/build_figures.py`).", ""]
     rows = ["| quantity | value |", "| --- | --- |"]
+    record_tables = []
     for k, val in v.items():
         if k in ("holds", "reason"):
             continue
+        if _is_records(val):  # e.g. the allocation's per-D rows: a table of their own
+            record_tables.append(f"**{_cell(k)}**\n\n" + _records_table(val))
+            continue
         rows.append(f"| {_cell(k)} | {_cell(_fmt(val))} |")
     table = "\n".join(rows) + "\n" if len(rows) > 2 else ""
-    return "\n".join(out) + "\n" + table
+    return "\n".join(out) + "\n" + table + "".join("\n" + t for t in record_tables)
+
+
+def _is_records(value: Any) -> bool:
+    """A non-empty list of dicts that all have the same keys."""
+    return (isinstance(value, list) and bool(value) and all(isinstance(r, dict) for r in value)
+            and all(r.keys() == value[0].keys() for r in value))
+
+
+def _records_table(records: list[dict]) -> str:
+    keys = list(records[0])
+    lines = ["| " + " | ".join(_cell(k) for k in keys) + " |", "|" + " --- |" * len(keys)]
+    lines += ["| " + " | ".join(_cell(_fmt(r[k])) for k in keys) + " |" for r in records]
+    return "\n".join(lines) + "\n"
 
 
 PAGES = {"P1": "p1.md", "P2": "p2.md", "P3": "p3.md", "P4": "p4.md", "fig10a": "fig10.md",
@@ -399,6 +416,13 @@ def render_stage_figures(stage: str, page) -> str:
     return "\n".join(out) or _missing(f"A figure of stage `{stage}`", REPRODUCE_HINT)
 
 
+def _minutes(t: dict) -> str:
+    this_call = f"this call {t.get('total_s', float('nan')) / 60:.1f} min"
+    if "stages_s" not in t:
+        return this_call
+    return f"all stages {t['stages_s'] / 60:.1f} min ({this_call}; skipped stages were done earlier)"
+
+
 def render_reproduce_run() -> str:
     """Which run the prediction pages show: command, scale, machine, time per stage."""
     s = _load_json(SUMMARY)
@@ -408,7 +432,7 @@ def render_reproduce_run() -> str:
     t = s.get("timings", {})
     out = [f"`{s.get('command') or 'circeff reproduce'}`: preset `{s.get('preset')}`, scale "
            f"`{s.get('scale')}`, finished {env.get('finished', '?')} on {env.get('platform', '?')} "
-           f"(Python {env.get('python', '?')}); total {t.get('total_s', float('nan')) / 60:.1f} min.", "",
+           f"(Python {env.get('python', '?')}); {_minutes(t)}.", "",
            "| stage | status | seconds |", "| --- | --- | --- |"]
     for name, st in t.get("stages", {}).items():
         status = st.get("status", "") + (" (skipped: already done)" if st.get("skipped") else "")

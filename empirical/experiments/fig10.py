@@ -220,7 +220,7 @@ def compare_with_theory(analysis: EfficiencyAnalysis, fig10: Fig10Result | pd.Da
     comparison = compare_allocation(analysis, rows[["D", "seed", "g_logit", "m_logit"]], q=q, kappa=kappa,
                                     level=level, n_boot=n_boot, seed=seed)
     table = [{"D": r.D, "P_G": r.P_G, "P_M": r.P_M, "predicted_ratio": r.predicted_ratio,
-              "measured_ratio": r.measured.value, "measured_lo": r.measured.lo, "measured_hi": r.measured.hi,
+              "predicted": r.predicted, "measured_ratio": r.measured.value, "measured_lo": r.measured.lo, "measured_hi": r.measured.hi,
               "n_seeds": r.n_seeds, "log_error": r.log_error} for r in comparison.rows]
     write_csv(out / "allocation.csv", table)
     write_json(out / "allocation.json", to_plain(comparison.to_dict()))

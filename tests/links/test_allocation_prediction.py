@@ -37,6 +37,7 @@ def test_D4_case2_allocation_prediction_equals_theory_predicted_ratio(tmp_path):
                else math.exp(float(analysis.trend_G.log_P(np.array([r.D]))[0])))
         assert math.isclose(r.P_M, P_M, rel_tol=1e-9) and math.isclose(r.P_G, P_G, rel_tol=1e-9)
         assert math.isclose(r.predicted_ratio, optima.predicted_ratio(P_G, P_M, 2.0, kappa), rel_tol=1e-12)
+        assert r.predicted == "mixture"
     table = pd.read_csv(tmp_path / "allocation.csv")
     np.testing.assert_allclose(table["predicted_ratio"], [r.predicted_ratio for r in c.rows], rtol=1e-12)
     assert (tmp_path / "allocation.png").is_file()
@@ -51,3 +52,4 @@ def test_D4_case1_allocation_with_kappa_at_least_q_is_winner_take_all(tmp_path):
     for r in c.rows:
         expected = optima.predicted_ratio(r.P_G, r.P_M, 1.0, 1.5)
         assert r.predicted_ratio == expected and r.predicted_ratio in (0.0, math.inf)
+        assert r.predicted == ("G takes all" if r.predicted_ratio == math.inf else "M takes all")
