@@ -105,8 +105,9 @@ def write_report(summary: Mapping[str, Any], outcomes: Mapping[str, Any]) -> str
     if summary.get("command"):
         lines += [f"Command: `{summary['command']}`", ""]
     lines += [f"Finished {summary['environment']['finished']} on {summary['environment']['platform']}; "
-              f"wall time of this call {t['total_s']:.1f} s (stages skipped because they were done earlier "
-              "count 0 here; their original time is in the stage table).", ""]
+              f"all stages {t['stages_s']:.1f} s, wall time of this call {t['total_s']:.1f} s (stages skipped "
+              "because they were done earlier count 0 in the second; their original time is in the stage "
+              "table).", ""]
     if summary["scale"] != "full" or summary["preset"] != "paper":
         lines += ["Scale note: this is not the paper's scale (P = 113, millions of epochs). Small P, "
                   "a narrower model and short runs show the qualitative phenomena at best; a verdict that "
