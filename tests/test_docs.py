@@ -8,6 +8,7 @@ reason, when the docs extra is not installed (``pip install -e '.[docs]'``).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -100,3 +101,19 @@ def test_docs_api_sources_follow_pyproject():
     assert dirs["circeff.theory"] == ROOT / "theory"
     assert dirs["circeff.empirical.experiments"] == ROOT / "empirical" / "experiments"
     assert all((d / "__init__.py").is_file() for d in dirs.values())
+
+
+def test_docs_verdict_renders_per_D_rows_as_their_own_table(tmp_path, monkeypatch):
+    generated = _hook("generated")
+    summary = {"verdicts": {"allocation": {
+        "holds": False, "reason": "case 1", "q": 2.0,
+        "rows": [{"D": 20.0, "predicted": "M takes all", "predicted_ratio": 0.0},
+                 {"D": 500.0, "predicted": "G takes all", "predicted_ratio": None}]}}}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    monkeypatch.setattr(generated, "SUMMARY", path)
+    text = generated.render_verdict("allocation")
+    assert "| q | 2 |" in text.replace("2.0", "2")
+    assert "| D | predicted | predicted\\_ratio |" in text
+    assert "| 500 | G takes all | — |" in text
+    assert "| rows |" not in text  # not squeezed into one cell of the quantity table
