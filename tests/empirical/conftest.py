@@ -1,19 +1,3 @@
-"""Run the engine tests on one thread.
+"""Run the engine tests on one thread (tiny models; see tests/torch_threads.py for why)."""
 
-The test models are tiny: their steps are dominated by per-operation overhead, which
-OpenMP makes worse when the 2 cores are shared with other processes (10x slower measured
-on a loaded machine). The library itself never limits threads.
-"""
-
-from __future__ import annotations
-
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.torch_threads import one_torch_thread  # noqa: F401  (autouse fixture)

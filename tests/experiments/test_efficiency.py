@@ -37,14 +37,6 @@ TINY = EfficiencyConfig(
     convergence_tol=10.0, trig_share_threshold=0.01, log_every=50, checkpoint_every=100, n_boot=200)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     torch.set_num_threads(1)

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from circeff.analysis.allocation import measured_ratios
 from circeff.empirical.experiments.fig10 import FIG10_COLUMNS, Fig10Config, run_fig10
@@ -16,14 +15,6 @@ from circeff.errors import ConfigError
 
 BASE = BaseConfig(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30)
 TINY = Fig10Config(base=BASE, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_fig10a_writes_ratios_verdict_and_figures(tmp_path):

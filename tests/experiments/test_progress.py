@@ -24,18 +24,8 @@ TINY = ProgressConfig(p=11, train_frac=0.5, steps=60, snapshot_every=20, log_eve
                       model=ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=32))
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny models: per-operation overhead dominates, and OpenMP makes it worse on shared cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def progress_run(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("progress")
     result = run_progress(TINY, out, progress=False)
     return out, result

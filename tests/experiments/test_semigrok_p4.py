@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
 from circeff.empirical.experiments.semigrokking import SemigrokConfig, run_semigrokking, sizes_above
@@ -15,14 +14,6 @@ from circeff.errors import ConfigError
 
 TINY = SemigrokConfig(p=11, model=TINY_MODEL, lr=1e-2, seeds=(0, 1), n_sizes=2, steps=40, log_every=10,
                       checkpoint_every=20)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_P4_sizes_evenly_spaced_above_dcrit():

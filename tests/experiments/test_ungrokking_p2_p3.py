@@ -7,7 +7,6 @@ import math
 
 import pandas as pd
 import pytest
-import torch
 
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
 from circeff.empirical.experiments.ungrokking import (
@@ -23,17 +22,8 @@ TINY = UngrokkingConfig(base=BASE, sizes=(10, 30, 60, 100), weight_decays=(1.0, 
                         log_every=10, n_boot=50)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("ungrok")
     return out, run_ungrokking(TINY, out, progress=False)
 

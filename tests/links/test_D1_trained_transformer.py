@@ -24,14 +24,6 @@ from circeff.theory import check_D1_on_logits
 CS = (1.1, 1.5, 2.0, 4.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _train_logits(tmp_path, random_labels: bool):
     """Train 2 seeds (P = 11, D = 60, 400 steps, lr 3e-3, wd 0.1: about 2 s); return per model
     the float64 logits and labels of its training pairs."""
