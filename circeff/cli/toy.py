@@ -7,7 +7,7 @@ into the folder the user names. Bad values end as one line naming the option.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -42,6 +42,13 @@ def _write_figure(path: Path, fig) -> None:  # noqa: ANN001 - matplotlib Figure
     from circeff.toy.plots import figure_png
 
     io.atomic_write_bytes(path, figure_png(fig))
+
+
+def _write_json_and_png(out: Path, name: str, data: dict, plot: Callable[[dict], object]) -> None:
+    """Write ``data`` as ``out/<name>.json`` and ``plot(data)`` as ``out/<name>.png``."""
+    io.ensure_dir(out)
+    io.write_json(out / f"{name}.json", data)
+    _write_figure(out / f"{name}.png", plot(data))
 
 
 @app.command("run")
@@ -91,9 +98,7 @@ def figure2_cmd(
     for key, rec in data["panels"].items():
         if rec["diverged_step"] is not None:
             raise RunError(f"panel {key}: diverged (overflow) at step {rec['diverged_step']}")
-    io.ensure_dir(out)
-    io.write_json(out / "fig2.json", data)
-    _write_figure(out / "fig2.png", plot_figure2(data))
+    _write_json_and_png(out, "fig2", data, plot_figure2)
     for key, rec in data["panels"].items():
         print(f"panel {key}: fit_step={rec['fit_step']} grokking_step={rec['grokking_step']} "
               f"final test_loss={rec['test_loss'][-1]:.4g}")
@@ -131,16 +136,17 @@ def phase_cmd(
     print(f"wrote {out / 'phase.png'}, {out / 'phase.json'}, {out / 'phase.csv'}")
 
 
-def _law(p_g: float, p_m_ref: float, d_ref: float, beta: float):  # noqa: ANN202
+def _dataset_size_data(experiment: type, data: Callable[..., dict], *, d_ratios: Optional[str], p_g: float,
+                       p_m_ref: float, d_ref: float, beta: float, **fields: object) -> dict:
+    """Build the dataset-size law and ``experiment(law, d_ratios, **fields)`` from the options of
+    `toy ungrok` / `toy semigrok` and return ``data(experiment)``; bad values name the option."""
     from circeff.toy.dataset import DatasetSizeLaw
-
-    return DatasetSizeLaw(P_G=p_g, P_M_ref=p_m_ref, D_ref=d_ref, beta=beta)
-
-
-def _ratios(field: str, text: Optional[str], default: tuple[float, ...]) -> tuple[float, ...]:
     from circeff.validate import parse_float_list
 
-    return default if text is None else parse_float_list(field, text)
+    with _named_options():
+        law = DatasetSizeLaw(P_G=p_g, P_M_ref=p_m_ref, D_ref=d_ref, beta=beta)
+        ratios = experiment.d_ratios if d_ratios is None else parse_float_list("--d-ratios", d_ratios)
+        return data(experiment(law=law, d_ratios=ratios, **fields))
 
 
 # The dataset-size law's options, shared by `toy ungrok` and `toy semigrok`.
@@ -165,14 +171,9 @@ def ungrok_cmd(
     from circeff.toy.dataset import UngrokExperiment, ungrok_data
     from circeff.toy.plots import plot_ungrok
 
-    with _named_options():
-        law = _law(p_g, p_m_ref, d_ref, beta)
-        exp = UngrokExperiment(law=law, pretrain_steps=pretrain_steps, steps=steps,
-                               d_ratios=_ratios("--d-ratios", d_ratios, UngrokExperiment.d_ratios))
-        data = ungrok_data(exp)
-    io.ensure_dir(out)
-    io.write_json(out / "ungrok.json", data)
-    _write_figure(out / "ungrok.png", plot_ungrok(data))
+    data = _dataset_size_data(UngrokExperiment, ungrok_data, d_ratios=d_ratios, p_g=p_g, p_m_ref=p_m_ref,
+                              d_ref=d_ref, beta=beta, pretrain_steps=pretrain_steps, steps=steps)
+    _write_json_and_png(out, "ungrok", data, plot_ungrok)
     print(f"D_crit = {data['D_crit']:g}")
     for r in data["runs"]:
         print(f"D = {r['D']:g} ({r['d_ratio']:g} D_crit): test loss {r['start_test_loss']:.3g} -> "
@@ -196,14 +197,9 @@ def semigrok_cmd(
     from circeff.toy.dataset import SemigrokExperiment, semigrok_data
     from circeff.toy.plots import plot_semigrok
 
-    with _named_options():
-        law = _law(p_g, p_m_ref, d_ref, beta)
-        exp = SemigrokExperiment(law=law, steps=steps, q_mixture=q_mixture, q_sharp=q_sharp,
-                                 d_ratios=_ratios("--d-ratios", d_ratios, SemigrokExperiment.d_ratios))
-        data = semigrok_data(exp)
-    io.ensure_dir(out)
-    io.write_json(out / "semigrok.json", data)
-    _write_figure(out / "semigrok.png", plot_semigrok(data))
+    data = _dataset_size_data(SemigrokExperiment, semigrok_data, d_ratios=d_ratios, p_g=p_g, p_m_ref=p_m_ref,
+                              d_ref=d_ref, beta=beta, steps=steps, q_mixture=q_mixture, q_sharp=q_sharp)
+    _write_json_and_png(out, "semigrok", data, plot_semigrok)
     print(f"D_crit = {data['D_crit']:g}")
     for r in data["mixture"]:
         print(f"q={r['q']:g} D = {r['d_ratio']:.3g} D_crit: final test loss {r['final_test_loss']:.3g}, "
