@@ -31,7 +31,6 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from circeff.analysis.allocation import AllocationComparison, MonotonicVerdict, compare_allocation, measured_ratios, monotonic_verdict
@@ -43,14 +42,16 @@ from circeff.empirical.experiments.predictions_common import (
     SMALL_MODEL,
     BaseConfig,
     BaseResult,
+    check_continuation_fields,
     convergence_table,
+    sizes_below,
     sorted_unique,
     train_base,
     train_or_reuse,
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, one_of, positive
+from circeff.validate import one_of, positive
 
 __all__ = [
     "FIG10_COLUMNS",
@@ -99,13 +100,8 @@ class Fig10Config:
         if self.base.task != "add":
             raise ConfigError("task", "must be 'add' (the Fourier decomposition is defined for modular "
                               "addition only)", self.base.task)
-        sizes = sorted_unique("sizes", self.sizes, int, at_least=3)
-        for d in sizes:
-            integer_at_least("sizes", d, 1)
-            if d >= self.base.train_size:
-                raise ConfigError("sizes", f"must be < {self.base.train_size}, the base networks' "
-                                  "training-set size", d)
-        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "sizes", sizes_below(self.sizes, self.base.train_size,
+                                                      ", the base networks' training-set size", at_least=3))
         if self.seeds:
             seeds = sorted_unique("seeds", self.seeds, int)
             missing = [s for s in seeds if s not in self.base.seeds]
@@ -113,14 +109,7 @@ class Fig10Config:
                 raise ConfigError("seeds", f"must be among the base seeds {list(self.base.seeds)}", missing)
             object.__setattr__(self, "seeds", seeds)
         positive("weight_decay", self.weight_decay)
-        positive("decay_budget", self.decay_budget)
-        integer_at_least("log_every", self.log_every, 1)
-        in_range("convergence_window", self.convergence_window, 0.0, 1.0, lo_open=True)
-        positive("acc_tol", self.acc_tol)
-        positive("norm_tol", self.norm_tol)
-        in_range("level", self.level, 0.0, 1.0, lo_open=True, hi_open=True)
-        integer_at_least("n_boot", self.n_boot, 20)
-        integer_at_least("analysis_seed", self.analysis_seed, 0)
+        check_continuation_fields(self)
 
     @property
     def steps(self) -> int:

@@ -49,9 +49,11 @@ __all__ = [
     "TINY_MODEL",
     "BaseConfig",
     "BaseResult",
+    "check_continuation_fields",
     "config_fingerprint",
     "convergence_table",
     "final_rows",
+    "sizes_below",
     "sorted_unique",
     "train_base",
     "train_or_reuse",
@@ -80,6 +82,30 @@ def sorted_unique(name: str, values: Sequence[object], cast: type, *, at_least: 
     if len(out) < at_least:
         raise ConfigError(name, f"needs at least {at_least} distinct values", list(values))
     return out
+
+
+def sizes_below(values: Sequence[object], limit: int, why: str, *, at_least: int = 1) -> tuple[int, ...]:
+    """The dataset sizes ``values`` as sorted distinct integers, each in ``[1, limit)``;
+    ConfigError naming ``sizes`` otherwise (``why`` completes "must be < limit")."""
+    sizes = sorted_unique("sizes", values, int, at_least=at_least)
+    for d in sizes:
+        integer_at_least("sizes", d, 1)
+        if d >= limit:
+            raise ConfigError("sizes", f"must be < {limit}{why}", d)
+    return sizes
+
+
+def check_continuation_fields(config: object) -> None:
+    """Validate the fields that the continuation experiments (Figure 10, ungrokking) share:
+    ``decay_budget``, ``log_every``, the convergence numbers and the bootstrap settings."""
+    positive("decay_budget", config.decay_budget)
+    integer_at_least("log_every", config.log_every, 1)
+    in_range("convergence_window", config.convergence_window, 0.0, 1.0, lo_open=True)
+    positive("acc_tol", config.acc_tol)
+    positive("norm_tol", config.norm_tol)
+    in_range("level", config.level, 0.0, 1.0, lo_open=True, hi_open=True)
+    integer_at_least("n_boot", config.n_boot, 20)
+    integer_at_least("analysis_seed", config.analysis_seed, 0)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,12 @@ from circeff.analysis.semigrok import (
 from circeff.analysis.stats import to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
-from circeff.empirical.experiments.predictions_common import SMALL_MODEL, sorted_unique, train_or_reuse
+from circeff.empirical.experiments.predictions_common import (
+    SMALL_MODEL,
+    sizes_below,
+    sorted_unique,
+    train_or_reuse,
+)
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
@@ -95,12 +100,7 @@ class SemigrokConfig:
         non_negative("weight_decay", self.weight_decay)
         object.__setattr__(self, "seeds", sorted_unique("seeds", self.seeds, int))
         if self.sizes:
-            sizes = sorted_unique("sizes", self.sizes, int)
-            for d in sizes:
-                integer_at_least("sizes", d, 1)
-                if d >= self.n_examples:
-                    raise ConfigError("sizes", f"must be < {self.n_examples} (a test set is needed)", d)
-            object.__setattr__(self, "sizes", sizes)
+            object.__setattr__(self, "sizes", sizes_below(self.sizes, self.n_examples, " (a test set is needed)"))
         integer_at_least("n_sizes", self.n_sizes, 1)
         positive("low_factor", self.low_factor)
         in_range("high_factor", self.high_factor, self.low_factor, float("inf"))

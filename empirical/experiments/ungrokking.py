@@ -48,8 +48,10 @@ from circeff.empirical.experiments.predictions_common import (
     SMALL_MODEL,
     BaseConfig,
     BaseResult,
+    check_continuation_fields,
     convergence_table,
     final_rows,
+    sizes_below,
     sorted_unique,
     train_base,
     train_or_reuse,
@@ -57,7 +59,7 @@ from circeff.empirical.experiments.predictions_common import (
 from circeff.empirical.config import ModelConfig
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, one_of, positive
+from circeff.validate import in_range, one_of, positive
 
 __all__ = [
     "UNGROKKING_COLUMNS",
@@ -106,25 +108,13 @@ class UngrokkingConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.base, BaseConfig):
             raise ConfigError("base", "must be a BaseConfig", type(self.base).__name__)
-        sizes = sorted_unique("sizes", self.sizes, int, at_least=3)
-        for d in sizes:
-            integer_at_least("sizes", d, 1)
-            if d >= self.base.train_size:
-                raise ConfigError("sizes", f"must be < {self.base.train_size}, the base networks' "
-                                  "training-set size", d)
-        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "sizes", sizes_below(self.sizes, self.base.train_size,
+                                                      ", the base networks' training-set size", at_least=3))
         wds = sorted_unique("weight_decays", self.weight_decays, float)
         for w in wds:
             positive("weight_decays", w)
         object.__setattr__(self, "weight_decays", wds)
-        positive("decay_budget", self.decay_budget)
-        integer_at_least("log_every", self.log_every, 1)
-        in_range("convergence_window", self.convergence_window, 0.0, 1.0, lo_open=True)
-        positive("acc_tol", self.acc_tol)
-        positive("norm_tol", self.norm_tol)
-        in_range("level", self.level, 0.0, 1.0, lo_open=True, hi_open=True)
-        integer_at_least("n_boot", self.n_boot, 20)
-        integer_at_least("analysis_seed", self.analysis_seed, 0)
+        check_continuation_fields(self)
         in_range("min_jump", self.min_jump, 0.0, 1.0, lo_open=True)
         positive("p3_tolerance", self.p3_tolerance)
 
