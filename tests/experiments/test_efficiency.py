@@ -39,7 +39,6 @@ TINY = EfficiencyConfig(
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("efficiency")
     return out, run_efficiency(TINY, out, progress=False)
 
