@@ -122,8 +122,9 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 130) ->
 def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) -> Figure:
     """Figure 3: correct logit against parameter norm, coloured by D; panels M then G.
 
-    ``rows``: the efficiency table (``circuit, D, param_norm, correct_logit``). ``lines``:
-    optional fitted lines in the same columns (``efficiency.fitted_lines``), drawn per D.
+    ``rows``: the efficiency table (``circuit, D, param_norm, correct_logit``; with ``seed``,
+    each (D, seed) stripe is joined by a dotted line). ``lines``: optional fitted lines in the
+    same columns (``efficiency.fitted_lines``), drawn per D.
     Axes: the two panels and one shared colour bar (three in all).
     """
     _require(rows, ("circuit", "D", "param_norm", "correct_logit"))
@@ -134,6 +135,12 @@ def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) ->
         sub = rows[rows["circuit"] == circuit]
         sc = ax.scatter(sub["param_norm"], sub["correct_logit"], c=sub["D"], cmap=cmap, norm=norm,
                         s=14, alpha=0.8, edgecolors="none")
+        if "seed" in sub:
+            # one network's points across weight decays: the paper's "stripes" (Section 5.1)
+            for (D, _seed), stripe in sub.groupby(["D", "seed"]):
+                stripe = stripe.sort_values("param_norm")
+                ax.plot(stripe["param_norm"], stripe["correct_logit"], color=cmap(norm(D)), lw=0.6,
+                        alpha=0.5, ls=":")
         if lines is not None:
             for D, line in lines[lines["circuit"] == circuit].groupby("D"):
                 ax.plot(line["param_norm"], line["correct_logit"], color=cmap(norm(D)), lw=1.2)
