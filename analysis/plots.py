@@ -168,11 +168,14 @@ def plot_efficiency(analysis: EfficiencyAnalysis) -> Figure:
     cross = analysis.crossover
     _log(ax)
     if cross.g_model == "flat":
-        ax.axhline(np.exp(cross.log_P_G), color=CIRCUIT_COLORS["G"], ls=":", lw=1)
+        ax.axhline(np.exp(cross.log_P_G), color=CIRCUIT_COLORS["G"], ls=":", lw=1,
+                   label="G flat level (crossover uses it)")
     if np.isfinite(cross.D_crit.value):
         ax.axvline(cross.D_crit.value, color="k", ls="--", lw=1,
                    label=f"crossover D_crit {cross.D_crit.value:.3g}")
-        _band(ax, cross.D_crit, "k")
+        # an unlabelled grey band reads as a rendering glitch when it spans the whole axis
+        _band(ax, cross.D_crit, "k", label=f"D_crit {cross.D_crit.level:.0%} interval "
+                                            f"[{cross.D_crit.lo:.3g}, {cross.D_crit.hi:.3g}]")
     _label(ax, "dataset size D", "P (parameter norm per unit logit)")
     ax.legend(fontsize=7)
     return fig
