@@ -30,8 +30,9 @@ from tests.strategies.theory import efficiency_vectors, optimum_problems, q_kapp
 # ----------------------------------------------------------------------------- brute force
 def _bf_loss_grad(z, support, P, q, kappa, alpha, n):
     """Effective loss and gradient in log-weights on one face (written independently)."""
-    # BFGS's line search may probe huge log-weights; the inf loss there only rejects the step.
-    with np.errstate(over="ignore", invalid="ignore"):
+    # BFGS's line search may probe huge (or hugely negative) log-weights; the inf loss or
+    # gradient there only rejects the step.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         w = np.zeros(len(P))
         w[support] = np.exp(z)
         s = w.sum()
@@ -51,8 +52,12 @@ def brute_force_minimise(P, q, kappa, alpha, n):
             support = list(support)
             for total in (0.5, 3.0, 10.0, 30.0):
                 z0 = np.full(k, math.log(total / k))
-                res = minimize(_bf_loss_grad, z0, args=(support, P, q, kappa, alpha, n),
-                               jac=True, method="BFGS", options={"gtol": 1e-11, "maxiter": 2000})
+                # the same huge probes overflow inside scipy's line search (np.dot of the
+                # gradient with the step); that trial is rejected, so the warning is noise
+                with np.errstate(over="ignore"):
+                    res = minimize(_bf_loss_grad, z0, args=(support, P, q, kappa, alpha, n),
+                                   jac=True, method="BFGS",
+                                   options={"gtol": 1e-11, "maxiter": 2000})
                 if res.fun < best_l and np.all(res.x < 20):
                     best_l = float(res.fun)
                     best_w = np.zeros(I)
