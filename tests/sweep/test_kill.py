@@ -16,8 +16,14 @@ import pytest
 from tests.sweep.conftest import REPO_ROOT
 
 N_KILLS = 5
+# A tiny model takes ~5 ms a step on a quiet machine, so one attempt's jitter (up to 50 ms)
+# can run ~12 steps past its kill target. Kill targets lie in the first half of a run long
+# enough that 5 such overshoots still leave training to kill inside: with 40 steps the
+# last attempt sometimes found training already finished (1 run in 3 on a quiet machine).
+STEPS = 200
+KILL_RANGE = range(2, STEPS // 2)
 TINY = {"task": "add", "p": 7, "d_model": 16, "n_heads": 2, "d_head": 8, "d_mlp": 32,
-        "train_frac": 0.5, "steps": 40, "log_every": 2, "checkpoint_every": 2}
+        "train_frac": 0.5, "steps": STEPS, "log_every": 2, "checkpoint_every": 2}
 
 
 def _env():
@@ -76,7 +82,7 @@ def test_kill_9_sweep_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
     assert whole.returncode == 0, whole.stderr
 
     rng = random.Random(8)
-    kill_steps = sorted(rng.sample(range(2, TINY["steps"] - 8), N_KILLS))
+    kill_steps = sorted(rng.sample(KILL_RANGE, N_KILLS))
     cut = tmp_path / "cut"
     survived = kill_and_rerun(cmd + [str(cut)], lambda: _last_step(sorted(cut.glob("batches/*/metrics.csv"))),
                               kill_steps, rng)
@@ -95,13 +101,13 @@ def test_kill_9_sweep_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
 def test_kill_9_circeff_train_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
     def cmd(out):
         return [sys.executable, "-m", "circeff.cli.main", "train", "--out", str(out), "--task", "add", "--p", "7",
-                "--train-frac", "0.5", "--steps", "40", "--seeds", "0,1", "--log-every", "2",
+                "--train-frac", "0.5", "--steps", str(STEPS), "--seeds", "0,1", "--log-every", "2",
                 "--checkpoint-every", "2", "--no-progress", "--resume"]
 
     whole = subprocess.run(cmd(tmp_path / "whole"), env=_env(), capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     rng = random.Random(5)
-    kill_steps = sorted(rng.sample(range(2, 40 - 8), N_KILLS))
+    kill_steps = sorted(rng.sample(KILL_RANGE, N_KILLS))
     cut = tmp_path / "cut"
     survived = kill_and_rerun(cmd(cut), lambda: _last_step([cut / "metrics.csv"]), kill_steps, rng)
     assert len(survived) >= N_KILLS
