@@ -30,16 +30,13 @@ from tests.strategies.theory import efficiency_vectors, optimum_problems, q_kapp
 # ----------------------------------------------------------------------------- brute force
 def _bf_loss_grad(z, support, P, q, kappa, alpha, n):
     """Effective loss and gradient in log-weights on one face (written independently)."""
-    # BFGS's line search may probe huge (or hugely negative) log-weights; the inf loss or
-    # gradient there only rejects the step.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        w = np.zeros(len(P))
-        w[support] = np.exp(z)
-        s = w.sum()
-        loss = np.logaddexp(0.0, math.log(n - 1) - s) + alpha / q * np.sum((w ** (1 / kappa) * P) ** q)
-        dlx = -expit(math.log(n - 1) - s)
-        ws = w[support]
-        grad = ws * (dlx + alpha / kappa * P[support] ** q * ws ** (q / kappa - 1))
+    w = np.zeros(len(P))
+    w[support] = np.exp(z)
+    s = w.sum()
+    loss = np.logaddexp(0.0, math.log(n - 1) - s) + alpha / q * np.sum((w ** (1 / kappa) * P) ** q)
+    dlx = -expit(math.log(n - 1) - s)
+    ws = w[support]
+    grad = ws * (dlx + alpha / kappa * P[support] ** q * ws ** (q / kappa - 1))
     return loss, grad
 
 
@@ -52,9 +49,10 @@ def brute_force_minimise(P, q, kappa, alpha, n):
             support = list(support)
             for total in (0.5, 3.0, 10.0, 30.0):
                 z0 = np.full(k, math.log(total / k))
-                # the same huge probes overflow inside scipy's line search (np.dot of the
-                # gradient with the step); that trial is rejected, so the warning is noise
-                with np.errstate(over="ignore"):
+                # BFGS's line search may probe huge (or hugely negative) log-weights: the
+                # inf/nan loss or gradient there, in our function and in scipy's np.dot of
+                # it with the step, only rejects that trial, so the warnings are noise
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     res = minimize(_bf_loss_grad, z0, args=(support, P, q, kappa, alpha, n),
                                    jac=True, method="BFGS",
                                    options={"gtol": 1e-11, "maxiter": 2000})
