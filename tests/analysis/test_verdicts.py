@@ -48,6 +48,15 @@ def test_P1_fails_when_G_slope_equals_M_slope():
     assert "G not shown flat" in v.reason
 
 
+def test_P1_wide_G_interval_containing_0_is_not_flat():
+    # noisy G stripes: the interval straddles 0 but is far wider than +-delta, so flatness
+    # is not shown (the rule "the interval contains 0" would have accepted it)
+    v = V.p1(C.simulate(replace(P1_GOOD, stripe_sd_G=0.5), "hypothesis", 3))
+    g = v.numbers["slope_G"]
+    assert g["lo"] < 0 < g["hi"] and g["hi"] - g["lo"] > 2 * v.numbers["delta"]
+    assert not v.holds and "G not shown flat" in v.reason
+
+
 def test_P1_fails_when_G_range_is_under_half_a_decade():
     # the G sizes of the P = 23 quick preset span log10(506 / 436) = 0.065 decades
     v = V.p1(C.simulate(replace(P1_GOOD, G_D=(436, 476, 506)), "hypothesis", 3))
