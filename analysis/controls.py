@@ -48,7 +48,9 @@ __all__ = [
     "estimate_p1_design",
     "estimate_p4_design",
     "estimate_transition_design",
+    "VERDICTS",
     "measure_controls",
+    "measure_designs",
     "reference_designs",
     "required_design",
     "simulate",
@@ -297,6 +299,16 @@ def measure_controls(verdict_fn: Callable[..., V.Verdict], design: Design, n: in
     out["rule"] = applied
     out["design"] = design.to_dict()
     return to_plain(out)
+
+
+VERDICTS: dict[str, Callable[..., V.Verdict]] = {
+    "P1": V.p1, "P2": V.p2, "P3": V.p3, "P4": V.p4, "fig10a": V.fig10a}
+
+
+def measure_designs(designs: dict[str, Design], n: int = 200, seed: int = 0) -> dict[str, dict]:
+    """:func:`measure_controls` for every named design with its own verdict (by ``design.key``):
+    the ``controls`` table of a summary, keyed like ``designs``."""
+    return {name: measure_controls(VERDICTS[d.key], d, n=n, seed=seed) for name, d in designs.items()}
 
 
 def required_design(verdict_fn: Callable[..., V.Verdict], design: Design, field: str,

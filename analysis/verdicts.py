@@ -27,8 +27,10 @@ P1 (:func:`p1`), columns ``circuit`` ('G' or 'M'), ``D``, ``seed``, ``alpha``, `
     ``min_D`` distinct sizes; both kappa intervals must lie above 0.
 
 P2 (:func:`p2`), columns ``D`` (the reduced size D'), ``seed``, ``weight_decay``,
-``final_test_acc``, ``converged``: one row per ungrokked network, weight decays pooled.
-    Only converged rows are fitted; more than ``max_excluded_fraction`` unconverged rows is a
+``final_test_acc``, ``converged`` (and optionally ``base_trig_share``, the trig share of the
+seed's base network): one row per ungrokked network, weight decays pooled.
+    Every base network must be G-only (``base_trig_share`` above ``min_base_trig_share``, 0.95,
+    when the column is given). Only converged rows are fitted; more than ``max_excluded_fraction`` unconverged rows is a
     failure (run longer rather than drop). Fitted by least squares: a logistic in ``log D'``
     between plateaus bounded to ``[chance, 1]`` and a straight line in ``log D'`` (the ramp).
     Holds when: the logistic is preferred by the Bayesian information criterion (Gaussian
@@ -151,6 +153,17 @@ def _level(name: str, value: float) -> float:
 def _verdict(key: str, problems: list[str], facts: list[str], numbers: dict, rule: dict) -> Verdict:
     reason = "; ".join(facts + problems)
     return Verdict(key, not problems, reason, to_plain(numbers), to_plain(rule))
+
+
+def _base_problems(table: Any, min_share: float) -> tuple[list[str], dict[str, Any]]:
+    """The optional ``base_trig_share`` column: every base network must be G-only."""
+    if not isinstance(table, pd.DataFrame) or "base_trig_share" not in table.columns:
+        return [], {}
+    share = pd.to_numeric(table.groupby("seed")["base_trig_share"].first(), errors="coerce")
+    low = share[~(share > min_share)]
+    problems = ([f"base networks of seeds {', '.join(map(str, low.index))} are not G-only (trig share "
+                 f"{', '.join(f'{v:.3g}' for v in low)} <= {min_share:g}): replace them"] if len(low) else [])
+    return problems, {"base_trig_share_min": float(share.min())}
 
 
 def _converged_rows(table: Any, chance: float) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -315,12 +328,12 @@ def _bic(rss: float, n: int, k: int) -> float:
 
 def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min_in_band: int = 3,
        min_delta_bic: float = 10.0, min_jump: float = 0.5, max_excluded_fraction: float = 0.2,
-       level: float = 0.95, n_boot: int = 200, seed: int = 0) -> Verdict:
+       level: float = 0.95, n_boot: int = 200, seed: int = 0, min_base_trig_share: float = 0.95) -> Verdict:
     """P2: a phase transition in final test accuracy against log D', not a ramp (module doc)."""
     rule = {"band": list(band), "min_in_band": int(min_in_band), "criterion": "BIC",
             "min_delta_bic": float(min_delta_bic), "min_jump": float(min_jump),
             "max_excluded_fraction": float(max_excluded_fraction), "level": _level("level", level),
-            "n_boot": int(n_boot), "seed": int(seed),
+            "n_boot": int(n_boot), "seed": int(seed), "min_base_trig_share": float(min_base_trig_share),
             "models": "logistic in log D' (4 parameters + noise) against a line in log D' (2 + noise)"}
     if not 0 < band[0] < band[1] < 1:
         raise ConfigError("band", "must satisfy 0 < low < high < 1", band)
@@ -329,6 +342,9 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
     problems, facts = [], []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped),
                                "excluded": dropped[["D", "seed", "weight_decay"]].to_dict("records")}
+    base_problems, base_numbers = _base_problems(table, min_base_trig_share)
+    problems += base_problems
+    numbers.update(base_numbers)
     if len(dropped) > max_excluded_fraction * n_all:
         problems.append(f"{len(dropped)} of {n_all} runs unconverged (at most "
                         f"{max_excluded_fraction:.0%} may be excluded: run them longer)")
@@ -416,12 +432,13 @@ def _crossing(log_D: np.ndarray, acc: np.ndarray, level: float) -> float:
 
 def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: float = 4.0,
        min_seeds: int = 2, tolerance: float = 0.1, equivalence_level: float = 0.90,
-       max_excluded_fraction: float = 0.2) -> Verdict:
+       max_excluded_fraction: float = 0.2, min_base_trig_share: float = 0.95) -> Verdict:
     """P3: D_crit does not depend on weight decay, by an equivalence test (module doc)."""
     rule = {"min_weight_decays": int(min_weight_decays), "min_wd_ratio": float(min_wd_ratio),
             "min_seeds": int(min_seeds), "tolerance": float(tolerance),
             "equivalence_level": _level("equivalence_level", equivalence_level),
             "max_excluded_fraction": float(max_excluded_fraction),
+            "min_base_trig_share": float(min_base_trig_share),
             "D_crit": "isotonic fit of accuracy on log D' per (weight decay, seed) crossing "
                       "halfway between chance and 1",
             "slope": "OLS of log D_crit on log weight decay with one intercept per seed, t interval"}
@@ -432,6 +449,9 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
                           float(df["weight_decay"][df["weight_decay"] <= 0].iloc[0]))
     problems, facts = [], []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped)}
+    base_problems, base_numbers = _base_problems(table, min_base_trig_share)
+    problems += base_problems
+    numbers.update(base_numbers)
     if len(dropped) > max_excluded_fraction * n_all:
         problems.append(f"{len(dropped)} of {n_all} runs unconverged (at most "
                         f"{max_excluded_fraction:.0%} may be excluded: run them longer)")

@@ -85,3 +85,9 @@ def test_simulate_names_a_bad_truth():
         C.simulate(DESIGNS["P2.quick"], "null")
     table = C.simulate(DESIGNS["P3.quick.refined_3wd"], "alternative", 0)
     assert np.isclose(table["weight_decay"].max() / table["weight_decay"].min(), 4.0)
+
+
+def test_measure_designs_uses_each_designs_own_verdict():
+    out = C.measure_designs({"a": DESIGNS["fig10a.cpu"], "b": DESIGNS["P3.cpu.refined"]}, n=4, seed=0)
+    assert out["a"]["key"] == "fig10a" and out["b"]["key"] == "P3"
+    assert out["b"]["rule"]["tolerance"] == 0.1 and out["a"]["false_accept"]["n"] == 4

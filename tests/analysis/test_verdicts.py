@@ -226,3 +226,12 @@ def test_fig10a_ranks_infinite_ratios_and_drops_nan():
     assert v.numbers["n_dropped"] == 1 and v.numbers["n"] == len(table) - 1
     assert "fewer than 3 networks at D = 20" in v.reason
     assert _json_safe(v)["numbers"]["median_by_D"][-1]["ratio"] is None
+
+
+def test_P2_and_P3_need_G_only_base_networks():
+    table = C.simulate(P3_GOOD, "hypothesis", 2)
+    table["base_trig_share"] = table["seed"].map(lambda s: 0.88 if s == 1 else 0.99)
+    for v in (V.p2(table, P3_GOOD.chance, n_boot=0), V.p3(table, P3_GOOD.chance)):
+        assert not v.holds
+        assert v.numbers["base_trig_share_min"] == pytest.approx(0.88)
+        assert "seeds 1 are not G-only (trig share 0.88 <= 0.95)" in v.reason
