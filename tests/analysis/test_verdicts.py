@@ -9,10 +9,12 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
 
 from circeff.analysis import controls as C
 from circeff.analysis import verdicts as V
 from circeff.errors import ConfigError
+from tests.strategies.analysis import fit_seeds, g_short_ranges, rising_runs
 
 DESIGNS = C.reference_designs()
 P1_GOOD = replace(DESIGNS["P1.cpu.G_half_decade"], seeds=8, stripe_sd_G=0.03)
@@ -235,3 +237,18 @@ def test_P2_and_P3_need_G_only_base_networks():
         assert not v.holds
         assert v.numbers["base_trig_share_min"] == pytest.approx(0.88)
         assert "seeds 1 are not G-only (trig share 0.88 <= 0.95)" in v.reason
+
+
+@given(G_D=g_short_ranges, seed=fit_seeds)
+def test_P1_never_holds_when_G_spans_under_half_a_decade(G_D, seed):
+    v = V.p1(C.simulate(replace(P1_GOOD, G_D=G_D), "hypothesis", seed))
+    assert not v.holds
+    assert v.numbers["log10_range_G"] < 0.5
+
+
+@given(run=rising_runs)
+def test_P4_a_run_rising_by_0_2_or_more_is_never_semi_grokked(run):
+    start, rise = run
+    c = V.classify_run(STEPS, TRAIN, np.linspace(start, start + rise, STEPS.size), 1 / 23)
+    assert c["label"] != "semi"
+    assert c["drift"] == pytest.approx(rise, abs=1e-9)

@@ -123,3 +123,12 @@ log_P0s = st.floats(min_value=-1.0, max_value=3.0)
 slopes = st.floats(min_value=0.2, max_value=1.0)
 fit_seeds = st.integers(min_value=0, max_value=2**31 - 1)
 d_crits = st.floats(min_value=300.0, max_value=3000.0)
+
+# decision rules (circeff.analysis.verdicts): inputs on which a rule must say no
+# three G sizes spanning less than half a decade (log10 range < 0.5), from 100 upwards
+g_short_ranges = st.tuples(st.floats(min_value=100.0, max_value=1000.0),
+                           st.floats(min_value=0.02, max_value=0.49)).map(
+    lambda a: (a[0], a[0] * 10 ** (a[1] / 2), a[0] * 10 ** a[1]))
+# a still-rising run: test accuracy linear from `start` to `start + rise` over the whole run
+rising_runs = st.tuples(st.floats(min_value=0.02, max_value=0.4),
+                        st.floats(min_value=0.2, max_value=0.55))
