@@ -563,6 +563,8 @@ def p4(trajectories: Any, chance: float, d_crit: float | None = None, *, tail_fr
             "interval": "Clopper-Pearson", "drift": "Theil-Sen slope of the tail test accuracy x the step span"}
     if not 0.0 <= chance < 1.0:
         raise ConfigError("chance", "must lie in [0, 1)", chance)
+    if not 0 <= band[0] < band[1] <= 1:
+        raise ConfigError("band", "must satisfy 0 <= low < high <= 1", band)
     df = require_columns(trajectories, P4_COLUMNS, numeric=("D", "step", "train_acc", "test_acc"))
     kw = {k: rule[k] for k in ("tail_fraction", "max_drift", "min_train_acc", "plateau_min_fraction",
                                "plateau_spread", "rise_min")}
