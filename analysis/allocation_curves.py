@@ -278,8 +278,12 @@ class OperatingCrossover(Record):
 
 
 def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, operating_logit: float, *,
-                        level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> OperatingCrossover:
-    """D where ``N_G = N_M`` at ``operating_logit`` (module docstring)."""
+                        level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+                        resample_stripes: bool = True) -> OperatingCrossover:
+    """D where ``N_G = N_M`` at ``operating_logit`` (module docstring).
+
+    ``resample_stripes=False`` (and kappa intervals of zero width) split the interval's width
+    into its two sources: the stripes' spread over seeds, and the kappas' uncertainty."""
     s = math.log(operating_logit)
     st = _Stripes(stripes)
 
@@ -292,7 +296,8 @@ def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Inter
 
     value = crossing(None, kappa_G.value, kappa_M.value)
     rng = np.random.default_rng(seed)
-    reps = np.array([crossing(rng, _kappa_draw(kappa_G, rng), _kappa_draw(kappa_M, rng)) for _ in range(n_boot)])
+    reps = np.array([crossing(rng if resample_stripes else None, _kappa_draw(kappa_G, rng), _kappa_draw(kappa_M, rng))
+                     for _ in range(n_boot)])
     iv = percentile_interval(value if np.isfinite(value) else math.nan, reps, level,
                              "bootstrap percentile (stripes resampled within D; kappas redrawn)")
     lo, hi = st.D_range

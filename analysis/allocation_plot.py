@@ -15,11 +15,11 @@ __all__ = ["plot_allocation_curves"]
 
 
 def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, AllocationCurves] | None = None,
-                           crossover: tuple[float, float, float] | None = None) -> Figure:
-    """``curves``: the predictions and the measured ratios they were fitted to; ``measured``:
+                           crossover: tuple[float, float, float] | None = None, label: str = "measured") -> Figure:
+    """``curves``: the predictions and the measured ratios (``label``) they were fitted to; ``measured``:
     further measured series by label (e.g. the AdamW endpoints beside the settled states);
     ``crossover``: ``(value, lo, hi)`` of the operating-logit crossover, drawn as a band."""
-    fig = Figure(figsize=(7.0, 4.6))
+    fig = Figure(figsize=(7.5, 5.6))
     ax = fig.subplots()
     pts = curves.points
     D = np.array([p.D for p in pts])
@@ -34,9 +34,14 @@ def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, Allo
                   f"[{curves.kappa_eff.lo:.2f}, {curves.kappa_eff.hi:.2f}]")
     ax.fill_between(D, b[:, 1], b[:, 2], color="tab:blue", alpha=0.15, linewidth=0)
 
-    # (a): winner-take-all at the operating logit: the edge of the predicted region per D
+    # (a): winner-take-all at the operating logit: the edge of the predicted region per D,
+    # switching at the crossover where one is given (else halfway between neighbouring D)
     a = np.array([edge if p.log_norm_ratio > 0 else 1 / edge for p in pts])
-    ax.step(D, a, where="mid", color="tab:red", linestyle="--",
+    xs, ys = D, a
+    if crossover is not None and math.isfinite(crossover[0]) and D[0] < crossover[0] < D[-1]:
+        xs = np.concatenate([D[D < crossover[0]], [crossover[0], crossover[0]], D[D > crossover[0]]])
+        ys = np.concatenate([np.full((D < crossover[0]).sum() + 1, 1 / edge), np.full((D > crossover[0]).sum() + 1, edge)])
+    ax.plot(xs, ys, color="tab:red", linestyle="--",
             label=f"(a) per-circuit kappa (G {curves.kappa_G.value:.2f}, M {curves.kappa_M.value:.2f}): "
                   f"winner takes > {1 - curves.wta_share:.0%}")
     for d, y in zip(D, a):
@@ -46,16 +51,18 @@ def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, Allo
         ax.axvspan(crossover[1], crossover[2], color="tab:red", alpha=0.08,
                    label=f"(a) switch D at operating logit {crossover[0]:.3g} [{crossover[1]:.3g}, {crossover[2]:.3g}]")
 
-    series = {"measured": curves} | dict(measured or {})
+    series = {label: curves} | dict(measured or {})
     for (label, c), marker in zip(series.items(), "osD^"):
         m = np.array([[p.measured.value, p.measured.lo, p.measured.hi] for p in c.points])
         Dm = np.array([p.D for p in c.points])
         ax.errorbar(Dm, m[:, 0], yerr=[m[:, 0] - m[:, 1], m[:, 2] - m[:, 0]], fmt=marker, capsize=3,
                     label=f"{label} (median over seeds, 95% interval)")
     ax.axhline(1.0, color="grey", linewidth=0.6)
+    ax.set_xticks(D, [f"{d:g}" for d in D])
+    ax.minorticks_off()
     ax.set_xlabel("dataset size D")
     ax.set_ylabel("G:M correct-logit ratio")
     ax.set_title("G:M logit ratio: predicted curves against measured")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     return fig

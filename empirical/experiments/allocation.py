@@ -227,6 +227,18 @@ def settle_fig10(run_dir: str | Path, alphas: tuple[float, ...], iterations: int
     return df
 
 
+def _fig10_table(rows: pd.DataFrame) -> list[dict]:
+    """Median G:M ratio (min, max over seeds) per D and state (AdamW endpoint, each settled alpha)."""
+    df = rows[(rows["g_logit"] > 0) & (rows["m_logit"] > 0)].assign(ratio=lambda d: d["g_logit"] / d["m_logit"])
+    out = []
+    for (state, alpha, d), g in df.groupby(["state", df["alpha"].fillna(0.0), "D"]):
+        out.append({"state": state, "alpha": float(alpha) if state == "settled" else None, "D": float(d),
+                    "ratio_median": float(g["ratio"].median()), "ratio_min": float(g["ratio"].min()),
+                    "ratio_max": float(g["ratio"].max()), "total_logit": float((g["g_logit"] + g["m_logit"]).median()),
+                    "trig_share": float(g["trig_share"].median()), "n": int(len(g))})
+    return out
+
+
 def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, out_dir: str | Path, *,
                        n_classes: int, state_alpha: float, dcrit_ungrokking=None, level: float = 0.95,
                        n_boot: int = 1000, seed: int = 0) -> dict:
@@ -244,7 +256,7 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     from circeff.analysis.allocation_d4 import compare_disjoint, fit_alone, stripe_log_P
     from circeff.analysis.allocation_plot import plot_allocation_curves
     from circeff.analysis.plots import save_figure
-    from circeff.analysis.stats import to_plain
+    from circeff.analysis.stats import Interval, to_plain
     from circeff.io import write_json
 
     out = ensure_dir(out_dir)
@@ -264,6 +276,14 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
                                                         level=level, n_boot=n_boot, seed=seed),
                  "unit_logit": operating_crossover(stripes, fit.fit_G.kappa, fit.fit_M.kappa, 1.0,
                                                    level=level, n_boot=n_boot, seed=seed)}
+    # where the operating crossover's width comes from: the stripes alone, the kappas alone
+    fixed = {c: Interval(k.value, k.value, k.value, k.level, "fixed") for c, k in
+             (("G", fit.fit_G.kappa), ("M", fit.fit_M.kappa))}
+    width_sources = {
+        "stripes_only": operating_crossover(stripes, fixed["G"], fixed["M"], s_op, level=level, n_boot=n_boot,
+                                            seed=seed).D_crit,
+        "kappas_only": operating_crossover(stripes, fit.fit_G.kappa, fit.fit_M.kappa, s_op, level=level,
+                                           n_boot=n_boot, seed=seed, resample_stripes=False).D_crit}
     dcrit = {k: c.D_crit for k, c in crossings.items()}
     comparison = ({k: compare_dcrit(v, dcrit_ungrokking) for k, v in dcrit.items() if np.isfinite(v.hi)}
                   if dcrit_ungrokking is not None else {})
@@ -273,9 +293,12 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
                "verdicts": {k: v.to_dict() for k, v in verdicts.items()},
                "crossover": {k: c.to_dict() for k, c in crossings.items()},
                "dcrit_ungrokking": dcrit_ungrokking.to_dict() if dcrit_ungrokking is not None else None,
-               "dcrit_comparison": comparison, "state_alpha": state_alpha}
+               "dcrit_comparison": comparison, "state_alpha": state_alpha,
+               "crossover_width_sources": {k: v.to_dict() for k, v in width_sources.items()},
+               "fig10": _fig10_table(fig10_rows)}
     write_json(out / "allocation_d4.json", to_plain(summary))
     c = crossings["operating_settled"].D_crit
     save_figure(plot_allocation_curves(curves["settled"], {"AdamW endpoint": curves["adamw"]},
-                                       crossover=(c.value, c.lo, c.hi)), out / "allocation_curves.png")
+                                       crossover=(c.value, c.lo, c.hi), label=f"settled at alpha {state_alpha:g}"),
+                out / "allocation_curves.png")
     return summary

@@ -185,3 +185,29 @@ def test_compare_dcrit_goal():
     wide = Interval(265, 71, 1126, 0.95, "x")
     r = compare_dcrit(wide, Interval(82.3, 78.8, 94.5, 0.95, "x"))
     assert not r["goal_met"] and not r["points_agree"] and r["width_ratio"] > 2
+
+
+def test_disjoint_pair_costs_and_logits_add_on_a_tiny_transformer():
+    """The pair's objective is CE of the summed logits plus both circuits' L2 costs, and the two
+    circuits' centred correct logits add up to the pair's (tiny model, a few iterations)."""
+    import torch
+
+    from circeff.empirical.disjoint import CircuitInputs, centred_correct_logit, circuit_logits, paired_g_inputs, settle_pair
+    from circeff.empirical.experiments.predictions_common import TINY_MODEL
+    from circeff.empirical.model import init_params
+    from circeff.empirical.tasks import TaskConfig
+
+    task = TaskConfig(name="add", p=7)
+    labels = torch.tensor(np.random.default_rng(0).integers(0, 7, size=12))
+    ga, gb = paired_g_inputs(labels.numpy(), 7, seed=0)
+    assert ((ga + gb) % 7 == labels.numpy()).all()
+    g_in = CircuitInputs(torch.from_numpy(ga), torch.from_numpy(gb), labels)
+    m_in = CircuitInputs(torch.arange(12) % 7, torch.arange(12) // 7, labels)
+    g, m = init_params(TINY_MODEL, task, [0]), init_params(TINY_MODEL, task, [1])
+    [r] = settle_pair(g, m, g_in, m_in, task, alpha=1e-2, iterations=3, splits=[(1.0, 1.0)])
+    assert math.isclose(r.objective, r.ce + 0.5e-2 * (r.g_norm**2 + r.m_norm**2), rel_tol=1e-9)
+    with pytest.raises(ValueError):
+        settle_pair(g, m, g_in, CircuitInputs(m_in.a, m_in.b, (labels + 1) % 7), task, 1e-2, 1, [(1.0, 1.0)])
+    lg, lm = circuit_logits(g, g_in, task), circuit_logits(m, m_in, task)
+    assert math.isclose(float(centred_correct_logit(lg + lm, labels)),
+                        float(centred_correct_logit(lg, labels) + centred_correct_logit(lm, labels)), rel_tol=1e-5)

@@ -41,7 +41,7 @@ def _settle_pair(P: tuple[float, float], kappa: tuple[int, int], starts) -> pd.D
     rows = []
     for sg, sm in starts:
         blocks = [{"v": torch.full((k,), float(scale), dtype=torch.float64)} for k, scale in zip(kappa, (sg, sm))]
-        m = minimise_l2(blocks, ce_of, ALPHA, iterations=300)
+        m = minimise_l2(blocks, ce_of, ALPHA, iterations=100)
         g, mm = (float(_logit(b["v"], p)) for b, p in zip(m.params, P))
         rows.append({"D": 1.0, "seed": 0, "alpha": ALPHA, "scale_G": sg, "scale_M": sm,
                      "objective": m.objective, "g_logit": g, "m_logit": mm})
