@@ -17,21 +17,36 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     import click.exceptions as click_exc
 
 from circeff.cli import analyze as analyze_cli
+from circeff.cli import export as export_cli
 from circeff.cli import experiment as experiment_cli
 from circeff.cli import reproduce as reproduce_cli
 from circeff.cli import sweep as sweep_cli
 from circeff.cli import theory as theory_cli
 from circeff.cli import toy as toy_cli
 from circeff.cli import train as train_cli
-from circeff.errors import ConfigError, RunError
+from circeff.errors import ConfigError, PathError, RunError, WriteError
 
 app = typer.Typer(
     name="circeff",
     help="Check, simulate and measure 'Explaining grokking through circuit efficiency'.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion, as typer apps offer
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from circeff import __version__
+
+        typer.echo(f"circeff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Check, simulate and measure 'Explaining grokking through circuit efficiency'."""
 app.add_typer(theory_cli.app, name="theory")
 app.add_typer(toy_cli.app, name="toy")
 app.command("train")(train_cli.train)
@@ -39,25 +54,117 @@ app.add_typer(sweep_cli.app, name="sweep")
 app.add_typer(analyze_cli.app, name="analyze")
 app.add_typer(experiment_cli.app, name="experiment")
 app.command("reproduce")(reproduce_cli.reproduce)
+app.command("export")(export_cli.export)
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def _invoked_params(argv: list[str]) -> list:
+    """The click parameters of the (sub)command that ``argv`` invokes."""
+    command = typer.main.get_command(app)
+    for token in argv:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            if not token.startswith("-"):
+                break
+            continue
+        command = sub
+    return list(command.params)
+
+
+def _display_name(param) -> str:  # noqa: ANN001 - a click Parameter
+    """What the user typed for ``param``: its long flag, or an argument's metavar (RUN_DIR)."""
+    if getattr(param, "param_type_name", "") == "argument":
+        return str(param.name).upper()
+    longs = [o for o in param.opts if o.startswith("--")]
+    return (longs or param.opts)[0]
+
+
+def flag_for_field(field: str, argv: list[str]) -> str:
+    """The one naming scheme of error fields: the flag the user typed.
+
+    A config field (``train_frac``, ``task.p``, ``P_G``) is matched to the invoked command's
+    parameter of the same name (``--train-frac``, ``--p``, ``--p-g``); a field that already is a
+    flag, or that no parameter matches, stays as it is.
+    """
+    if field.startswith("-"):
+        return field
+    params = _invoked_params(argv)
+    last = field.rsplit(".", 1)[-1]
+    # a list flag names its elements' field in the singular (--seeds: seed)
+    candidates = [field, last, last + "s"]
+    for cand in candidates:
+        key = cand.lower().replace("-", "_")
+        for param in params:
+            names = {param.name} | {o.lstrip("-").replace("-", "_") for o in param.opts}
+            if key in names:
+                return _display_name(param)
+    return field
+
+
+def flag_for_path(path: str, argv: list[str]) -> str | None:
+    """The flag (or argument) whose value is ``path`` or a folder above it, if any."""
+    from pathlib import Path
+
+    target = Path(path).absolute()
+    values = {}
+    for i, token in enumerate(argv):
+        if token.startswith("--") and "=" in token:
+            flag, value = token.split("=", 1)
+            values[value] = flag
+        elif i > 0 and argv[i - 1].startswith("--"):
+            values.setdefault(token, argv[i - 1])
+    for value, flag in values.items():
+        given = Path(value).absolute()
+        if given == target or given in target.parents:
+            return flag
+    return None
+
+
+def _click_message(exc: Exception, argv: list[str]) -> str:
+    """click's parse errors in the same scheme as ours: ``--steps: 'x' is not a valid integer``."""
+    param = getattr(exc, "param", None)
+    if isinstance(exc, click_exc.MissingParameter) and param is not None:
+        return f"{_display_name(param)}: is required"
+    if isinstance(exc, click_exc.BadParameter) and param is not None:
+        flag = _display_name(param)
+        given = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] in param.opts]
+        got = f" (got {given[-1]!r})" if given and given[-1] not in exc.message else ""
+        return f"{flag}: {exc.message.rstrip('.')}{got}"
+    if isinstance(exc, click_exc.NoSuchOption):
+        hint = f" (did you mean {', '.join(exc.possibilities)}?)" if exc.possibilities else ""
+        return f"{exc.option_name}: no such option{hint}"
+    return exc.format_message()
+
+
+def _safely(make, fallback):  # noqa: ANN001, ANN202
+    """Renaming a field must never turn a clean error into a traceback."""
+    try:
+        return make()
+    except Exception:  # noqa: BLE001
+        return fallback
 
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code (used by ``main`` and by tests)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         result = app(args=argv, prog_name="circeff", standalone_mode=False)
+    except PathError as exc:
+        return _fail(_safely(lambda: str(exc.renamed(flag_for_path(exc.path, argv) or exc.field)), str(exc)), 2)
     except ConfigError as exc:
-        return _fail(str(exc), 2)
+        return _fail(_safely(lambda: str(exc.renamed(flag_for_field(exc.field, argv))), str(exc)), 2)
+    except WriteError as exc:
+        flag = _safely(lambda: flag_for_path(exc.path, argv), None)
+        return _fail(str(exc.renamed(flag) if flag else exc), 1)
     except click_exc.NoArgsIsHelpError as exc:
         print(exc.format_message())
         return 0
     except click_exc.ClickException as exc:
-        # click names the parameter itself, e.g. "Invalid value for '--q': ..."; fold to one line.
-        return _fail(" ".join(exc.format_message().split()), 2)
+        return _fail(_safely(lambda: _click_message(exc, argv), exc.format_message()), 2)
     except typer.Abort:
         return _fail("interrupted", 130)
     except RunError as exc:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from circeff.empirical.checkpoint import load_checkpoint, load_params, save_checkpoint
+from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_params, save_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, milestones
 from circeff.empirical.model import WEIGHT_NAMES, model_params
@@ -137,7 +137,7 @@ def test_resume_from_a_kill_between_checkpoints_repeats_only_the_lost_steps(tmp_
     ckpt = load_checkpoint(tmp_path / "killed")
     # rewind the final checkpoint to the periodic one at step 10, as a kill would have left it
     train(_config(steps=10), tmp_path / "at10", progress=False)
-    save_checkpoint(tmp_path / "killed" / "checkpoint.pt", load_checkpoint(tmp_path / "at10"))
+    save_checkpoint(tmp_path / "killed" / CHECKPOINT_NAME, load_checkpoint(tmp_path / "at10"))
     assert ckpt.step == 13
     train(_config(steps=20), tmp_path / "killed", resume=True, progress=False)
     assert (tmp_path / "straight" / "metrics.csv").read_bytes() == (tmp_path / "killed" / "metrics.csv").read_bytes()
@@ -145,7 +145,7 @@ def test_resume_from_a_kill_between_checkpoints_repeats_only_the_lost_steps(tmp_
 
 def test_corrupt_checkpoint_is_a_clear_error_not_a_restart(tmp_path):
     train(_config(steps=10), tmp_path, progress=False)
-    path = tmp_path / "checkpoint.pt"
+    path = tmp_path / CHECKPOINT_NAME
     good = path.read_bytes()
     for bad in (b"not a checkpoint", good[: len(good) // 2]):
         path.write_bytes(bad)
