@@ -81,8 +81,10 @@ def train(
         from circeff.empirical.checkpoint import has_checkpoint
 
         if not has_checkpoint(out):
-            raise ConfigError("--resume", f"{out} holds no run to resume (no checkpoint); "
-                              "drop --resume to start a new run there")
+            if not (out / "config.json").is_file():
+                raise ConfigError("--resume", f"{out} holds no run to resume; drop --resume to start one there")
+            # a run killed before its first checkpoint: its config is there, its steps are not
+            typer.echo(f"{out}: no checkpoint yet, starting the run from step 0", err=True)
 
     result = run_training(config, out, resume=resume, progress=progress, tensorboard=tensorboard)
 
