@@ -160,6 +160,8 @@ def run(argv: list[str] | None = None) -> int:
     except WriteError as exc:
         flag = _safely(lambda: flag_for_path(exc.path, argv), None)
         return _fail(str(exc.renamed(flag) if flag else exc), 1)
+    except SystemExit as exc:  # typer's --show-completion / --install-completion exit by themselves
+        return exc.code if isinstance(exc.code, int) else 0
     except click_exc.NoArgsIsHelpError as exc:
         print(exc.format_message())
         return 0
