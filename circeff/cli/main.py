@@ -133,7 +133,17 @@ def _click_message(exc: Exception, argv: list[str]) -> str:
         flag = _display_name(param)
         given = [argv[i + 1] for i in range(len(argv) - 1) if argv[i] in param.opts]
         got = f" (got {given[-1]!r})" if given and given[-1] not in exc.message else ""
-        return f"{flag}: {exc.message.rstrip('.')}{got}"
+        lo, hi = getattr(param, "min", None), getattr(param, "max", None)
+        if (lo is not None or hi is not None) and "valid" not in exc.message:
+            # a bounded option: state the whole allowed range, not only the side that was crossed
+            return f"{flag}: must be in [{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]{got}"
+        message = exc.message.rstrip(".")
+        for typer_says, we_say in (("Input should be a valid integer", "must be an integer"),
+                                   ("Input should be a valid number", "must be a number"),
+                                   ("Input should be a valid boolean", "must be true or false")):
+            if message.startswith(typer_says):
+                message = we_say
+        return f"{flag}: {message}{got}"
     if isinstance(exc, click_exc.NoSuchOption):
         hint = f" (did you mean {', '.join(exc.possibilities)}?)" if exc.possibilities else ""
         return f"{exc.option_name}: no such option{hint}"
