@@ -109,8 +109,9 @@ def test_version_and_python_m(capsys):
     import subprocess
     import sys
 
-    from circeff import __version__
+    from importlib.metadata import version
 
+    __version__ = version("circuit-efficiency")
     assert run(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"circeff {__version__}"
     done = subprocess.run([sys.executable, "-m", "circeff", "--version"], capture_output=True, text=True, timeout=60)

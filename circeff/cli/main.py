@@ -37,10 +37,20 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        typer.echo(f"circeff {package_version()}")
+        raise typer.Exit()
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("circuit-efficiency")
+    except PackageNotFoundError:
         from circeff import __version__
 
-        typer.echo(f"circeff {__version__}")
-        raise typer.Exit()
+        return __version__
 
 
 @app.callback()
