@@ -58,6 +58,8 @@ BAD_INPUTS = [
     (["analyze", "fourier", "{empty}", "--model", "x"], 2, "--model"),
     (["export", "{empty}", "{tmp}/x"], 2, "RUN_DIR"),
     (["export", "{empty}", "{tmp}/x", "--to", "onnx"], 2, "--to"),
+    (["export", "{empty}", "{file}"], 2, "RUN_DIR"),  # RUN_DIR is checked first
+    (["toy", "figure2", "--out=/proc/fig", "--steps", "10"], 1, "--out"),
     # circeff theory
     (["theory", "optimum", P_FLAG, "1,0"], 2, P_FLAG),
     (["theory", "optimum", P_FLAG, "1,2", "--q", "0"], 2, "--q"),

@@ -72,17 +72,47 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _invoked_params(argv: list[str]) -> list:
-    """The click parameters of the (sub)command that ``argv`` invokes."""
-    command = typer.main.get_command(app)
-    for token in argv:
+def _invoked(argv: list[str]) -> tuple[list, int]:
+    """The click parameters of the (sub)command that ``argv`` invokes, and where its own
+    arguments start in ``argv``."""
+    command, start = typer.main.get_command(app), 0
+    for i, token in enumerate(argv):
         sub = getattr(command, "commands", {}).get(token)
         if sub is None:
             if not token.startswith("-"):
                 break
             continue
-        command = sub
-    return list(command.params)
+        command, start = sub, i + 1
+    return list(command.params), start
+
+
+def _invoked_params(argv: list[str]) -> list:
+    return _invoked(argv)[0]
+
+
+def _given_values(argv: list[str]) -> dict[str, str]:
+    """value -> the flag (``--out``) or argument metavar (``OUT``) it was given to."""
+    params, start = _invoked(argv)
+    takes_value = {o for p in params if getattr(p, "param_type_name", "") == "option" and not p.is_flag
+                   for o in p.opts}
+    arguments = iter([p for p in params if getattr(p, "param_type_name", "") == "argument"])
+    values: dict[str, str] = {}
+    tokens = argv[start:]
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("--") and "=" in token:
+            flag, value = token.split("=", 1)
+            values.setdefault(value, flag)
+        elif token in takes_value and i + 1 < len(tokens):
+            values.setdefault(tokens[i + 1], token)
+            i += 1
+        elif not token.startswith("-"):
+            param = next(arguments, None)
+            if param is not None:
+                values.setdefault(token, _display_name(param))
+        i += 1
+    return values
 
 
 def _display_name(param) -> str:  # noqa: ANN001 - a click Parameter
@@ -120,18 +150,10 @@ def flag_for_path(path: str, argv: list[str]) -> str | None:
     from pathlib import Path
 
     target = Path(path).absolute()
-    values = {}
-    for i, token in enumerate(argv):
-        if token.startswith("--") and "=" in token:
-            flag, value = token.split("=", 1)
-            values[value] = flag
-        elif i > 0 and argv[i - 1].startswith("--"):
-            values.setdefault(token, argv[i - 1])
-    for value, flag in values.items():
-        given = Path(value).absolute()
-        if given == target or given in target.parents:
-            return flag
-    return None
+    # the value equal to the path, else the one naming the nearest folder above it
+    matches = [(len(Path(value).absolute().parts), flag) for value, flag in _given_values(argv).items()
+               if Path(value).absolute() == target or Path(value).absolute() in target.parents]
+    return max(matches)[1] if matches else None
 
 
 def _click_message(exc: Exception, argv: list[str]) -> str:
