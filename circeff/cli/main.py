@@ -3,6 +3,12 @@
 Every failure a user can cause (a bad value, a missing file, a corrupt checkpoint)
 ends as one line on stderr and a non-zero exit code, never a traceback:
 exit code 2 for bad input, 1 for a run that could not finish.
+
+One naming scheme for every command, applied here rather than in each command: the line
+starts with what the user typed, ``error: --train-frac: must be in (0, 1] (got 1.5)``. A
+config field (``train_frac``) becomes the flag of the invoked command that sets it, a path
+error names the flag or argument whose value holds the path (``--json``, ``OUT``), and
+click's own parse errors are put in the same form (``--steps: must be an integer``).
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ def package_version() -> str:
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """Check, simulate and measure 'Explaining grokking through circuit efficiency'."""
+
+
 app.add_typer(theory_cli.app, name="theory")
 app.add_typer(toy_cli.app, name="toy")
 app.command("train")(train_cli.train)
