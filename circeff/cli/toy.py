@@ -61,7 +61,7 @@ def run_cmd(
     q: float = typer.Option(2.0, "--q", help="weight-decay norm exponent"),
     alpha: float = typer.Option(0.005, "--alpha", help="weight-decay strength"),
     lr: float = typer.Option(0.01, "--lr", help="learning rate"),
-    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", max=MAX_STEPS, help="gradient steps"),
+    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", min=0, max=MAX_STEPS, help="gradient steps"),
     w_g1: float = typer.Option(0.0, "--w-g1", help="initial w_G1"),
     w_g2: float = typer.Option(0.005, "--w-g2", help="initial w_G2 (G's speed)"),
     w_m1: float = typer.Option(0.0, "--w-m1", help="initial w_M1"),
@@ -87,7 +87,7 @@ def run_cmd(
 @app.command("figure2")
 def figure2_cmd(
     out: Path = typer.Option(..., "--out", help="folder for fig2.png and fig2.json"),
-    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", max=MAX_STEPS, help="gradient steps per panel"),
+    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", min=0, max=MAX_STEPS, help="gradient steps per panel"),
     n_record: int = typer.Option(200, "--n-record", help="recorded steps per curve"),
 ) -> None:
     """Figure 2: (a) all ingredients, (b) G less efficient, (c) no slow/fast difference."""
@@ -115,7 +115,7 @@ def phase_cmd(
     w_ratio_min: float = typer.Option(1e-3, "--w-ratio-min", help="smallest w_G2(0) / w_M2(0)"),
     w_ratio_max: float = typer.Option(1.0, "--w-ratio-max", help="largest w_G2(0) / w_M2(0)"),
     n_w: int = typer.Option(19, "--n-w", help="grid points in w_G2 / w_M2 (log-spaced)"),
-    steps: int = typer.Option(100_000, "--steps", max=MAX_STEPS, help="gradient steps per cell"),
+    steps: int = typer.Option(100_000, "--steps", min=0, max=MAX_STEPS, help="gradient steps per cell"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
     """Phase diagram: grokking delay and final test loss over efficiency x speed ratios."""
@@ -160,8 +160,8 @@ LawBeta = Annotated[float, typer.Option("--beta", help="P_M(D) = P_M_ref (D / D_
 @app.command("ungrok")
 def ungrok_cmd(
     out: Path = typer.Option(..., "--out", help="folder for ungrok.png and ungrok.json"),
-    pretrain_steps: int = typer.Option(50_000, "--pretrain-steps", max=MAX_STEPS, help="steps at D_ref (grokking)"),
-    steps: int = typer.Option(100_000, "--steps", max=MAX_STEPS, help="steps at each smaller D"),
+    pretrain_steps: int = typer.Option(50_000, "--pretrain-steps", min=0, max=MAX_STEPS, help="steps at D_ref (grokking)"),
+    steps: int = typer.Option(100_000, "--steps", min=0, max=MAX_STEPS, help="steps at each smaller D"),
     d_ratios: Optional[str] = typer.Option(None, "--d-ratios", help="D / D_crit values, e.g. 0.25,0.5,2"),
     p_g: LawPG = 1.0,
     p_m_ref: LawPMRef = 2.0,
@@ -185,7 +185,7 @@ def ungrok_cmd(
 @app.command("semigrok")
 def semigrok_cmd(
     out: Path = typer.Option(..., "--out", help="folder for semigrok.png and semigrok.json"),
-    steps: int = typer.Option(200_000, "--steps", max=MAX_STEPS, help="steps from scratch at each D"),
+    steps: int = typer.Option(200_000, "--steps", min=0, max=MAX_STEPS, help="steps from scratch at each D"),
     d_ratios: Optional[str] = typer.Option(None, "--d-ratios", help="D / D_crit values, e.g. 0.8,1,1.25"),
     q_mixture: float = typer.Option(2.0, "--q-mixture", help="q > kappa: stable mixture"),
     q_sharp: float = typer.Option(1.2, "--q-sharp", help="q <= kappa: comparison (winner takes all)"),
