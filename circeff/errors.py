@@ -1,13 +1,21 @@
-"""Errors that the command line turns into one clean line (no traceback)."""
+"""Errors that the command line turns into one clean line (no traceback).
+
+Exit codes: a :class:`ConfigError` (bad input: a value out of range, a path that cannot be
+used) exits with 2, a :class:`RunError` (a run that started and could not finish) with 1.
+"""
 
 from __future__ import annotations
+
+import os
 
 
 class ConfigError(ValueError):
     """A bad value for a named field.
 
     The message always names the field and what is allowed, so that the CLI can
-    print it as a single line: ``error: --q: must be > 0 (got -1.0)``.
+    print it as a single line: ``error: --q: must be > 0 (got -1.0)``. Library code may name
+    the field as its config does (``train_frac``); the CLI renames it to the flag the user
+    typed (``--train-frac``) in one place, :func:`circeff.cli.main.run`.
     """
 
     def __init__(self, field: str, allowed: str, got: object = None) -> None:
@@ -19,6 +27,40 @@ class ConfigError(ValueError):
             detail += f" (got {got!r})"
         super().__init__(detail)
 
+    def renamed(self, field: str) -> ConfigError:
+        """The same error under another field name (same class)."""
+        clone = self.__class__.__new__(self.__class__)
+        clone.__dict__.update(self.__dict__)
+        ConfigError.__init__(clone, field, self.allowed, self.got)
+        return clone
+
+
+class PathError(ConfigError):
+    """A path the user gave that cannot be used (a file where a folder must be, no permission).
+
+    ``field`` starts as the path itself; the CLI replaces it by the flag whose value holds
+    that path, so ``--out /etc/passwd`` reads ``error: --out: ...``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], allowed: str, got: object = None) -> None:
+        self.path = str(path)
+        super().__init__(str(path), allowed, got)
+
 
 class RunError(RuntimeError):
-    """A run that cannot continue (corrupt checkpoint, divergence, unwritable folder)."""
+    """A run that cannot continue (corrupt checkpoint, divergence, a full disk)."""
+
+
+class WriteError(RunError):
+    """The file system refused a write (no permission, no space, a read-only mount).
+
+    Carries ``path`` so that the CLI can name the flag that gave it (``--json: ...``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(message)
+
+    def renamed(self, flag: str) -> WriteError:
+        return WriteError(self.path, f"{flag}: {self.message}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -10,18 +11,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from circeff.errors import RunError
+from circeff.errors import PathError, WriteError
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (and parents); a clear RunError if it cannot be written."""
+    """Create ``path`` (and parents).
+
+    A file where the folder should be is bad input (:class:`PathError`, exit code 2); a folder
+    the file system will not create or let us write (:class:`WriteError`, exit code 1).
+    """
     p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise PathError(p, f"must be a folder, but {p} is a file")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RunError(f"out folder {p}: cannot create it ({exc.strerror})") from None
+        raise WriteError(p, f"out folder {p}: cannot create it ({exc.strerror or type(exc).__name__})") from None
     if not os.access(p, os.W_OK):
-        raise RunError(f"out folder {p}: not writable")
+        raise WriteError(p, f"out folder {p}: not writable")
     return p
 
 
@@ -36,8 +43,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     target = Path(path)
     ensure_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if target.is_dir():
+        raise PathError(target, f"must be a file, but {target} is a folder")
+    tmp: str | None = None
     try:
+        # mkstemp inside the try: a folder that refuses new files (/proc, read-only) is a clean error.
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -45,12 +56,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise RunError(f"{target}: cannot write ({exc.strerror})") from None
+        _discard(tmp)
+        raise WriteError(target, f"{target}: cannot write ({exc.strerror or type(exc).__name__})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return target
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is not None:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -1,18 +1,27 @@
-"""Checkpoints: everything a run needs to continue bit-identically, written atomically.
+"""Checkpoints: everything a run needs to continue bit-identically, written atomically, pickle-free.
 
-A checkpoint (``DIR/checkpoint.pt``) holds the config, the step, the stacked weights, the
-AdamW moments and step count, torch's RNG state, each model's divergence step and all metric
-rows so far. It is written with ``torch.save`` into memory and then by
-:func:`circeff.io.atomic_write_bytes` (temporary file, fsync, rename), so a kill leaves either
-the previous checkpoint or the new one. It is read with ``weights_only=True`` (no code runs).
+A checkpoint (``DIR/checkpoint.safetensors``) is one safetensors file: the tensors are the
+stacked weights (``params.W_E``, ...), the AdamW moments (``exp_avg.*``, ``exp_avg_sq.*``) and
+torch's CPU RNG state (``rng_state``, the uint8 tensor ``torch.get_rng_state`` returns); its
+string metadata holds, as JSON, the format tag, the config, the step, the AdamW step count,
+each model's divergence step and all metric rows so far. Nothing is unpickled to read it:
+``safetensors.safe_open(path, "pt")`` gives the tensors and ``.metadata()`` the JSON, and the
+run folder's ``config.json`` beside it is the same config, readable by anyone.
+
+One file (rather than weights and JSON in two) keeps the write atomic: it is built in memory
+and written by :func:`circeff.io.atomic_write_bytes` (temporary file, fsync, rename), so a
+kill leaves either the previous checkpoint or the new one. Floats in the metadata are JSON
+numbers, which Python writes and reads back exactly, so resuming stays bit-identical.
 
 Reading never falls back silently: a file that is not a checkpoint, is truncated, or was
-written for a different config raises a one-line :class:`circeff.errors.RunError`.
+written for a different config raises a one-line :class:`circeff.errors.RunError`. Checkpoints
+of earlier versions (``checkpoint.pt``, a torch zip read with ``weights_only=True``) still load.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -30,6 +39,8 @@ from circeff.io import atomic_write_bytes
 __all__ = [
     "CHECKPOINT_NAME",
     "Checkpoint",
+    "checkpoint_bytes",
+    "has_checkpoint",
     "FIELDS_FREE_ON_RESUME",
     "checkpoint_path",
     "load_checkpoint",
@@ -37,9 +48,12 @@ __all__ = [
     "save_checkpoint",
 ]
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = "checkpoint.safetensors"
+LEGACY_CHECKPOINT_NAME = "checkpoint.pt"  # torch zip (pickle restricted to tensors) of version 1
 FORMAT = "circeff-engine-checkpoint"
-VERSION = 1
+VERSION = 2
+_LEGACY_VERSION = 1
+_ZIP_MAGIC = b"PK\x03\x04"
 # Resuming may extend a run (steps), checkpoint at another rhythm, or move it to another
 # device (then the continuation is exact only to float rounding). Everything else must match.
 FIELDS_FREE_ON_RESUME = ("steps", "checkpoint_every", "device")
@@ -57,47 +71,100 @@ class Checkpoint:
 
 
 def checkpoint_path(path: str | Path) -> Path:
-    """``path`` itself if it is a file, else ``path/checkpoint.pt`` (a run folder)."""
+    """``path`` itself if it is a file, else the checkpoint in the run folder ``path``
+    (``checkpoint.safetensors``, or an earlier version's ``checkpoint.pt``)."""
     p = Path(path)
-    return p / CHECKPOINT_NAME if p.is_dir() else p
+    if not p.is_dir():
+        return p
+    if not (p / CHECKPOINT_NAME).exists() and (p / LEGACY_CHECKPOINT_NAME).is_file():
+        return p / LEGACY_CHECKPOINT_NAME
+    return p / CHECKPOINT_NAME
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether the folder ``run_dir`` holds a checkpoint (of this or an earlier version)."""
+    return checkpoint_path(run_dir).is_file() and Path(run_dir).is_dir()
+
+
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu").contiguous()
+
+
+def checkpoint_bytes(ckpt: Checkpoint) -> bytes:
+    """The safetensors file of ``ckpt`` (tensors, plus the rest as JSON in the metadata)."""
+    from safetensors.torch import save
+
+    tensors = {f"params.{n}": _cpu(t) for n, t in ckpt.params.items()}
+    tensors |= {f"exp_avg.{n}": _cpu(t) for n, t in ckpt.optimizer.exp_avg.items()}
+    tensors |= {f"exp_avg_sq.{n}": _cpu(t) for n, t in ckpt.optimizer.exp_avg_sq.items()}
+    tensors["rng_state"] = _cpu(ckpt.rng_state)
+    state = {"config": ckpt.config.to_dict(), "step": ckpt.step, "adam_step": ckpt.optimizer.step,
+             "diverged": list(ckpt.diverged), "rows": ckpt.rows}
+    # allow_nan: a diverged model's metric rows hold NaN; Python's json reads it back as NaN.
+    metadata = {"format": FORMAT, "version": str(VERSION), "state": json.dumps(state, allow_nan=True)}
+    return save(tensors, metadata=metadata)
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": ckpt.config.to_dict(),
-        "step": ckpt.step,
-        "params": {n: t.detach().cpu() for n, t in ckpt.params.items()},
-        "adam_step": ckpt.optimizer.step,
-        "exp_avg": {n: t.cpu() for n, t in ckpt.optimizer.exp_avg.items()},
-        "exp_avg_sq": {n: t.cpu() for n, t in ckpt.optimizer.exp_avg_sq.items()},
-        "rng_state": ckpt.rng_state,
-        "diverged": list(ckpt.diverged),
-        "rows": ckpt.rows,
-    }
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, checkpoint_bytes(ckpt))
+
+
+def _corrupt(path: Path, exc: BaseException) -> RunError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RunError(f"checkpoint {path} is corrupt or unreadable ({reason[:120]}); "
+                    "delete it to start over, or use another --out")
+
+
+def _read_safetensors(path: Path, data: bytes) -> dict[str, Any]:
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+        header_len = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for bad bytes
+        raise _corrupt(path, exc) from None
+    if metadata.get("format") != FORMAT:
+        raise RunError(f"checkpoint {path} is not a circeff engine checkpoint")
+    if metadata.get("version") != str(VERSION):
+        raise RunError(f"checkpoint {path} has format version {metadata.get('version')}, expected {VERSION}")
+    try:
+        state = json.loads(metadata["state"])
+    except (KeyError, ValueError) as exc:
+        raise _corrupt(path, exc) from None
+    payload = dict(state, format=FORMAT, version=VERSION)
+    for group in ("params", "exp_avg", "exp_avg_sq"):
+        payload[group] = {k.split(".", 1)[1]: t for k, t in tensors.items() if k.startswith(group + ".")}
+    if "rng_state" in tensors:
+        payload["rng_state"] = tensors["rng_state"]
+    return payload
 
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RunError(f"checkpoint {path}: no such file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunError(f"checkpoint {path} is corrupt or unreadable ({reason[:120]}); "
-                       "delete it to start over, or use another --out") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise RunError(f"checkpoint {path} is not a circeff engine checkpoint")
-    if payload.get("version") != VERSION:
-        raise RunError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _corrupt(path, exc) from None
+    payload = _read_legacy(path, data) if data[:4] == _ZIP_MAGIC else _read_safetensors(path, data)
     missing = [k for k in ("config", "step", "params", "adam_step", "exp_avg", "exp_avg_sq", "rng_state",
                            "diverged", "rows") if k not in payload]
     if missing or any(n not in payload["params"] for n in WEIGHT_NAMES):
         raise RunError(f"checkpoint {path} is incomplete (missing {', '.join(missing) or 'weights'})")
+    return payload
+
+
+def _read_legacy(path: Path, data: bytes) -> dict[str, Any]:
+    """A version-1 checkpoint (torch zip; ``weights_only=True`` unpickles tensors and containers only)."""
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise _corrupt(path, exc) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise RunError(f"checkpoint {path} is not a circeff engine checkpoint")
+    if payload.get("version") != _LEGACY_VERSION:
+        raise RunError(f"checkpoint {path} has format version {payload.get('version')}, expected {VERSION}")
     return payload
 
 

@@ -1,4 +1,4 @@
-"""Train a batch of E one-layer transformers with full-batch AdamW (SPEC section 6, Appendix A).
+"""Train a batch of E one-layer transformers with full-batch AdamW (the paper's Section 4 and Appendix A).
 
 Read :func:`train` from top to bottom: build the data, start (fresh, from another run's
 weights, or from this run's checkpoint), then repeat {loss and gradients of every model,
@@ -9,8 +9,13 @@ Outputs in the run folder:
 - ``config.json``: the :class:`TrainConfig`.
 - ``metrics.csv``: one row per model every ``log_every`` steps (columns
   :data:`circeff.empirical.metrics.METRIC_COLUMNS`); written at every checkpoint and at the end.
-- ``checkpoint.pt``: see :mod:`circeff.empirical.checkpoint`; the last one is the final state.
+- ``checkpoint.safetensors``: see :mod:`circeff.empirical.checkpoint`; the last one is the final state.
 - ``summary.json``: per model the final metrics, divergence step, and the wall time.
+- ``tensorboard/`` (with ``tensorboard=True``): the same metrics as TensorBoard event files,
+  for looking at; metrics.csv stays the record the package reads.
+
+Without a progress bar, a line with the step, the elapsed time and an ETA goes to stderr every
+``eta_every_s`` seconds (5 minutes by default), so a long run is never silent.
 
 Divergence (a non-finite loss or gradient), per model: with ``nan_policy="freeze"`` the model
 keeps the weights at which its loss was first non-finite, is excluded from updates, and its
@@ -21,8 +26,9 @@ RunError naming the step. With ``nan_policy="stop"`` the first divergence saves 
 
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +39,7 @@ from tqdm.auto import tqdm
 from circeff.empirical.checkpoint import (
     CHECKPOINT_NAME,
     Checkpoint,
+    checkpoint_path,
     load_checkpoint,
     save_checkpoint,
 )
@@ -202,6 +209,63 @@ def _resolve_device(name: str) -> torch.device:
 
 
 # ---------------------------------------------------------------------------------------------
+# Telling the user: an ETA line when there is no progress bar, TensorBoard when asked
+# ---------------------------------------------------------------------------------------------
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass
+class EtaLog:
+    """One line ``train: step s/S (x%), elapsed h:mm:ss, ETA h:mm:ss`` every ``every_s`` seconds."""
+
+    total: int
+    start_step: int
+    every_s: float
+    enabled: bool = True
+    t0: float = field(default_factory=time.perf_counter)
+    last: float = field(default_factory=time.perf_counter)
+
+    def update(self, step: int) -> None:
+        now = time.perf_counter()
+        if not self.enabled or now - self.last < self.every_s or step <= self.start_step:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        eta = elapsed / (step - self.start_step) * (self.total - step)
+        print(f"train: step {step}/{self.total} ({100 * step / self.total:.0f}%), elapsed {_clock(elapsed)}, "
+              f"ETA {_clock(eta)}", file=sys.stderr, flush=True)
+
+
+TENSORBOARD_DIR = "tensorboard"
+_TB_SCALARS = ("train_loss", "test_loss", "train_acc", "test_acc", "param_norm")
+
+
+def _require_tensorboard() -> None:
+    try:
+        import torch.utils.tensorboard  # noqa: F401  (imports the tensorboard package)
+    except ImportError:
+        raise ConfigError("tensorboard", "needs the tensorboard package: "
+                          "pip install 'circuit-efficiency[tensorboard]'") from None
+
+
+def _tensorboard_writer(out: Path, purge_step: int | None):  # noqa: ANN202 - SummaryWriter when installed
+    from torch.utils.tensorboard import SummaryWriter
+
+    # purge_step: on resume, events after the checkpoint (written before a kill) are dropped.
+    return SummaryWriter(log_dir=str(out / TENSORBOARD_DIR), purge_step=purge_step)
+
+
+def _log_tensorboard(writer, rows: list[dict]) -> None:  # noqa: ANN001
+    for row in rows:
+        for name in _TB_SCALARS:
+            value = row.get(name, "")
+            if value != "":
+                writer.add_scalar(f"model_{row['model']}/{name}", float(value), row["step"])
+
+
+# ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
@@ -227,7 +291,8 @@ class RunResult:
         return [last[k] for k in sorted(last)]
 
 
-def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> RunResult:
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, *,
+          tensorboard: bool = False, eta_every_s: float = 300.0) -> RunResult:
     """Train ``config.n_models`` models together; write metrics, checkpoints and a summary.
 
     Args:
@@ -237,7 +302,10 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
             on the CPU; on CUDA the backward of the gathers adds with atomics, so a resumed
             run agrees to float rounding). A folder that holds a checkpoint is never
             overwritten without ``resume``; without a checkpoint, ``resume`` starts at step 0.
-        progress: show a progress bar (step, mean train and test accuracy) on stderr.
+        progress: show a progress bar (step, mean train and test accuracy) on stderr; without
+            it, one ETA line every ``eta_every_s`` seconds.
+        tensorboard: also write the metrics as TensorBoard events in ``out_dir/tensorboard``
+            (needs the ``tensorboard`` package).
 
     Raises:
         ConfigError: a device that is not there, an unusable ``init_from``.
@@ -246,29 +314,40 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
     """
     t0 = time.perf_counter()
     device = _resolve_device(config.device)
+    if tensorboard:
+        _require_tensorboard()  # before anything is written
     out = ensure_dir(out_dir)
     ckpt_file = out / CHECKPOINT_NAME
     data = build_training_data(make_dataset(config.task), config, device)
 
-    if ckpt_file.exists() and not resume:
-        raise RunError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it, or use another --out")
-    if resume and ckpt_file.exists():
-        state = load_checkpoint(ckpt_file, device, expected=config)
+    existing = checkpoint_path(out)  # this version's checkpoint, or an earlier version's
+    if existing.is_file() and not resume:
+        raise RunError(f"{out} already holds a run ({existing.name}); pass --resume to continue it, or use another --out")
+    if resume and existing.is_file():
+        state = load_checkpoint(existing, device, expected=config)
         state.config = config
         torch.set_rng_state(state.rng_state)
     else:
         state = _fresh_start(config, device)
     write_json(out / "config.json", config.to_dict())
+    writer = _tensorboard_writer(out, state.step if state.step else None) if tensorboard else None
+    logged = len(state.rows) if state.step else 0  # rows already sent to TensorBoard
 
     def save() -> None:
+        nonlocal logged
         state.rng_state = torch.get_rng_state()
         save_checkpoint(ckpt_file, state)
         write_csv(out / "metrics.csv", state.rows, fieldnames=METRIC_COLUMNS)
+        if writer is not None:
+            _log_tensorboard(writer, state.rows[logged:])
+            logged = len(state.rows)
+            writer.flush()
 
     weight_decay = torch.tensor([r.weight_decay for r in config.runs], dtype=torch.float64, device=device)
     active = torch.tensor([d is None for d in state.diverged], device=device)
     bar = tqdm(total=config.steps, initial=min(state.step, config.steps), desc="train", unit="step",
                disable=not progress, dynamic_ncols=True)
+    eta = EtaLog(config.steps, state.step, eta_every_s, enabled=not progress)
     if state.step == 0 and not state.rows:
         state.rows += evaluate(state.params, data, config, 0, state.diverged)
 
@@ -305,6 +384,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
                    active=None if all_active else active)
         state.step += 1
         bar.update(1)
+        eta.update(state.step)
 
         if state.step % config.log_every == 0 or state.step == config.steps:
             state.rows += evaluate(state.params, data, config, state.step, state.diverged)
@@ -318,6 +398,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
 
     if not ckpt_file.exists():  # steps == 0: still leave a complete run folder
         save()
+    if writer is not None:
+        writer.close()
     wall = time.perf_counter() - t0
     result = RunResult(config, out, state.step, tuple(state.rows), tuple(state.diverged), wall)
     write_json(out / "summary.json", {

@@ -24,9 +24,30 @@ def _fmt(x: float) -> str:
     return "nan" if x != x else f"{x:.4g}"
 
 
+def _print_table(results) -> None:  # noqa: ANN001 - list of ModelCircuits
+    """One row per model; the correct logit splits as G (trig) + M (mem) on train and test."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    columns = ("model", "seed", "wd", "D", "step", "norm", "train_acc", "test_acc", "trig share",
+               "key frequencies", "logit train", "G train", "M train", "logit test", "G test", "M test")
+    for name in columns:
+        table.add_column(name, justify="left" if name == "key frequencies" else "right")
+    for m in results:
+        p = m.proxies
+        table.add_row(f"{m.model}{' (random labels)' if m.random_labels else ''}", str(m.seed),
+                      f"{m.weight_decay:g}", str(m.train_size), str(m.step), f"{m.param_norm:.4g}",
+                      _fmt(m.train_acc), _fmt(m.test_acc), f"{m.trig_share:.4f}",
+                      ",".join(str(k) for k in m.key_frequencies), _fmt(m.correct_logit_train),
+                      _fmt(p.trig_train), _fmt(p.mem_train), _fmt(m.correct_logit_test), _fmt(p.trig_test),
+                      _fmt(p.mem_test))
+    Console(width=250, soft_wrap=True).print(table)
+
+
 @app.command("fourier")
 def fourier(
-    run_dir: Path = typer.Argument(..., help="Run folder of circeff train (holds checkpoint.pt)."),
+    run_dir: Path = typer.Argument(..., help="Run folder of circeff train (holds its checkpoint)."),
     model: Optional[int] = typer.Option(None, "--model", help="Only this model of the batch (default: all)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
 ) -> None:
@@ -35,15 +56,7 @@ def fourier(
     from circeff.io import write_json
 
     results = analyse_run(run_dir, None if model is None else [model])
-    for m in results:
-        p = m.proxies
-        typer.echo(
-            f"model {m.model} (seed {m.seed}, wd {m.weight_decay:g}, D {m.train_size}, step {m.step}"
-            f"{', random labels' if m.random_labels else ''}): norm {m.param_norm:.4g}, "
-            f"train_acc {_fmt(m.train_acc)}, test_acc {_fmt(m.test_acc)}, trig share {m.trig_share:.4f}, "
-            f"key frequencies {list(m.key_frequencies)}; correct logit train {_fmt(m.correct_logit_train)} "
-            f"= G {_fmt(p.trig_train)} + M {_fmt(p.mem_train)}; test {_fmt(m.correct_logit_test)} "
-            f"= G {_fmt(p.trig_test)} + M {_fmt(p.mem_test)}")
+    _print_table(results)
     if json_path is not None:
         from circeff.analysis.stats import to_plain
         write_json(json_path, to_plain({"run_dir": str(run_dir), "models": [

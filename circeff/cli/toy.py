@@ -1,4 +1,4 @@
-"""`circeff toy` commands: the subweight toy model of Appendix C (SPEC section 5).
+"""`circeff toy` commands: the subweight toy model of Appendix C.
 
 Every command writes machine-readable JSON (and a PNG where there is a figure) atomically
 into the folder the user names. Bad values end as one line naming the option.
@@ -20,6 +20,7 @@ app = typer.Typer(help="The toy model of Appendix C: two lookup-table circuits, 
                        "weight decay.", no_args_is_help=True)
 
 _DEFAULT_STEPS = 50_000
+MAX_STEPS = 10**9  # far beyond any toy run (the paper's use 1e5); a typo of extra digits is refused
 
 
 def _option_name(field: str) -> str:
@@ -60,7 +61,7 @@ def run_cmd(
     q: float = typer.Option(2.0, "--q", help="weight-decay norm exponent"),
     alpha: float = typer.Option(0.005, "--alpha", help="weight-decay strength"),
     lr: float = typer.Option(0.01, "--lr", help="learning rate"),
-    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", help="gradient steps"),
+    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", min=0, max=MAX_STEPS, help="gradient steps"),
     w_g1: float = typer.Option(0.0, "--w-g1", help="initial w_G1"),
     w_g2: float = typer.Option(0.005, "--w-g2", help="initial w_G2 (G's speed)"),
     w_m1: float = typer.Option(0.0, "--w-m1", help="initial w_M1"),
@@ -86,7 +87,7 @@ def run_cmd(
 @app.command("figure2")
 def figure2_cmd(
     out: Path = typer.Option(..., "--out", help="folder for fig2.png and fig2.json"),
-    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", help="gradient steps per panel"),
+    steps: int = typer.Option(_DEFAULT_STEPS, "--steps", min=0, max=MAX_STEPS, help="gradient steps per panel"),
     n_record: int = typer.Option(200, "--n-record", help="recorded steps per curve"),
 ) -> None:
     """Figure 2: (a) all ingredients, (b) G less efficient, (c) no slow/fast difference."""
@@ -114,7 +115,7 @@ def phase_cmd(
     w_ratio_min: float = typer.Option(1e-3, "--w-ratio-min", help="smallest w_G2(0) / w_M2(0)"),
     w_ratio_max: float = typer.Option(1.0, "--w-ratio-max", help="largest w_G2(0) / w_M2(0)"),
     n_w: int = typer.Option(19, "--n-w", help="grid points in w_G2 / w_M2 (log-spaced)"),
-    steps: int = typer.Option(100_000, "--steps", help="gradient steps per cell"),
+    steps: int = typer.Option(100_000, "--steps", min=0, max=MAX_STEPS, help="gradient steps per cell"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="progress bar"),
 ) -> None:
     """Phase diagram: grokking delay and final test loss over efficiency x speed ratios."""
@@ -159,8 +160,8 @@ LawBeta = Annotated[float, typer.Option("--beta", help="P_M(D) = P_M_ref (D / D_
 @app.command("ungrok")
 def ungrok_cmd(
     out: Path = typer.Option(..., "--out", help="folder for ungrok.png and ungrok.json"),
-    pretrain_steps: int = typer.Option(50_000, "--pretrain-steps", help="steps at D_ref (grokking)"),
-    steps: int = typer.Option(100_000, "--steps", help="steps at each smaller D"),
+    pretrain_steps: int = typer.Option(50_000, "--pretrain-steps", min=0, max=MAX_STEPS, help="steps at D_ref (grokking)"),
+    steps: int = typer.Option(100_000, "--steps", min=0, max=MAX_STEPS, help="steps at each smaller D"),
     d_ratios: Optional[str] = typer.Option(None, "--d-ratios", help="D / D_crit values, e.g. 0.25,0.5,2"),
     p_g: LawPG = 1.0,
     p_m_ref: LawPMRef = 2.0,
@@ -184,7 +185,7 @@ def ungrok_cmd(
 @app.command("semigrok")
 def semigrok_cmd(
     out: Path = typer.Option(..., "--out", help="folder for semigrok.png and semigrok.json"),
-    steps: int = typer.Option(200_000, "--steps", help="steps from scratch at each D"),
+    steps: int = typer.Option(200_000, "--steps", min=0, max=MAX_STEPS, help="steps from scratch at each D"),
     d_ratios: Optional[str] = typer.Option(None, "--d-ratios", help="D / D_crit values, e.g. 0.8,1,1.25"),
     q_mixture: float = typer.Option(2.0, "--q-mixture", help="q > kappa: stable mixture"),
     q_sharp: float = typer.Option(1.2, "--q-sharp", help="q <= kappa: comparison (winner takes all)"),

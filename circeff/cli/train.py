@@ -3,7 +3,8 @@
 Options left out come from ``--preset`` (default ``cpu``); see :mod:`circeff.empirical.presets`.
 Lists (``--seeds``, ``--weight-decay``, ``--train-frac``, ``--train-size``) are comma-separated;
 the batch holds one model per combination. Results go to ``--out``: metrics.csv, config.json,
-checkpoint.pt, summary.json. Rerun the same command with ``--resume`` to continue after a kill.
+checkpoint.safetensors, summary.json (and tensorboard/ with ``--tensorboard``). Rerun the same
+command with ``--resume`` to continue after a kill.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.validate import parse_float_list, parse_int_list
 
+# A bound far beyond any run (40 000 steps is the paper's) that still fits every counter.
+MAX_STEPS = 10**9
+
 
 def train(
-    out: Path = typer.Option(..., "--out", help="Run folder (metrics.csv, config.json, checkpoint.pt)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (metrics.csv, config.json, checkpoint.safetensors)."),
     preset: str = typer.Option("cpu", "--preset", help="Defaults for every option left out: cpu or paper."),
     task: Optional[str] = typer.Option(None, "--task", help="add, sub, mul, div, x2_plus_y2, x2_xy_y2, "
                                        "x2_xy_y2_x, x3_xy, div_or_sub, perm."),
     p: Optional[int] = typer.Option(None, "--p", help="Modulus P (group size n! for perm)."),
     train_frac: Optional[str] = typer.Option(None, "--train-frac", help="Training fraction(s) in (0, 1]."),
     train_size: Optional[str] = typer.Option(None, "--train-size", help="Training size(s) D (instead of --train-frac)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Full-batch AdamW steps."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=0, max=MAX_STEPS, help="Full-batch AdamW steps."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Model seeds, e.g. 0,1,2,3."),
     weight_decay: Optional[str] = typer.Option(None, "--weight-decay", help="Weight decay(s), e.g. 1.0 or 0.3,1.0."),
     lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate."),
@@ -42,26 +46,29 @@ def train(
     nan_policy: str = typer.Option("freeze", "--nan-policy", help="freeze (diverged models stop, others go on) or stop."),
     init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this run's final weights."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from --out/checkpoint.pt."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress",
+                                  help="Show a progress bar (without it: an ETA line every 5 minutes)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write TensorBoard event files to "
+                                     "--out/tensorboard (needs the [tensorboard] extra)."),
 ) -> None:
-    """Train batched 1-layer transformers on a binary-operation task (SPEC section 6)."""
+    """Train batched 1-layer transformers on a binary-operation task (the paper's Section 4, Appendix A)."""
     from circeff.empirical.train import train as run_training  # torch is imported only when needed
 
     base = get_preset(preset)
     task_cfg = TaskConfig(name=task if task is not None else base.task, p=p if p is not None else base.p,
                           random_labels=random_labels, label_seed=label_seed)
-    seed_list = parse_int_list("seeds", seeds) if seeds is not None else base.seeds
-    wds = parse_float_list("weight_decay", weight_decay) if weight_decay is not None else (base.weight_decay,)
+    seed_list = parse_int_list("--seeds", seeds) if seeds is not None else base.seeds
+    wds = parse_float_list("--weight-decay", weight_decay) if weight_decay is not None else (base.weight_decay,)
     if train_frac is not None and train_size is not None:
-        raise ConfigError("train_frac", "give --train-frac or --train-size, not both", f"{train_frac} and {train_size}")
-    sizes = parse_int_list("train_size", train_size) if train_size is not None else None
-    fracs = None if sizes is not None else (parse_float_list("train_frac", train_frac) if train_frac is not None
+        raise ConfigError("--train-frac", "give --train-frac or --train-size, not both", f"{train_frac} and {train_size}")
+    sizes = parse_int_list("--train-size", train_size) if train_size is not None else None
+    fracs = None if sizes is not None else (parse_float_list("--train-frac", train_frac) if train_frac is not None
                                             else (base.train_frac,))
     if device.startswith("cuda"):
         import torch
         if not torch.cuda.is_available():
-            raise ConfigError("device", "cuda is not available on this machine; use cpu", device)
+            raise ConfigError("--device", "cuda is not available on this machine; use cpu", device)
     config = TrainConfig.grid(
         task_cfg, seed_list, weight_decays=wds, train_fracs=fracs, train_sizes=sizes, data_seed=data_seed,
         steps=steps if steps is not None else base.steps, lr=lr if lr is not None else base.lr,
@@ -70,13 +77,41 @@ def train(
         device=device, chunk_size=chunk_size, block_size=block_size, nan_policy=nan_policy,
         init_from=str(init_from) if init_from is not None else None)
 
-    result = run_training(config, out, resume=resume, progress=progress)
+    if resume:
+        from circeff.empirical.checkpoint import has_checkpoint
+
+        if not has_checkpoint(out):
+            if not (out / "config.json").is_file():
+                raise ConfigError("--resume", f"{out} holds no run to resume; drop --resume to start one there")
+            # a run killed before its first checkpoint: its config is there, its steps are not
+            typer.echo(f"{out}: no checkpoint yet, starting the run from step 0", err=True)
+
+    result = run_training(config, out, resume=resume, progress=progress, tensorboard=tensorboard)
 
     typer.echo(f"{config.n_models} model(s), {result.step} steps, {result.wall_time_s:.1f} s -> {out}")
     from circeff.empirical.metrics import milestones  # imports torch: only once something trained
 
-    for m in milestones(result.rows):
-        test = m["final_test_acc"]
-        typer.echo(f"  model {m['model']} seed {m['seed']} wd {m['weight_decay']} D {m['train_size']}: "
-                   f"train_acc {m['final_train_acc']:.3f} test_acc {test if test == '' else f'{test:.3f}'} "
-                   f"memorised@{m['memorised_at']} generalised@{m['generalised_at']} [{m['status']}]")
+    print_milestones(milestones(result.rows))
+
+
+def _step(value: object) -> str:
+    return "not yet" if value is None else str(value)
+
+
+def _acc(value: object) -> str:
+    return "-" if value == "" or value is None else f"{value:.3f}"
+
+
+def print_milestones(rows: list[dict]) -> None:
+    """One table row per model: final accuracies and the steps it memorised and generalised at."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for name in ("model", "seed", "wd", "D", "train_acc", "test_acc", "memorised at", "generalised at", "status"):
+        table.add_column(name, justify="left" if name == "status" else "right")
+    for m in rows:
+        table.add_row(str(m["model"]), str(m["seed"]), f"{m['weight_decay']:g}", str(m["train_size"]),
+                      _acc(m["final_train_acc"]), _acc(m["final_test_acc"]), _step(m["memorised_at"]),
+                      _step(m["generalised_at"]), m["status"])
+    Console(width=200, soft_wrap=True).print(table)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from circeff.empirical.checkpoint import load_checkpoint, load_params, save_checkpoint
+from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_params, save_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, milestones
 from circeff.empirical.model import WEIGHT_NAMES, model_params
@@ -137,7 +137,7 @@ def test_resume_from_a_kill_between_checkpoints_repeats_only_the_lost_steps(tmp_
     ckpt = load_checkpoint(tmp_path / "killed")
     # rewind the final checkpoint to the periodic one at step 10, as a kill would have left it
     train(_config(steps=10), tmp_path / "at10", progress=False)
-    save_checkpoint(tmp_path / "killed" / "checkpoint.pt", load_checkpoint(tmp_path / "at10"))
+    save_checkpoint(tmp_path / "killed" / CHECKPOINT_NAME, load_checkpoint(tmp_path / "at10"))
     assert ckpt.step == 13
     train(_config(steps=20), tmp_path / "killed", resume=True, progress=False)
     assert (tmp_path / "straight" / "metrics.csv").read_bytes() == (tmp_path / "killed" / "metrics.csv").read_bytes()
@@ -145,7 +145,7 @@ def test_resume_from_a_kill_between_checkpoints_repeats_only_the_lost_steps(tmp_
 
 def test_corrupt_checkpoint_is_a_clear_error_not_a_restart(tmp_path):
     train(_config(steps=10), tmp_path, progress=False)
-    path = tmp_path / "checkpoint.pt"
+    path = tmp_path / CHECKPOINT_NAME
     good = path.read_bytes()
     for bad in (b"not a checkpoint", good[: len(good) // 2]):
         path.write_bytes(bad)
@@ -231,3 +231,83 @@ def test_small_modular_addition_memorises_first_then_generalises(tmp_path):
     m = milestones(train(cfg, tmp_path, progress=False).rows)[0]
     assert m["memorised_at"] is not None and m["generalised_at"] is not None
     assert m["memorised_at"] < m["generalised_at"]
+
+
+# ---- pickle-free checkpoints, ETA, TensorBoard ----------------------------------------------------
+def test_checkpoint_is_safetensors_readable_without_unpickling(tmp_path):
+    """Weights, AdamW moments and the RNG state are safetensors tensors; the rest is JSON metadata."""
+    import json
+
+    from safetensors import safe_open
+
+    train(_config(steps=10), tmp_path, progress=False)
+    path = tmp_path / CHECKPOINT_NAME
+    assert path.read_bytes()[:2] != b"PK"  # not a torch zip (pickle) file
+    with safe_open(str(path), "pt") as fh:
+        keys, meta = set(fh.keys()), fh.metadata()
+        assert fh.get_tensor("rng_state").dtype == torch.uint8
+    assert keys == ({f"{g}.{n}" for g in ("params", "exp_avg", "exp_avg_sq") for n in WEIGHT_NAMES} | {"rng_state"})
+    state = json.loads(meta["state"])
+    assert state["step"] == state["adam_step"] == 10 and state["config"] == read_json(tmp_path / "config.json")
+
+
+def test_a_version_1_torch_checkpoint_still_loads(tmp_path):
+    """Runs written before the safetensors format (checkpoint.pt) still resume and analyse."""
+    import io
+
+    from circeff.empirical.checkpoint import LEGACY_CHECKPOINT_NAME
+
+    train(_config(steps=10), tmp_path / "new", progress=False)
+    ckpt = load_checkpoint(tmp_path / "new")
+    legacy = {"format": "circeff-engine-checkpoint", "version": 1, "config": ckpt.config.to_dict(), "step": ckpt.step,
+              "params": ckpt.params, "adam_step": ckpt.optimizer.step, "exp_avg": ckpt.optimizer.exp_avg,
+              "exp_avg_sq": ckpt.optimizer.exp_avg_sq, "rng_state": ckpt.rng_state, "diverged": ckpt.diverged,
+              "rows": ckpt.rows}
+    (tmp_path / "old").mkdir()
+    buf = io.BytesIO()
+    torch.save(legacy, buf)
+    (tmp_path / "old" / LEGACY_CHECKPOINT_NAME).write_bytes(buf.getvalue())
+    old = load_checkpoint(tmp_path / "old")
+    assert old.step == 10 and all(torch.equal(old.params[n], ckpt.params[n]) for n in WEIGHT_NAMES)
+    train(_config(steps=20), tmp_path / "old", resume=True, progress=False)
+    train(_config(steps=20), tmp_path / "new", resume=True, progress=False)
+    assert (tmp_path / "old" / "metrics.csv").read_bytes() == (tmp_path / "new" / "metrics.csv").read_bytes()
+
+
+def test_without_a_progress_bar_an_eta_line_is_printed(tmp_path, capsys):
+    train(_config(steps=6), tmp_path / "quiet", progress=False, eta_every_s=0.0)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("train: step")]
+    assert len(lines) == 6 and lines[-1].startswith("train: step 6/6 (100%)") and "ETA 0:00:00" in lines[-1]
+    train(_config(steps=6), tmp_path / "default", progress=False)  # every 5 minutes: none in a short run
+    assert "train: step" not in capsys.readouterr().err
+
+
+def test_tensorboard_events_hold_the_metrics_csv_values(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (the [tensorboard] extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result = train(_config(steps=10), tmp_path, progress=False, tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    logged = [(e.step, e.value) for e in events.Scalars("model_1/train_acc")]
+    expected = [(r["step"], r["train_acc"]) for r in result.rows if r["model"] == 1]
+    assert [s for s, _ in logged] == [s for s, _ in expected]
+    assert [v for _, v in logged] == pytest.approx([v for _, v in expected], abs=1e-6)
+
+
+def test_tensorboard_missing_is_a_one_line_config_error_before_anything_is_written(tmp_path, monkeypatch):
+    import builtins
+
+    from circeff.errors import ConfigError
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith(("torch.utils.tensorboard", "tensorboard")):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(ConfigError, match=r"^tensorboard: needs the tensorboard package"):
+        train(_config(steps=2), tmp_path / "x", progress=False, tensorboard=True)
+    assert not (tmp_path / "x").exists()

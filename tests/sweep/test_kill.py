@@ -46,16 +46,17 @@ def _last_step(metrics_glob: list[Path]) -> int:
 
 
 def kill_and_rerun(cmd: list[str], progress: callable, kill_steps: list[int], rng: random.Random,
-                   timeout_s: float = 120.0) -> list[int]:
-    """Run ``cmd``; SIGKILL it once training passed each of ``kill_steps`` (plus a random
-    jitter), rerunning the same command after each kill; finally let it finish.
+                   timeout_s: float = 120.0, first_cmd: list[str] | None = None) -> list[int]:
+    """Run ``first_cmd`` (default ``cmd``); SIGKILL it once training passed each of ``kill_steps``
+    (plus a random jitter), rerunning ``cmd`` after each kill; finally let it finish.
 
     Returns the last logged step seen at each kill (the kill points survived).
     """
     survived = []
-    for target in kill_steps:
+    for i, target in enumerate(kill_steps):
         start = progress()
-        proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        attempt = first_cmd if i == 0 and first_cmd is not None else cmd
+        proc = subprocess.Popen(attempt, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
         # Every attempt trains at least one logged step before it is killed, so that each
         # kill point lies inside training, and not only in start-up.
@@ -99,17 +100,19 @@ def test_kill_9_sweep_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
 
 
 def test_kill_9_circeff_train_at_5_random_points_then_rerun_is_bit_identical(tmp_path):
-    def cmd(out):
-        return [sys.executable, "-m", "circeff.cli.main", "train", "--out", str(out), "--task", "add", "--p", "7",
+    def cmd(out, resume=True):
+        return [sys.executable, "-m", "circeff", "train", "--out", str(out), "--task", "add", "--p", "7",
                 "--train-frac", "0.5", "--steps", str(STEPS), "--seeds", "0,1", "--log-every", "2",
-                "--checkpoint-every", "2", "--no-progress", "--resume"]
+                "--checkpoint-every", "2", "--no-progress", *(["--resume"] if resume else [])]
 
-    whole = subprocess.run(cmd(tmp_path / "whole"), env=_env(), capture_output=True, text=True)
+    whole = subprocess.run(cmd(tmp_path / "whole", resume=False), env=_env(), capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     rng = random.Random(5)
     kill_steps = sorted(rng.sample(KILL_RANGE, N_KILLS))
     cut = tmp_path / "cut"
-    survived = kill_and_rerun(cmd(cut), lambda: _last_step([cut / "metrics.csv"]), kill_steps, rng)
+    # the first attempt starts the run; every rerun after a kill continues it with --resume
+    survived = kill_and_rerun(cmd(cut), lambda: _last_step([cut / "metrics.csv"]), kill_steps, rng,
+                              first_cmd=cmd(cut, resume=False))
     assert len(survived) >= N_KILLS
     print(f"circeff train: kill -9 points survived: {len(survived)} (last logged step at each: {survived})")
     assert (tmp_path / "whole" / "metrics.csv").read_bytes() == (cut / "metrics.csv").read_bytes()
