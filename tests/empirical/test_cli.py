@@ -16,7 +16,7 @@ def test_train_command_writes_metrics_config_and_checkpoint(tmp_path, capsys):
     code = run(["train", "--task", "add", "--train-frac", "0.5", "--seeds", "0,1", "--weight-decay", "1.0,0.5",
                 "--out", str(out), *SMALL])
     assert code == 0
-    assert {p.name for p in out.iterdir()} >= {"metrics.csv", "config.json", "checkpoint.pt", "summary.json"}
+    assert {p.name for p in out.iterdir()} >= {"metrics.csv", "config.json", "checkpoint.safetensors", "summary.json"}
     config = read_json(out / "config.json")
     assert [(r["seed"], r["weight_decay"]) for r in config["runs"]] == [(0, 1.0), (1, 1.0), (0, 0.5), (1, 0.5)]
     assert config["task"] == {"name": "add", "p": 11, "random_labels": False, "label_seed": 0}
@@ -59,11 +59,11 @@ def test_bad_input_is_one_line_naming_the_field(tmp_path, capsys, args, field):
     code = run(["train", "--p", "11", "--out", str(tmp_path / "x"), "--no-progress", *args])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.startswith(f"error: {field}:") and err.count("\n") == 1
+    assert err.startswith(f"error: --{field.replace('_', '-')}:") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_is_one_line(tmp_path, capsys):
     assert run(["train", "--device", "cuda", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
-    assert capsys.readouterr().err.startswith("error: device: cuda is not available")
+    assert capsys.readouterr().err.startswith("error: --device: cuda is not available")

@@ -88,7 +88,7 @@ def test_settling_moves_each_network_along_its_curve(tiny_run):
 
 def test_rerun_skips_finished_training_and_settling(tiny_run):
     out, first = tiny_run
-    files = [out / c / name for c in ("M", "G") for name in ("checkpoint.pt", LADDER_NAME)]
+    files = [out / c / name for c in ("M", "G") for name in ("checkpoint.safetensors", LADDER_NAME)]
     stamps = [f.stat().st_mtime_ns for f in files]
     again = run_efficiency(TINY, out, progress=False)
     assert [f.stat().st_mtime_ns for f in files] == stamps
@@ -184,5 +184,5 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, args, field):
     code = run(["experiment", "efficiency", "--preset", "quick", "--out", str(tmp_path / "x"), "--no-progress", *args])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert err.startswith(f"error: {field}:") and err.count("\n") == 1
+    assert err.startswith(f"error: --{field.replace('_', '-')}:") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()  # nothing trained on bad input

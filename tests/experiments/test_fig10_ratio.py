@@ -19,7 +19,7 @@ TINY = Fig10Config(base=BASE, sizes=(10, 30, 60, 100), decay_budget=40.0, log_ev
 
 def test_fig10a_writes_ratios_verdict_and_figures(tmp_path):
     r = run_fig10(TINY, tmp_path, progress=False)
-    for name in ("fig10.csv", "fig10.json", "fig10a.png", "fig10b.png", "runs/checkpoint.pt", "base/checkpoint.pt"):
+    for name in ("fig10.csv", "fig10.json", "fig10a.png", "fig10b.png", "runs/checkpoint.safetensors", "base/checkpoint.safetensors"):
         assert (tmp_path / name).is_file(), name
     rows = pd.read_csv(tmp_path / "fig10.csv")
     assert list(rows.columns) == FIG10_COLUMNS and len(rows) == 8
@@ -30,9 +30,9 @@ def test_fig10a_writes_ratios_verdict_and_figures(tmp_path):
     summary = json.loads((tmp_path / "fig10.json").read_text())
     assert isinstance(summary["verdict"]["holds"], bool)
     assert summary["verdict"]["n_D"] == 4
-    stamp = (tmp_path / "runs" / "checkpoint.pt").stat().st_mtime_ns
+    stamp = (tmp_path / "runs" / "checkpoint.safetensors").stat().st_mtime_ns
     again = run_fig10(TINY, tmp_path, progress=False)
-    assert (tmp_path / "runs" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert (tmp_path / "runs" / "checkpoint.safetensors").stat().st_mtime_ns == stamp
     assert again.verdict.rho.value == pytest.approx(r.verdict.rho.value)
 
 

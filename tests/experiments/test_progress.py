@@ -59,9 +59,9 @@ def test_segments_are_the_same_run_as_one_uninterrupted_run(progress_run, tmp_pa
 
 def test_rerun_skips_finished_segments_and_no_resume_refuses(progress_run):
     out, _ = progress_run
-    before = (out / "checkpoint.pt").stat().st_mtime_ns
+    before = (out / "checkpoint.safetensors").stat().st_mtime_ns
     again = run_progress(TINY, out, progress=False)
-    assert (out / "checkpoint.pt").stat().st_mtime_ns == before and len(again.rows) == 4
+    assert (out / "checkpoint.safetensors").stat().st_mtime_ns == before and len(again.rows) == 4
     with pytest.raises(RunError, match="already holds a run"):
         run_progress(TINY, out, progress=False, resume=False)
 
@@ -81,13 +81,14 @@ def test_analyze_progress_and_fourier_commands(progress_run, tmp_path, capsys):
 def _one_line_error(capsys, code: int, field: str) -> None:
     err = capsys.readouterr().err
     assert code == 2, err
-    assert err.startswith(f"error: {field}:") and err.count("\n") == 1
+    name = field if field in ("RUN_DIR", "task") else "--" + field.replace("_", "-")
+    assert err.startswith(f"error: {name}:") and err.count("\n") == 1
 
 
 def test_analyze_bad_input_is_one_line(progress_run, tmp_path, capsys):
     out, _ = progress_run
-    _one_line_error(capsys, run(["analyze", "fourier", str(tmp_path)]), "run_dir")  # no checkpoint
-    _one_line_error(capsys, run(["analyze", "progress", str(tmp_path)]), "run_dir")  # no snapshots
+    _one_line_error(capsys, run(["analyze", "fourier", str(tmp_path)]), "RUN_DIR")  # no checkpoint
+    _one_line_error(capsys, run(["analyze", "progress", str(tmp_path)]), "RUN_DIR")  # no snapshots
     _one_line_error(capsys, run(["analyze", "fourier", str(out), "--model", "3"]), "model")
     sub = tmp_path / "sub"
     assert run(["train", "--task", "sub", "--p", "11", "--train-frac", "0.5", "--seeds", "0", "--steps", "1",

@@ -33,7 +33,7 @@ def test_P4_without_dcrit_or_sizes_is_a_one_line_error(tmp_path):
 def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
     r = run_semigrokking(TINY, tmp_path, dcrit=40.0, progress=False)
     assert r.sizes == (40, 80)
-    for name in ("curves.csv", "classes.csv", "semigrokking.json", "semigrokking.png", "runs/checkpoint.pt"):
+    for name in ("curves.csv", "classes.csv", "semigrokking.json", "semigrokking.png", "runs/checkpoint.safetensors"):
         assert (tmp_path / name).is_file(), name
     curves = pd.read_csv(tmp_path / "curves.csv")
     assert curves["run"].nunique() == 4 == len(r.classes)
@@ -43,9 +43,9 @@ def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
     assert isinstance(summary["verdict"]["holds"], bool)
     assert sum(summary["verdict"]["counts"].values()) == 4
     # rerun: training is skipped (the checkpoint is not rewritten)
-    stamp = (tmp_path / "runs" / "checkpoint.pt").stat().st_mtime_ns
+    stamp = (tmp_path / "runs" / "checkpoint.safetensors").stat().st_mtime_ns
     run_semigrokking(TINY, tmp_path, dcrit=40.0, progress=False)
-    assert (tmp_path / "runs" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert (tmp_path / "runs" / "checkpoint.safetensors").stat().st_mtime_ns == stamp
 
 
 def test_P4_dcrit_computed_on_demand_from_ungrokking(tmp_path):

@@ -37,7 +37,7 @@ def test_P3_equal_decay_budget_not_equal_steps():
 
 def test_P2_ungrokking_writes_rows_json_figure_and_engine_runs(tiny_run):
     out, result = tiny_run
-    for name in ("ungrokking.csv", "ungrokking.json", "ungrokking.png", "base/checkpoint.pt",
+    for name in ("ungrokking.csv", "ungrokking.json", "ungrokking.png", "base/checkpoint.safetensors",
                  "wd_1/metrics.csv", "wd_2/config.json"):
         assert (out / name).is_file(), name
     rows = pd.read_csv(out / "ungrokking.csv")
@@ -67,9 +67,9 @@ def test_P2_continuations_start_from_the_base_networks(tiny_run):
 
 def test_P2_rerun_skips_finished_training(tiny_run):
     out, first = tiny_run
-    before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")}
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.safetensors")}
     again = run_ungrokking(TINY, out, progress=False)
-    assert {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.pt")} == before
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/checkpoint.safetensors")} == before
     pd.testing.assert_frame_equal(again.rows, first.rows)
 
 
