@@ -51,6 +51,7 @@ import pandas as pd
 
 from circeff.analysis.allocation import measured_ratios, pooled_kappa
 from circeff.analysis.stats import Interval, to_plain
+from circeff.empirical.backend import IN_PROCESS, Trainer
 from circeff.empirical.experiments import efficiency as eff
 from circeff.empirical.experiments import fig10 as f10
 from circeff.empirical.experiments import progress as prog
@@ -167,7 +168,7 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
 
     * cpu/quick: P = 23 everywhere (the P1 ``quick`` preset's P), the 64-wide model, lr 3e-3.
     * cpu/full: P = 31 (P1 ``cpu`` preset), more seeds, sizes and steps; ~2 hours on 2 cores.
-    * paper/full: P = 113, the paper's model, lr 1e-3 and grids (SPEC section 6); for a GPU.
+    * paper/full: P = 113, the paper's model, lr 1e-3 and grids (Section 5, Appendix A); for a GPU.
     * paper/quick: the same with a tenth of the steps and fewer seeds (a GPU smoke test).
     """
     if preset not in PRESETS:
@@ -239,8 +240,8 @@ class StageOutcome:
 class _Context:
     """In-memory results shared between the stages of one call (recomputed when skipped)."""
 
-    def __init__(self, config: ReproduceConfig, out: Path, progress: bool) -> None:
-        self.config, self.out, self.progress = config, out, progress
+    def __init__(self, config: ReproduceConfig, out: Path, progress: bool, trainer: Trainer = IN_PROCESS) -> None:
+        self.config, self.out, self.progress, self.trainer = config, out, progress, trainer
         self.outcomes: dict[str, StageOutcome] = {}
         self.efficiency: eff.EfficiencyResult | None = None
         self.fig10_rows: pd.DataFrame | None = None
@@ -286,7 +287,7 @@ def _stage_toy(ctx: _Context, out: Path, o: StageOutcome) -> None:
 
 def _stage_grokking(ctx: _Context, out: Path, o: StageOutcome) -> None:
     cfg = ctx.config.progress
-    result = prog.run_progress(cfg, out, progress=ctx.progress, resume=True)
+    result = prog.run_progress(cfg, out, progress=ctx.progress, resume=True)  # one model: always here
     rows = result.rows
     last = rows.iloc[-1]
     grok = rows[rows["test_acc"] >= 0.95]
@@ -302,7 +303,7 @@ def _stage_grokking(ctx: _Context, out: Path, o: StageOutcome) -> None:
 def _stage_p1(ctx: _Context, out: Path, o: StageOutcome) -> None:
     cfg = ctx.config.efficiency
     o.config = cfg.to_dict()
-    result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True)
+    result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     ctx.efficiency = result
     a = result.analysis
     o.figures = {"Figure 3 analogue: correct logit against parameter norm": ctx.rel(out / "fig3_logit_vs_norm.png"),
@@ -313,7 +314,7 @@ def _stage_p1(ctx: _Context, out: Path, o: StageOutcome) -> None:
 
 
 def _stage_base(ctx: _Context, out: Path, o: StageOutcome) -> None:
-    base = train_base(ctx.config.base, out, progress=ctx.progress, resume=True)
+    base = train_base(ctx.config.base, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     o.config = ctx.config.base.to_dict()
     o.data = {"networks": base.rows.to_dict("records"), "all_g_only": base.all_g_only}
 
@@ -321,7 +322,8 @@ def _stage_base(ctx: _Context, out: Path, o: StageOutcome) -> None:
 def _stage_p2_p3(ctx: _Context, out: Path, o: StageOutcome) -> None:
     cfg = ctx.config.ungrokking
     o.config = cfg.to_dict()
-    r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base")
+    r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
+                           trainer=ctx.trainer)
     o.figures = {"Figures 4/7/10b: final test accuracy after ungrokking against D'": ctx.rel(out / "ungrokking.png")}
     per_wd = {f"{e.weight_decay:g}": e.D_crit.to_dict() for e in r.by_weight_decay}
     o.verdicts["P2"] = {**r.transition.to_dict(), "chance": cfg.base.chance,
@@ -357,7 +359,7 @@ def _stage_p4(ctx: _Context, out: Path, o: StageOutcome) -> None:
     o.config = cfg.to_dict()
     dcrit, source = _dcrit_for_semigrok(ctx)
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
-                              resume=True)
+                              resume=True, trainer=ctx.trainer)
     o.figures = {"Figures 5/6: test accuracy over training, classified": ctx.rel(out / "semigrokking.png")}
     counts = r.verdict.counts
     reason = (f"{counts['semi']} of {r.verdict.n_runs} runs semi-grokked (needs {cfg.min_semi}); "
@@ -372,7 +374,8 @@ def _stage_p4(ctx: _Context, out: Path, o: StageOutcome) -> None:
 def _stage_fig10(ctx: _Context, out: Path, o: StageOutcome) -> None:
     cfg = ctx.config.fig10
     o.config = cfg.to_dict()
-    r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base")
+    r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
+                      trainer=ctx.trainer)
     ctx.fig10_rows = r.rows
     o.figures = {"Figure 10a: G:M correct-logit ratio against D": ctx.rel(out / "fig10a.png"),
                  "Figure 10b: final test accuracy against D (same networks)": ctx.rel(out / "fig10b.png")}
@@ -392,7 +395,8 @@ def _stage_allocation(ctx: _Context, out: Path, o: StageOutcome) -> None:
         if p1 is None or p1.status != "done":
             raise RunError("no P1 fit (the p1 stage failed), so Theorem D.4 has no P_G, P_M, kappa")
         # finished earlier: its networks are reused, only the fit is recomputed
-        ctx.efficiency = eff.run_efficiency(ctx.config.efficiency, ctx.out / "p1", progress=False, resume=True)
+        ctx.efficiency = eff.run_efficiency(ctx.config.efficiency, ctx.out / "p1", progress=False, resume=True,
+                                            trainer=ctx.trainer)
     rows = ctx.fig10_rows
     if rows is None:
         if not (ctx.out / "fig10" / "fig10.csv").is_file():
@@ -532,8 +536,12 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
 
 
 def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True,
-                  command: str = "") -> dict[str, Any]:
-    """Run (or resume) every stage; write ``report.md`` and ``summary.json``; return the summary."""
+                  command: str = "", trainer: Trainer | None = None) -> dict[str, Any]:
+    """Run (or resume) every stage; write ``report.md`` and ``summary.json``; return the summary.
+
+    ``trainer`` trains the engine batches (default: in this process); it changes where they
+    train, never what they compute, so it is not part of the config.
+    """
     from tqdm.auto import tqdm
 
     from circeff.report import write_report  # the markdown writer
@@ -541,7 +549,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
     out = Path(out_dir)
     _prepare_out(out, config, force)
     fingerprint = _fingerprint(config)
-    ctx = _Context(config, out, progress)
+    ctx = _Context(config, out, progress, trainer or IN_PROCESS)
     started = time.perf_counter()
     bar = tqdm(STAGES, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
     for name in bar:

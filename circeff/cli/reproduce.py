@@ -35,7 +35,7 @@ def reproduce(
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
     from circeff.reproduce import reproduce_config, run_reproduce
-    from circeff.sweep.backend import training_executor
+    from circeff.sweep.backend import make_trainer
     from circeff.sweep.executors import EXECUTOR_NAMES
 
     if quick and full:
@@ -62,9 +62,9 @@ def reproduce(
                if scale is None else f"circeff reproduce --scale {chosen} --out {shlex.quote(str(out))}")
     # The executor changes where batches train, never what they compute, so it is not part of
     # the reproduce config (a run started in-process may be finished on SLURM and vice versa).
-    with training_executor(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
-                           gpus_per_node=gpus_per_node):
-        summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command)
+    trainer = make_trainer(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
+                           gpus_per_node=gpus_per_node)
+    summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command, trainer=trainer)
     for key, v in summary["verdicts"].items():
         print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "

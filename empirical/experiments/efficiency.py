@@ -7,7 +7,7 @@ Single-circuit networks, so that all of a network's norm belongs to one circuit:
   Trained at several small D.
 * **G-only**: true labels at D large enough that the network generalises; accepted only when
   the trigonometric share of its (label-centred) logit norm is above ``trig_share_threshold``
-  (SPEC: 0.95). Trained at several large D, all above the grokking threshold: the prediction
+  (the paper's Section 5.1: 0.95). Trained at several large D, all above the grokking threshold: the prediction
   is that G's efficiency does not depend on D, so it is measured where G exists, never below.
 
 Two stages per circuit:
@@ -63,7 +63,7 @@ from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency, 
 from circeff.analysis.stats import to_plain
 from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from circeff.sweep.backend import train_or_reuse
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.circuits import analyse_params
 from circeff.empirical.config import ModelConfig, TrainConfig
 from circeff.empirical.settle import SettleTrace, settle
@@ -115,7 +115,7 @@ class EfficiencyConfig:
             across them; each rung starts from the previous one, smallest first).
         settle_iterations: L-BFGS iterations per model and rung.
         model: architecture (the ``quick`` and ``cpu`` presets use a narrower one; see there).
-        trig_share_threshold: accept a G network above this trig share (SPEC: 0.95).
+        trig_share_threshold: accept a G network above this trig share (the paper's Section 5.1: 0.95).
         convergence_tol: see the module docstring.
         require_convergence: only converged rungs are accepted (default).
         log_every, checkpoint_every: engine logging and checkpoint rhythm.
@@ -229,7 +229,7 @@ EFFICIENCY_PRESETS: dict[str, EfficiencyConfig] = {
         p=31, m_train_sizes=(60, 120, 240, 480), g_train_sizes=(769, 865, 913), seeds=(0, 1, 2),
         steps=3000, lr=3e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=400,
         model=_SMALL_MODEL, log_every=50, checkpoint_every=500),
-    # The paper's scale (SPEC section 6): P = 113, the default architecture, lr 1e-3. Not run
+    # The paper's scale (Section 5): P = 113, the default architecture, lr 1e-3. Not run
     # on CPU; D of G networks are 40-80% of the P^2 = 12769 pairs (above the grokking threshold).
     "paper": EfficiencyConfig(
         p=113, m_train_sizes=(500, 1000, 2000, 4000), g_train_sizes=(5108, 7661, 10215),
@@ -356,7 +356,7 @@ def fit_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
 
 
 def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = True,
-                   resume: bool = True) -> EfficiencyResult:
+                   resume: bool = True, trainer: Trainer | None = None) -> EfficiencyResult:
     """Train (or reuse) the M-only and G-only batches, measure, fit and write everything.
 
     Raises:
@@ -368,7 +368,7 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
     all_rows: list[dict] = []
     for circuit in CIRCUITS:
         run_dir = out / circuit
-        train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume)
+        train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume, trainer=trainer)
         if not resume:
             (run_dir / LADDER_NAME).unlink(missing_ok=True)
         all_rows += [with_flags(config, r) for r in settle_and_measure(config, circuit, run_dir, progress=progress)]

@@ -36,6 +36,7 @@ import pandas as pd
 from circeff.analysis.allocation import AllocationComparison, MonotonicVerdict, compare_allocation, measured_ratios, monotonic_verdict
 from circeff.analysis.efficiency import EfficiencyAnalysis
 from circeff.analysis.plots import plot_allocation, plot_ratio_vs_D, plot_ungrokking, save_figure
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.config import ModelConfig
 from circeff.empirical.experiments.predictions_common import (
@@ -47,7 +48,6 @@ from circeff.empirical.experiments.predictions_common import (
     sizes_below,
     sorted_unique,
     train_base,
-    train_or_reuse,
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
@@ -171,18 +171,19 @@ def _measure(config: Fig10Config, run_dir: Path) -> pd.DataFrame:
 
 
 def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True, resume: bool = True,
-              base_dir: str | Path | None = None) -> Fig10Result:
+              base_dir: str | Path | None = None, trainer: Trainer | None = None) -> Fig10Result:
     """Train (or reuse) the continuations, measure the proxies, write the Figure 10 outputs.
 
     Args:
         base_dir: an existing base run folder of ``config.base`` (default ``out_dir/base``).
     """
     out = ensure_dir(out_dir)
-    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume)
+    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume,
+                      trainer=trainer)
     specs = [(d, config.weight_decay, i) for d in config.sizes for i in config.seed_indices]
     run_dir = out / "runs"
     train_or_reuse(config.base.continuation(specs, config.steps, init_from=base.run_dir, log_every=config.log_every),
-                   run_dir, progress=progress, resume=resume)
+                   run_dir, progress=progress, resume=resume, trainer=trainer)
     rows = _measure(config, run_dir)
     write_csv(out / "fig10.csv", rows.to_dict("records"), fieldnames=FIG10_COLUMNS)
     usable = rows[rows["ratio"].notna()]

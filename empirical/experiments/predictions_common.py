@@ -4,10 +4,10 @@
 Grokked starting networks (:class:`BaseConfig`)
 -----------------------------------------------
 Ungrokking (P2, P3) and Figure 10 both start from networks that have generalised: the paper
-trains them on the full dataset (SPEC section 6, Figure 7: "each starting from a network
+trains them on the full dataset (Appendix A, Figure 7: "each starting from a network
 trained on the full dataset"). :func:`train_base` trains one such network per seed in one
 engine batch and reports each one's trigonometric share (a G-only network has more than 95%
-of its logit norm there, SPEC), so a report can say whether the starting points were G-only.
+of its logit norm there, Section 5.1), so a report can say whether the starting points were G-only.
 
 Continuing on a subset
 ----------------------
@@ -19,7 +19,7 @@ random subset of all pairs), different for every seed.
 
 Convergence
 -----------
-With AdamW the decay per step is ``lr * weight_decay`` (SPEC section 6), so a run is compared
+With AdamW the decay per step is ``lr * weight_decay``, so a run is compared
 at convergence, not at a fixed step count. :func:`convergence_table` gives, per model, the
 change of test accuracy and the relative change of the parameter norm over the last
 ``window`` of the steps; a model is ``converged`` when both are below their tolerances. The
@@ -39,7 +39,7 @@ import pandas as pd
 
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.sweep.backend import train_or_reuse  # noqa: F401  (re-exported: the experiments train through it)
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.validate import in_range, integer_at_least, non_empty, non_negative, positive
@@ -56,7 +56,6 @@ __all__ = [
     "sizes_below",
     "sorted_unique",
     "train_base",
-    "train_or_reuse",
 ]
 
 # The narrower model of the CPU presets (the same as the P1 presets use): a quarter of the
@@ -110,7 +109,7 @@ def check_continuation_fields(config: object) -> None:
 
 @dataclass(frozen=True)
 class BaseConfig:
-    """Networks that have generalised, one per seed, to continue from (SPEC section 6).
+    """Networks that have generalised, one per seed, to continue from (Appendix A).
 
     Attributes:
         task, p: the task (modular addition by default) and its modulus.
@@ -119,7 +118,7 @@ class BaseConfig:
         train_frac: fraction of the pairs it is trained on (1.0: the full dataset, as the paper).
         weight_decay, lr, steps: its AdamW run.
         log_every, checkpoint_every, device: engine settings (shared with the continuations).
-        g_only_share: trig share above which a network counts as G-only (SPEC: 0.95).
+        g_only_share: trig share above which a network counts as G-only (Section 5.1: 0.95).
     """
 
     task: str = "add"
@@ -229,12 +228,13 @@ def convergence_table(run_dir: Path, *, window: float = 0.25, acc_tol: float = 0
     return pd.DataFrame(out)
 
 
-def train_base(config: BaseConfig, out_dir: Path, *, progress: bool = True, resume: bool = True) -> BaseResult:
+def train_base(config: BaseConfig, out_dir: Path, *, progress: bool = True, resume: bool = True,
+               trainer: Trainer | None = None) -> BaseResult:
     """Train (or reuse) the base networks in ``out_dir`` and measure their trig share."""
     from circeff.empirical.circuits import analyse_run  # Fourier analysis of the final weights
 
     run_dir = Path(out_dir)
-    train_or_reuse(config.train_config(), run_dir, progress=progress, resume=resume)
+    train_or_reuse(config.train_config(), run_dir, progress=progress, resume=resume, trainer=trainer)
     rows = []
     fourier = config.task == "add"
     circuits = {m.model: m for m in analyse_run(run_dir)} if fourier else {}

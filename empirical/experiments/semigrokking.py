@@ -37,6 +37,7 @@ from circeff.analysis.semigrok import (
     classify_runs,
     semigrok_verdict,
 )
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
@@ -44,7 +45,6 @@ from circeff.empirical.experiments.predictions_common import (
     SMALL_MODEL,
     sizes_below,
     sorted_unique,
-    train_or_reuse,
 )
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
@@ -149,7 +149,7 @@ SEMIGROK_PRESETS: dict[str, SemigrokConfig] = {
     # P = 31: the same window relative to D_crit (not calibrated at this P), more seeds and sizes.
     "cpu": SemigrokConfig(p=31, weight_decay=2.0, seeds=tuple(range(5)), n_sizes=8, low_factor=2.0,
                           high_factor=3.6, steps=6000),
-    # The paper (SPEC section 6): P = 113, 10 seeds x 20 sizes evenly spaced in [1500, 2050].
+    # The paper (Appendix A.1): P = 113, 10 seeds x 20 sizes evenly spaced in [1500, 2050].
     "paper": SemigrokConfig(p=113, model=ModelConfig(), lr=1e-3, seeds=tuple(range(10)),
                             sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20)),
                             steps=100_000, log_every=500, checkpoint_every=5000),
@@ -171,7 +171,8 @@ class SemigrokResult:
 
 
 def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: object | None,
-                   out: Path, progress: bool, resume: bool) -> tuple[tuple[int, ...], float | None, str]:
+                   out: Path, progress: bool, resume: bool,
+                   trainer: Trainer | None) -> tuple[tuple[int, ...], float | None, str]:
     if config.sizes:
         return config.sizes, dcrit, "sizes given"
     source = "given"
@@ -182,14 +183,14 @@ def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: obje
         from circeff.empirical.experiments.ungrokking import run_ungrokking  # computed on demand
 
         dcrit = float(run_ungrokking(ungrokking, out / "ungrokking_for_dcrit", progress=progress,
-                                     resume=resume).D_crit.value)
+                                     resume=resume, trainer=trainer).D_crit.value)
         source = "ungrokking computed on demand"
     return sizes_above(dcrit, config.n_sizes, config.low_factor, config.high_factor, config.n_examples), dcrit, source
 
 
 def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: float | None = None,
                      ungrokking: object | None = None, progress: bool = True,
-                     resume: bool = True) -> SemigrokResult:
+                     resume: bool = True, trainer: Trainer | None = None) -> SemigrokResult:
     """Train (or reuse) the runs, classify every trajectory, write curves, classes and verdict.
 
     Args:
@@ -198,9 +199,9 @@ def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: floa
             demand (into ``out_dir/ungrokking_for_dcrit``) when neither sizes nor ``dcrit`` are given.
     """
     out = ensure_dir(out_dir)
-    sizes, dcrit, source = _resolve_sizes(config, dcrit, ungrokking, out, progress, resume)
+    sizes, dcrit, source = _resolve_sizes(config, dcrit, ungrokking, out, progress, resume, trainer)
     run_dir = out / "runs"
-    train_or_reuse(config.train_config(sizes), run_dir, progress=progress, resume=resume)
+    train_or_reuse(config.train_config(sizes), run_dir, progress=progress, resume=resume, trainer=trainer)
     state = load_checkpoint(run_dir / CHECKPOINT_NAME)
     curves = pd.DataFrame(state.rows)
     curves = curves[curves["status"] == "ok"].copy()

@@ -12,7 +12,7 @@ from near 1 to near chance. Above it the network stays generalised.
 * P3: the transition does not depend on weight decay
   (:func:`circeff.analysis.dcrit.weight_decay_verdict`: slope of log D_crit against log wd).
 
-Equal decay budgets, not equal step counts (SPEC section 6): with AdamW the decay per step is
+Equal decay budgets, not equal step counts: with AdamW the decay per step is
 ``lr * weight_decay``, so a run at a smaller weight decay is only slower. Every weight decay
 ``wd`` gets ``steps = ceil(decay_budget / wd)`` steps (the same ``wd x steps``), one engine
 batch per weight decay (``OUT/wd_<wd>``). Convergence of every run is measured and reported
@@ -43,6 +43,7 @@ from circeff.analysis.dcrit import (
     weight_decay_verdict,
 )
 from circeff.analysis.plots import plot_ungrokking, save_figure
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.experiments.predictions_common import (
     SMALL_MODEL,
@@ -54,7 +55,6 @@ from circeff.empirical.experiments.predictions_common import (
     sizes_below,
     sorted_unique,
     train_base,
-    train_or_reuse,
 )
 from circeff.empirical.config import ModelConfig
 from circeff.errors import ConfigError
@@ -142,7 +142,7 @@ UNGROKKING_PRESETS: dict[str, UngrokkingConfig] = {
         base=BaseConfig(p=31, seeds=(0, 1, 2, 3), steps=3000, lr=3e-3, model=SMALL_MODEL),
         sizes=(40, 60, 90, 135, 200, 300, 450, 700), weight_decays=(0.5, 1.0, 2.0), decay_budget=3000.0,
         n_boot=1000),
-    # The paper (SPEC section 6, Figure 7): P = 113, bases trained on the full dataset, 7
+    # The paper (Appendix A.2, Figure 7): P = 113, bases trained on the full dataset, 7
     # geometrically spaced sizes in [390, 1494], 10 seeds, lr 1e-3; 100k steps at wd 1.
     "paper": UngrokkingConfig(
         base=BaseConfig(p=113, seeds=tuple(range(10)), steps=20_000, lr=1e-3,
@@ -193,7 +193,8 @@ def _rows_of_batch(config: UngrokkingConfig, run_dir: Path, steps: int) -> list[
 
 
 def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: bool = True,
-                   resume: bool = True, base_dir: str | Path | None = None) -> UngrokkingResult:
+                   resume: bool = True, base_dir: str | Path | None = None,
+                   trainer: Trainer | None = None) -> UngrokkingResult:
     """Train (or reuse) the base networks and the continuations; fit D_crit; write everything.
 
     Args:
@@ -204,7 +205,8 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
         ConfigError: bad config; RunError: training failed or the transition fit did not converge.
     """
     out = ensure_dir(out_dir)
-    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume)
+    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume,
+                      trainer=trainer)
     rows: list[dict] = []
     for wd in config.weight_decays:
         steps = config.steps_for(wd)
@@ -212,7 +214,7 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
         train_config = config.base.continuation(specs, steps, init_from=base.run_dir,
                                                 log_every=config.log_every)
         run_dir = _batch_dir(out, wd)
-        train_or_reuse(train_config, run_dir, progress=progress, resume=resume)
+        train_or_reuse(train_config, run_dir, progress=progress, resume=resume, trainer=trainer)
         rows += _rows_of_batch(config, run_dir, steps)
     df = pd.DataFrame(rows, columns=UNGROKKING_COLUMNS)
     write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
