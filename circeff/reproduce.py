@@ -25,10 +25,9 @@ allocation``, each with a boolean ``holds`` and the numbers behind it, computed 
 A stage that fails (for example a fit that is impossible on too few accepted networks) is
 reported with its error and its verdicts do not hold; the other stages still run.
 
-Scales: ``quick`` (the default; measured 8 min 21 s end to end on 2 shared CPU cores with
-``--threads 1``: theory 2 s, toy 1 s, grokking 10 s, P1 133 s, base 23 s, P2/P3 128 s, P4 135 s,
-Figure 10 62 s), ``full`` (cpu preset: about 65-80 min estimated from the per-model-step cost, not run),
-and ``tiny`` (for tests only: P = 11, a 16-wide model, tens of steps; its numbers mean nothing).
+Scales: ``quick`` (the default), ``full`` and ``tiny`` (for tests only: P = 11, a 16-wide model,
+tens of steps; its numbers mean nothing). ``circeff presets`` lists what each sets; every run's
+stage times are recorded in its ``summary.json``.
 """
 
 from __future__ import annotations
@@ -167,7 +166,7 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
     """The config of a preset (``cpu``, ``paper``) at a scale (``quick``, ``full``, ``tiny``).
 
     * cpu/quick: P = 23 everywhere (the P1 ``quick`` preset's P), the 64-wide model, lr 3e-3.
-    * cpu/full: P = 31 (P1 ``cpu`` preset), more seeds, sizes and steps; ~2 hours on 2 cores.
+    * cpu/full: P = 31 (P1 ``cpu`` preset), more seeds, sizes and steps.
     * paper/full: P = 113, the paper's model, lr 1e-3 and grids (Section 5, Appendix A); for a GPU.
     * paper/quick: the same with a tenth of the steps and fewer seeds (a GPU smoke test).
     """

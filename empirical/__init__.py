@@ -1,4 +1,4 @@
-"""Transformer experiments of the paper (SPEC section 6): tasks, a batched training engine, analysis.
+"""Transformer experiments of the paper (Section 5 and Appendix A of the paper): tasks, a batched training engine, analysis.
 
 Modules, in reading order:
 

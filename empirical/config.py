@@ -25,7 +25,7 @@ NAN_POLICIES = ("freeze", "stop")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The 1-layer transformer of SPEC section 6 (no LayerNorm, no biases, ReLU MLP).
+    """The 1-layer transformer of the paper's Section 5 and Appendix A (no LayerNorm, no biases, ReLU MLP).
 
     Vocabulary sizes and context length come from the task (:class:`TaskConfig`), never from
     here, so that they cannot disagree with ``P``.
@@ -96,7 +96,7 @@ class TrainConfig:
         runs: one :class:`RunSpec` per model.
         model: architecture (shared).
         steps: optimiser steps (full batch: one step is one epoch).
-        lr, beta1, beta2, eps: AdamW (SPEC: lr 1e-3, betas 0.9/0.98; eps is torch's default).
+        lr, beta1, beta2, eps: AdamW (the paper: lr 1e-3; betas 0.9/0.98 as in Nanda et al. 2023; eps is torch's default).
         log_every: metrics of every model every this many steps (and at step 0 and the end).
         checkpoint_every: checkpoint every this many steps (and at the end).
         device: ``cpu`` or ``cuda`` (``cuda:N``).

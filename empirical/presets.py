@@ -1,6 +1,6 @@
 """Named settings for ``circeff train --preset NAME`` (explicit options override them).
 
-- ``paper``: the paper's setting (SPEC section 6): modular addition at P = 113, 30% of the
+- ``paper``: the paper's setting (Section 5, Appendix A): modular addition at P = 113, 30% of the
   pairs for training, AdamW lr 1e-3, betas 0.9/0.98, weight decay 1.0, full batch. 40 000
   steps (Nanda et al. 2023's run length; grokking there completes well before). Measured for
   seed 0 (same machine, one thread): train accuracy 1.0 at step 250, test accuracy 0.94 at
@@ -51,7 +51,7 @@ PRESETS: dict[str, Preset] = {
             task="add", p=59, train_frac=0.5, steps=3000, log_every=50, checkpoint_every=500),
         Preset(
             name="paper",
-            description="modular addition, P = 113, 30% of pairs, 40000 steps, lr 1e-3, wd 1.0 (SPEC section 6)",
+            description="modular addition, P = 113, 30% of pairs, 40000 steps, lr 1e-3, wd 1.0 (the paper's Section 5)",
             task="add", p=113, train_frac=0.3, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000),
     )
 }

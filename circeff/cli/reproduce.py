@@ -18,8 +18,8 @@ __all__ = ["reproduce"]
 
 def reproduce(
     out: Path = typer.Option(..., "--out", help="out folder (created); rerun the same command to resume"),
-    quick: bool = typer.Option(False, "--quick", help="the quick scale (default): ~10 min on 2 CPU cores with --preset cpu"),
-    full: bool = typer.Option(False, "--full", help="the full scale: ~2 hours on 2 CPU cores with --preset cpu"),
+    quick: bool = typer.Option(False, "--quick", help="the quick scale (default): P = 23, a 64-wide model (see `circeff presets`)"),
+    full: bool = typer.Option(False, "--full", help="the full scale: P = 31 with --preset cpu (see `circeff presets`)"),
     preset: str = typer.Option("cpu", "--preset", help="cpu (small P, CPU-sized) or paper (P = 113, for a GPU)"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     force: bool = typer.Option(False, "--force", help="replace results of a different config in --out"),

@@ -216,7 +216,7 @@ class EfficiencyConfig:
 _SMALL_MODEL = ModelConfig(d_model=64, n_heads=4, d_head=16, d_mlp=256)
 
 EFFICIENCY_PRESETS: dict[str, EfficiencyConfig] = {
-    # `circeff reproduce --quick` (about 3 min on 2 cores): P = 23, 18 networks, 1500 AdamW
+    # `circeff reproduce --quick`: P = 23, 18 networks, 1500 AdamW
     # steps at lr 3e-3, then 300 L-BFGS iterations per rung. G networks at 82-96% of the
     # pairs: at 60-75% one of two seeds still had a trig share below 0.95 (measured). Measured
     # norm drift over a rung's last quarter: at most 1.1%.
