@@ -56,7 +56,9 @@ from circeff.empirical.experiments import fig10 as f10
 from circeff.empirical.experiments import progress as prog
 from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
-from circeff.empirical.experiments.predictions_common import SMALL_MODEL, TINY_MODEL, BaseConfig, train_base
+from circeff.empirical import presets
+from circeff.empirical.config import Training
+from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig, train_base
 from circeff.errors import ConfigError, RunError
 from circeff.io import atomic_write_text, ensure_dir, read_json, write_csv, write_json
 
@@ -121,54 +123,60 @@ class ReproduceConfig:
 
 
 def _with_device(config: ReproduceConfig, device: str) -> ReproduceConfig:
-    base = replace(config.base, device=device)
-    return replace(config, progress=replace(config.progress, device=device),
-                   efficiency=replace(config.efficiency, device=device),
+    def on(training):
+        return replace(training, device=device)
+
+    base = replace(config.base, training=on(config.base.training))
+    return replace(config, progress=replace(config.progress, training=on(config.progress.training)),
+                   efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
                    ungrokking=replace(config.ungrokking, base=base), fig10=replace(config.fig10, base=base),
-                   semigrok=replace(config.semigrok, device=device))
+                   semigrok=replace(config.semigrok, training=on(config.semigrok.training)))
 
 
 def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
     """The paper's settings with a tenth of the steps and three seeds: a GPU smoke test."""
-    base = replace(config.base, seeds=config.base.seeds[:3], steps=config.base.steps // 10)
+    def cut(training, seeds: int | None = 3):
+        return replace(training, steps=training.steps // 10,
+                       seeds=training.seeds[:seeds] if seeds else training.seeds)
+
+    base = replace(config.base, training=cut(config.base.training))
     return replace(
-        config, progress=replace(config.progress, steps=config.progress.steps // 10),
-        efficiency=replace(config.efficiency, steps=config.efficiency.steps // 10,
+        config, progress=replace(config.progress, training=cut(config.progress.training, None)),
+        efficiency=replace(config.efficiency, training=cut(config.efficiency.training, None),
                            settle_iterations=config.efficiency.settle_iterations // 10),
         ungrokking=replace(config.ungrokking, base=base, decay_budget=config.ungrokking.decay_budget / 10),
         fig10=replace(config.fig10, base=base, seeds=config.fig10.seeds[:2],
                       decay_budget=config.fig10.decay_budget / 10),
-        semigrok=replace(config.semigrok, seeds=config.semigrok.seeds[:3], sizes=config.semigrok.sizes[::4],
-                         steps=config.semigrok.steps // 10))
+        semigrok=replace(config.semigrok, training=cut(config.semigrok.training), sizes=config.semigrok.sizes[::4]))
 
 
 def _tiny() -> ReproduceConfig:
     """P = 11 and a 16-wide model for tests of the plumbing (seconds; numbers mean nothing)."""
-    model = TINY_MODEL
-    base = BaseConfig(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=model, log_every=10, checkpoint_every=30)
+    t = Training(p=11, model=TINY_MODEL, lr=1e-2, steps=60, seeds=(0, 1), log_every=10, checkpoint_every=30)
+    base = BaseConfig(t)
     return ReproduceConfig(
         preset="cpu", scale="tiny", toy_steps=2000,
-        progress=prog.ProgressConfig(p=11, train_frac=0.6, lr=1e-2, steps=40, snapshot_every=20, log_every=10,
-                                     model=model),
-        efficiency=eff.EfficiencyConfig(p=11, m_train_sizes=(20, 40), g_train_sizes=(90, 110),
-                                        alphas=(1e-3, 1e-2), settle_iterations=10, seeds=(0, 1), steps=60,
-                                        lr=1e-2, model=model,
-                                        log_every=10, checkpoint_every=30, n_boot=100),
+        progress=prog.ProgressConfig(replace(t, steps=40, seeds=(0,)), train_frac=0.6, snapshot_every=20),
+        efficiency=eff.EfficiencyConfig(t, m_train_sizes=(20, 40), g_train_sizes=(90, 110), alphas=(1e-3, 1e-2),
+                                        settle_iterations=10, n_boot=100),
         ungrokking=ung.UngrokkingConfig(base=base, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0),
                                         decay_budget=40.0, log_every=10, n_boot=50),
-        semigrok=semi.SemigrokConfig(p=11, model=model, lr=1e-2, seeds=(0, 1), n_sizes=2, steps=40, log_every=10,
-                                     checkpoint_every=20),
+        semigrok=semi.SemigrokConfig(replace(t, steps=40, checkpoint_every=20), n_sizes=2),
         fig10=f10.Fig10Config(base=base, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50),
         allocation_n_boot=50)
+
+
+# reproduce's (preset, scale) -> the scale of the presets table
+_SCALE_OF = {("cpu", "quick"): "quick", ("cpu", "full"): "full", ("paper", "full"): "paper",
+             ("paper", "quick"): "paper"}
 
 
 def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "cpu") -> ReproduceConfig:
     """The config of a preset (``cpu``, ``paper``) at a scale (``quick``, ``full``, ``tiny``).
 
-    * cpu/quick: P = 23 everywhere (the P1 ``quick`` preset's P), the 64-wide model, lr 3e-3.
-    * cpu/full: P = 31 (P1 ``cpu`` preset), more seeds, sizes and steps.
-    * paper/full: P = 113, the paper's model, lr 1e-3 and grids (Section 5, Appendix A); for a GPU.
-    * paper/quick: the same with a tenth of the steps and fewer seeds (a GPU smoke test).
+    Every experiment's config is the presets table's entry (:mod:`circeff.empirical.presets`):
+    cpu/quick uses the ``quick`` entries, cpu/full the ``full`` ones, paper/full the ``paper``
+    ones, and paper/quick those with a tenth of the steps and fewer seeds (a GPU smoke test).
     """
     if preset not in PRESETS:
         raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}", preset)
@@ -176,31 +184,12 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
         raise ConfigError("--scale", f"must be one of {', '.join(SCALES)}", scale)
     if scale == "tiny":
         return _with_device(replace(_tiny(), preset=preset), device)
-    if preset == "cpu" and scale == "quick":
-        config = ReproduceConfig(
-            preset=preset, scale=scale,
-            # the progress preset's own model is the paper's width; the 64-wide one at lr 3e-3
-            # groks P = 23 at 60% within 1500 steps at a third of the cost
-            progress=replace(prog.get_progress_preset("quick"), model=SMALL_MODEL, lr=3e-3, steps=1500,
-                             snapshot_every=100),
-            efficiency=eff.get_efficiency_preset("quick"),
-            ungrokking=ung.get_ungrokking_preset("quick"), semigrok=semi.get_semigrok_preset("quick"),
-            fig10=f10.get_fig10_preset("quick"))
-    elif preset == "cpu":
-        config = ReproduceConfig(
-            preset=preset, scale=scale,
-            progress=replace(prog.get_progress_preset("cpu"), p=31, model=SMALL_MODEL, lr=3e-3, steps=3000),
-            efficiency=eff.get_efficiency_preset("cpu"),
-            ungrokking=ung.get_ungrokking_preset("cpu"), semigrok=semi.get_semigrok_preset("cpu"),
-            fig10=f10.get_fig10_preset("cpu"), allocation_n_boot=2000)
-    else:
-        config = ReproduceConfig(
-            preset=preset, scale="full",
-            progress=prog.get_progress_preset("paper"), efficiency=eff.get_efficiency_preset("paper"),
-            ungrokking=ung.get_ungrokking_preset("paper"), semigrok=semi.get_semigrok_preset("paper"),
-            fig10=f10.get_fig10_preset("paper"))
-        if scale == "quick":
-            config = replace(_paper_quick(config), scale="quick")
+    which = _SCALE_OF[(preset, scale)]
+    config = ReproduceConfig(
+        preset=preset, scale=scale if preset == "cpu" else "full",
+        **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10")})
+    if (preset, scale) == ("paper", "quick"):
+        config = replace(_paper_quick(config), scale="quick")
     return _with_device(config, device)
 
 

@@ -7,7 +7,8 @@ Layers, lowest first (a module may import its own layer and any layer below, nev
     2  toy          circeff.toy                (not empirical: the two simulations are separate)
     2  empirical    circeff.empirical          (the engine, tasks, Fourier analysis, backend)
     3  analysis     circeff.analysis           (fits and figures; may link theory, toy, empirical)
-    4  experiments  circeff.empirical.experiments  (run the engine, judge with analysis)
+    4  experiments  circeff.empirical.experiments  (run the engine, judge with analysis),
+                    circeff.empirical.presets      (their named settings)
     5  app          circeff.sweep, circeff.reproduce, circeff.report, circeff.cli, circeff.presets
 
 Every ``import`` is counted, including the ones inside functions (a lazy import is still an
@@ -33,6 +34,7 @@ LAYERS = [
     ("circeff.empirical", "empirical", 2),
     ("circeff.analysis", "analysis", 3),
     ("circeff.empirical.experiments", "experiments", 4),
+    ("circeff.empirical.presets", "experiments", 4),  # named settings of the experiments
     ("circeff", "app", 5),
 ]
 # layers of one rank that must not import each other

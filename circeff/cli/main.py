@@ -39,6 +39,7 @@ app.add_typer(sweep_cli.app, name="sweep")
 app.add_typer(analyze_cli.app, name="analyze")
 app.add_typer(experiment_cli.app, name="experiment")
 app.command("reproduce")(reproduce_cli.reproduce)
+app.command("presets")(__import__("circeff.cli.presets", fromlist=["presets"]).presets)
 
 
 def _fail(message: str, code: int) -> int:

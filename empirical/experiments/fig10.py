@@ -28,7 +28,7 @@ per network: D, seed, g_logit, m_logit, ratio, trig_share, accuracies, convergen
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +38,7 @@ from circeff.analysis.efficiency import EfficiencyAnalysis
 from circeff.analysis.plots import plot_allocation, plot_ratio_vs_D, plot_ungrokking, save_figure
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
-from circeff.empirical.config import ModelConfig
 from circeff.empirical.experiments.predictions_common import (
-    SMALL_MODEL,
     BaseConfig,
     BaseResult,
     check_continuation_fields,
@@ -51,15 +49,13 @@ from circeff.empirical.experiments.predictions_common import (
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import one_of, positive
+from circeff.validate import positive
 
 __all__ = [
     "FIG10_COLUMNS",
-    "FIG10_PRESETS",
     "Fig10Config",
     "Fig10Result",
     "compare_with_theory",
-    "get_fig10_preset",
     "run_fig10",
 ]
 
@@ -122,24 +118,6 @@ class Fig10Config:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-FIG10_PRESETS: dict[str, Fig10Config] = {
-    # P = 23: 6 sizes from 20 to 500 of the 529 pairs, 2 seeds, wd 1 for 1500 steps.
-    "quick": Fig10Config(base=BaseConfig(p=23, seeds=(0, 1, 2), steps=1500, lr=3e-3, model=SMALL_MODEL),
-                         sizes=(20, 40, 80, 160, 320, 500), seeds=(0, 1), decay_budget=1500.0),
-    "cpu": Fig10Config(base=BaseConfig(p=31, seeds=(0, 1, 2, 3), steps=3000, lr=3e-3, model=SMALL_MODEL),
-                       sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
-    # P = 113, sizes spanning 1.5 decades up to nearly the full 12769 pairs, 5 seeds.
-    "paper": Fig10Config(base=BaseConfig(p=113, seeds=tuple(range(10)), steps=20_000, lr=1e-3, model=ModelConfig(),
-                                         log_every=200, checkpoint_every=2000),
-                         sizes=(250, 500, 1000, 2000, 4000, 8000, 12000), seeds=(0, 1, 2, 3, 4),
-                         decay_budget=100_000.0, log_every=500),
-}
-
-
-def get_fig10_preset(name: object) -> Fig10Config:
-    return one_of("preset", FIG10_PRESETS, name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +194,3 @@ def compare_with_theory(analysis: EfficiencyAnalysis, fig10: Fig10Result | pd.Da
     write_json(out / "allocation.json", to_plain(comparison.to_dict()))
     save_figure(plot_allocation(comparison), out / "allocation.png")
     return comparison
-
-
-def with_overrides(config: Fig10Config, **changes: object) -> Fig10Config:
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
