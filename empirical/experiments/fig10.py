@@ -174,7 +174,8 @@ def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True
         "median_ratio_by_D": {f"{d:g}": float(g["ratio"].median()) for d, g in usable.groupby("D")},
     }))
     save_figure(plot_ratio_vs_D(usable, verdict), out / "fig10a.png")
-    save_figure(plot_ungrokking(rows), out / "fig10b.png")
+    save_figure(plot_ungrokking(rows, title="Figure 10b: final test accuracy against D (the networks of 10a)",
+                                xlabel="training set size D"), out / "fig10b.png")
     return Fig10Result(rows, verdict, base, out)
 
 
