@@ -4,8 +4,9 @@ report (``report.md``) and machine-readable verdicts (``summary.json``).
 The stages (:mod:`circeff.reproduce.stages`) run in order, each in its own subfolder of the out
 folder (``DIR/<stage>/``), and each returns a typed :class:`~circeff.reproduce.results.StageResult`.
 
-Resuming: a finished stage leaves ``stage.json`` (its result and the config fingerprint) and is
-skipped on a rerun; an unfinished one is run again, and the engine continues its batches from
+Resuming: a stage folder keeps the run store's markers (:mod:`circeff.sweep.store`, the same
+ones ``circeff sweep`` uses): a finished stage leaves ``done.json`` (its result and the config
+fingerprint) and is skipped on a rerun, a failed one ``failed.json`` with its error; an unfinished one is run again, and the engine continues its batches from
 their checkpoints. ``DIR/reproduce_config.json`` records the config; a rerun with a different
 config stops with a one-line error unless ``force`` (which deletes the stage folders first;
 :mod:`circeff.reproduce.outdir`).
@@ -40,20 +41,19 @@ from circeff.reproduce.config import PRESETS, SCALES, ReproduceConfig, fingerpri
 from circeff.reproduce.outdir import STAGES, prepare_out
 from circeff.reproduce.results import StageResult
 from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context
+from circeff.sweep.store import DONE_FILE, RunStatus, mark_done, mark_failed, status_of
 
 __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "StageResult", "prepare_out",
            "reproduce_config", "run_reproduce", "verdict_entry"]
 
-STAGE_FILE = "stage.json"
 
 
 def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
     """Run stage ``name``, or restore it from its ``stage.json`` when a run of this config finished it."""
     out = ensure_dir(ctx.out / name)
-    marker = out / STAGE_FILE
-    if marker.is_file():
-        saved = read_json(marker)
-        if saved.get("done") and saved.get("fingerprint") == stamp and "result" in saved:
+    if status_of(out) is RunStatus.DONE:
+        saved = read_json(out / DONE_FILE).get("summary") or {}
+        if saved.get("fingerprint") == stamp and "result" in saved:
             result = StageResult.from_dict(saved["result"])
             result.skipped = True
             return result
@@ -72,8 +72,10 @@ def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
             result.verdicts = [v for v in result.verdicts if v.key != key]
             result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {}, {}))
     if result.done:
-        write_json(marker, to_plain({"done": True, "fingerprint": stamp, "result": result.to_dict(),
-                                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+        mark_done(out, {"fingerprint": stamp, "result": result.to_dict()})
+    else:
+        (out / DONE_FILE).unlink(missing_ok=True)  # a done marker of an earlier config must not survive
+        mark_failed(out, result.error or "failed")
     return result
 
 
