@@ -49,7 +49,7 @@ __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "St
 
 
 def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
-    """Run stage ``name``, or restore it from its ``stage.json`` when a run of this config finished it."""
+    """Run stage ``name``, or restore it from its ``done.json`` when a run of this config finished it."""
     out = ensure_dir(ctx.out / name)
     if status_of(out) is RunStatus.DONE:
         saved = read_json(out / DONE_FILE).get("summary") or {}

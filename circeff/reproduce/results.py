@@ -3,7 +3,7 @@
 A stage's verdicts are :class:`~circeff.analysis.verdicts.Verdict` objects, its tables
 :class:`Table` objects and the numbers later stages read (the D_crit estimates) are
 :class:`~circeff.analysis.stats.Interval` objects, so a stage hands the next one typed values,
-never a JSON dict to parse back. ``stage.json`` stores the result (:meth:`StageResult.to_dict`)
+never a JSON dict to parse back. The stage's ``done.json`` stores the result (:meth:`StageResult.to_dict`)
 and a resumed run restores it (:meth:`StageResult.from_dict`).
 """
 
