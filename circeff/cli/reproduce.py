@@ -11,16 +11,23 @@ from typing import Optional
 
 import typer
 
+from circeff.empirical import presets
 from circeff.errors import ConfigError
 
 __all__ = ["reproduce"]
 
 
+def _scale_help(scale: str) -> str:
+    t = presets.get("efficiency", scale).training
+    return (f"P = {t.p}, d_model {t.model.d_model}, d_mlp {t.model.d_mlp}, lr {t.lr:g} in every experiment; "
+            "`circeff presets` lists steps and seeds")
+
+
 def reproduce(
     out: Path = typer.Option(..., "--out", help="out folder (created); rerun the same command to resume"),
-    quick: bool = typer.Option(False, "--quick", help="the quick scale (default): P = 23, a 64-wide model (see `circeff presets`)"),
-    full: bool = typer.Option(False, "--full", help="the full scale: P = 31 with --preset cpu (see `circeff presets`)"),
-    preset: str = typer.Option("cpu", "--preset", help="cpu (small P, CPU-sized) or paper (P = 113, for a GPU)"),
+    quick: bool = typer.Option(False, "--quick", help="the quick scale (default) with --preset cpu: " + _scale_help("quick")),
+    full: bool = typer.Option(False, "--full", help="the full scale with --preset cpu: " + _scale_help("full")),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (the quick and full scales) or paper (" + _scale_help("paper") + "; for a GPU)"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     force: bool = typer.Option(False, "--force", help="replace results of a different config in --out"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
