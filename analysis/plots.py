@@ -143,9 +143,10 @@ def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) ->
     for ax, circuit, cmap_name in zip(axes, ("M", "G"), ("viridis", "plasma")):
         sub = rows[rows["circuit"] == circuit]
         colors = _d_colors(sub["D"], cmap_name)
-        for D, points in sub.groupby("D"):
-            ax.scatter(points["param_norm"], points["correct_logit"], color=colors[float(D)], s=16, alpha=0.85,
-                       edgecolors="none", label=f"D = {D:g}")
+        for i, (D, points) in enumerate(sub.groupby("D")):
+            # a marker per D as well as a colour: networks of neighbouring D can sit on top of each other
+            ax.scatter(points["param_norm"], points["correct_logit"], color=colors[float(D)], s=22, alpha=0.8,
+                       marker="os^Dv<>p"[i % 8], edgecolors="none", label=f"D = {D:g}")
         if "seed" in sub:
             # one network's points across weight decays: the paper's "stripes" (Section 5.1)
             for (D, _seed), stripe in sub.groupby(["D", "seed"]):
