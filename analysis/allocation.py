@@ -1,7 +1,7 @@
-"""Predicted against measured weight allocation between G and M (issue 7 item 5), and the
+"""Predicted against measured weight allocation between G and M, and the
 monotonicity of the G:M ratio in D (Figure 10a).
 
-Prediction. Theorem D.4 (SPEC section 4), evaluated by the theory layer
+Prediction. Theorem D.4 (the paper's Appendix D), evaluated by the theory layer
 (:mod:`circeff.theory.optima`; this module never re-derives the formula): with circuit
 efficiencies ``P_G(D)``, ``P_M(D)``, the exponent ``kappa`` and the weight-decay norm ``q``
 (standard weight decay: ``q = 2``),

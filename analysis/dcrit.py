@@ -30,7 +30,7 @@ the slope of ``log D_crit`` against ``log weight_decay`` (OLS) gets a bootstrap 
 resampled independently within each weight decay). P3 holds when that interval contains 0 or
 lies inside ``[-tolerance, tolerance]`` (default 0.1: ten times more weight decay moves D_crit by
 at most a factor 1.26). Compare runs at convergence: with AdamW a smaller weight decay is only
-slower (SPEC section 6).
+slower (AdamW decays by lr x weight decay per step).
 
 Agreement (:func:`agree`): two estimates agree when their intervals overlap. This is lenient
 (two 95% intervals can overlap while the difference is significant at about the 0.5% level);

@@ -3,7 +3,7 @@
 Input: one row per trained network with columns ``circuit`` (``"G"`` or ``"M"``), ``D``
 (training-set size), ``weight_decay``, ``seed``, ``param_norm`` and ``correct_logit``.
 
-Model (SPEC section 4): a circuit at weight ``w`` costs parameter norm ``w^(1/kappa) P``, so
+Model (the paper's Appendix D): a circuit at weight ``w`` costs parameter norm ``w^(1/kappa) P``, so
 a single-circuit network with norm ``N`` produces the correct logit
 
     logit = (N / P)^kappa      i.e.      log logit = kappa log N - kappa log P.

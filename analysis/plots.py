@@ -5,7 +5,8 @@ Figures are built with ``Figure`` directly (no pyplot state, so nothing leaks be
 display is needed and the global backend is left alone; PNGs render through the Agg canvas). Save one with :func:`save_figure`
 (atomic write). One style helper keeps sizes, colours and fonts consistent:
 
-* circuits: G blue, M orange; dataset sizes: viridis on a log colour scale;
+* circuits: G blue, M orange; dataset sizes: one colour per D of a panel, spread over a
+  sequential colour map;
 * trajectory classes: grokked green, semi purple, ungeneralised grey, unsettled brown;
 * bands (intervals) are translucent spans in the colour of their estimate.
 """
@@ -19,7 +20,6 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
@@ -34,6 +34,7 @@ from circeff.io import atomic_write_bytes
 __all__ = [
     "CIRCUIT_COLORS",
     "CLASS_COLORS",
+    "UNGROKKING_TITLE",
     "plot_allocation",
     "plot_efficiency",
     "plot_logit_vs_norm",
@@ -119,36 +120,48 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 130) ->
 # ---------------------------------------------------------------------------------------------
 
 
+def _d_colors(values: Sequence[float], cmap_name: str) -> dict[float, tuple]:
+    """One colour per distinct D, spread over the whole colour map in log order: the few
+    sizes of one panel stay apart however close they are (436 and 506 would share a colour on
+    a 40-500 scale)."""
+    ds = sorted(set(float(v) for v in values))
+    cmap = matplotlib.colormaps[cmap_name]
+    return {d: cmap(0.1 + 0.75 * i / max(len(ds) - 1, 1)) for i, d in enumerate(ds)}
+
+
 def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) -> Figure:
-    """Figure 3: correct logit against parameter norm, coloured by D; panels M then G.
+    """Figure 3: correct logit against parameter norm, panels M then G, each coloured by its
+    own D values (legend below the panel).
 
     ``rows``: the efficiency table (``circuit, D, param_norm, correct_logit``; with ``seed``,
     each (D, seed) stripe is joined by a dotted line). ``lines``: optional fitted lines in the
-    same columns (``efficiency.fitted_lines``), drawn per D.
-    Axes: the two panels and one shared colour bar (three in all).
+    same columns (``efficiency.fitted_lines``), drawn per D. Axes: the two panels.
     """
     _require(rows, ("circuit", "D", "param_norm", "correct_logit"))
     fig, axes = _figure(2, title="Correct logit against parameter norm (P1)")
-    norm = LogNorm(vmin=rows["D"].min(), vmax=max(rows["D"].max(), rows["D"].min() * 1.0001))
-    cmap = matplotlib.colormaps["viridis"]
-    for ax, circuit in zip(axes, ("M", "G")):
+    fig.set_figheight(_PANEL[1] + 0.6)
+    for ax, circuit, cmap_name in zip(axes, ("M", "G"), ("viridis", "plasma")):
         sub = rows[rows["circuit"] == circuit]
-        sc = ax.scatter(sub["param_norm"], sub["correct_logit"], c=sub["D"], cmap=cmap, norm=norm,
-                        s=14, alpha=0.8, edgecolors="none")
+        colors = _d_colors(sub["D"], cmap_name)
+        for i, (D, points) in enumerate(sub.groupby("D")):
+            # a marker per D as well as a colour: networks of neighbouring D can sit on top of each other
+            ax.scatter(points["param_norm"], points["correct_logit"], color=colors[float(D)], s=22, alpha=0.8,
+                       marker="os^Dv<>p"[i % 8], edgecolors="none", label=f"D = {D:g}")
         if "seed" in sub:
             # one network's points across weight decays: the paper's "stripes" (Section 5.1)
             for (D, _seed), stripe in sub.groupby(["D", "seed"]):
                 stripe = stripe.sort_values("param_norm")
-                ax.plot(stripe["param_norm"], stripe["correct_logit"], color=cmap(norm(D)), lw=0.6,
+                ax.plot(stripe["param_norm"], stripe["correct_logit"], color=colors[float(D)], lw=0.6,
                         alpha=0.5, ls=":")
         if lines is not None:
             for D, line in lines[lines["circuit"] == circuit].groupby("D"):
-                ax.plot(line["param_norm"], line["correct_logit"], color=cmap(norm(D)), lw=1.2)
+                ax.plot(line["param_norm"], line["correct_logit"], color=colors.get(float(D), "k"), lw=1.2)
         _log(ax)
         name = "memorising (M)" if circuit == "M" else "generalising (G)"
         _label(ax, "parameter norm", "correct logit", f"{name}-only networks")
-    colorbar = fig.colorbar(sc, ax=axes, shrink=0.9)
-    colorbar.set_label("dataset size D", fontsize=9)
+        if len(sub):
+            ax.legend(fontsize=7, ncols=min(len(colors), 4), loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                      frameon=False, title="dataset size", title_fontsize=7)
     return fig
 
 
@@ -186,11 +199,15 @@ def plot_efficiency(analysis: EfficiencyAnalysis) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
-def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = ()) -> Figure:
+UNGROKKING_TITLE = "Ungrokking: final test accuracy against D' (P2, P3)"
+
+
+def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = (), *,
+                    title: str = UNGROKKING_TITLE, xlabel: str = "reduced training set size D'") -> Figure:
     """Figures 4/7/10b: final test accuracy against D', one colour per weight decay, with the
     fitted transition and the D_crit band of each estimate (matched by weight decay)."""
     _require(rows, ("D", "weight_decay", "final_test_acc"))
-    fig, (ax,) = _figure(1, title="Ungrokking: final test accuracy against D' (P2, P3)")
+    fig, (ax,) = _figure(1, title=title)
     wds = sorted(rows["weight_decay"].unique())
     cmap = matplotlib.colormaps["plasma"]
     colors = {wd: cmap(0.15 + 0.7 * i / max(len(wds) - 1, 1)) for i, wd in enumerate(wds)}
@@ -206,7 +223,7 @@ def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = ())
         ax.axvline(est.D_crit.value, color=color, ls="--", lw=0.8)
         _band(ax, est.D_crit, color)
     ax.set_ylim(-0.03, 1.03)
-    _label(ax, "reduced training set size D'", "final test accuracy")
+    _label(ax, xlabel, "final test accuracy")
     handles, labels = ax.get_legend_handles_labels()
     if estimates:
         handles.append(Line2D([], [], color="k", ls="--", lw=0.8))
@@ -215,29 +232,42 @@ def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = ())
     return fig
 
 
+_CLASS_STYLE = {"grokked": "-", "semi": "--", "ungeneralised": ":", "unsettled": "-."}
+
+
 def plot_semigrok(rows: pd.DataFrame, classes: Sequence[TrajectoryClass], *, run_column: str = "run",
                   log_steps: bool = False) -> Figure:
-    """Figures 5/6: test accuracy over steps for every run, coloured by its class; transient
-    plateaus drawn as thick segments."""
+    """Figures 5/6: test accuracy over steps for every run, coloured by its dataset size D
+    (``rows`` needs a ``D`` column for that; otherwise one colour) and styled by its class;
+    a transient plateau is marked by a thin bracket just below it, never over the curves.
+    Legends sit below the panel."""
     _require(rows, (run_column, "step", "test_acc"))
     fig, (ax,) = _figure(1, title="Semi-grokking: test accuracy over training (P4)")
+    fig.set_figheight(_PANEL[1] + 0.9)
     by_run: Mapping[str, TrajectoryClass] = {c.run: c for c in classes}
+    has_d = "D" in rows.columns
+    colors = _d_colors(rows["D"], "viridis") if has_d else {}
     for run, g in rows.groupby(run_column, sort=True):
         cls = by_run.get(str(run))
-        color = CLASS_COLORS.get(cls.label, "k") if cls else "k"
-        ax.plot(g["step"], g["test_acc"], color=color, lw=0.9, alpha=0.8)
+        color = colors[float(g["D"].iloc[0])] if has_d else "tab:blue"
+        ax.plot(g["step"], g["test_acc"], color=color, ls=_CLASS_STYLE.get(cls.label, "-") if cls else "-",
+                lw=1.1, alpha=0.85)
         if cls and cls.transient_plateau:
-            ax.plot([cls.plateau_start, cls.plateau_end], [cls.plateau_level] * 2, color="k",
-                    lw=5, alpha=0.25, solid_capstyle="butt")
+            y = cls.plateau_level - 0.04
+            ax.plot([cls.plateau_start, cls.plateau_start, cls.plateau_end, cls.plateau_end], [y + 0.015, y, y, y + 0.015],
+                    color=color, lw=0.8)
     if log_steps:
         _log(ax, "x")
     ax.set_ylim(-0.03, 1.03)
     counts = {label: sum(c.label == label for c in classes) for label in LABELS}
-    handles = [Line2D([], [], color=CLASS_COLORS[k], lw=1.5) for k in LABELS]
+    handles = [Line2D([], [], color="k", ls=_CLASS_STYLE[k], lw=1.2) for k in LABELS]
     labels = [f"{k} ({counts[k]})" for k in LABELS]
-    handles.append(Line2D([], [], color="k", lw=5, alpha=0.25))
-    labels.append("transient plateau")
-    ax.legend(handles, labels, fontsize=7)
+    handles.append(Line2D([], [], color="k", lw=0.8, marker="|", markersize=6))
+    labels.append("transient plateau (bracket below it)")
+    if has_d:
+        handles += [Line2D([], [], color=c, lw=2) for c in colors.values()]
+        labels += [f"D = {d:g}" for d in colors]
+    ax.legend(handles, labels, fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
     _label(ax, "step", "test accuracy")
     return fig
 
@@ -250,18 +280,44 @@ _PROXY_STYLE = {"trig_train": ("G (trig), train", CIRCUIT_COLORS["G"], "-"),
 
 def plot_progress(rows: pd.DataFrame,
                   proxies: Sequence[str] = ("trig_train", "mem_train", "trig_test", "mem_test"),
-                  ) -> Figure:
-    """Figure 9: G and M correct-logit proxies (left axis) and parameter norm (right axis)
-    against step. ``rows``: ``step``, ``param_norm`` and any of ``proxies`` (columns as in
-    ``circeff.empirical.fourier.CircuitProxies``). Axes: the panel and its twin (two in all)."""
+                  *, grok_threshold: float = 0.95) -> Figure:
+    """Figure 9: left, train and test accuracy against step with the step where test accuracy
+    first reaches ``grok_threshold`` marked; right, the G and M correct-logit proxies and the
+    parameter norm (twin axis). ``rows``: ``step``, ``param_norm``, any of ``proxies``
+    (``circeff.empirical.fourier.CircuitProxies``) and, for the left panel, ``train_acc`` and
+    ``test_acc``. Train proxies are wide pale lines and test proxies thin dashed ones on top, so
+    a test line equal to its train line stays visible. Legends sit below the panels.
+    Axes: accuracy (when present), proxies and the norm twin."""
     _require(rows, ("step", "param_norm"))
     present = [p for p in proxies if p in rows.columns]
     if not present:
         raise ConfigError("proxies", "none of the proxy columns is in the rows", list(proxies))
-    fig, (ax,) = _figure(1, title="Circuit proxies and parameter norm during training")
+    with_acc = {"train_acc", "test_acc"} <= set(rows.columns)
+    fig, axes = _figure(2 if with_acc else 1, title="A grokking run: accuracy, circuit proxies and parameter norm")
+    fig.set_figheight(_PANEL[1] + 0.8)
+    ax = axes[-1]
+    grok = None
+    if with_acc:
+        acc_ax = axes[0]
+        test = pd.to_numeric(rows["test_acc"], errors="coerce")
+        acc_ax.plot(rows["step"], rows["train_acc"], color="k", lw=1.2, label="train accuracy")
+        acc_ax.plot(rows["step"], test, color="tab:green", lw=1.2, label="test accuracy")
+        reached = rows["step"][test >= grok_threshold]
+        if len(reached):
+            grok = float(reached.iloc[0])
+            acc_ax.axvline(grok, color="tab:green", ls=":", lw=1,
+                           label=f"test accuracy >= {grok_threshold:g} at step {grok:g}")
+        acc_ax.set_ylim(-0.03, 1.03)
+        _label(acc_ax, "step", "accuracy")
+        acc_ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     for col in present:
         label, color, ls = _PROXY_STYLE.get(col, (col, None, "-"))
-        ax.plot(rows["step"], rows[col], color=color, ls=ls, lw=1.2, label=label)
+        if col.endswith("_train"):
+            ax.plot(rows["step"], rows[col], color=color, ls="-", lw=3.5, alpha=0.35, label=label)
+        else:
+            ax.plot(rows["step"], rows[col], color=color, ls=(0, (4, 2)), lw=1.2, label=label)
+    if grok is not None:
+        ax.axvline(grok, color="tab:green", ls=":", lw=1)
     twin = ax.twinx()
     twin.plot(rows["step"], rows["param_norm"], color="k", lw=1, alpha=0.7, label="parameter norm")
     twin.tick_params(labelsize=8)
@@ -269,7 +325,7 @@ def plot_progress(rows: pd.DataFrame,
     _label(ax, "step", "correct-logit proxy")
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="best")
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return fig
 
 

@@ -1,4 +1,4 @@
-"""Transformer experiments of the paper (SPEC section 6): tasks, a batched training engine, analysis.
+"""Transformer experiments of the paper (Section 5 and Appendix A of the paper): tasks, a batched training engine, analysis.
 
 Modules, in reading order:
 
@@ -10,6 +10,6 @@ Modules, in reading order:
 - :mod:`~circeff.empirical.metrics`: float64 loss, metric rows, grokking milestones.
 - :mod:`~circeff.empirical.checkpoint`: atomic checkpoints, exact resume.
 - :mod:`~circeff.empirical.train`: the training loop (``train(config, out_dir, resume=...)``).
-- :mod:`~circeff.empirical.presets`: ``cpu`` and ``paper`` settings for ``circeff train``.
+- :mod:`~circeff.empirical.presets`: every named setting, keyed by experiment and scale.
 - :mod:`~circeff.empirical.fourier`: trigonometric / memorisation logit decomposition.
 """

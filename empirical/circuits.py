@@ -15,7 +15,7 @@ Definitions (used by Figure 9 and prediction P1):
   and memorisation parts of that correct logit. With centring they add up to it exactly, on
   every split: ``trig_train + mem_train == correct_logit_train``.
 * **trig share**: fraction of the squared (label-centred) logit norm in the trigonometric
-  subspace; a G-only network has a share near 1 (SPEC: above 0.95).
+  subspace; a G-only network has a share near 1 (the paper's Section 5.1: above 0.95).
 
 The decomposition is defined for modular addition only (the Fourier directions of
 ``a + b - c``); any other task is refused with a one-line ConfigError naming ``task``.

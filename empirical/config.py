@@ -18,14 +18,15 @@ from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.validate import in_range, integer_at_least, non_empty, non_negative, positive
 
-__all__ = ["ModelConfig", "RunSpec", "TrainConfig", "resolve_train_size"]
+__all__ = ["ModelConfig", "RunSpec", "TRAINING_FIELDS", "TrainConfig", "Training", "resolve_train_size",
+           "TrainingView", "split_overrides", "with_overrides"]
 
 NAN_POLICIES = ("freeze", "stop")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The 1-layer transformer of SPEC section 6 (no LayerNorm, no biases, ReLU MLP).
+    """The 1-layer transformer of the paper's Section 5 and Appendix A (no LayerNorm, no biases, ReLU MLP).
 
     Vocabulary sizes and context length come from the task (:class:`TaskConfig`), never from
     here, so that they cannot disagree with ``P``.
@@ -96,7 +97,7 @@ class TrainConfig:
         runs: one :class:`RunSpec` per model.
         model: architecture (shared).
         steps: optimiser steps (full batch: one step is one epoch).
-        lr, beta1, beta2, eps: AdamW (SPEC: lr 1e-3, betas 0.9/0.98; eps is torch's default).
+        lr, beta1, beta2, eps: AdamW (the paper: lr 1e-3; betas 0.9/0.98 as in Nanda et al. 2023; eps is torch's default).
         log_every: metrics of every model every this many steps (and at step 0 and the end).
         checkpoint_every: checkpoint every this many steps (and at the end).
         device: ``cpu`` or ``cuda`` (``cuda:N``).
@@ -215,3 +216,109 @@ class TrainConfig:
         """Names of top-level fields that differ (for a clear resume-mismatch message)."""
         a, b = self.to_dict(), other.to_dict()
         return [k for k in a if k not in ignore and a[k] != b.get(k)]
+
+
+@dataclass(frozen=True)
+class Training:
+    """How an experiment's networks train, stated once and composed into every experiment config.
+
+    Attributes:
+        task, p: the task of the registry and its modulus (sizes, vocabulary and chance level
+            are derived from them, never stored).
+        model: architecture.
+        lr, weight_decay: full-batch AdamW (betas and eps: the engine's, the paper's values).
+        steps: optimiser steps (one step is one epoch: full batch).
+        seeds: model seeds, one network each.
+        log_every, checkpoint_every: engine metric and checkpoint rhythm.
+        device: ``cpu`` or ``cuda``.
+    """
+
+    task: str = "add"
+    p: int = 23
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    steps: int = 1500
+    seeds: tuple[int, ...] = (0, 1, 2)
+    log_every: int = 50
+    checkpoint_every: int = 500
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        TaskConfig(name=self.task, p=self.p)  # validates task and p
+        if not isinstance(self.model, ModelConfig):
+            raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
+        positive("lr", self.lr)
+        non_negative("weight_decay", self.weight_decay)
+        integer_at_least("steps", self.steps, 1)
+        non_empty("seeds", list(self.seeds))
+        seeds = tuple(integer_at_least("seeds", s, 0) for s in self.seeds)
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError("seeds", "must not repeat a value", list(seeds))
+        object.__setattr__(self, "seeds", tuple(sorted(seeds)))
+        integer_at_least("log_every", self.log_every, 1)
+        integer_at_least("checkpoint_every", self.checkpoint_every, 1)
+        if not isinstance(self.device, str) or not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError("device", "must be cpu or cuda", self.device)
+
+    @property
+    def task_config(self) -> TaskConfig:
+        return TaskConfig(name=self.task, p=self.p)
+
+    @property
+    def n_examples(self) -> int:
+        return self.task_config.n_examples
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.p
+
+    def size(self, frac: float) -> int:
+        """A dataset size from a fraction of all examples (round, at least 1)."""
+        return resolve_train_size(self.task_config, frac, None)
+
+    def engine(self, task: TaskConfig, runs: Sequence[RunSpec], **changes: Any) -> TrainConfig:
+        """The engine config of a batch of ``runs`` with these settings (``changes`` override)."""
+        kw: dict[str, Any] = dict(model=self.model, steps=self.steps, lr=self.lr, log_every=self.log_every,
+                                  checkpoint_every=self.checkpoint_every, device=self.device)
+        kw.update(changes)
+        return TrainConfig(task=task, runs=tuple(runs), **kw)
+
+
+TRAINING_FIELDS = tuple(f.name for f in dataclasses.fields(Training))
+
+
+def split_overrides(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``changes`` split into (training settings, the experiment's own fields); None dropped."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    training = {k: v for k, v in changes.items() if k in TRAINING_FIELDS}
+    return training, {k: v for k, v in changes.items() if k not in TRAINING_FIELDS}
+
+
+def with_overrides(config: Any, **changes: Any) -> Any:
+    """An experiment config with the non-None ``changes`` applied, each to the training settings
+    or to the config's own fields (validated again)."""
+    training, own = split_overrides(changes)
+    if training:
+        own["training"] = dataclasses.replace(config.training, **training)
+    return dataclasses.replace(config, **own)
+
+
+class TrainingView:
+    """Read-only names for an experiment's composed :class:`Training` (``config.p`` is
+    ``config.training.p``), so that code reads the setting where it is used and it is stored once."""
+
+    training: Training
+
+    p = property(lambda self: self.training.p, doc="the modulus P")
+    model = property(lambda self: self.training.model, doc="architecture")
+    lr = property(lambda self: self.training.lr, doc="AdamW learning rate")
+    weight_decay = property(lambda self: self.training.weight_decay, doc="AdamW weight decay")
+    steps = property(lambda self: self.training.steps, doc="optimiser steps")
+    seeds = property(lambda self: self.training.seeds, doc="model seeds")
+    log_every = property(lambda self: self.training.log_every, doc="engine metric rhythm")
+    checkpoint_every = property(lambda self: self.training.checkpoint_every, doc="engine checkpoint rhythm")
+    device = property(lambda self: self.training.device, doc="cpu or cuda")
+    task_config = property(lambda self: self.training.task_config, doc="the task (TaskConfig)")
+    n_examples = property(lambda self: self.training.n_examples, doc="all examples of the task")
+    chance = property(lambda self: self.training.chance, doc="chance accuracy 1/P")

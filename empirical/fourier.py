@@ -1,4 +1,4 @@
-"""The trigonometric / memorisation logit decomposition of Appendix B (SPEC section 7).
+"""The trigonometric / memorisation logit decomposition of the paper's Appendix B.
 
 Collect a model's logits for every input ``(a, b)`` and every label ``c`` into a tensor
 ``F[a, b, c]`` of shape ``(P, P, P)``. The generalising circuit of modular addition (Nanda et
@@ -96,7 +96,7 @@ class FourierDecomposition:
             iid Gaussian logits its expectation is ``(P - 1) / P^3``.
         trig_share: ``||trig||^2 / ||F - mean_c F||^2`` where ``mean_c F`` is the per-input mean
             over labels (0 if that is zero). This is "the fraction of the logit norm in the
-            trigonometric subspace" used to accept G-only networks (SPEC: > 95%). For iid
+            trigonometric subspace" used to accept G-only networks (Section 5.1: > 95%). For iid
             Gaussian logits its expectation is ``1 / P^2``.
     """
 
@@ -282,7 +282,7 @@ def trig_share(logits: Any) -> float:
     ``||trig||^2 / ||F - mean_c F||^2``: the squared Frobenius norm after removing each input's
     mean over labels, because softmax ignores that mean. Squared norms are used because they
     add over orthogonal subspaces (trig share + mem share = 1 after centring). A G-only network
-    (SPEC: "more than 95% of the logit norm in the trigonometric subspace") has a share near 1;
+    (Section 5.1: "more than 95% of the logit norm in the trigonometric subspace") has a share near 1;
     iid random logits have ``1 / P^2`` on average.
     """
     return decompose(logits).trig_share

@@ -1,6 +1,6 @@
 """Loss in float64 and the per-model metric rows of ``metrics.csv``.
 
-Why float64 (SPEC section 6): late in training the loss is tiny, and a cross-entropy computed
+Why float64: late in training the loss is tiny, and a cross-entropy computed
 in float32 has a floor (``log_softmax`` of the correct class rounds to 0 once its margin is
 about 17 nats); gradients then come and go in spikes. So the logits (float32) are converted
 to float64 before ``log_softmax``; the gradient goes back to float32 at the same point.

@@ -1,61 +1,198 @@
-"""Named settings for ``circeff train --preset NAME`` (explicit options override them).
+"""Every named setting of the package, in one table keyed by (experiment, scale).
 
-- ``paper``: the paper's setting (SPEC section 6): modular addition at P = 113, 30% of the
-  pairs for training, AdamW lr 1e-3, betas 0.9/0.98, weight decay 1.0, full batch. 40 000
-  steps (Nanda et al. 2023's run length; grokking there completes well before). Measured for
-  seed 0 (same machine, one thread): train accuracy 1.0 at step 250, test accuracy 0.94 at
-  step 7000, >= 0.95 from 7250, 1.0 at 8000; 10 000 steps took 700 s of CPU time (1117 s wall
-  on the loaded machine).
-- ``cpu``: the same phenomenon small enough for a laptop: modular addition at P = 59 with
-  50% of the pairs, 3000 steps, the paper's optimiser. Measured (seeds 0-3, one batch, torch
-  2.13 on a shared 2-core AMD EPYC, one thread): every seed reaches train accuracy >= 0.99 by
-  step 100-150 and test accuracy >= 0.95 at steps 1300, 2600, 1450 and 1050 (final test
-  accuracy 0.99-1.00); 339 s of CPU time (687 s wall on the loaded machine).
-  Why these values: at 30% of the pairs no seed generalised within 6000 steps (test
-  accuracy 0.03-0.20), at 40% test accuracy was 0.28-0.68 at step 2500; at 50% all four grok
-  well within 3000 steps. lr and weight decay stay at the paper's 1e-3 and 1.0.
+Scales (the same word means the same P, model and optimiser in every experiment):
+
+* ``quick``: P = 23, the 64-wide model (``d_model`` 64, 4 heads of 16, ``d_mlp`` 256), AdamW lr
+  3e-3. Small enough for ``circeff reproduce --quick`` on 2 CPU cores. The narrower model does a
+  quarter of the paper model's matmul work per example; lr 3e-3 makes it grok within 1500 steps.
+* ``full``: P = 31, the same model and optimiser, more seeds, sizes and steps
+  (``circeff reproduce --full``).
+* ``paper``: the paper's settings (Section 5, Appendix A): P = 113, ``d_model`` 128, 4 heads
+  of 32, ``d_mlp`` 512, AdamW lr 1e-3; meant for a GPU.
+
+``circeff train --preset`` has its own two names, ``cpu`` (P = 59 at 50% of the pairs, the
+paper's model and optimiser, 3000 steps) and ``paper`` (P = 113 at 30%, 40 000 steps).
+
+Dataset sizes that the experiments choose as a share of the data are written here as fractions
+of the P^2 pairs and converted to counts (:func:`sizes_of`), so they follow P. ``circeff
+presets`` prints this table, with the cost of the recorded runs in :data:`MEASURED`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from circeff.validate import one_of
+import numpy as np
 
-__all__ = ["PRESETS", "Preset", "get_preset"]
+from circeff.empirical.config import ModelConfig, Training, TrainingView
+from circeff.empirical.experiments.efficiency import EfficiencyConfig
+from circeff.empirical.experiments.fig10 import Fig10Config
+from circeff.empirical.experiments.predictions_common import SMALL_MODEL, BaseConfig
+from circeff.empirical.experiments.progress import ProgressConfig
+from circeff.empirical.experiments.semigrokking import SemigrokConfig
+from circeff.empirical.experiments.ungrokking import UngrokkingConfig
+from circeff.errors import ConfigError
+from circeff.validate import in_range
+
+__all__ = ["EXPERIMENTS", "MEASURED", "PRESETS", "SCALES", "TRAIN_PRESETS", "TrainPreset", "get", "get_preset",
+           "preset_rows", "sizes_of"]
+
+SCALES = ("quick", "full", "paper")
+EXPERIMENTS = ("progress", "efficiency", "ungrokking", "fig10", "semigrok")
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    description: str
-    task: str
-    p: int
-    train_frac: float
-    steps: int
-    seeds: tuple[int, ...] = (0, 1, 2, 3)
-    lr: float = 1e-3
-    weight_decay: float = 1.0
-    log_every: int = 100
-    checkpoint_every: int = 1000
+def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
+    """Dataset sizes as fractions of the P^2 pairs of modular addition (rounded)."""
+    return tuple(int(round(f * p * p)) for f in fracs)
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            name="cpu",
-            description=(
-                "modular addition, P = 59, 50% of pairs, 3000 steps, the paper's optimiser "
-                "(lr 1e-3, wd 1.0): memorises by step ~150, test accuracy >= 0.95 by step ~2650"),
-            task="add", p=59, train_frac=0.5, steps=3000, log_every=50, checkpoint_every=500),
-        Preset(
-            name="paper",
-            description="modular addition, P = 113, 30% of pairs, 40000 steps, lr 1e-3, wd 1.0 (SPEC section 6)",
-            task="add", p=113, train_frac=0.3, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000),
-    )
+# ---- the training settings of each scale -------------------------------------------------------
+QUICK = Training(p=23, model=SMALL_MODEL, lr=3e-3, steps=1500, seeds=(0, 1, 2), log_every=50, checkpoint_every=500)
+FULL = Training(p=31, model=SMALL_MODEL, lr=3e-3, steps=3000, seeds=(0, 1, 2, 3), log_every=50,
+                checkpoint_every=500)
+PAPER = Training(p=113, model=ModelConfig(), lr=1e-3, steps=20_000, seeds=tuple(range(10)), log_every=200,
+                 checkpoint_every=2000)
+
+# The grokked networks that ungrokking and Figure 10 both continue (one set per scale).
+_BASE = {"quick": BaseConfig(QUICK), "full": BaseConfig(FULL), "paper": BaseConfig(PAPER)}
+
+PRESETS: dict[tuple[str, str], Any] = {
+    # Figure 9: one grokking run. P = 23 at 60% of the pairs groks within 1500 steps at lr 3e-3.
+    ("progress", "quick"): ProgressConfig(replace(QUICK, seeds=(0,)), train_frac=0.6, snapshot_every=100),
+    ("progress", "full"): ProgressConfig(replace(FULL, seeds=(0,)), train_frac=0.5, snapshot_every=100),
+    ("progress", "paper"): ProgressConfig(replace(PAPER, seeds=(0,), steps=40_000, log_every=100),
+                                          train_frac=0.3, snapshot_every=500),
+    # P1. G networks at 82-96% of the pairs at P = 23: at 60-75% one of two seeds still had a trig
+    # share below 0.95 (measured); 300 L-BFGS iterations per rung left at most 1.1% norm drift.
+    ("efficiency", "quick"): EfficiencyConfig(
+        QUICK, m_train_sizes=(40, 80, 160), g_train_sizes=sizes_of(23, (0.825, 0.9, 0.957)),
+        settle_iterations=300),
+    ("efficiency", "full"): EfficiencyConfig(
+        replace(FULL, seeds=(0, 1, 2)), m_train_sizes=(60, 120, 240, 480), g_train_sizes=sizes_of(31, (0.8, 0.9, 0.95)),
+        settle_iterations=400),
+    # G networks at 40-80% of the pairs (above the grokking threshold)
+    ("efficiency", "paper"): EfficiencyConfig(
+        replace(PAPER, seeds=(0, 1, 2), steps=40_000), m_train_sizes=(500, 1000, 2000, 4000),
+        g_train_sizes=sizes_of(113, (0.4, 0.6, 0.8)), settle_iterations=1000),
+    # P2/P3. Calibrated at P = 23: the bases reach trig shares 0.87-0.99 in 1500 steps; after 1500
+    # further steps at wd 1 the final test accuracy goes from about 0.06 at D' = 30 to 1.0 at
+    # D' >= 240, the midpoint near D' = 80.
+    ("ungrokking", "quick"): UngrokkingConfig(_BASE["quick"], sizes=(30, 50, 85, 140, 240, 400),
+                                              weight_decays=(1.0, 2.0), decay_budget=1500.0),
+    ("ungrokking", "full"): UngrokkingConfig(_BASE["full"], sizes=(40, 60, 90, 135, 200, 300, 450, 700),
+                                             weight_decays=(0.5, 1.0, 2.0), decay_budget=3000.0, n_boot=1000),
+    # Appendix A.2, Figure 7: 7 sizes geometrically spaced in [390, 1494], 10 seeds
+    ("ungrokking", "paper"): UngrokkingConfig(
+        _BASE["paper"], sizes=tuple(int(round(x)) for x in np.geomspace(390, 1494, 7)),
+        weight_decays=(0.5, 1.0, 2.0), decay_budget=100_000.0, log_every=500, n_boot=1000),
+    # Figure 10 continues the same bases at sizes from a few dozen to nearly all pairs.
+    ("fig10", "quick"): Fig10Config(_BASE["quick"], sizes=(20, 40, 80, 160, 320, 500), seeds=(0, 1),
+                                    decay_budget=1500.0),
+    ("fig10", "full"): Fig10Config(_BASE["full"], sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
+    ("fig10", "paper"): Fig10Config(_BASE["paper"], sizes=(250, 500, 1000, 2000, 4000, 8000, 12000),
+                                    seeds=(0, 1, 2, 3, 4), decay_budget=100_000.0, log_every=500),
+    # P4. At P = 23 (wd 2, 3000 steps) D = 200 stayed at 0.08-0.26 test accuracy from random init,
+    # D = 260 and 330 grokked (one D = 260 run plateaued near 0.45 first), D <= 160 never did; the
+    # ungrokking D_crit is near 80, so the window is about 2.4-3.2 x D_crit at this P.
+    ("semigrok", "quick"): SemigrokConfig(replace(QUICK, weight_decay=2.0, steps=3000), n_sizes=4,
+                                          low_factor=2.4, high_factor=3.2),
+    ("semigrok", "full"): SemigrokConfig(replace(FULL, weight_decay=2.0, seeds=tuple(range(5)), steps=6000),
+                                         n_sizes=8, low_factor=2.0, high_factor=3.6),
+    # Appendix A.1: 10 seeds x 20 sizes evenly spaced in [1500, 2050]
+    ("semigrok", "paper"): SemigrokConfig(
+        replace(PAPER, steps=100_000, log_every=500, checkpoint_every=5000),
+        sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20))),
+}
+
+# Wall time (s) of each stage in the recorded runs: 2 shared CPU cores, torch 2.13, one thread.
+# quick: `circeff reproduce --quick` finished 2026-11-26 (docs/data/summary.json);
+# full: `circeff reproduce --full` on a clean clone, as recorded in the previous session's notes.
+MEASURED: dict[tuple[str, str], float] = {
+    ("progress", "quick"): 5.71, ("efficiency", "quick"): 182.23, ("ungrokking", "quick"): 64.83 + 13.1,
+    ("semigrok", "quick"): 49.08, ("fig10", "quick"): 25.79,
+    ("efficiency", "full"): 384.0, ("ungrokking", "full"): 479.0, ("semigrok", "full"): 443.0,
+    ("fig10", "full"): 138.0,
 }
 
 
-def get_preset(name: object) -> Preset:
-    return one_of("preset", PRESETS, name)
+@dataclass(frozen=True)
+class TrainPreset(TrainingView):
+    """Defaults of ``circeff train --preset NAME`` (explicit options override them)."""
+
+    name: str
+    description: str
+    training: Training = field(default_factory=Training)
+    train_frac: float = 0.5
+
+    def __post_init__(self) -> None:
+        in_range("train_frac", self.train_frac, 0.0, 1.0, lo_open=True)
+
+    @property
+    def task(self) -> str:
+        return self.training.task
+
+
+TRAIN_PRESETS: dict[str, TrainPreset] = {
+    # At 30% of the pairs no seed generalised within 6000 steps at P = 59 (test accuracy
+    # 0.03-0.20), at 40% test accuracy was 0.28-0.68 at step 2500; at 50% all four seeds reach test
+    # accuracy >= 0.95 between steps 1050 and 2600 (measured, one thread).
+    "cpu": TrainPreset("cpu", "modular addition, P = 59, 50% of pairs, 3000 steps, the paper's model and optimiser",
+                       Training(p=59, steps=3000, seeds=(0, 1, 2, 3), log_every=50, checkpoint_every=500),
+                       train_frac=0.5),
+    # Nanda et al. 2023's run length; seed 0 reaches test accuracy >= 0.95 from step 7250 (measured).
+    "paper": TrainPreset("paper", "modular addition, P = 113, 30% of pairs, 40000 steps, lr 1e-3, wd 1.0",
+                         Training(p=113, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000),
+                         train_frac=0.3),
+}
+PRESETS.update({("train", "cpu"): TRAIN_PRESETS["cpu"], ("train", "paper"): TRAIN_PRESETS["paper"]})
+
+
+def get_preset(name: object) -> TrainPreset:
+    """The ``circeff train`` preset ``name``."""
+    if name not in TRAIN_PRESETS:
+        raise ConfigError("preset", f"must be one of {', '.join(TRAIN_PRESETS)}", name)
+    return TRAIN_PRESETS[name]
+
+
+def get(experiment: str, scale: object) -> Any:
+    """The config of ``experiment`` at ``scale`` (ConfigError naming ``--preset`` otherwise)."""
+    scales = [s for e, s in PRESETS if e == experiment]
+    if not scales:
+        raise ConfigError("experiment", f"must be one of {', '.join(EXPERIMENTS)}", experiment)
+    if scale not in scales:
+        raise ConfigError("preset", f"must be one of {', '.join(scales)}", scale)
+    return PRESETS[(experiment, scale)]
+
+
+def _training_of(config: Any) -> Training:
+    return config.base.training if hasattr(config, "base") else config.training
+
+
+def preset_rows() -> list[dict[str, Any]]:
+    """One row per preset: P, model widths, lr, steps, seeds, weight decays, and measured cost."""
+    rows = []
+    for (experiment, scale), config in PRESETS.items():
+        t = _training_of(config)
+        steps = getattr(config, "steps", t.steps)
+        wds = getattr(config, "weight_decays", None) or (getattr(config, "weight_decay", t.weight_decay),)
+        rows.append({
+            "experiment": experiment, "preset": scale, "p": t.p, "d_model": t.model.d_model,
+            "n_heads": t.model.n_heads, "d_head": t.model.d_head, "d_mlp": t.model.d_mlp, "lr": t.lr,
+            "weight_decay": ",".join(f"{w:g}" for w in wds), "steps": steps,
+            "seeds": len(getattr(config, "seeds", ()) or t.seeds),
+            "measured_s": MEASURED.get((experiment, scale))})
+    return rows
+
+
+def describe(config: Any) -> str:
+    """The values a preset sets, on one line (for ``--help`` texts)."""
+    t = _training_of(config)
+    return (f"P = {t.p}, d_model {t.model.d_model}, d_mlp {t.model.d_mlp}, lr {t.lr:g}, "
+            f"steps {getattr(config, 'steps', t.steps)}, {len(t.seeds)} seeds")
+
+
+def field_names(config: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(config)]

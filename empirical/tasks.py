@@ -1,4 +1,4 @@
-"""The binary-operation tasks of SPEC section 6 (Power et al. 2021 family), as a registry.
+"""The binary-operation tasks of the paper's Appendix A (Figure 8) (Power et al. 2021 family), as a registry.
 
 Every task maps a pair ``(a, b)`` of elements of a set of size ``P`` to ``c = a o b``. The
 model reads the four tokens ``a o b =`` and is scored on predicting ``c`` at the last position.
@@ -23,8 +23,8 @@ Tasks (``name``: ``c``):
   ``range(n)`` in lexicographic order (element 0 is the identity), and
   ``c = a o b`` is the permutation ``x -> a[b[x]]`` (apply ``b`` first, then ``a``).
 
-The exact list of the paper's nine other tasks was lost (SPEC section 6); this is the Power et
-al. 2021 family SPEC names. Random labels (for memorisation-only networks, prediction P1)
+The exact list of the paper's nine other tasks is not stated in the text we work from; this is the
+Power et al. 2021 family. Random labels (for memorisation-only networks, prediction P1)
 replace every example's label, train and test alike, by a uniform draw with ``label_seed``.
 """
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from circeff.cli.main import run
-from circeff.reproduce import STAGES, VERDICT_KEYS, _prepare_out, reproduce_config
+from circeff.reproduce import STAGES, VERDICT_KEYS, prepare_out, reproduce_config
 
 TINY = ["reproduce", "--scale", "tiny", "--no-progress", "--threads", "1"]
 
@@ -68,8 +68,8 @@ def test_reproduce_force_replaces_a_folder_of_another_config(tmp_path):
     (tmp_path / "keep.txt").write_text("not ours")
     cfg = reproduce_config("cpu", "tiny")
     with pytest.raises(Exception, match="different reproduce config"):
-        _prepare_out(tmp_path, cfg, force=False)
-    _prepare_out(tmp_path, cfg, force=True)
+        prepare_out(tmp_path, cfg, force=False)
+    prepare_out(tmp_path, cfg, force=True)
     assert not (tmp_path / "p1").exists()
     assert (tmp_path / "keep.txt").is_file()  # only what reproduce writes is deleted
     assert json.loads((tmp_path / "reproduce_config.json").read_text())["scale"] == "tiny"
@@ -107,17 +107,41 @@ def test_allocation_without_a_positive_fitted_kappa_does_not_hold_and_keeps_the_
     from types import SimpleNamespace
 
     from circeff.analysis.efficiency import analyse_efficiency
-    from circeff.reproduce import StageOutcome, _Context, _stage_allocation
+    from circeff.reproduce.stages import Context, stage_allocation
     from tests.strategies.analysis import efficiency_rows, ratio_rows
 
     rows = efficiency_rows({"G": lambda D: 5.0, "M": lambda D: 0.5 * D**0.5}, kappa=-1.0,
                            D_values=(100, 300, 1000), seed=0)
-    ctx = _Context(reproduce_config("cpu", "tiny"), tmp_path, progress=False)
+    ctx = Context(reproduce_config("cpu", "tiny"), tmp_path, progress=False)
     ctx.efficiency = SimpleNamespace(analysis=analyse_efficiency(rows, n_boot=100, seed=0))
     ctx.fig10_rows = ratio_rows(lambda D: D / 100, D_values=(50, 100, 200), seed=0)
-    o = StageOutcome("allocation")
-    _stage_allocation(ctx, tmp_path, o)
-    v = o.verdicts["allocation"]
-    assert v["holds"] is False and v["kappa"] < 0 and "kappa > 0" in v["reason"]
-    assert len(v["measured_median_by_D"]) == 3
+    v = stage_allocation(ctx, tmp_path).verdict("allocation")
+    assert v.holds is False and v.numbers["kappa"] < 0 and "kappa > 0" in v.reason
+    assert len(v.numbers["measured_median_by_D"]) == 3
     assert (tmp_path / "allocation.csv").is_file()
+
+
+def test_summary_verdicts_carry_their_named_numbers_and_the_report_shows_them(tiny_out):
+    # the fields the docs and readers rely on: renaming one in a stage breaks this test
+    summary = json.loads((tiny_out / "summary.json").read_text())
+    p2, p3, fig10a = (summary["verdicts"][k] for k in ("P2", "P3", "fig10a"))
+    assert {"jump", "D_crit", "chance", "converged", "n_networks"} <= set(p2) and p2["rule"] == {"min_jump": 0.5}
+    assert {"slope", "D_crit_by_weight_decay", "steps_per_weight_decay"} <= set(p3)
+    assert {"rho", "median_by_D"} <= set(fig10a)
+    report = (tiny_out / "report.md").read_text()
+    assert "| jump |" in report and "| rule: min_jump | 0.5 |" in report and "**median_by_D**" in report
+
+
+def test_report_renders_any_verdict_field_by_its_name():
+    # the report knows no verdict's fields: a new or renamed number shows under its own name
+    from circeff.analysis.verdicts import Verdict
+    from circeff.report import write_report
+    from circeff.reproduce.results import StageResult
+
+    v = Verdict("P2", True, "because", {"renamed_jump": 0.75, "D_crit_new": {"value": 80.0, "lo": 60.0, "hi": None}},
+                {"min_jump": 0.5})
+    summary = {"preset": "cpu", "scale": "tiny", "timings": {"total_s": 1.0, "stages_s": 1.0},
+               "environment": {"finished": "now", "platform": "here"}}
+    text = write_report(summary, [StageResult("p2_p3", verdicts=[v])], [v])
+    assert "| renamed_jump | 0.75 |" in text and "| D_crit_new | 80 [60, inf] |" in text
+    assert "n/a" not in text and "—" not in text

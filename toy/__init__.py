@@ -1,4 +1,4 @@
-"""The toy model of Appendix C (SPEC section 5): two lookup-table circuits, weights as
+"""The toy model of Appendix C (Section 3 of the paper): two lookup-table circuits, weights as
 products of subweights, q-norm weight decay on a parameter norm |w|^(1/kappa) P, and plain
 gradient descent, vectorised over batches of configurations.
 

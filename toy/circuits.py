@@ -1,4 +1,4 @@
-"""The toy model's two lookup-table circuits and its losses, as pure functions (SPEC section 5).
+"""The toy model's two lookup-table circuits and its losses, as pure functions (the paper's Section 3, Appendix C).
 
 Every training example looks the same to the toy, and so does every test example, so
 one example per split stands for the whole split. Without loss of generality the true
@@ -13,7 +13,7 @@ through ``s = w_G + w_M`` (the setting of Theorem D.4).
 
 Weight decay models the parameter norm of ``w C`` as ``|w|^(1/kappa) P`` (a kappa-layer
 bias-free ReLU MLP scales its output by c^kappa when every parameter scales by c) and
-uses the q-norm form of SPEC Eq. 6::
+uses the q-norm form of the effective loss (Appendix D, Eq. 6)::
 
     L_wd = (alpha / q) * ((|w_G|^(1/kappa) P_G)^q + (|w_M|^(1/kappa) P_M)^q)
 

@@ -1,6 +1,6 @@
 """Figure 2 and the phase diagram: configurations and the data each command writes.
 
-Figure 2 panels (SPEC section 5; the values of (b) and (c) were not recovered, these are
+Figure 2 panels (Section 3 of the paper; the values of (b) and (c) were not recovered, these are
 our documented choices, each a plain :class:`ToyConfig` that a user can change):
 
 - (a) all three ingredients: Table 1 (P_G = 1 < P_M = 2, w_G2(0) = 0.005 < w_M2(0) = 1).

@@ -5,7 +5,7 @@ A batch of B configurations runs as ONE float64 numpy computation over arrays of
 :func:`circeff.toy.circuits.subweight_grad` for the same formula, unvectorised). Curves
 are recorded only at log-spaced steps that always include step 0 and the last step.
 
-Defaults are SPEC Table 1 (Figure 2a). Choices SPEC leaves open (documented here and in
+Defaults are the paper's Table 1 (Figure 2a). Choices the paper leaves open (documented here and in
 :class:`ToyConfig`): ``steps = 50_000`` (at the defaults test loss has fallen by step
 ~10^4 and the weights have converged by ~4 x 10^4); weight decay is ``alpha/q`` times the
 q-norm (equal to the paper's ``alpha/2`` at q = 2).
@@ -42,9 +42,9 @@ SUBWEIGHTS = ("w_G1", "w_G2", "w_M1", "w_M2")
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """One configuration of the toy model (SPEC section 5). Defaults: Figure 2a (Table 1).
+    """One configuration of the toy model (Section 3, Appendix C of the paper). Defaults: Figure 2a (Table 1).
 
-    ``steps`` (50 000) is our choice: SPEC lost the paper's step count. ``wd_eps`` (0: exact
+    ``steps`` (50 000) is our choice: the paper's step count is not stated in the text we work from. ``wd_eps`` (0: exact
     norm) smooths ``|w|`` to ``sqrt(w^2 + wd_eps^2)`` in the weight decay; it is required
     (> 0) when ``kappa > q``, where the exact gradient is singular at w = 0 (see
     :mod:`circeff.toy.circuits`).

@@ -1,8 +1,8 @@
-"""``circeff experiment``: the measured experiments of the circuit-analysis issue.
+"""``circeff experiment``: one measured experiment at a preset of :mod:`circeff.empirical.presets`.
 
-- ``circeff experiment efficiency [--preset quick|cpu|paper] --out DIR``: prediction P1
+- ``circeff experiment efficiency [--preset quick|full|paper] --out DIR``: prediction P1
   (:mod:`circeff.empirical.experiments.efficiency`); options override the preset.
-- ``circeff experiment progress [--preset quick|cpu|paper] --out DIR``: a grokking run with
+- ``circeff experiment progress [--preset quick|full|paper] --out DIR``: a grokking run with
   weight snapshots and Figure 9 (:mod:`circeff.empirical.experiments.progress`).
 
 Both resume by default: rerunning the same command skips finished training.
@@ -15,7 +15,16 @@ from typing import Optional
 
 import typer
 
+from circeff.empirical import presets
+from circeff.empirical.config import with_overrides
 from circeff.validate import parse_float_list, parse_int_list
+
+
+
+def _preset_help(experiment: str) -> str:
+    """``--preset`` help that shows what each preset sets (from the presets table)."""
+    return "; ".join(f"{scale}: {presets.describe(presets.get(experiment, scale))}" for scale in presets.SCALES) + "."
+
 
 app = typer.Typer(help="Run experiments: P1 efficiency, Figure 9 progress.", no_args_is_help=True)
 
@@ -23,7 +32,7 @@ app = typer.Typer(help="Run experiments: P1 efficiency, Figure 9 progress.", no_
 @app.command("efficiency")
 def efficiency(
     out: Path = typer.Option(..., "--out", help="Output folder (efficiency.csv, efficiency.json, figures, runs)."),
-    preset: str = typer.Option("cpu", "--preset", help="quick, cpu or paper."),
+    preset: str = typer.Option("full", "--preset", help=_preset_help("efficiency")),
     p: Optional[int] = typer.Option(None, "--p", help="Modulus P."),
     m_train_sizes: Optional[str] = typer.Option(None, "--m-train-sizes", help="D of the random-label (M) networks, e.g. 40,80,160."),
     g_train_sizes: Optional[str] = typer.Option(None, "--g-train-sizes", help="D of the generalising (G) networks."),
@@ -39,15 +48,15 @@ def efficiency(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """P1: efficiency of the memorising and the generalising circuit against D."""
-    from circeff.empirical.experiments.efficiency import describe, get_efficiency_preset, run_efficiency, with_overrides
+    from circeff.empirical.experiments.efficiency import describe, run_efficiency
 
     config = with_overrides(
-        get_efficiency_preset(preset), p=p,
+        presets.get("efficiency", preset), p=p,
         m_train_sizes=parse_int_list("m_train_sizes", m_train_sizes) if m_train_sizes is not None else None,
         g_train_sizes=parse_int_list("g_train_sizes", g_train_sizes) if g_train_sizes is not None else None,
         alphas=parse_float_list("alphas", alphas) if alphas is not None else None,
         seeds=parse_int_list("seeds", seeds) if seeds is not None else None,
-        steps=steps, lr=lr, train_weight_decay=train_weight_decay, settle_iterations=settle_iterations,
+        steps=steps, lr=lr, weight_decay=train_weight_decay, settle_iterations=settle_iterations,
         trig_share_threshold=trig_share_threshold, device=device)
     _check_device(config.device)
     result = run_efficiency(config, out, progress=progress, resume=resume)
@@ -61,7 +70,7 @@ def efficiency(
 @app.command("progress")
 def progress(
     out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, snapshots/, progress.csv, fig9.png)."),
-    preset: str = typer.Option("quick", "--preset", help="quick, cpu or paper."),
+    preset: str = typer.Option("quick", "--preset", help=_preset_help("progress")),
     p: Optional[int] = typer.Option(None, "--p", help="Modulus P."),
     train_frac: Optional[float] = typer.Option(None, "--train-frac", help="Training fraction in (0, 1]."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay."),
@@ -73,10 +82,11 @@ def progress(
     show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Figure 9: a grokking run with weight snapshots, G/M proxies and parameter norm over steps."""
-    from circeff.empirical.experiments.progress import get_progress_preset, run_progress, with_overrides
+    from circeff.empirical.experiments.progress import run_progress
 
-    config = with_overrides(get_progress_preset(preset), p=p, train_frac=train_frac, weight_decay=weight_decay,
-                            steps=steps, snapshot_every=snapshot_every, seed=seed, device=device)
+    config = with_overrides(presets.get("progress", preset), p=p, train_frac=train_frac, weight_decay=weight_decay,
+                            steps=steps, snapshot_every=snapshot_every, seeds=None if seed is None else (seed,),
+                            device=device)
     _check_device(config.device)
     result = run_progress(config, out, progress=show_progress, resume=resume)
     last = result.rows.iloc[-1]

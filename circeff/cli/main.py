@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from circeff.cli import analyze as analyze_cli
 from circeff.cli import export as export_cli
 from circeff.cli import experiment as experiment_cli
+from circeff.cli import presets as presets_cli
 from circeff.cli import reproduce as reproduce_cli
 from circeff.cli import sweep as sweep_cli
 from circeff.cli import theory as theory_cli
@@ -73,6 +74,7 @@ app.add_typer(analyze_cli.app, name="analyze")
 app.add_typer(experiment_cli.app, name="experiment")
 app.command("reproduce")(reproduce_cli.reproduce)
 app.command("export")(export_cli.export)
+app.command("presets")(presets_cli.presets)
 
 
 def _fail(message: str, code: int) -> int:

@@ -11,16 +11,23 @@ from typing import Optional
 
 import typer
 
+from circeff.empirical import presets
 from circeff.errors import ConfigError
 
 __all__ = ["reproduce"]
 
 
+def _scale_help(scale: str) -> str:
+    t = presets.get("efficiency", scale).training
+    return (f"P = {t.p}, d_model {t.model.d_model}, d_mlp {t.model.d_mlp}, lr {t.lr:g} in every experiment; "
+            "`circeff presets` lists steps and seeds")
+
+
 def reproduce(
     out: Path = typer.Option(..., "--out", help="out folder (created); rerun the same command to resume"),
-    quick: bool = typer.Option(False, "--quick", help="the quick scale (default): ~10 min on 2 CPU cores with --preset cpu"),
-    full: bool = typer.Option(False, "--full", help="the full scale: ~2 hours on 2 CPU cores with --preset cpu"),
-    preset: str = typer.Option("cpu", "--preset", help="cpu (small P, CPU-sized) or paper (P = 113, for a GPU)"),
+    quick: bool = typer.Option(False, "--quick", help="the quick scale (default) with --preset cpu: " + _scale_help("quick")),
+    full: bool = typer.Option(False, "--full", help="the full scale with --preset cpu: " + _scale_help("full")),
+    preset: str = typer.Option("cpu", "--preset", help="cpu (the quick and full scales) or paper (" + _scale_help("paper") + "; for a GPU)"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     force: bool = typer.Option(False, "--force", help="replace results of a different config in --out"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
@@ -35,7 +42,7 @@ def reproduce(
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
     from circeff.reproduce import reproduce_config, run_reproduce
-    from circeff.sweep.backend import training_executor
+    from circeff.sweep.backend import make_trainer
     from circeff.sweep.executors import EXECUTOR_NAMES
 
     if quick and full:
@@ -62,9 +69,9 @@ def reproduce(
                if scale is None else f"circeff reproduce --scale {chosen} --out {shlex.quote(str(out))}")
     # The executor changes where batches train, never what they compute, so it is not part of
     # the reproduce config (a run started in-process may be finished on SLURM and vice versa).
-    with training_executor(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
-                           gpus_per_node=gpus_per_node):
-        summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command)
+    trainer = make_trainer(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
+                           gpus_per_node=gpus_per_node)
+    summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command, trainer=trainer)
     for key, v in summary["verdicts"].items():
         print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "

@@ -7,7 +7,7 @@ Single-circuit networks, so that all of a network's norm belongs to one circuit:
   Trained at several small D.
 * **G-only**: true labels at D large enough that the network generalises; accepted only when
   the trigonometric share of its (label-centred) logit norm is above ``trig_share_threshold``
-  (SPEC: 0.95). Trained at several large D, all above the grokking threshold: the prediction
+  (the paper's Section 5.1: 0.95). Trained at several large D, all above the grokking threshold: the prediction
   is that G's efficiency does not depend on D, so it is measured where G exists, never below.
 
 Two stages per circuit:
@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,21 +63,19 @@ from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency, 
 from circeff.analysis.stats import to_plain
 from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from circeff.sweep.backend import train_or_reuse
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.circuits import analyse_params
-from circeff.empirical.config import ModelConfig, TrainConfig
+from circeff.empirical.config import TrainConfig, Training, TrainingView
 from circeff.empirical.settle import SettleTrace, settle
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.errors import ConfigError, RunError
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, one_of, positive
+from circeff.validate import in_range, integer_at_least, positive
 
 __all__ = [
     "CIRCUITS",
-    "EFFICIENCY_PRESETS",
     "EfficiencyConfig",
     "EfficiencyResult",
-    "get_efficiency_preset",
     "run_efficiency",
     "settle_and_measure",
 ]
@@ -101,54 +99,47 @@ def _distinct_at_least_two(name: str, values: Sequence[object], what: str) -> tu
 
 
 @dataclass(frozen=True)
-class EfficiencyConfig:
+class EfficiencyConfig(TrainingView):
     """One P1 experiment (modular addition; see the module docstring).
 
     Attributes:
-        p: the modulus P.
+        training: P, model, stage 1's full-batch AdamW (lr, weight decay, steps), two or more
+            seeds (P(D)'s interval is the spread across seeds), device, engine rhythm. Its task
+            is modular addition (the M networks get random labels).
         m_train_sizes: D of the memorisation-only (random-label) networks; two or more.
         g_train_sizes: D of the generalisation-only networks; two or more, all large enough
             to generalise.
-        seeds: two or more model seeds (P(D)'s interval is the spread across seeds).
-        steps, lr, train_weight_decay: stage 1, full-batch AdamW (betas and eps: the engine's).
         alphas: the settle ladder's L2 coefficients, two or more (kappa comes from the spread
             across them; each rung starts from the previous one, smallest first).
         settle_iterations: L-BFGS iterations per model and rung.
-        model: architecture (the ``quick`` and ``cpu`` presets use a narrower one; see there).
-        trig_share_threshold: accept a G network above this trig share (SPEC: 0.95).
+        trig_share_threshold: accept a G network above this trig share (the paper's Section 5.1: 0.95).
         convergence_tol: see the module docstring.
         require_convergence: only converged rungs are accepted (default).
-        log_every, checkpoint_every: engine logging and checkpoint rhythm.
         data_seed: which training subset (shared by all networks of a D).
         label_seed: the random labels of the M networks.
         level, n_boot, analysis_seed: the fit's confidence level and bootstrap.
-        device: ``cpu`` or ``cuda``.
     """
 
-    p: int = 23
+    training: Training = field(default_factory=lambda: Training(lr=3e-3, seeds=(0, 1)))
     m_train_sizes: tuple[int, ...] = (40, 80, 160)
     g_train_sizes: tuple[int, ...] = (317, 397, 476)
-    seeds: tuple[int, ...] = (0, 1)
-    steps: int = 1500
-    lr: float = 3e-3
-    train_weight_decay: float = 1.0
     alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     settle_iterations: int = 300
-    model: ModelConfig = field(default_factory=ModelConfig)
     trig_share_threshold: float = 0.95
     convergence_tol: float = 0.02
     require_convergence: bool = True
-    log_every: int = 50
-    checkpoint_every: int = 500
     data_seed: int = 0
     label_seed: int = 0
     level: float = 0.95
     n_boot: int = 2000
     analysis_seed: int = 0
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
-        TaskConfig(name="add", p=self.p)  # validates p
+        if not isinstance(self.training, Training):
+            raise ConfigError("training", "must be a Training", type(self.training).__name__)
+        if self.training.task != "add":
+            raise ConfigError("task", "must be 'add' (the Fourier decomposition is defined for modular "
+                              "addition only)", self.training.task)
         n = self.p * self.p
         for name in ("m_train_sizes", "g_train_sizes"):
             sizes = _distinct_at_least_two(name, getattr(self, name), "a fit of P(D) needs two D")
@@ -159,20 +150,13 @@ class EfficiencyConfig:
             object.__setattr__(self, name, tuple(sorted(sizes)))
         alphas = _distinct_at_least_two("alphas", self.alphas, "kappa comes from them")
         object.__setattr__(self, "alphas", tuple(sorted(float(positive("alphas", a)) for a in alphas)))
-        seeds = _distinct_at_least_two("seeds", self.seeds, "P(D)'s interval is the spread over seeds")
-        object.__setattr__(self, "seeds", tuple(integer_at_least("seeds", s, 0) for s in seeds))
-        integer_at_least("steps", self.steps, 1)
-        positive("lr", self.lr)
+        _distinct_at_least_two("seeds", self.seeds, "P(D)'s interval is the spread over seeds")
         positive("train_weight_decay", self.train_weight_decay)
         integer_at_least("settle_iterations", self.settle_iterations, 1)
-        if not isinstance(self.model, ModelConfig):
-            raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
         in_range("trig_share_threshold", self.trig_share_threshold, 0.0, 1.0, lo_open=True, hi_open=True)
         positive("convergence_tol", self.convergence_tol)
         if not isinstance(self.require_convergence, bool):
             raise ConfigError("require_convergence", "must be true or false", self.require_convergence)
-        integer_at_least("log_every", self.log_every, 1)
-        integer_at_least("checkpoint_every", self.checkpoint_every, 1)
         integer_at_least("data_seed", self.data_seed, 0)
         integer_at_least("label_seed", self.label_seed, 0)
         in_range("level", self.level, 0.0, 1.0, lo_open=True, hi_open=True)
@@ -180,6 +164,11 @@ class EfficiencyConfig:
         integer_at_least("analysis_seed", self.analysis_seed, 0)
 
     # ---- derived ------------------------------------------------------------------------------
+    @property
+    def train_weight_decay(self) -> float:
+        """Stage 1's AdamW weight decay."""
+        return self.training.weight_decay
+
     def task(self, circuit: str) -> TaskConfig:
         """Random labels for M, true labels for G."""
         if circuit not in CIRCUITS:
@@ -209,37 +198,6 @@ class EfficiencyConfig:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-# The narrower model of the small presets: a quarter of the default's matmul work per example,
-# which is what fits the quick preset into its CPU budget.
-_SMALL_MODEL = ModelConfig(d_model=64, n_heads=4, d_head=16, d_mlp=256)
-
-EFFICIENCY_PRESETS: dict[str, EfficiencyConfig] = {
-    # `circeff reproduce --quick` (about 3 min on 2 cores): P = 23, 18 networks, 1500 AdamW
-    # steps at lr 3e-3, then 300 L-BFGS iterations per rung. G networks at 82-96% of the
-    # pairs: at 60-75% one of two seeds still had a trig share below 0.95 (measured). Measured
-    # norm drift over a rung's last quarter: at most 1.1%.
-    "quick": EfficiencyConfig(
-        p=23, m_train_sizes=(40, 80, 160), g_train_sizes=(436, 476, 506), seeds=(0, 1, 2),
-        steps=1500, lr=3e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=300,
-        model=_SMALL_MODEL, log_every=50, checkpoint_every=500),
-    # The CPU-scale experiment: P = 31, 21 networks, G networks at 80-95% of the pairs.
-    "cpu": EfficiencyConfig(
-        p=31, m_train_sizes=(60, 120, 240, 480), g_train_sizes=(769, 865, 913), seeds=(0, 1, 2),
-        steps=3000, lr=3e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=400,
-        model=_SMALL_MODEL, log_every=50, checkpoint_every=500),
-    # The paper's scale (SPEC section 6): P = 113, the default architecture, lr 1e-3. Not run
-    # on CPU; D of G networks are 40-80% of the P^2 = 12769 pairs (above the grokking threshold).
-    "paper": EfficiencyConfig(
-        p=113, m_train_sizes=(500, 1000, 2000, 4000), g_train_sizes=(5108, 7661, 10215),
-        seeds=(0, 1, 2), steps=40_000, lr=1e-3, alphas=(1e-4, 1e-3, 1e-2), settle_iterations=1000,
-        model=ModelConfig(), log_every=200, checkpoint_every=2000),
-}
-
-
-def get_efficiency_preset(name: object) -> EfficiencyConfig:
-    return one_of("preset", EFFICIENCY_PRESETS, name)
 
 
 @dataclass(frozen=True, eq=False)
@@ -356,7 +314,7 @@ def fit_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
 
 
 def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = True,
-                   resume: bool = True) -> EfficiencyResult:
+                   resume: bool = True, trainer: Trainer | None = None) -> EfficiencyResult:
     """Train (or reuse) the M-only and G-only batches, measure, fit and write everything.
 
     Raises:
@@ -368,7 +326,7 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
     all_rows: list[dict] = []
     for circuit in CIRCUITS:
         run_dir = out / circuit
-        train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume)
+        train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume, trainer=trainer)
         if not resume:
             (run_dir / LADDER_NAME).unlink(missing_ok=True)
         all_rows += [with_flags(config, r) for r in settle_and_measure(config, circuit, run_dir, progress=progress)]
@@ -409,11 +367,6 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
     save_figure(plot_logit_vs_norm(accepted, lines), out / "fig3_logit_vs_norm.png")
     save_figure(plot_efficiency(analysis), out / "efficiency_P_of_D.png")
     return EfficiencyResult(rows=rows, analysis=analysis, out_dir=out)
-
-
-def with_overrides(config: EfficiencyConfig, **changes: object) -> EfficiencyConfig:
-    """``config`` with the non-None ``changes`` applied (validated again)."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
 
 
 def describe(result: EfficiencyResult) -> list[str]:

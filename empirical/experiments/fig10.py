@@ -28,7 +28,7 @@ per network: D, seed, g_logit, m_logit, ratio, trig_share, accuracies, convergen
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,10 +36,9 @@ import pandas as pd
 from circeff.analysis.allocation import AllocationComparison, MonotonicVerdict, compare_allocation, measured_ratios, monotonic_verdict
 from circeff.analysis.efficiency import EfficiencyAnalysis
 from circeff.analysis.plots import plot_allocation, plot_ratio_vs_D, plot_ungrokking, save_figure
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
-from circeff.empirical.config import ModelConfig
 from circeff.empirical.experiments.predictions_common import (
-    SMALL_MODEL,
     BaseConfig,
     BaseResult,
     check_continuation_fields,
@@ -47,19 +46,16 @@ from circeff.empirical.experiments.predictions_common import (
     sizes_below,
     sorted_unique,
     train_base,
-    train_or_reuse,
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import one_of, positive
+from circeff.validate import positive
 
 __all__ = [
     "FIG10_COLUMNS",
-    "FIG10_PRESETS",
     "Fig10Config",
     "Fig10Result",
     "compare_with_theory",
-    "get_fig10_preset",
     "run_fig10",
 ]
 
@@ -124,24 +120,6 @@ class Fig10Config:
         return asdict(self)
 
 
-FIG10_PRESETS: dict[str, Fig10Config] = {
-    # P = 23: 6 sizes from 20 to 500 of the 529 pairs, 2 seeds, wd 1 for 1500 steps.
-    "quick": Fig10Config(base=BaseConfig(p=23, seeds=(0, 1, 2), steps=1500, lr=3e-3, model=SMALL_MODEL),
-                         sizes=(20, 40, 80, 160, 320, 500), seeds=(0, 1), decay_budget=1500.0),
-    "cpu": Fig10Config(base=BaseConfig(p=31, seeds=(0, 1, 2, 3), steps=3000, lr=3e-3, model=SMALL_MODEL),
-                       sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
-    # P = 113, sizes spanning 1.5 decades up to nearly the full 12769 pairs, 5 seeds.
-    "paper": Fig10Config(base=BaseConfig(p=113, seeds=tuple(range(10)), steps=20_000, lr=1e-3, model=ModelConfig(),
-                                         log_every=200, checkpoint_every=2000),
-                         sizes=(250, 500, 1000, 2000, 4000, 8000, 12000), seeds=(0, 1, 2, 3, 4),
-                         decay_budget=100_000.0, log_every=500),
-}
-
-
-def get_fig10_preset(name: object) -> Fig10Config:
-    return one_of("preset", FIG10_PRESETS, name)
-
-
 @dataclass(frozen=True, eq=False)
 class Fig10Result:
     rows: pd.DataFrame           # FIG10_COLUMNS, one per network
@@ -171,18 +149,19 @@ def _measure(config: Fig10Config, run_dir: Path) -> pd.DataFrame:
 
 
 def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True, resume: bool = True,
-              base_dir: str | Path | None = None) -> Fig10Result:
+              base_dir: str | Path | None = None, trainer: Trainer | None = None) -> Fig10Result:
     """Train (or reuse) the continuations, measure the proxies, write the Figure 10 outputs.
 
     Args:
         base_dir: an existing base run folder of ``config.base`` (default ``out_dir/base``).
     """
     out = ensure_dir(out_dir)
-    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume)
+    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume,
+                      trainer=trainer)
     specs = [(d, config.weight_decay, i) for d in config.sizes for i in config.seed_indices]
     run_dir = out / "runs"
     train_or_reuse(config.base.continuation(specs, config.steps, init_from=base.run_dir, log_every=config.log_every),
-                   run_dir, progress=progress, resume=resume)
+                   run_dir, progress=progress, resume=resume, trainer=trainer)
     rows = _measure(config, run_dir)
     write_csv(out / "fig10.csv", rows.to_dict("records"), fieldnames=FIG10_COLUMNS)
     usable = rows[rows["ratio"].notna()]
@@ -195,7 +174,8 @@ def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True
         "median_ratio_by_D": {f"{d:g}": float(g["ratio"].median()) for d, g in usable.groupby("D")},
     }))
     save_figure(plot_ratio_vs_D(usable, verdict), out / "fig10a.png")
-    save_figure(plot_ungrokking(rows), out / "fig10b.png")
+    save_figure(plot_ungrokking(rows, title="Figure 10b: final test accuracy against D (the networks of 10a)",
+                                xlabel="training set size D"), out / "fig10b.png")
     return Fig10Result(rows, verdict, base, out)
 
 
@@ -215,7 +195,3 @@ def compare_with_theory(analysis: EfficiencyAnalysis, fig10: Fig10Result | pd.Da
     write_json(out / "allocation.json", to_plain(comparison.to_dict()))
     save_figure(plot_allocation(comparison), out / "allocation.png")
     return comparison
-
-
-def with_overrides(config: Fig10Config, **changes: object) -> Fig10Config:
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})

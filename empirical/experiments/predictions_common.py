@@ -4,10 +4,10 @@
 Grokked starting networks (:class:`BaseConfig`)
 -----------------------------------------------
 Ungrokking (P2, P3) and Figure 10 both start from networks that have generalised: the paper
-trains them on the full dataset (SPEC section 6, Figure 7: "each starting from a network
+trains them on the full dataset (Appendix A, Figure 7: "each starting from a network
 trained on the full dataset"). :func:`train_base` trains one such network per seed in one
 engine batch and reports each one's trigonometric share (a G-only network has more than 95%
-of its logit norm there, SPEC), so a report can say whether the starting points were G-only.
+of its logit norm there, Section 5.1), so a report can say whether the starting points were G-only.
 
 Continuing on a subset
 ----------------------
@@ -19,7 +19,7 @@ random subset of all pairs), different for every seed.
 
 Convergence
 -----------
-With AdamW the decay per step is ``lr * weight_decay`` (SPEC section 6), so a run is compared
+With AdamW the decay per step is ``lr * weight_decay``, so a run is compared
 at convergence, not at a fixed step count. :func:`convergence_table` gives, per model, the
 change of test accuracy and the relative change of the parameter norm over the last
 ``window`` of the steps; a model is ``converged`` when both are below their tolerances. The
@@ -38,11 +38,10 @@ import numpy as np
 import pandas as pd
 
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.sweep.backend import train_or_reuse  # noqa: F401  (re-exported: the experiments train through it)
-from circeff.empirical.tasks import TaskConfig
+from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, Training, TrainingView
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.errors import ConfigError
-from circeff.validate import in_range, integer_at_least, non_empty, non_negative, positive
+from circeff.validate import in_range, integer_at_least, non_empty, positive
 
 __all__ = [
     "SMALL_MODEL",
@@ -56,7 +55,6 @@ __all__ = [
     "sizes_below",
     "sorted_unique",
     "train_base",
-    "train_or_reuse",
 ]
 
 # The narrower model of the CPU presets (the same as the P1 presets use): a quarter of the
@@ -109,79 +107,48 @@ def check_continuation_fields(config: object) -> None:
 
 
 @dataclass(frozen=True)
-class BaseConfig:
-    """Networks that have generalised, one per seed, to continue from (SPEC section 6).
+class BaseConfig(TrainingView):
+    """Networks that have generalised, one per seed, to continue from (Appendix A).
 
     Attributes:
-        task, p: the task (modular addition by default) and its modulus.
-        model: architecture (shared with every continuation).
-        seeds: one network per seed; its data seed is the same number.
+        training: task, P, model, optimiser, steps, seeds (one network per seed; its data seed
+            is the same number), device; shared with every continuation.
         train_frac: fraction of the pairs it is trained on (1.0: the full dataset, as the paper).
-        weight_decay, lr, steps: its AdamW run.
-        log_every, checkpoint_every, device: engine settings (shared with the continuations).
-        g_only_share: trig share above which a network counts as G-only (SPEC: 0.95).
+        g_only_share: trig share above which a network counts as G-only (Section 5.1: 0.95).
     """
 
-    task: str = "add"
-    p: int = 23
-    model: ModelConfig = field(default_factory=lambda: SMALL_MODEL)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3))
     train_frac: float = 1.0
-    weight_decay: float = 1.0
-    lr: float = 3e-3
-    steps: int = 1500
-    log_every: int = 50
-    checkpoint_every: int = 500
-    device: str = "cpu"
     g_only_share: float = 0.95
 
     def __post_init__(self) -> None:
-        TaskConfig(name=self.task, p=self.p)  # validates task and p
-        if not isinstance(self.model, ModelConfig):
-            raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
-        object.__setattr__(self, "seeds", sorted_unique("seeds", self.seeds, int, at_least=2))
-        for s in self.seeds:
-            integer_at_least("seeds", s, 0)
+        if not isinstance(self.training, Training):
+            raise ConfigError("training", "must be a Training", type(self.training).__name__)
+        sorted_unique("seeds", self.training.seeds, int, at_least=2)
         in_range("train_frac", self.train_frac, 0.0, 1.0, lo_open=True)
-        non_negative("weight_decay", self.weight_decay)
-        positive("lr", self.lr)
-        integer_at_least("steps", self.steps, 1)
-        integer_at_least("log_every", self.log_every, 1)
-        integer_at_least("checkpoint_every", self.checkpoint_every, 1)
         in_range("g_only_share", self.g_only_share, 0.0, 1.0)
 
     @property
-    def task_config(self) -> TaskConfig:
-        return TaskConfig(name=self.task, p=self.p)
+    def task(self) -> str:
+        return self.training.task
 
     @property
     def train_size(self) -> int:
-        return resolve_train_size(self.task_config, self.train_frac, None)
-
-    @property
-    def n_examples(self) -> int:
-        return self.task_config.n_examples
-
-    @property
-    def chance(self) -> float:
-        return 1.0 / self.p
+        return self.training.size(self.train_frac)
 
     def train_config(self) -> TrainConfig:
-        runs = tuple(RunSpec(seed=s, weight_decay=self.weight_decay, train_size=self.train_size, data_seed=s)
-                     for s in self.seeds)
-        return TrainConfig(task=self.task_config, runs=runs, model=self.model, steps=self.steps, lr=self.lr,
-                           log_every=self.log_every, checkpoint_every=self.checkpoint_every,
-                           device=self.device)
+        runs = [RunSpec(seed=s, weight_decay=self.weight_decay, train_size=self.train_size, data_seed=s)
+                for s in self.seeds]
+        return self.training.engine(self.task_config, runs)
 
     def continuation(self, specs: Sequence[tuple[int, float, int]], steps: int, *,
                      init_from: Path, log_every: int | None = None) -> TrainConfig:
         """A batch continuing base models on subsets: ``specs`` are ``(D', weight_decay,
         base index)``; each model keeps its base network's seed and data seed."""
-        runs = tuple(RunSpec(seed=self.seeds[i], weight_decay=float(wd), train_size=int(d),
-                             data_seed=self.seeds[i], init_index=int(i)) for d, wd, i in specs)
-        return TrainConfig(task=self.task_config, runs=runs, model=self.model, steps=int(steps), lr=self.lr,
-                           log_every=log_every or self.log_every, checkpoint_every=self.checkpoint_every,
-                           device=self.device, init_from=str(init_from))
+        runs = [RunSpec(seed=self.seeds[i], weight_decay=float(wd), train_size=int(d),
+                        data_seed=self.seeds[i], init_index=int(i)) for d, wd, i in specs]
+        return self.training.engine(self.task_config, runs, steps=int(steps), log_every=log_every or self.log_every,
+                                    init_from=str(init_from))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -229,12 +196,13 @@ def convergence_table(run_dir: Path, *, window: float = 0.25, acc_tol: float = 0
     return pd.DataFrame(out)
 
 
-def train_base(config: BaseConfig, out_dir: Path, *, progress: bool = True, resume: bool = True) -> BaseResult:
+def train_base(config: BaseConfig, out_dir: Path, *, progress: bool = True, resume: bool = True,
+               trainer: Trainer | None = None) -> BaseResult:
     """Train (or reuse) the base networks in ``out_dir`` and measure their trig share."""
     from circeff.empirical.circuits import analyse_run  # Fourier analysis of the final weights
 
     run_dir = Path(out_dir)
-    train_or_reuse(config.train_config(), run_dir, progress=progress, resume=resume)
+    train_or_reuse(config.train_config(), run_dir, progress=progress, resume=resume, trainer=trainer)
     rows = []
     fourier = config.task == "add"
     circuits = {m.model: m for m in analyse_run(run_dir)} if fourier else {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -28,19 +28,17 @@ from tqdm.auto import tqdm
 from circeff.analysis.plots import plot_progress, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.circuits import analyse_params, require_fourier_task
-from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
+from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
 from circeff.empirical.model import WEIGHT_NAMES, Params
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError, RunError
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv
-from circeff.validate import in_range, integer_at_least, non_negative, one_of, positive
+from circeff.validate import in_range, integer_at_least
 
 __all__ = [
     "PROGRESS_COLUMNS",
-    "PROGRESS_PRESETS",
     "ProgressConfig",
     "ProgressResult",
-    "get_progress_preset",
     "load_snapshots",
     "progress_table",
     "run_progress",
@@ -57,54 +55,46 @@ PROGRESS_COLUMNS = [
 
 
 @dataclass(frozen=True)
-class ProgressConfig:
+class ProgressConfig(TrainingView):
     """One grokking run of modular addition, with a weight snapshot every ``snapshot_every`` steps.
 
     Attributes:
-        p, train_frac: modulus and training fraction (D = round(train_frac * p^2)).
-        weight_decay, lr, steps: AdamW (the paper's lr 1e-3 and wd 1.0 by default).
-        seed, data_seed: model initialisation and training subset.
+        training: P, model, AdamW (lr, weight decay), steps, device; its one seed initialises
+            the model.
+        train_frac: training fraction (D = round(train_frac * p^2)).
+        data_seed: the training subset.
         snapshot_every: steps between snapshots (also the engine's checkpoint rhythm).
-        log_every: engine metric rows.
-        model: architecture.
-        device: ``cpu`` or ``cuda``.
     """
 
-    p: int = 23
+    training: Training = field(default_factory=lambda: Training(steps=3000, seeds=(0,)))
     train_frac: float = 0.6
-    weight_decay: float = 1.0
-    lr: float = 1e-3
-    steps: int = 3000
-    seed: int = 0
     data_seed: int = 0
     snapshot_every: int = 100
-    log_every: int = 50
-    model: ModelConfig = field(default_factory=ModelConfig)
-    device: str = "cpu"
 
     def __post_init__(self) -> None:
-        TaskConfig(name="add", p=self.p)
+        if not isinstance(self.training, Training):
+            raise ConfigError("training", "must be a Training", type(self.training).__name__)
+        if self.training.task != "add" or len(self.training.seeds) != 1:
+            raise ConfigError("seeds", "a progress run is one model of modular addition: give one seed",
+                              list(self.training.seeds))
         in_range("train_frac", self.train_frac, 0.0, 1.0, lo_open=True)
-        non_negative("weight_decay", self.weight_decay)
-        positive("lr", self.lr)
-        integer_at_least("steps", self.steps, 1)
-        integer_at_least("seed", self.seed, 0)
         integer_at_least("data_seed", self.data_seed, 0)
         integer_at_least("snapshot_every", self.snapshot_every, 1)
-        integer_at_least("log_every", self.log_every, 1)
+
+    @property
+    def seed(self) -> int:
+        return self.training.seeds[0]
 
     @property
     def task(self) -> TaskConfig:
-        return TaskConfig(name="add", p=self.p)
+        return self.training.task_config
 
     def train_config(self, steps: int | None = None) -> TrainConfig:
         """The one-model engine run, trained up to ``steps`` (default: all)."""
-        d = resolve_train_size(self.task, self.train_frac, None)
-        return TrainConfig(
-            task=self.task, runs=(RunSpec(seed=self.seed, weight_decay=self.weight_decay, train_size=d,
-                                          data_seed=self.data_seed),),
-            model=self.model, steps=self.steps if steps is None else steps, lr=self.lr,
-            log_every=self.log_every, checkpoint_every=self.snapshot_every, device=self.device)
+        run = RunSpec(seed=self.seed, weight_decay=self.weight_decay, train_size=self.training.size(self.train_frac),
+                      data_seed=self.data_seed)
+        return self.training.engine(self.task, [run], steps=self.steps if steps is None else steps,
+                                    checkpoint_every=self.snapshot_every)
 
     def snapshot_steps(self) -> list[int]:
         steps = list(range(0, self.steps, self.snapshot_every))
@@ -112,21 +102,6 @@ class ProgressConfig:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-PROGRESS_PRESETS: dict[str, ProgressConfig] = {
-    # P = 23 at 60% of the pairs groks within about 3000 steps (measured: test accuracy 0.94-0.98
-    # at step 3000 for three seeds); a few seconds per hundred steps on 2 cores.
-    "quick": ProgressConfig(p=23, train_frac=0.6, steps=3000, snapshot_every=100),
-    # The engine's cpu preset (P = 59, 50%): memorises within a few hundred steps, groks later.
-    "cpu": ProgressConfig(p=59, train_frac=0.5, steps=4000, snapshot_every=100),
-    # The paper's grokking run (P = 113, 30%, Nanda et al.'s 40 000 steps).
-    "paper": ProgressConfig(p=113, train_frac=0.3, steps=40_000, snapshot_every=500, log_every=100),
-}
-
-
-def get_progress_preset(name: object) -> ProgressConfig:
-    return one_of("preset", PROGRESS_PRESETS, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +209,3 @@ def write_progress(rows: pd.DataFrame, out_dir: str | Path) -> None:
     out = ensure_dir(out_dir)
     write_csv(out / "progress.csv", rows.to_dict("records"), fieldnames=PROGRESS_COLUMNS)
     save_figure(plot_progress(rows), out / "fig9.png")
-
-
-def with_overrides(config: ProgressConfig, **changes: object) -> ProgressConfig:
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})

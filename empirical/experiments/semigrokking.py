@@ -23,7 +23,7 @@ D_crit used, counts, verdict), ``semigrokking.png``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,37 +37,34 @@ from circeff.analysis.semigrok import (
     classify_runs,
     semigrok_verdict,
 )
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
+from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
 from circeff.empirical.experiments.predictions_common import (
     SMALL_MODEL,
     sizes_below,
     sorted_unique,
-    train_or_reuse,
 )
-from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, integer_at_least, non_negative, one_of, positive
+from circeff.validate import in_range, integer_at_least, positive
 
 __all__ = [
-    "SEMIGROK_PRESETS",
     "SemigrokConfig",
     "SemigrokResult",
-    "get_semigrok_preset",
     "run_semigrokking",
     "sizes_above",
 ]
 
 
 @dataclass(frozen=True)
-class SemigrokConfig:
+class SemigrokConfig(TrainingView):
     """Seeds x dataset sizes from random initialisation.
 
     Attributes:
-        task, p, model, lr, weight_decay, steps, log_every, checkpoint_every, device: the runs.
-        seeds: model seeds; each run's data seed is its model seed (a different subset each).
+        training: task, P, model, optimiser, steps, seeds (each run's data seed is its model
+            seed, a different subset each), device.
         sizes: explicit dataset sizes; ``()`` to derive them from a D_crit estimate.
         n_sizes, low_factor, high_factor: the derived sizes, evenly spaced in
             ``[low_factor, high_factor] x D_crit``.
@@ -75,55 +72,35 @@ class SemigrokConfig:
         min_semi: P4 holds with at least this many semi-grokked runs.
     """
 
-    task: str = "add"
-    p: int = 23
-    model: ModelConfig = field(default_factory=lambda: SMALL_MODEL)
-    lr: float = 3e-3
-    weight_decay: float = 1.0
-    seeds: tuple[int, ...] = (0, 1, 2)
+    training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3, steps=4000))
     sizes: tuple[int, ...] = ()
     n_sizes: int = 4
     low_factor: float = 1.0
     high_factor: float = 2.0
-    steps: int = 4000
-    log_every: int = 50
-    checkpoint_every: int = 500
-    device: str = "cpu"
     thresholds: SemiGrokThresholds = field(default_factory=SemiGrokThresholds)
     min_semi: int = 1
 
     def __post_init__(self) -> None:
-        TaskConfig(name=self.task, p=self.p)
-        if not isinstance(self.model, ModelConfig):
-            raise ConfigError("model", "must be a ModelConfig", type(self.model).__name__)
-        positive("lr", self.lr)
-        non_negative("weight_decay", self.weight_decay)
-        object.__setattr__(self, "seeds", sorted_unique("seeds", self.seeds, int))
+        if not isinstance(self.training, Training):
+            raise ConfigError("training", "must be a Training", type(self.training).__name__)
+        integer_at_least("steps", self.steps, 3)
         if self.sizes:
             object.__setattr__(self, "sizes", sizes_below(self.sizes, self.n_examples, " (a test set is needed)"))
         integer_at_least("n_sizes", self.n_sizes, 1)
         positive("low_factor", self.low_factor)
         in_range("high_factor", self.high_factor, self.low_factor, float("inf"))
-        integer_at_least("steps", self.steps, 3)
-        integer_at_least("log_every", self.log_every, 1)
-        integer_at_least("checkpoint_every", self.checkpoint_every, 1)
         if not isinstance(self.thresholds, SemiGrokThresholds):
             raise ConfigError("thresholds", "must be SemiGrokThresholds", type(self.thresholds).__name__)
         integer_at_least("min_semi", self.min_semi, 1)
 
     @property
-    def task_config(self) -> TaskConfig:
-        return TaskConfig(name=self.task, p=self.p)
-
-    @property
-    def n_examples(self) -> int:
-        return self.task_config.n_examples
+    def task(self) -> str:
+        return self.training.task
 
     def train_config(self, sizes: tuple[int, ...]) -> TrainConfig:
-        runs = tuple(RunSpec(seed=s, weight_decay=self.weight_decay, train_size=d, data_seed=s)
-                     for d in sizes for s in self.seeds)
-        return TrainConfig(task=self.task_config, runs=runs, model=self.model, steps=self.steps, lr=self.lr,
-                           log_every=self.log_every, checkpoint_every=self.checkpoint_every, device=self.device)
+        runs = [RunSpec(seed=s, weight_decay=self.weight_decay, train_size=d, data_seed=s)
+                for d in sizes for s in self.seeds]
+        return self.training.engine(self.task_config, runs)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -139,27 +116,6 @@ def sizes_above(dcrit: float, n_sizes: int, low_factor: float, high_factor: floa
     return tuple(sorted({int(np.clip(round(x), 2, n_examples - 1)) for x in raw}))
 
 
-SEMIGROK_PRESETS: dict[str, SemigrokConfig] = {
-    # P = 23, calibrated on 2 cores (lr 3e-3, wd 2, 3000 steps, 3 seeds): from random init D = 200
-    # stayed at 0.08-0.26 test accuracy, D = 260 and 330 grokked (one D = 260 run plateaued near
-    # 0.45 for ~1000 steps first), D <= 160 never generalised; the ungrokking D_crit is near 80.
-    # So the semi-grokking window is roughly 2.4-3.2 x the ungrokking D_crit at this P.
-    "quick": SemigrokConfig(p=23, weight_decay=2.0, seeds=(0, 1, 2), n_sizes=4, low_factor=2.4, high_factor=3.2,
-                            steps=3000),
-    # P = 31: the same window relative to D_crit (not calibrated at this P), more seeds and sizes.
-    "cpu": SemigrokConfig(p=31, weight_decay=2.0, seeds=tuple(range(5)), n_sizes=8, low_factor=2.0,
-                          high_factor=3.6, steps=6000),
-    # The paper (SPEC section 6): P = 113, 10 seeds x 20 sizes evenly spaced in [1500, 2050].
-    "paper": SemigrokConfig(p=113, model=ModelConfig(), lr=1e-3, seeds=tuple(range(10)),
-                            sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20)),
-                            steps=100_000, log_every=500, checkpoint_every=5000),
-}
-
-
-def get_semigrok_preset(name: object) -> SemigrokConfig:
-    return one_of("preset", SEMIGROK_PRESETS, name)
-
-
 @dataclass(frozen=True, eq=False)
 class SemigrokResult:
     curves: pd.DataFrame
@@ -171,7 +127,8 @@ class SemigrokResult:
 
 
 def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: object | None,
-                   out: Path, progress: bool, resume: bool) -> tuple[tuple[int, ...], float | None, str]:
+                   out: Path, progress: bool, resume: bool,
+                   trainer: Trainer | None) -> tuple[tuple[int, ...], float | None, str]:
     if config.sizes:
         return config.sizes, dcrit, "sizes given"
     source = "given"
@@ -182,14 +139,14 @@ def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: obje
         from circeff.empirical.experiments.ungrokking import run_ungrokking  # computed on demand
 
         dcrit = float(run_ungrokking(ungrokking, out / "ungrokking_for_dcrit", progress=progress,
-                                     resume=resume).D_crit.value)
+                                     resume=resume, trainer=trainer).D_crit.value)
         source = "ungrokking computed on demand"
     return sizes_above(dcrit, config.n_sizes, config.low_factor, config.high_factor, config.n_examples), dcrit, source
 
 
 def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: float | None = None,
                      ungrokking: object | None = None, progress: bool = True,
-                     resume: bool = True) -> SemigrokResult:
+                     resume: bool = True, trainer: Trainer | None = None) -> SemigrokResult:
     """Train (or reuse) the runs, classify every trajectory, write curves, classes and verdict.
 
     Args:
@@ -198,9 +155,9 @@ def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: floa
             demand (into ``out_dir/ungrokking_for_dcrit``) when neither sizes nor ``dcrit`` are given.
     """
     out = ensure_dir(out_dir)
-    sizes, dcrit, source = _resolve_sizes(config, dcrit, ungrokking, out, progress, resume)
+    sizes, dcrit, source = _resolve_sizes(config, dcrit, ungrokking, out, progress, resume, trainer)
     run_dir = out / "runs"
-    train_or_reuse(config.train_config(sizes), run_dir, progress=progress, resume=resume)
+    train_or_reuse(config.train_config(sizes), run_dir, progress=progress, resume=resume, trainer=trainer)
     state = load_checkpoint(run_dir / CHECKPOINT_NAME)
     curves = pd.DataFrame(state.rows)
     curves = curves[curves["status"] == "ok"].copy()
@@ -216,7 +173,3 @@ def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: floa
     }))
     save_figure(plot_semigrok(curves, classes), out / "semigrokking.png")
     return SemigrokResult(curves, classes, verdict, sizes, dcrit, out)
-
-
-def with_overrides(config: SemigrokConfig, **changes: object) -> SemigrokConfig:
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})

@@ -12,7 +12,7 @@ from near 1 to near chance. Above it the network stays generalised.
 * P3: the transition does not depend on weight decay
   (:func:`circeff.analysis.dcrit.weight_decay_verdict`: slope of log D_crit against log wd).
 
-Equal decay budgets, not equal step counts (SPEC section 6): with AdamW the decay per step is
+Equal decay budgets, not equal step counts: with AdamW the decay per step is
 ``lr * weight_decay``, so a run at a smaller weight decay is only slower. Every weight decay
 ``wd`` gets ``steps = ceil(decay_budget / wd)`` steps (the same ``wd x steps``), one engine
 batch per weight decay (``OUT/wd_<wd>``). Convergence of every run is measured and reported
@@ -27,10 +27,9 @@ base trig shares), ``ungrokking.png`` (Figure 4/7/10b analogue).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from circeff.analysis.dcrit import (
@@ -43,9 +42,9 @@ from circeff.analysis.dcrit import (
     weight_decay_verdict,
 )
 from circeff.analysis.plots import plot_ungrokking, save_figure
+from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.experiments.predictions_common import (
-    SMALL_MODEL,
     BaseConfig,
     BaseResult,
     check_continuation_fields,
@@ -54,19 +53,15 @@ from circeff.empirical.experiments.predictions_common import (
     sizes_below,
     sorted_unique,
     train_base,
-    train_or_reuse,
 )
-from circeff.empirical.config import ModelConfig
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, one_of, positive
+from circeff.validate import in_range, positive
 
 __all__ = [
     "UNGROKKING_COLUMNS",
-    "UNGROKKING_PRESETS",
     "UngrokkingConfig",
     "UngrokkingResult",
-    "get_ungrokking_preset",
     "run_ungrokking",
 ]
 
@@ -130,33 +125,6 @@ class UngrokkingConfig:
         return asdict(self)
 
 
-UNGROKKING_PRESETS: dict[str, UngrokkingConfig] = {
-    # P = 23 (529 pairs), 36 networks. Calibrated on 2 cores: the base networks reach trig
-    # shares 0.87-0.99 in 1500 steps at lr 3e-3; after 1500 further steps at wd 1 the final test
-    # accuracy goes from about 0.06 at D' = 30 to 1.0 at D' >= 240, the midpoint near D' = 80.
-    "quick": UngrokkingConfig(
-        base=BaseConfig(p=23, seeds=(0, 1, 2), steps=1500, lr=3e-3, model=SMALL_MODEL),
-        sizes=(30, 50, 85, 140, 240, 400), weight_decays=(1.0, 2.0), decay_budget=1500.0),
-    # P = 31 (961 pairs), 4 seeds, three weight decays, a wider D' grid, twice the decay budget.
-    "cpu": UngrokkingConfig(
-        base=BaseConfig(p=31, seeds=(0, 1, 2, 3), steps=3000, lr=3e-3, model=SMALL_MODEL),
-        sizes=(40, 60, 90, 135, 200, 300, 450, 700), weight_decays=(0.5, 1.0, 2.0), decay_budget=3000.0,
-        n_boot=1000),
-    # The paper (SPEC section 6, Figure 7): P = 113, bases trained on the full dataset, 7
-    # geometrically spaced sizes in [390, 1494], 10 seeds, lr 1e-3; 100k steps at wd 1.
-    "paper": UngrokkingConfig(
-        base=BaseConfig(p=113, seeds=tuple(range(10)), steps=20_000, lr=1e-3,
-                        model=ModelConfig(),
-                        log_every=200, checkpoint_every=2000),
-        sizes=tuple(int(round(x)) for x in np.geomspace(390, 1494, 7)), weight_decays=(0.5, 1.0, 2.0),
-        decay_budget=100_000.0, log_every=500, n_boot=1000),
-}
-
-
-def get_ungrokking_preset(name: object) -> UngrokkingConfig:
-    return one_of("preset", UNGROKKING_PRESETS, name)
-
-
 @dataclass(frozen=True, eq=False)
 class UngrokkingResult:
     """Rows (one per network), the pooled and per-weight-decay D_crit, the verdicts."""
@@ -193,7 +161,8 @@ def _rows_of_batch(config: UngrokkingConfig, run_dir: Path, steps: int) -> list[
 
 
 def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: bool = True,
-                   resume: bool = True, base_dir: str | Path | None = None) -> UngrokkingResult:
+                   resume: bool = True, base_dir: str | Path | None = None,
+                   trainer: Trainer | None = None) -> UngrokkingResult:
     """Train (or reuse) the base networks and the continuations; fit D_crit; write everything.
 
     Args:
@@ -204,7 +173,8 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
         ConfigError: bad config; RunError: training failed or the transition fit did not converge.
     """
     out = ensure_dir(out_dir)
-    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume)
+    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume,
+                      trainer=trainer)
     rows: list[dict] = []
     for wd in config.weight_decays:
         steps = config.steps_for(wd)
@@ -212,7 +182,7 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
         train_config = config.base.continuation(specs, steps, init_from=base.run_dir,
                                                 log_every=config.log_every)
         run_dir = _batch_dir(out, wd)
-        train_or_reuse(train_config, run_dir, progress=progress, resume=resume)
+        train_or_reuse(train_config, run_dir, progress=progress, resume=resume, trainer=trainer)
         rows += _rows_of_batch(config, run_dir, steps)
     df = pd.DataFrame(rows, columns=UNGROKKING_COLUMNS)
     write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
@@ -238,8 +208,3 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     }))
     save_figure(plot_ungrokking(usable, by_wd), out / "ungrokking.png")
     return result
-
-
-def with_overrides(config: UngrokkingConfig, **changes: object) -> UngrokkingConfig:
-    """``config`` with the non-None ``changes`` applied (validated again)."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})

@@ -31,7 +31,8 @@ def analysis(eff_rows):
 
 def _progress_rows():
     step = np.arange(0, 5000, 50)
-    return pd.DataFrame({"step": step, "trig_train": 10 / (1 + np.exp(-(step - 2000) / 300)),
+    test_acc = 1 / (1 + np.exp(-(step - 2200) / 200))
+    return pd.DataFrame({"step": step, "train_acc": np.minimum(1.0, step / 300), "test_acc": test_acc, "trig_train": 10 / (1 + np.exp(-(step - 2000) / 300)),
                          "mem_train": 8 * np.exp(-step / 2500), "trig_test": 9 / (1 + np.exp(-(step - 2200) / 300)),
                          "mem_test": -np.exp(-step / 2500), "param_norm": 40 - 15 * step / 5000})
 
@@ -45,12 +46,12 @@ def _figures(eff_rows, analysis):
                              seed=2)
     ratios = measured_ratios(ratio_table)
     return {
-        "logit_vs_norm": (plots.plot_logit_vs_norm(eff_rows, lines), 3),
+        "logit_vs_norm": (plots.plot_logit_vs_norm(eff_rows, lines), 2),
         "efficiency": (plots.plot_efficiency(analysis), 1),
         "ungrokking": (plots.plot_ungrokking(
             ungrok, fit_dcrit_by_weight_decay(ungrok, chance=1 / 113, n_boot=30)), 1),
         "semigrok": (plots.plot_semigrok(traj, classify_runs(traj)), 1),
-        "progress": (plots.plot_progress(_progress_rows()), 2),
+        "progress": (plots.plot_progress(_progress_rows()), 3),
         "ratio_vs_D": (plots.plot_ratio_vs_D(
             ratios, monotonic_verdict(ratios["D"], ratios["ratio"], n_boot=200)), 1),
         "allocation": (plots.plot_allocation(compare_allocation(analysis, ratio_table, n_boot=200)), 1),
@@ -82,3 +83,58 @@ def test_plots_name_a_missing_column():
     with pytest.raises(ConfigError) as exc:
         plots.plot_ratio_vs_D(pd.DataFrame({"D": [1.0]}))
     assert exc.value.field == "ratio"
+
+
+def _legend_boxes_clear_of_data(fig):
+    """Every legend's box lies outside its axes' data area (below the panel)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            box, area = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+            if box.overlaps(area):
+                return False
+    return True
+
+
+def test_fig9_shows_accuracy_with_the_grokking_step_and_legends_off_the_data():
+    fig = plots.plot_progress(_progress_rows())
+    acc = fig.axes[0]
+    assert acc.get_ylabel() == "accuracy"
+    assert any("test accuracy >= 0.95 at step" in t.get_text() for t in acc.get_legend().get_texts())
+    assert _legend_boxes_clear_of_data(fig)
+    # the G test line is drawn over the G train line with a different style, so it stays visible
+    proxy = fig.axes[1]
+    styles = {line.get_label(): (line.get_linewidth(), line.get_linestyle()) for line in proxy.get_lines()}
+    assert styles["G (trig), test"] != styles["G (trig), train"]
+
+
+def test_semigrok_curves_are_labelled_by_D_and_legend_is_off_the_data():
+    traj = trajectory_rows(["grok", "semi", "none", "transient", "wobbly"])
+    traj["D"] = traj["run"].map(lambda run: 100 + 50 * (int(run.split("-")[0]) % 3))
+    fig = plots.plot_semigrok(traj, classify_runs(traj))
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert {f"D = {d:g}" for d in traj["D"].unique()} <= set(texts)
+    assert _legend_boxes_clear_of_data(fig)
+
+
+def test_logit_vs_norm_gives_each_D_of_a_panel_its_own_colour(eff_rows):
+    # G sizes close together on a wide D range must not share one colour
+    rows = eff_rows.copy()
+    g = rows["circuit"] == "G"
+    rows.loc[g, "D"] = rows.loc[g, "D"].map({100: 436, 300: 476, 1000: 506, 3000: 520})
+    fig = plots.plot_logit_vs_norm(rows)
+    g_colors = {tuple(c.get_facecolor()[0]) for c in fig.axes[1].collections}
+    assert len(g_colors) == rows.loc[g, "D"].nunique()
+    assert _legend_boxes_clear_of_data(fig)
+
+
+def test_ungrokking_title_is_the_callers():
+    ungrok = ungrokking_rows({1.0: 800}, D_values=np.geomspace(200, 3000, 5), n_seeds=2, chance=1 / 113, seed=1)
+    fig = plots.plot_ungrokking(ungrok, title="Figure 10b: final test accuracy against D")
+    assert fig._suptitle.get_text() == "Figure 10b: final test accuracy against D"
+    assert "P2" in plots.plot_ungrokking(ungrok)._suptitle.get_text()

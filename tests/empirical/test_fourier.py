@@ -1,4 +1,4 @@
-"""Appendix B: the trigonometric / memorisation logit decomposition (SPEC section 7).
+"""Appendix B: the trigonometric / memorisation logit decomposition (the paper's Appendix B).
 
 The claims checked here: trig + mem = logits; the trig part is the orthogonal projection onto
 the P - 1 Fourier directions of a + b - c (checked against an explicit basis for small P);

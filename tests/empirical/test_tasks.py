@@ -1,4 +1,4 @@
-"""Task registry (SPEC section 6): labels, validity of P, vocabulary, splits, random labels."""
+"""Task registry (Appendix A): labels, validity of P, vocabulary, splits, random labels."""
 
 from __future__ import annotations
 

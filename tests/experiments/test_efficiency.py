@@ -14,16 +14,15 @@ import torch
 
 from circeff.analysis.efficiency import EfficiencyAnalysis
 from circeff.cli.main import run
-from circeff.empirical.config import ModelConfig
+from circeff.empirical import presets
+from circeff.empirical.config import ModelConfig, Training, with_overrides
 from circeff.empirical.experiments import efficiency as eff
 from circeff.empirical.experiments.efficiency import (
-    EFFICIENCY_PRESETS,
     ROW_COLUMNS,
     EfficiencyConfig,
     LADDER_NAME,
     fit_rows,
     run_efficiency,
-    with_overrides,
 )
 from circeff.errors import ConfigError, RunError
 from circeff.io import read_json
@@ -32,9 +31,10 @@ from circeff.io import read_json
 # ladder of 20 L-BFGS iterations. The convergence and share thresholds are loose here: this
 # checks the plumbing only.
 TINY = EfficiencyConfig(
-    p=11, m_train_sizes=(20, 40), g_train_sizes=(80, 100), alphas=(1e-3, 1e-2), settle_iterations=20,
-    seeds=(0, 1), steps=300, lr=3e-3, model=ModelConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64),
-    convergence_tol=10.0, trig_share_threshold=0.01, log_every=50, checkpoint_every=100, n_boot=200)
+    Training(p=11, seeds=(0, 1), steps=300, lr=3e-3, model=ModelConfig(d_model=32, n_heads=2, d_head=16, d_mlp=64),
+             log_every=50, checkpoint_every=100),
+    m_train_sizes=(20, 40), g_train_sizes=(80, 100), alphas=(1e-3, 1e-2), settle_iterations=20,
+    convergence_tol=10.0, trig_share_threshold=0.01, n_boot=200)
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +144,11 @@ def test_fit_rows_keep_D_with_two_seeds_of_two_accepted_networks():
 
 
 def test_presets_are_valid_and_the_quick_one_is_small():
-    assert set(EFFICIENCY_PRESETS) == {"quick", "cpu", "paper"}
-    quick = EFFICIENCY_PRESETS["quick"]
+    assert {s for e, s in presets.PRESETS if e == "efficiency"} == {"quick", "full", "paper"}
+    quick = presets.get("efficiency", "quick")
     assert quick.p <= 31 and len(quick.m_train_sizes) >= 3 and len(quick.g_train_sizes) >= 3
     assert len(quick.seeds) >= 2 and len(quick.alphas) >= 3 and quick.trig_share_threshold == 0.95
-    assert EFFICIENCY_PRESETS["paper"].p == 113
+    assert presets.get("efficiency", "paper").p == 113
     assert min(quick.g_train_sizes) > max(quick.m_train_sizes)
 
 
@@ -159,14 +159,14 @@ def test_presets_are_valid_and_the_quick_one_is_small():
     ({"alphas": (1e-3,)}, "alphas"),
     ({"alphas": (1e-3, -1.0)}, "alphas"),
     ({"settle_iterations": 0}, "settle_iterations"),
-    ({"train_weight_decay": 0.0}, "train_weight_decay"),
+    ({"weight_decay": 0.0}, "train_weight_decay"),
     ({"seeds": (0,)}, "seeds"),
     ({"trig_share_threshold": 1.0}, "trig_share_threshold"),
     ({"p": 1}, "p"),
 ])
 def test_bad_config_names_the_field(changes, field):
     with pytest.raises(ConfigError, match=f"^{field}:"):
-        dataclasses.replace(EFFICIENCY_PRESETS["quick"], **changes)
+        with_overrides(presets.get("efficiency", "quick"), **changes)
 
 
 @pytest.mark.parametrize(("args", "field"), [

@@ -10,10 +10,11 @@ import pytest
 
 from circeff.analysis.allocation import measured_ratios
 from circeff.empirical.experiments.fig10 import FIG10_COLUMNS, Fig10Config, run_fig10
+from circeff.empirical.config import Training
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
 from circeff.errors import ConfigError
 
-BASE = BaseConfig(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30)
+BASE = BaseConfig(Training(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30))
 TINY = Fig10Config(base=BASE, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50)
 
 
@@ -38,7 +39,7 @@ def test_fig10a_writes_ratios_verdict_and_figures(tmp_path):
 
 def test_fig10_needs_modular_addition_and_sizes_below_the_base():
     with pytest.raises(ConfigError) as exc:
-        Fig10Config(base=BaseConfig(task="sub", p=11, model=TINY_MODEL), sizes=(10, 20, 30))
+        Fig10Config(base=BaseConfig(Training(task="sub", p=11, model=TINY_MODEL)), sizes=(10, 20, 30))
     assert exc.value.field == "task"
     with pytest.raises(ConfigError) as exc:
         Fig10Config(base=BASE, sizes=(10, 20, 200))

@@ -8,7 +8,7 @@ import torch
 
 from circeff.cli.main import run
 from circeff.empirical.checkpoint import load_params
-from circeff.empirical.config import ModelConfig
+from circeff.empirical.config import ModelConfig, Training
 from circeff.empirical.experiments.progress import (
     PROGRESS_COLUMNS,
     ProgressConfig,
@@ -20,8 +20,9 @@ from circeff.empirical.train import train
 from circeff.errors import ConfigError, RunError
 from circeff.io import read_json
 
-TINY = ProgressConfig(p=11, train_frac=0.5, steps=60, snapshot_every=20, log_every=10, lr=3e-3,
-                      model=ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=32))
+TINY = ProgressConfig(Training(p=11, steps=60, seeds=(0,), log_every=10, lr=3e-3,
+                               model=ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=32)),
+                      train_frac=0.5, snapshot_every=20)
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ import json
 import pandas as pd
 import pytest
 
+from circeff.empirical.config import Training
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
 from circeff.empirical.experiments.semigrokking import SemigrokConfig, run_semigrokking, sizes_above
 from circeff.empirical.experiments.ungrokking import UngrokkingConfig
 from circeff.errors import ConfigError
 
-TINY = SemigrokConfig(p=11, model=TINY_MODEL, lr=1e-2, seeds=(0, 1), n_sizes=2, steps=40, log_every=10,
-                      checkpoint_every=20)
+TINY = SemigrokConfig(Training(p=11, model=TINY_MODEL, lr=1e-2, seeds=(0, 1), steps=40, log_every=10,
+                               checkpoint_every=20), n_sizes=2)
 
 
 def test_P4_sizes_evenly_spaced_above_dcrit():
@@ -49,7 +50,8 @@ def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
 
 
 def test_P4_dcrit_computed_on_demand_from_ungrokking(tmp_path):
-    base = BaseConfig(p=11, seeds=(0, 1), steps=40, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=20)
+    base = BaseConfig(Training(p=11, seeds=(0, 1), steps=40, lr=1e-2, model=TINY_MODEL, log_every=10,
+                               checkpoint_every=20))
     ungrok = UngrokkingConfig(base=base, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0,
                               log_every=10, n_boot=30)
     r = run_semigrokking(SemigrokConfig(**{**TINY.__dict__, "n_sizes": 1}), tmp_path, ungrokking=ungrok,
@@ -61,8 +63,8 @@ def test_P4_dcrit_computed_on_demand_from_ungrokking(tmp_path):
 
 def test_P4_bad_config_names_the_field():
     with pytest.raises(ConfigError) as exc:
-        SemigrokConfig(p=11, sizes=(50, 121))
+        SemigrokConfig(Training(p=11), sizes=(50, 121))
     assert exc.value.field == "sizes"
     with pytest.raises(ConfigError) as exc:
-        SemigrokConfig(p=11, low_factor=2.0, high_factor=1.0)
+        SemigrokConfig(Training(p=11), low_factor=2.0, high_factor=1.0)
     assert exc.value.field == "high_factor"

@@ -8,16 +8,17 @@ import math
 import pandas as pd
 import pytest
 
+from circeff.empirical import presets
+from circeff.empirical.config import Training
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
 from circeff.empirical.experiments.ungrokking import (
     UNGROKKING_COLUMNS,
-    UNGROKKING_PRESETS,
     UngrokkingConfig,
     run_ungrokking,
 )
 from circeff.errors import ConfigError
 
-BASE = BaseConfig(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30)
+BASE = BaseConfig(Training(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30))
 TINY = UngrokkingConfig(base=BASE, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0), decay_budget=40.0,
                         log_every=10, n_boot=50)
 
@@ -30,7 +31,7 @@ def tiny_run(tmp_path_factory):
 
 def test_P3_equal_decay_budget_not_equal_steps():
     # AdamW decays lr * wd per step: smaller weight decay gets proportionally more steps
-    for cfg in (TINY, *UNGROKKING_PRESETS.values()):
+    for cfg in (TINY, *(presets.get("ungrokking", s) for s in presets.SCALES)):
         for wd in cfg.weight_decays:
             assert math.isclose(cfg.steps_for(wd) * wd, cfg.decay_budget, rel_tol=0.01, abs_tol=wd)
 

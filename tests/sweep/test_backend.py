@@ -1,9 +1,9 @@
 """The experiments' engine batches train through the executor interface unchanged.
 
 `circeff reproduce --executor slurm` relies on this: every batch an experiment needs goes
-through `circeff.sweep.backend.train_or_reuse`, which submits it through the executor in
-force (here submitit's local executor: real subprocesses, as on a SLURM node) and must give
-exactly the metrics of an in-process run.
+through `circeff.empirical.backend.train_or_reuse` with the trainer it was given; the
+executor trainer submits it (here submitit's local executor: real subprocesses, as on a SLURM
+node) and must give exactly the metrics of an in-process run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pytest
 from circeff.cli.main import run
 from circeff.empirical.config import ModelConfig, TrainConfig
 from circeff.empirical.tasks import TaskConfig
-from circeff.sweep.backend import train_or_reuse, training_executor
+from circeff.empirical.backend import train_or_reuse
+from circeff.sweep.backend import make_trainer
 
 
 def _tiny_batch() -> TrainConfig:
@@ -29,8 +30,8 @@ def _tiny_batch() -> TrainConfig:
 def test_batches_through_submitit_local_equal_in_process(tmp_path):
     config = _tiny_batch()
     train_or_reuse(config, tmp_path / "here", progress=False, resume=True)
-    with training_executor("submitit-local", folder=tmp_path / "jobs"):
-        train_or_reuse(config, tmp_path / "job", progress=False, resume=True)
+    trainer = make_trainer("submitit-local", folder=tmp_path / "jobs")
+    train_or_reuse(config, tmp_path / "job", progress=False, resume=True, trainer=trainer)
     here = (tmp_path / "here" / "metrics.csv").read_bytes()
     assert here == (tmp_path / "job" / "metrics.csv").read_bytes()
     assert any((tmp_path / "jobs").iterdir())  # it really went through submitit
@@ -40,8 +41,8 @@ def test_finished_batch_is_reused_not_resubmitted(tmp_path):
     config = _tiny_batch()
     train_or_reuse(config, tmp_path / "run", progress=False, resume=True)
     before = (tmp_path / "run" / "metrics.csv").read_bytes()
-    with training_executor("submitit-local", folder=tmp_path / "jobs"):
-        train_or_reuse(config, tmp_path / "run", progress=False, resume=True)
+    trainer = make_trainer("submitit-local", folder=tmp_path / "jobs")
+    train_or_reuse(config, tmp_path / "run", progress=False, resume=True, trainer=trainer)
     assert not (tmp_path / "jobs").exists()  # nothing was submitted
     assert (tmp_path / "run" / "metrics.csv").read_bytes() == before
 

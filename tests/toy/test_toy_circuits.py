@@ -1,4 +1,4 @@
-"""The toy's circuits and losses (SPEC section 5): closed forms against the logits, and
+"""The toy's circuits and losses (the paper's Section 3, Appendix C): closed forms against the logits, and
 hand-written gradients against finite differences."""
 
 from __future__ import annotations

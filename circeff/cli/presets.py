@@ -1,0 +1,36 @@
+"""``circeff presets``: every named setting, with the values it sets and its recorded cost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+__all__ = ["presets"]
+
+COLUMNS = ("experiment", "preset", "p", "d_model", "n_heads", "d_head", "d_mlp", "lr", "weight_decay", "steps",
+           "seeds", "measured_s")
+
+
+def presets(
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the table as JSON here."),
+) -> None:
+    """List every preset (experiment x scale): P, model widths, lr, weight decay, steps, seeds, and
+    the measured wall time of the recorded run where there is one."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from circeff.empirical.presets import preset_rows
+
+    rows = preset_rows()
+    table = Table(*COLUMNS, title="circeff presets (measured_s: seconds in the recorded run on 2 CPU cores; "
+                                  "- = not run here)")
+    for r in rows:
+        cells = [r[c] for c in COLUMNS]
+        cells[-1] = "-" if r["measured_s"] is None else f"{r['measured_s']:.0f}"
+        table.add_row(*(f"{c:g}" if isinstance(c, float) else str(c) for c in cells))
+    Console(width=160).print(table)
+    if json_path is not None:
+        json_path.write_text(json.dumps(rows, indent=1))

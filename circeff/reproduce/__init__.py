@@ -1,0 +1,131 @@
+"""``circeff reproduce``: every check and experiment of the paper in one resumable run, with a
+report (``report.md``) and machine-readable verdicts (``summary.json``).
+
+The stages (:mod:`circeff.reproduce.stages`) run in order, each in its own subfolder of the out
+folder (``DIR/<stage>/``), and each returns a typed :class:`~circeff.reproduce.results.StageResult`.
+
+Resuming: a stage folder keeps the run store's markers (:mod:`circeff.sweep.store`, the same
+ones ``circeff sweep`` uses): a finished stage leaves ``done.json`` (its result and the config
+fingerprint) and is skipped on a rerun, a failed one ``failed.json`` with its error; an unfinished one is run again, and the engine continues its batches from
+their checkpoints. ``DIR/reproduce_config.json`` records the config; a rerun with a different
+config stops with a one-line error unless ``force`` (which deletes the stage folders first;
+:mod:`circeff.reproduce.outdir`).
+
+Verdicts: ``summary.json["verdicts"]`` has exactly the keys ``P1, P2, P3, P4, fig10a,
+allocation``, each with a boolean ``holds``, the reason, the numbers behind it and the rule's
+parameters (``rule``), computed from the data. A stage that fails (for example a fit that is
+impossible on too few accepted networks) is reported with its error and its verdicts do not
+hold; the other stages still run.
+
+Scales: ``quick`` (the default), ``full`` and ``tiny`` (for tests only: P = 11, a 16-wide model,
+tens of steps; its numbers mean nothing). ``circeff presets`` lists what each sets; every run's
+stage times are recorded in its ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from circeff.analysis.stats import to_plain
+from circeff.analysis.verdicts import Verdict
+from circeff.empirical.backend import IN_PROCESS, Trainer
+from circeff.errors import ConfigError, RunError
+from circeff.io import atomic_write_text, ensure_dir, read_json, write_json
+from circeff.reproduce.config import PRESETS, SCALES, ReproduceConfig, fingerprint, reproduce_config
+from circeff.reproduce.outdir import STAGES, prepare_out
+from circeff.reproduce.results import StageResult
+from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context
+from circeff.sweep.store import DONE_FILE, RunStatus, mark_done, mark_failed, status_of
+
+__all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "StageResult", "prepare_out",
+           "reproduce_config", "run_reproduce", "verdict_entry"]
+
+
+
+def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
+    """Run stage ``name``, or restore it from its ``done.json`` when a run of this config finished it."""
+    out = ensure_dir(ctx.out / name)
+    if status_of(out) is RunStatus.DONE:
+        saved = read_json(out / DONE_FILE).get("summary") or {}
+        if saved.get("fingerprint") == stamp and "result" in saved:
+            result = StageResult.from_dict(saved["result"])
+            result.skipped = True
+            return result
+    t0 = time.perf_counter()
+    try:
+        result = STAGE_FUNCS[name][1](ctx, out)
+    except (RunError, ConfigError) as exc:
+        result = StageResult(name, status="failed", error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one stage's bug must not lose the other stages' results
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        result = StageResult(name, status="failed",
+                             error=f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
+    result.seconds = round(time.perf_counter() - t0, 2)
+    for key in STAGE_VERDICTS.get(name, ()):
+        if not result.done or result.verdict(key) is None:
+            result.verdicts = [v for v in result.verdicts if v.key != key]
+            result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {}, {}))
+    if result.done:
+        mark_done(out, {"fingerprint": stamp, "result": result.to_dict()})
+    else:
+        (out / DONE_FILE).unlink(missing_ok=True)  # a done marker of an earlier config must not survive
+        mark_failed(out, result.error or "failed")
+    return result
+
+
+def verdict_entry(v: Verdict) -> dict[str, Any]:
+    """A verdict as ``summary.json`` holds it: ``holds``, ``reason``, its numbers, and ``rule``."""
+    return to_plain({"holds": bool(v.holds), "reason": v.reason, **v.numbers, "rule": v.rule})
+
+
+def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True,
+                  command: str = "", trainer: Trainer | None = None) -> dict[str, Any]:
+    """Run (or resume) every stage; write ``report.md`` and ``summary.json``; return the summary.
+
+    ``trainer`` trains the engine batches (default: in this process); it changes where they
+    train, never what they compute, so it is not part of the config.
+    """
+    from tqdm.auto import tqdm
+
+    from circeff.report import write_report  # the markdown writer
+
+    out = Path(out_dir)
+    prepare_out(out, config, force)
+    stamp = fingerprint(config)
+    ctx = Context(config, out, progress, trainer or IN_PROCESS)
+    started = time.perf_counter()
+    bar = tqdm(STAGES, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
+    for name in bar:
+        bar.set_postfix_str(STAGE_FUNCS[name][0])
+        ctx.results[name] = run_stage(ctx, name, stamp)
+    bar.close()
+    total = time.perf_counter() - started
+
+    found = {v.key: v for r in ctx.results.values() for v in r.verdicts}
+    verdicts = [found.get(k, Verdict(k, False, "not computed", {}, {})) for k in VERDICT_KEYS]
+    summary = to_plain({
+        "command": command,
+        "preset": config.preset, "scale": config.scale,
+        "verdicts": {v.key: verdict_entry(v) for v in verdicts},
+        # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
+        # included, so a resumed run still says what the whole result cost
+        "timings": {"total_s": round(total, 2),
+                    "stages_s": round(sum(r.seconds or 0.0 for r in ctx.results.values()), 2),
+                    "stages": {n: {"seconds": r.seconds, "skipped": r.skipped, "status": r.status}
+                               for n, r in ctx.results.items()}},
+        "stages": {n: {"status": r.status, "error": r.error, "figures": r.figures, "notes": r.notes,
+                       "estimates": {k: iv.to_dict() for k, iv in r.estimates.items()}}
+                   for n, r in ctx.results.items()},
+        "config": config.to_dict(),
+        "environment": {"python": sys.version.split()[0], "platform": platform.platform(),
+                        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    })
+    write_json(out / "summary.json", summary)
+    atomic_write_text(out / "report.md", write_report(summary, list(ctx.results.values()), verdicts))
+    return summary

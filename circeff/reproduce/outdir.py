@@ -1,0 +1,60 @@
+"""The out folder of ``circeff reproduce``: refuse another config's results unless forced, and
+delete only what reproduce wrote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from circeff.analysis.stats import to_plain
+from circeff.errors import RunError
+from circeff.io import ensure_dir, read_json, write_json
+from circeff.reproduce.config import ReproduceConfig, comparable
+
+__all__ = ["CONFIG_FILE", "STAGES", "prepare_out"]
+
+CONFIG_FILE = "reproduce_config.json"
+STAGES = ("theory", "toy", "grokking", "p1", "base", "p2_p3", "p4", "fig10", "allocation")
+
+
+def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
+    """Refuse an out folder holding another config's results (or foreign files) unless force."""
+    cfg_file = out / CONFIG_FILE
+    wanted = comparable(to_plain(config.to_dict()))
+    if cfg_file.is_file():
+        try:
+            existing = comparable(read_json(cfg_file))
+        except (OSError, json.JSONDecodeError):
+            existing = None
+        if existing != wanted:
+            if not force:
+                raise RunError(f"{out} holds results of a different reproduce config "
+                               f"({_first_difference(existing, wanted)}); use another --out, or --force to replace them")
+            _clear(out)
+    elif out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise RunError(f"{out} is not empty and holds no circeff reproduce results; use an empty "
+                           "--out, or --force to write into it")
+        _clear(out)
+    ensure_dir(out)
+    write_json(cfg_file, to_plain(config.to_dict()))
+
+
+def _clear(out: Path) -> None:
+    """Delete what reproduce writes (stage folders, report, summary, config); nothing else."""
+    for name in STAGES:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    for name in (CONFIG_FILE, "report.md", "summary.json"):
+        if (out / name).is_file():
+            (out / name).unlink()
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
+    return f"{path or 'config'}: {a!r} there, {b!r} now" if path else "unreadable config"

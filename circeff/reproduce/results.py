@@ -1,0 +1,98 @@
+"""What a stage of ``circeff reproduce`` returns: a :class:`StageResult` of typed parts.
+
+A stage's verdicts are :class:`~circeff.analysis.verdicts.Verdict` objects, its tables
+:class:`Table` objects and the numbers later stages read (the D_crit estimates) are
+:class:`~circeff.analysis.stats.Interval` objects, so a stage hands the next one typed values,
+never a JSON dict to parse back. The stage's ``done.json`` stores the result (:meth:`StageResult.to_dict`)
+and a resumed run restores it (:meth:`StageResult.from_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from circeff.analysis.stats import Interval, to_plain
+from circeff.analysis.verdicts import Verdict
+
+__all__ = ["StageResult", "Table", "interval_from_dict", "verdict_from_record"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table for the report: a title, column names and rows of plain values."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    @classmethod
+    def of(cls, title: str, header: list[str], rows: list[list[Any]]) -> Table:
+        return cls(title, tuple(header), tuple(tuple(r) for r in rows))
+
+
+def interval_from_dict(d: dict) -> Interval:
+    """An Interval from its JSON form (None ends are unbounded, a None value is nan)."""
+    def num(v: Any, default: float) -> float:
+        return default if v is None else float(v)
+
+    return Interval(num(d.get("value"), math.nan), num(d.get("lo"), -math.inf), num(d.get("hi"), math.inf),
+                    float(d.get("level") or 0.95), str(d.get("method", "")))
+
+
+def verdict_from_record(key: str, record: Any, *, rule: tuple[str, ...] = (), drop: tuple[str, ...] = (),
+                        **numbers: Any) -> Verdict:
+    """A Verdict from one of the analysis layer's verdict records: ``holds`` and ``reason`` from
+    the record, the fields named in ``rule`` as the rule's parameters, every other field (and
+    ``numbers``) as the numbers; ``drop`` leaves fields out."""
+    d = record.to_dict()
+    holds, reason = bool(d.pop("holds")), str(d.pop("reason", "") or "")
+    for name in drop:
+        d.pop(name, None)
+    rule_params = {name: d.pop(name) for name in rule if name in d}
+    return Verdict(key, holds, reason, to_plain({**d, **numbers}), to_plain(rule_params))
+
+
+@dataclass
+class StageResult:
+    """One stage: status, timing, figures (caption -> path relative to the out folder),
+    verdicts, tables, notes (markdown lines), estimates other stages read, and its config."""
+
+    name: str
+    status: str = "done"                       # done | failed
+    seconds: float = 0.0
+    skipped: bool = False
+    error: str | None = None
+    figures: dict[str, str] = field(default_factory=dict)
+    verdicts: list[Verdict] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    estimates: dict[str, Interval] = field(default_factory=dict)
+    config: Any = None
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    def verdict(self, key: str) -> Verdict | None:
+        return next((v for v in self.verdicts if v.key == key), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain({"name": self.name, "status": self.status, "seconds": self.seconds, "skipped": self.skipped,
+                         "error": self.error, "figures": self.figures,
+                         "verdicts": [v.to_dict() for v in self.verdicts],
+                         "tables": [{"title": t.title, "header": t.header, "rows": t.rows} for t in self.tables],
+                         "notes": self.notes, "estimates": {k: iv.to_dict() for k, iv in self.estimates.items()},
+                         "config": self.config})
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StageResult:
+        return cls(
+            name=d["name"], status=d["status"], seconds=float(d.get("seconds") or 0.0), skipped=bool(d.get("skipped")),
+            error=d.get("error"), figures=dict(d.get("figures") or {}),
+            verdicts=[Verdict(**v) for v in d.get("verdicts", [])],
+            tables=[Table.of(t["title"], t["header"], t["rows"]) for t in d.get("tables", [])],
+            notes=list(d.get("notes", [])),
+            estimates={k: interval_from_dict(v) for k, v in (d.get("estimates") or {}).items()},
+            config=d.get("config"))

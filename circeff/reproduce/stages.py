@@ -1,0 +1,279 @@
+"""The nine stages of ``circeff reproduce``; each returns a :class:`StageResult`.
+
+=============  =====================================================================
+``theory``     Theorems D.1-D.4 and the lemmas (:func:`circeff.theory.check.run_claims`)
+``toy``        Figure 2 of the toy model (:func:`circeff.toy.experiments.figure2_data`)
+``grokking``   one grokking run with accuracy and the G/M proxies over time (Figure 9)
+``p1``         P1 efficiency: M-only and G-only networks (``run_efficiency``)
+``base``       G-only networks trained on the full dataset (start of P2/P3 and Figure 10)
+``p2_p3``      ungrokking over D' x weight decay x seed (``run_ungrokking``)
+``p4``         semi-grokking just above D_crit (``run_semigrokking``)
+``fig10``      G:M correct-logit ratio against D (``run_fig10``)
+``allocation`` Theorem D.4 from the P1 fits against the measured ratio; D_crit two ways
+=============  =====================================================================
+
+A stage reads what earlier stages left through :class:`Context` (typed results, or the
+in-memory experiment results of this call), never by parsing their JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from circeff.analysis.allocation import measured_ratios, pooled_kappa
+from circeff.analysis.stats import Interval, to_plain
+from circeff.analysis.verdicts import Verdict
+from circeff.empirical.backend import IN_PROCESS, Trainer
+from circeff.empirical.experiments import efficiency as eff
+from circeff.empirical.experiments import fig10 as f10
+from circeff.empirical.experiments import progress as prog
+from circeff.empirical.experiments import semigrokking as semi
+from circeff.empirical.experiments import ungrokking as ung
+from circeff.empirical.experiments.predictions_common import train_base
+from circeff.errors import RunError
+from circeff.io import write_csv, write_json
+from circeff.reproduce.config import ReproduceConfig
+from circeff.reproduce.results import StageResult, Table, verdict_from_record
+
+__all__ = ["STAGE_FUNCS", "STAGE_VERDICTS", "Context", "VERDICT_KEYS"]
+
+VERDICT_KEYS = ("P1", "P2", "P3", "P4", "fig10a", "allocation")
+# which verdicts a stage produces (a failed stage's verdicts do not hold)
+STAGE_VERDICTS = {"p1": ("P1",), "p2_p3": ("P2", "P3"), "p4": ("P4",), "fig10": ("fig10a",),
+                  "allocation": ("allocation",)}
+
+
+class Context:
+    """What the stages of one call share: the config, the out folder, the trainer, the results
+    so far, and experiment results kept in memory (recomputed from disk when a stage was skipped)."""
+
+    def __init__(self, config: ReproduceConfig, out: Path, progress: bool, trainer: Trainer = IN_PROCESS) -> None:
+        self.config, self.out, self.progress, self.trainer = config, out, progress, trainer
+        self.results: dict[str, StageResult] = {}
+        self.efficiency: eff.EfficiencyResult | None = None
+        self.fig10_rows: pd.DataFrame | None = None
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).relative_to(self.out))
+
+    def estimate(self, stage: str, name: str) -> Interval | None:
+        r = self.results.get(stage)
+        return r.estimates.get(name) if r is not None and r.done else None
+
+
+def _step(step: int | None) -> str:
+    return "not reached" if step is None else str(step)
+
+
+def stage_theory(ctx: Context, out: Path) -> StageResult:
+    from circeff.theory.check import run_claims
+
+    report = run_claims(seed=ctx.config.theory_seed)
+    write_json(out / "theory.json", report.to_dict())
+    claims = report.to_dict()["claims"]
+    return StageResult("theory", config={"seed": ctx.config.theory_seed},
+                       notes=[f"All claims as expected: {'yes' if report.ok else 'no'}."],
+                       tables=[Table.of("Theory checks", ["claim", "expected", "outcome", "ok"],
+                                        [[c["claim"], str(c["expected"]), str(c["outcome"]), c["ok"]]
+                                         for c in claims])])
+
+
+def stage_toy(ctx: Context, out: Path) -> StageResult:
+    from circeff.io import atomic_write_bytes
+    from circeff.toy.experiments import figure2_data
+    from circeff.toy.plots import figure_png, plot_figure2
+
+    data = figure2_data(ctx.config.toy_steps)
+    write_json(out / "figure2.json", to_plain(data))
+    atomic_write_bytes(out / "figure2.png", figure_png(plot_figure2(data)))
+    return StageResult(
+        "toy", config={"steps": ctx.config.toy_steps or "toy default (50000)"},
+        figures={"Figure 2 (toy model): train and test loss": ctx.rel(out / "figure2.png")},
+        notes=[f"- {p.get('title') or k}: grokking step {_step(p.get('grokking_step'))}"
+               for k, p in data["panels"].items()])
+
+
+def stage_grokking(ctx: Context, out: Path) -> StageResult:
+    cfg = ctx.config.progress
+    rows = prog.run_progress(cfg, out, progress=ctx.progress, resume=True).rows  # one model: always here
+    last = rows.iloc[-1]
+    grok = rows[pd.to_numeric(rows["test_acc"], errors="coerce") >= 0.95]
+    mem = rows[rows["train_acc"] >= 0.99]
+    memorised = int(mem["step"].iloc[0]) if len(mem) else None
+    generalised = int(grok["step"].iloc[0]) if len(grok) else None
+    return StageResult(
+        "grokking", config=cfg.to_dict(),
+        figures={"Figure 9: accuracy, G and M proxies and parameter norm during a grokking run":
+                 ctx.rel(out / "fig9.png")},
+        notes=[f"Memorised (train acc >= 0.99) at step {_step(memorised)}, generalised (test acc >= 0.95) at "
+               f"step {_step(generalised)}; final train/test accuracy {float(last['train_acc']):.3g}/"
+               f"{float(last['test_acc']):.3g}."])
+
+
+def stage_p1(ctx: Context, out: Path) -> StageResult:
+    cfg = ctx.config.efficiency
+    result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
+    ctx.efficiency = result
+    a = result.analysis
+    verdict = verdict_from_record("P1", a.verdict, rule=("g_flat_tolerance",), kappa_G=a.fit_G.kappa,
+                                  kappa_M=a.fit_M.kappa, crossover_D_crit=a.crossover.D_crit)
+    return StageResult(
+        "p1", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
+        figures={"Figure 3 analogue: correct logit against parameter norm": ctx.rel(out / "fig3_logit_vs_norm.png"),
+                 "P1: efficiency P(D) of G and M with the crossover D_crit": ctx.rel(out / "efficiency_P_of_D.png")},
+        notes=["```", *eff.describe(result), "```"])
+
+
+def stage_base(ctx: Context, out: Path) -> StageResult:
+    base = train_base(ctx.config.base, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
+    share = ctx.config.base.g_only_share
+    return StageResult("base", config=ctx.config.base.to_dict(), tables=[Table.of(
+        f"Base networks (trained on the full dataset; G-only when trig share > {share:g})",
+        ["seed", "train acc", "trig share", "G-only"],
+        [[r["seed"], r["train_acc"], r["trig_share"], r["g_only"]] for r in base.rows.to_dict("records")])])
+
+
+def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
+    cfg = ctx.config.ungrokking
+    r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
+                           trainer=ctx.trainer)
+    verdicts = [verdict_from_record("P2", r.transition, rule=("min_jump",), chance=cfg.base.chance,
+                                    converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))]
+    if r.weight_decay is not None:
+        verdicts.append(verdict_from_record(
+            "P3", r.weight_decay, rule=("tolerance",), drop=("estimates",),
+            D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
+            decay_budget=cfg.decay_budget,
+            steps_per_weight_decay={f"{w:g}": cfg.steps_for(w) for w in cfg.weight_decays}))
+    else:
+        verdicts.append(Verdict("P3", False, "only one weight decay", {}, {}))
+    means = r.rows.groupby(["weight_decay", "D"])["final_test_acc"].agg(["mean", "min", "max"]).reset_index()
+    # semi-grokking places its sizes from an interior transition only
+    estimates = {"ungrokking": r.pooled.D_crit, **({} if r.pooled.at_bound else {"ungrokking_interior": r.pooled.D_crit})}
+    return StageResult(
+        "p2_p3", config=cfg.to_dict(), verdicts=verdicts, estimates=estimates,
+        figures={"Figures 4/7: final test accuracy after ungrokking against D'": ctx.rel(out / "ungrokking.png")},
+        notes=[f"Pooled D_crit {r.pooled.D_crit.value:.4g} [{r.pooled.D_crit.lo:.4g}, {r.pooled.D_crit.hi:.4g}]"
+               + (" (at the edge of the D' grid)" if r.pooled.at_bound else "") + "."],
+        tables=[Table.of("Final test accuracy per (weight decay, D'): mean [min, max] over seeds",
+                         ["weight decay", "D'", "mean", "min", "max"],
+                         [[m["weight_decay"], m["D"], m["mean"], m["min"], m["max"]]
+                          for m in means.to_dict("records")])])
+
+
+def _dcrit_for_semigrok(ctx: Context) -> tuple[float | None, str]:
+    for stage, name, source in (("p2_p3", "ungrokking_interior", "ungrokking transition"),
+                                ("p1", "crossover", "P1 efficiency crossover")):
+        iv = ctx.estimate(stage, name)
+        if iv is not None and np.isfinite(iv.value):
+            return iv.value, source
+    return None, "computed on demand (ungrokking)"
+
+
+def stage_p4(ctx: Context, out: Path) -> StageResult:
+    cfg = ctx.config.semigrok
+    dcrit, source = _dcrit_for_semigrok(ctx)
+    r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
+                              resume=True, trainer=ctx.trainer)
+    counts = r.verdict.counts
+    reason = (f"{counts['semi']} of {r.verdict.n_runs} runs semi-grokked (needs {cfg.min_semi}); "
+              + ", ".join(f"{k} {n}" for k, n in counts.items() if k != "semi")
+              + f"; {r.verdict.n_transient} transient plateaus; sizes {list(r.sizes)}")
+    v = r.verdict.to_dict()
+    verdict = Verdict("P4", bool(v.pop("holds")), reason,
+                      to_plain({**{k: x for k, x in v.items() if k != "min_semi"}, "sizes": list(r.sizes),
+                                "D_crit_used": r.dcrit, "D_crit_source": source if not cfg.sizes else "sizes given"}),
+                      to_plain({"min_semi": cfg.min_semi, "band": list(cfg.thresholds.band)}))
+    return StageResult(
+        "p4", config=cfg.to_dict(), verdicts=[verdict],
+        figures={"Figures 5/6: test accuracy over training by D, classified": ctx.rel(out / "semigrokking.png")},
+        tables=[Table.of("Runs", ["run", "class", "final acc", "tail spread", "onset step", "transient plateau"],
+                         [[c.run, c.label, c.final_acc, c.tail_spread, c.onset_step, c.transient_plateau]
+                          for c in r.classes])])
+
+
+def stage_fig10(ctx: Context, out: Path) -> StageResult:
+    cfg = ctx.config.fig10
+    r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
+                      trainer=ctx.trainer)
+    ctx.fig10_rows = r.rows
+    med = r.rows.groupby("D").agg(ratio=("ratio", "median"), g_logit=("g_logit", "median"),
+                                  m_logit=("m_logit", "median"), test_acc=("test_acc", "mean"),
+                                  trig_share=("trig_share", "median")).reset_index()
+    verdict = verdict_from_record("fig10a", r.verdict, median_by_D=med.to_dict("records"),
+                                  converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))
+    return StageResult(
+        "fig10", config=cfg.to_dict(), verdicts=[verdict],
+        figures={"Figure 10a: G:M correct-logit ratio against D": ctx.rel(out / "fig10a.png"),
+                 "Figure 10b: final test accuracy against D (same networks)": ctx.rel(out / "fig10b.png")})
+
+
+def _dcrit_two_ways(ctx: Context) -> dict:
+    from circeff.analysis.dcrit import agree
+
+    cross, trans = ctx.estimate("p1", "crossover"), ctx.estimate("p2_p3", "ungrokking")
+    both = cross is not None and trans is not None
+    bounded = both and all(np.isfinite([iv.lo, iv.hi]).all() and iv.lo > 0 for iv in (cross, trans))
+    return {"crossover": cross, "ungrokking": trans, "agree": bool(agree(cross, trans)) if both else None,
+            "informative": bool(bounded)}
+
+
+def stage_allocation(ctx: Context, out: Path) -> StageResult:
+    config = {"q": ctx.config.q, "n_boot": ctx.config.allocation_n_boot}
+    dcrit = _dcrit_two_ways(ctx)
+    two_ways = Table.of("D_crit two ways (agree when the two intervals overlap; with an unbounded interval "
+                        "agreement says nothing)", ["estimate", "D_crit [interval]"],
+                        [["efficiency crossover (P1 fits)", dcrit["crossover"]],
+                         ["ungrokking transition midpoint (P2)", dcrit["ungrokking"]],
+                         ["agree (intervals overlap)", dcrit["agree"]],
+                         ["informative (both intervals bounded)", dcrit["informative"]]])
+    if ctx.efficiency is None:
+        if ctx.results.get("p1") is None or not ctx.results["p1"].done:
+            raise RunError("no P1 fit (the p1 stage failed), so Theorem D.4 has no P_G, P_M, kappa")
+        # finished earlier: its networks are reused, only the fit is recomputed
+        ctx.efficiency = eff.run_efficiency(ctx.config.efficiency, ctx.out / "p1", progress=False, resume=True,
+                                            trainer=ctx.trainer)
+    rows = ctx.fig10_rows
+    if rows is None:
+        if not (ctx.out / "fig10" / "fig10.csv").is_file():
+            raise RunError("no Figure 10 measurements (the fig10 stage failed)")
+        rows = pd.read_csv(ctx.out / "fig10" / "fig10.csv")
+    analysis = ctx.efficiency.analysis
+    kappa = pooled_kappa(analysis)
+    result = StageResult("allocation", config=config, tables=[two_ways])
+    if not (np.isfinite(kappa) and kappa > 0):
+        # Theorem D.4 is stated for kappa > 0; a non-positive fitted kappa means the P1 fits do
+        # not describe the networks, so there is no prediction to compare (a data outcome, not a bug)
+        measured = (measured_ratios(rows[["D", "seed", "g_logit", "m_logit"]]).groupby("D")["ratio"]
+                    .median().reset_index().rename(columns={"ratio": "measured_median_ratio"}))
+        write_csv(out / "allocation.csv", measured.to_dict("records"))
+        result.verdicts.append(Verdict(
+            "allocation", False,
+            f"no prediction: the P1 fits give kappa_G {analysis.fit_G.kappa.value:.3g}, kappa_M "
+            f"{analysis.fit_M.kappa.value:.3g} (pooled {kappa:.3g}); Theorem D.4 needs kappa > 0",
+            to_plain({"kappa": kappa, "kappa_G": analysis.fit_G.kappa, "kappa_M": analysis.fit_M.kappa,
+                      "measured_median_by_D": measured.to_dict("records"), "dcrit_two_ways": dcrit}),
+            {"q": ctx.config.q}))
+        return result
+    c = f10.compare_with_theory(analysis, rows, out, q=ctx.config.q, n_boot=ctx.config.allocation_n_boot, seed=0)
+    result.figures = {"Allocation: Theorem D.4 prediction against the measured G:M ratio":
+                      ctx.rel(out / "allocation.png")}
+    result.verdicts.append(verdict_from_record("allocation", c, rule=("q",), dcrit_two_ways=dcrit))
+    return result
+
+
+STAGE_FUNCS: dict[str, tuple[str, Callable[[Context, Path], StageResult]]] = {
+    "theory": ("Theory checks (D.1-D.4, lemmas)", stage_theory),
+    "toy": ("Toy model, Figure 2", stage_toy),
+    "grokking": ("Grokking run, Figure 9", stage_grokking),
+    "p1": ("P1 efficiency", stage_p1),
+    "base": ("Base G-only networks", stage_base),
+    "p2_p3": ("P2/P3 ungrokking", stage_p2_p3),
+    "p4": ("P4 semi-grokking", stage_p4),
+    "fig10": ("Figure 10a", stage_fig10),
+    "allocation": ("Allocation and D_crit two ways", stage_allocation),
+}
