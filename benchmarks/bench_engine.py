@@ -5,7 +5,7 @@
 
 (a) reference: one model at a time, full sequence (all 4 positions), an ``nn.Module`` with
     ``torch.optim.AdamW`` and a float64 cross-entropy on the last position, as in Nanda et al.
-    2023's public code (:class:`circeff.empirical.reference.ReferenceTransformer`);
+    2023's public code (:class:`circeff.empirical.model.Transformer`);
 (b) the engine with E models at once: exactly what one step of ``circeff.empirical.train``
     does (loss and gradients of every model, the divergence check, batched AdamW), no logging.
 
@@ -18,7 +18,7 @@ FLOP count (documented, approximate): forward + backward = 3 x the forward matmu
 (2 per multiply-add), counting only matrix products, which dominate:
 - reference, per example: 4 positions x (Q, K, V: 3 d_model H d_head; W_O: H d_head d_model;
   W_in, W_out: 2 d_model d_mlp; W_U: d_model P) + scores and mixing (2 H 4 4 d_head);
-- engine: :func:`circeff.empirical.model.forward_matmul_flops`: per model and step the
+- engine: :func:`circeff.empirical.batched.forward_matmul_flops`: per model and step the
   vocabulary tables (query, scores, values of the P element tokens) and, when it multiplies
   out W_O W_in, W_O W_U and W_out W_U, those products; per example the 4-way mixing and the
   products at the last position only.
@@ -35,9 +35,9 @@ import time
 import torch
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.empirical.model import forward_matmul_flops, init_params, uses_fold
+from circeff.empirical.batched import forward_matmul_flops, uses_fold
+from circeff.empirical.model import Transformer, cross_entropy_high_precision, init_params
 from circeff.empirical.optim import adamw_init, adamw_step
-from circeff.empirical.reference import ReferenceTransformer, cross_entropy_high_precision
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.empirical.train import _models_finite, build_training_data, loss_and_grads
 
@@ -101,7 +101,7 @@ def main() -> None:
     idx = torch.from_numpy(train_indices(len(data), n_train, 0))
     tokens = torch.from_numpy(data.tokens())[idx].to(device)
     labels = torch.from_numpy(data.labels.copy())[idx].to(device)
-    ref = ReferenceTransformer(cfg, task, seed=0).to(device)
+    ref = Transformer(cfg, task, seed=0).to(device)
     opt = torch.optim.AdamW(ref.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=1.0)
 
     def ref_step() -> None:
