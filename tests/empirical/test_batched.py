@@ -51,3 +51,29 @@ def test_weight_gradients_equal_the_plain_models_autograd(fold):
         for n, w in params.items():
             expected = getattr(ref, n).grad
             torch.testing.assert_close(w.grad[k], expected, atol=1e-10 * expected.abs().max().item(), rtol=0)
+
+
+@pytest.mark.parametrize("n_train", [20, 150])  # the literal and the multiplied-out path
+def test_a_training_step_follows_the_weights_device(n_train, monkeypatch):
+    """No tensor of a step is made on the CPU behind the caller's back: the step runs on the
+    ``meta`` device (shapes only), where mixing in a CPU tensor fails. This is the CPU-side
+    check of ``--device cuda``; a CPU mask in the ReLU gradient makes it fail."""
+    from circeff.empirical import batched
+    from circeff.empirical.config import RunSpec, TrainConfig
+    from circeff.empirical.optim import adamw_init, adamw_step
+    from circeff.empirical.train import build_training_data, loss_and_grads
+
+    task = TaskConfig("add", 13)  # the paper's widths: 150 examples multiply the maps out, 20 do not
+    config = TrainConfig(task=task, runs=(RunSpec(seed=0, train_size=n_train), RunSpec(seed=1, train_size=n_train - 5)),
+                         model=ModelConfig(), block_size=64)
+    assert batched.uses_fold(config.model, task, n_train) == (n_train == 150)
+    meta = torch.device("meta")
+    params = init_params(config.model, task, [0, 1], meta)
+    data = build_training_data(make_dataset(task), config, meta)
+    losses, grads = loss_and_grads(params, data, config)
+    adamw_step(params, grads, adamw_init(params), lr=1e-3, beta1=0.9, beta2=0.98, eps=1e-8,
+               weight_decay=torch.ones(2, dtype=torch.float64, device=meta))
+    assert losses.device == meta and all(g.device == meta for g in grads.values())
+    monkeypatch.setattr(batched, "_relu_backward", lambda d, post: d * (post.to("cpu") > 0))
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        loss_and_grads(params, data, config)
