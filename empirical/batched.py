@@ -151,13 +151,11 @@ def _forward(t: Params, a: Tensor, b: Tensor) -> tuple[Tensor, dict[str, Tensor]
     v_a = torch.gather(t["v_a"], 1, a.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
     v_b = torch.gather(t["v_b"], 1, b.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
     z4 = pattern[..., 0, :] * v_a                            # [E, N, H, d_head]
+    z4.addcmul_(pattern[..., 1, :], t["v_op"].view(E, 1, n_heads, d_head))
     z4.addcmul_(pattern[..., 2, :], v_b)
+    z4.addcmul_(pattern[..., 3, :], t["v_eq"].view(E, 1, n_heads, d_head))
     z = z4.view(E, N, hd)                                    # [E, N, H*d_head]
-    # The positions o and = hold the same value vectors in every example: their share is one
-    # product with the per-head value rows laid out block-diagonally ([E, 2H, H*d_head]).
     pattern = pattern.squeeze(-1)
-    const = _block_diagonal_values(t["v_op"], t["v_eq"], n_heads)
-    z.baddbmm_(pattern[..., 1::2].reshape(E, N, 2 * n_heads), const)
     saved = {"pattern": pattern, "v_a": v_a, "v_b": v_b, "z": z}
 
     if "W_OI" not in t:
@@ -222,16 +220,6 @@ def _relu_backward(d_post: Tensor, post: Tensor) -> Tensor:
     return torch.ops.aten.threshold_backward(d_post, post, 0)
 
 
-def _block_diagonal_values(v_op: Tensor, v_eq: Tensor, n_heads: int) -> Tensor:
-    """``[E, 2H, H*d_head]``: row ``2h + j`` holds head h's value vector of position o
-    (j = 0) or = (j = 1) in head h's columns and zeros elsewhere."""
-    E, hd = v_op.shape
-    d_head = hd // n_heads
-    out = v_op.new_zeros(E, n_heads, 2, n_heads, d_head)
-    out.diagonal(dim1=1, dim2=3).copy_(torch.stack([v_op, v_eq], 1).view(E, 2, n_heads, d_head).transpose(2, 3))
-    return out.view(E, 2 * n_heads, hd)
-
-
 def _mixing_backward(t: Params, s: Params, a: Tensor, b: Tensor, dz: Tensor) -> Params:
     """Gradients of the attention tables from the gradient ``dz [E, N, H*d_head]`` of the
     mixed values: through the weighted sum, the 4-way softmax and the two gathers."""
@@ -240,18 +228,15 @@ def _mixing_backward(t: Params, s: Params, a: Tensor, b: Tensor, dz: Tensor) -> 
     _, _, n_heads, d_head = v_a.shape
     hd = n_heads * d_head
     dz4 = dz.view(E, N, n_heads, d_head)
-    const = _block_diagonal_values(t["v_op"], t["v_eq"], n_heads)          # [E, 2H, H*d_head]
-    # d pattern: the value each position contributed, dotted with dz.
-    d_const = torch.bmm(dz, const.transpose(1, 2)).view(E, N, n_heads, 2)  # (o, =)
-    d_pattern = torch.stack([(dz4 * v_a).sum(-1), d_const[..., 0], (dz4 * v_b).sum(-1), d_const[..., 1]], dim=-1)
+    v_op, v_eq = t["v_op"].view(E, 1, n_heads, d_head), t["v_eq"].view(E, 1, n_heads, d_head)
+    # d pattern: the value each position contributed, dotted with dz. (Elementwise: as
+    # products with 2 or 8 columns these ran many times slower on a CPU.)
+    d_pattern = torch.stack([(dz4 * v_a).sum(-1), (dz4 * v_op).sum(-1), (dz4 * v_b).sum(-1), (dz4 * v_eq).sum(-1)], dim=-1)
     # softmax: d scores = p * (d p - sum_j p_j d p_j)
     d_scores = pattern * (d_pattern - (pattern * d_pattern).sum(-1, keepdim=True))   # [E, N, H, 4]
     a_h, b_h = a.unsqueeze(-1).expand(E, N, n_heads), b.unsqueeze(-1).expand(E, N, n_heads)
     a_v, b_v = a.unsqueeze(-1).expand(E, N, hd), b.unsqueeze(-1).expand(E, N, hd)
     p = t["s_a"].shape[1]
-    # The same block-diagonal product backwards; only its diagonal blocks are gradients.
-    g_const = torch.bmm(pattern[..., 1::2].reshape(E, N, 2 * n_heads).transpose(1, 2), dz)
-    g_v_const = g_const.view(E, n_heads, 2, n_heads, d_head).diagonal(dim1=1, dim2=3)  # [E, 2, d_head, H]
     return {
         "s_a": d_scores.new_zeros(E, p, n_heads).scatter_add_(1, a_h, d_scores[..., 0]),
         "s_b": d_scores.new_zeros(E, p, n_heads).scatter_add_(1, b_h, d_scores[..., 2]),
@@ -259,8 +244,8 @@ def _mixing_backward(t: Params, s: Params, a: Tensor, b: Tensor, dz: Tensor) -> 
         "s_eq": d_scores[..., 3].sum(1),
         "v_a": dz.new_zeros(E, p, hd).scatter_add_(1, a_v, (dz4 * pattern[..., 0:1]).view(E, N, hd)),
         "v_b": dz.new_zeros(E, p, hd).scatter_add_(1, b_v, (dz4 * pattern[..., 2:3]).view(E, N, hd)),
-        "v_op": g_v_const[:, 0].permute(0, 2, 1).reshape(E, hd),
-        "v_eq": g_v_const[:, 1].permute(0, 2, 1).reshape(E, hd),
+        "v_op": (dz4 * pattern[..., 1:2]).sum(1).reshape(E, hd),
+        "v_eq": (dz4 * pattern[..., 3:4]).sum(1).reshape(E, hd),
     }
 
 
