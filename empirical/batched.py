@@ -111,142 +111,37 @@ def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
     }
 
 
-_FOLDED = ("W_OI", "W_OU", "W_outU", "c_in", "c_U")
-_LITERAL = ("W_O", "x_eq", "W_in", "W_out", "W_U")
-_ATTENTION = ("s_a", "s_b", "s_op", "s_eq", "v_a", "v_b", "v_op", "v_eq")
-
-
 def logits_from_tables(t: Params, a: Tensor, b: Tensor) -> Tensor:
-    """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``.
-
-    The gradient is written out by hand (:class:`_ScoredPosition`): autograd would keep and
-    sum a temporary for every broadcast and gather of this stage, which is most of a training
-    step's time on a CPU. The function is the same (the tests compare the gradients of the
-    plain model's autograd with these).
-    """
-    keys = _ATTENTION + (_FOLDED if "W_OI" in t else _LITERAL)
-    tensors = [t[k] for k in keys]
-    if torch.is_grad_enabled() and any(x.requires_grad for x in tensors):
-        return _ScoredPosition.apply(a, b, "W_OI" in t, *tensors)
-    return _forward(dict(zip(keys, tensors, strict=True)), a, b)[0]
-
-
-def _forward(t: Params, a: Tensor, b: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-    """The logits and what the backward pass needs."""
+    """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``."""
     E, N = a.shape
     n_heads = t["s_a"].shape[-1]
     hd = t["v_a"].shape[-1]
     d_head = hd // n_heads
-    a_h, b_h = a.unsqueeze(-1).expand(E, N, n_heads), b.unsqueeze(-1).expand(E, N, n_heads)
 
     # A 4-way softmax per head over the positions a, o, b, = (the last query sees all four).
     scores = torch.stack([
-        torch.gather(t["s_a"], 1, a_h),
+        torch.gather(t["s_a"], 1, a.unsqueeze(-1).expand(E, N, n_heads)),
         t["s_op"].unsqueeze(1).expand(E, N, n_heads),
-        torch.gather(t["s_b"], 1, b_h),
+        torch.gather(t["s_b"], 1, b.unsqueeze(-1).expand(E, N, n_heads)),
         t["s_eq"].unsqueeze(1).expand(E, N, n_heads),
     ], dim=-1)                                               # [E, N, H, 4]
     pattern = scores.softmax(dim=-1).unsqueeze(-1)           # [E, N, H, 4, 1]
     # ... and the weighted sum of the four value vectors.
     v_a = torch.gather(t["v_a"], 1, a.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
     v_b = torch.gather(t["v_b"], 1, b.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
-    z4 = pattern[..., 0, :] * v_a                            # [E, N, H, d_head]
-    z4.addcmul_(pattern[..., 1, :], t["v_op"].view(E, 1, n_heads, d_head))
-    z4.addcmul_(pattern[..., 2, :], v_b)
-    z4.addcmul_(pattern[..., 3, :], t["v_eq"].view(E, 1, n_heads, d_head))
-    z = z4.view(E, N, hd)                                    # [E, N, H*d_head]
-    pattern = pattern.squeeze(-1)
-    saved = {"pattern": pattern, "v_a": v_a, "v_b": v_b, "z": z}
+    z = (pattern[..., 0, :] * v_a
+         + pattern[..., 1, :] * t["v_op"].view(E, 1, n_heads, d_head)
+         + pattern[..., 2, :] * v_b
+         + pattern[..., 3, :] * t["v_eq"].view(E, 1, n_heads, d_head)).reshape(E, N, hd)  # [E, N, H*d_head]
 
     if "W_OI" not in t:
         # Literal order: attention output, residual, MLP, residual, unembedding.
-        resid_mid = torch.baddbmm(t["x_eq"].unsqueeze(1), z, t["W_O"])   # [E, N, d_model]
+        resid_mid = torch.bmm(z, t["W_O"]) + t["x_eq"].unsqueeze(1)      # [E, N, d_model]
         post = torch.bmm(resid_mid, t["W_in"]).relu_()                   # [E, N, d_mlp]
-        resid_post = torch.baddbmm(resid_mid, post, t["W_out"])          # [E, N, d_model]
-        logits = torch.bmm(resid_post, t["W_U"])                         # [E, N, d_vocab_out]
-        return logits, saved | {"resid_mid": resid_mid, "post": post, "resid_post": resid_post}
+        resid_post = resid_mid + torch.bmm(post, t["W_out"])             # [E, N, d_model]
+        return torch.bmm(resid_post, t["W_U"])                           # [E, N, d_vocab_out]
     post = torch.baddbmm(t["c_in"], z, t["W_OI"]).relu_()                # [E, N, d_mlp]
-    logits = torch.baddbmm(torch.baddbmm(t["c_U"], z, t["W_OU"]), post, t["W_outU"])  # [E, N, d_vocab_out]
-    return logits, saved | {"post": post}
-
-
-class _ScoredPosition(torch.autograd.Function):
-    """:func:`_forward` with its gradient written out: one product per weight and block,
-    one scatter per table, no autograd bookkeeping of the elementwise steps."""
-
-    @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, fold: bool, *tensors: Tensor) -> Tensor:
-        keys = _ATTENTION + (_FOLDED if fold else _LITERAL)
-        t = dict(zip(keys, tensors, strict=True))
-        logits, saved = _forward(t, a, b)
-        ctx.fold, ctx.keys, ctx.saved_keys = fold, keys, tuple(saved)
-        ctx.save_for_backward(a, b, *tensors, *saved.values())
-        return logits
-
-    @staticmethod
-    def backward(ctx, g: Tensor) -> tuple[Tensor | None, ...]:
-        a, b, *rest = ctx.saved_tensors
-        n = len(ctx.keys)
-        t = dict(zip(ctx.keys, rest[:n], strict=True))
-        s = dict(zip(ctx.saved_keys, rest[n:], strict=True))
-        g = g.contiguous()                                   # [E, N, d_vocab_out]
-        z, post = s["z"], s["post"]
-        grads: Params = {}
-        if ctx.fold:
-            grads["c_U"] = g.sum(1, keepdim=True)
-            grads["W_OU"] = torch.bmm(z.transpose(1, 2), g)
-            grads["W_outU"] = torch.bmm(post.transpose(1, 2), g)
-            d_pre = _relu_backward(torch.bmm(g, t["W_outU"].transpose(1, 2)), post)
-            grads["c_in"] = d_pre.sum(1, keepdim=True)
-            grads["W_OI"] = torch.bmm(z.transpose(1, 2), d_pre)
-            dz = torch.bmm(g, t["W_OU"].transpose(1, 2)).baddbmm_(d_pre, t["W_OI"].transpose(1, 2))
-        else:
-            resid_mid, resid_post = s["resid_mid"], s["resid_post"]
-            grads["W_U"] = torch.bmm(resid_post.transpose(1, 2), g)
-            d_resid = torch.bmm(g, t["W_U"].transpose(1, 2))                    # d resid_post
-            grads["W_out"] = torch.bmm(post.transpose(1, 2), d_resid)
-            d_pre = _relu_backward(torch.bmm(d_resid, t["W_out"].transpose(1, 2)), post)
-            grads["W_in"] = torch.bmm(resid_mid.transpose(1, 2), d_pre)
-            d_resid.baddbmm_(d_pre, t["W_in"].transpose(1, 2))                  # d resid_mid
-            grads["x_eq"] = d_resid.sum(1)
-            grads["W_O"] = torch.bmm(z.transpose(1, 2), d_resid)
-            dz = torch.bmm(d_resid, t["W_O"].transpose(1, 2))
-        grads |= _mixing_backward(t, s, a, b, dz)
-        return (None, None, None, *(grads[k] for k in ctx.keys))
-
-
-def _relu_backward(d_post: Tensor, post: Tensor) -> Tensor:
-    """``d_post`` where the ReLU was active, 0 elsewhere (one pass; post > 0 iff pre > 0)."""
-    return torch.ops.aten.threshold_backward(d_post, post, 0)
-
-
-def _mixing_backward(t: Params, s: Params, a: Tensor, b: Tensor, dz: Tensor) -> Params:
-    """Gradients of the attention tables from the gradient ``dz [E, N, H*d_head]`` of the
-    mixed values: through the weighted sum, the 4-way softmax and the two gathers."""
-    E, N = a.shape
-    pattern, v_a, v_b = s["pattern"], s["v_a"], s["v_b"]     # [E, N, H, 4], [E, N, H, d_head] x2
-    _, _, n_heads, d_head = v_a.shape
-    hd = n_heads * d_head
-    dz4 = dz.view(E, N, n_heads, d_head)
-    v_op, v_eq = t["v_op"].view(E, 1, n_heads, d_head), t["v_eq"].view(E, 1, n_heads, d_head)
-    # d pattern: the value each position contributed, dotted with dz. (Elementwise: as
-    # products with 2 or 8 columns these ran many times slower on a CPU.)
-    d_pattern = torch.stack([(dz4 * v_a).sum(-1), (dz4 * v_op).sum(-1), (dz4 * v_b).sum(-1), (dz4 * v_eq).sum(-1)], dim=-1)
-    # softmax: d scores = p * (d p - sum_j p_j d p_j)
-    d_scores = pattern * (d_pattern - (pattern * d_pattern).sum(-1, keepdim=True))   # [E, N, H, 4]
-    a_h, b_h = a.unsqueeze(-1).expand(E, N, n_heads), b.unsqueeze(-1).expand(E, N, n_heads)
-    a_v, b_v = a.unsqueeze(-1).expand(E, N, hd), b.unsqueeze(-1).expand(E, N, hd)
-    p = t["s_a"].shape[1]
-    return {
-        "s_a": d_scores.new_zeros(E, p, n_heads).scatter_add_(1, a_h, d_scores[..., 0]),
-        "s_b": d_scores.new_zeros(E, p, n_heads).scatter_add_(1, b_h, d_scores[..., 2]),
-        "s_op": d_scores[..., 1].sum(1),
-        "s_eq": d_scores[..., 3].sum(1),
-        "v_a": dz.new_zeros(E, p, hd).scatter_add_(1, a_v, (dz4 * pattern[..., 0:1]).view(E, N, hd)),
-        "v_b": dz.new_zeros(E, p, hd).scatter_add_(1, b_v, (dz4 * pattern[..., 2:3]).view(E, N, hd)),
-        "v_op": (dz4 * pattern[..., 1:2]).sum(1).reshape(E, hd),
-        "v_eq": (dz4 * pattern[..., 3:4]).sum(1).reshape(E, hd),
-    }
+    return torch.baddbmm(torch.baddbmm(t["c_U"], z, t["W_OU"]), post, t["W_outU"])  # [E, N, d_vocab_out]
 
 
 def uses_fold(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> bool:

@@ -1,4 +1,5 @@
-"""The batched engine's hand-written gradient (empirical/batched.py) against autograd."""
+"""The gradient of the batched engine (empirical/batched.py) against finite differences and
+against the plain model's autograd, and the device a training step runs on."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def _tables(fold: bool, dtype=torch.float64):
 
 
 @pytest.mark.parametrize("fold", [False, True])
-def test_hand_written_gradient_of_the_scored_position_passes_gradcheck(fold):
-    """Finite differences in float64 against the hand-written backward, every table."""
+def test_gradient_of_the_scored_position_passes_gradcheck(fold):
+    """Finite differences in float64 against the backward pass, every table."""
     tables = _tables(fold)
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randint(0, 7, (2, 9), generator=gen), torch.randint(0, 7, (2, 9), generator=gen)
@@ -57,8 +58,8 @@ def test_weight_gradients_equal_the_plain_models_autograd(fold):
 def test_a_training_step_follows_the_weights_device(n_train, monkeypatch):
     """No tensor of a step is made on the CPU behind the caller's back: the step runs on the
     ``meta`` device (shapes only), where mixing in a CPU tensor fails. This is the CPU-side
-    check of ``--device cuda``; a CPU mask in the ReLU gradient makes it fail."""
-    from circeff.empirical import batched
+    check of ``--device cuda``; one table made on the CPU makes it fail."""
+    from circeff.empirical import batched, train
     from circeff.empirical.config import RunSpec, TrainConfig
     from circeff.empirical.optim import adamw_init, adamw_step
     from circeff.empirical.train import build_training_data, loss_and_grads
@@ -74,6 +75,12 @@ def test_a_training_step_follows_the_weights_device(n_train, monkeypatch):
     adamw_step(params, grads, adamw_init(params), lr=1e-3, beta1=0.9, beta2=0.98, eps=1e-8,
                weight_decay=torch.ones(2, dtype=torch.float64, device=meta))
     assert losses.device == meta and all(g.device == meta for g in grads.values())
-    monkeypatch.setattr(batched, "_relu_backward", lambda d, post: d * (post.to("cpu") > 0))
-    with pytest.raises((RuntimeError, NotImplementedError)):
+    real = batched.vocabulary_tables
+
+    def one_table_on_the_cpu(*args, **kwargs):
+        tables = real(*args, **kwargs)
+        return tables | {"s_op": torch.zeros_like(tables["s_op"], device="cpu")}
+
+    monkeypatch.setattr(train, "vocabulary_tables", one_table_on_the_cpu)
+    with pytest.raises(RuntimeError, match="device cpu is not on the expected device meta"):
         loss_and_grads(params, data, config)
