@@ -119,3 +119,14 @@ def test_engine_multiplies_maps_out_exactly_when_that_saves_flops(n):
     folded, literal = (forward_matmul_flops(PAPER_MODEL, task, n, fold=f) for f in (True, False))
     assert uses_fold(PAPER_MODEL, task, n) == (folded < literal)
     assert forward_matmul_flops(PAPER_MODEL, task, n) == min(folded, literal)
+
+
+def test_the_plain_model_and_a_batch_start_from_the_same_weights():
+    """``Transformer(seed)`` holds ``init_weights(seed)``, which is row k of a batch whose
+    k-th seed it is, so the plain model and the engine start from the same network."""
+    task = TaskConfig("add", 13)
+    plain = Transformer(PAPER_MODEL, task, seed=7)
+    batch = init_params(PAPER_MODEL, task, seeds=[3, 7])
+    one = init_weights(PAPER_MODEL, task, 7)
+    for n in WEIGHT_NAMES:
+        assert torch.equal(getattr(plain, n).detach(), one[n]) and torch.equal(batch[n][1], one[n])
