@@ -11,8 +11,8 @@ import torch
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_params, save_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, milestones
-from circeff.empirical.model import WEIGHT_NAMES, model_params
-from circeff.empirical.reference import ReferenceTransformer, cross_entropy_high_precision
+from circeff.empirical.model import WEIGHT_NAMES, cross_entropy_high_precision, model_params
+from circeff.empirical.model import Transformer as ReferenceTransformer
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.empirical.train import build_training_data, loss_and_grads, train
 from circeff.errors import RunError
