@@ -36,7 +36,7 @@ def _read_rows(path):
 
 # ---- the loss ---------------------------------------------------------------------------------
 def test_loss_is_float64_and_has_no_float32_floor():
-    """SPEC section 6: at tiny loss a float32 cross-entropy rounds to exactly 0."""
+    """Long runs reach tiny losses (the paper, Appendix A): at tiny loss a float32 cross-entropy rounds to exactly 0."""
     logits = torch.zeros(1, 1, 13)
     logits[0, 0, 3] = 30.0
     loss = cross_entropy64(logits, torch.tensor([[3]]), torch.ones(1, 1, dtype=torch.float64))
