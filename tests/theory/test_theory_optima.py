@@ -24,30 +24,35 @@ from scipy.special import expit
 from circeff.cli.main import run
 from circeff.errors import ConfigError
 from circeff.theory import optima as O
-from tests.strategies.theory import efficiency_vectors, optimum_problems, q_kappa_pairs
+from tests.strategies.theory import (efficiency_vectors, optimum_problems, per_circuit_problems,
+                                     q_kappa_pairs)
 
 
 # ----------------------------------------------------------------------------- brute force
 def _bf_loss_grad(z, support, P, q, kappa, alpha, n):
-    """Effective loss and gradient in log-weights on one face (written independently)."""
+    """Effective loss and gradient in log-weights on one face (written independently;
+    ``kappa`` is an array, one entry per circuit)."""
     w = np.zeros(len(P))
     w[support] = np.exp(z)
     s = w.sum()
     loss = np.logaddexp(0.0, math.log(n - 1) - s) + alpha / q * np.sum((w ** (1 / kappa) * P) ** q)
     dlx = -expit(math.log(n - 1) - s)
-    ws = w[support]
-    grad = ws * (dlx + alpha / kappa * P[support] ** q * ws ** (q / kappa - 1))
+    ws, ks = w[support], kappa[support]
+    grad = ws * (dlx + alpha / ks * P[support] ** q * ws ** (q / ks - 1))
     return loss, grad
 
 
-def brute_force_minimise(P, q, kappa, alpha, n):
+def brute_force_minimise(P, q, kappa, alpha, n, totals=(1e-3, 0.05, 0.5, 3.0, 10.0, 30.0)):
+    """Every support (face), BFGS in log-weights from each starting total: a global
+    minimum by enumeration, sharing no code with the package."""
     P = np.asarray(P, dtype=float)
     I = P.size
+    kappa = np.broadcast_to(np.asarray(kappa, dtype=float), (I,))
     best_w, best_l = np.zeros(I), math.log(n)  # w = 0: L = log(1 + (n - 1)) = log n
     for k in range(1, I + 1):
         for support in itertools.combinations(range(I), k):
             support = list(support)
-            for total in (0.5, 3.0, 10.0, 30.0):
+            for total in totals:
                 z0 = np.full(k, math.log(total / k))
                 # BFGS's line search may probe huge (or hugely negative) log-weights: the
                 # inf/nan loss or gradient there, in our function and in scipy's np.dot of
@@ -64,10 +69,11 @@ def brute_force_minimise(P, q, kappa, alpha, n):
 
 
 def _cli_optimum(problem: O.OptimumProblem) -> dict:
+    kappa = problem.kappa if isinstance(problem.kappa, tuple) else (problem.kappa,)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "optimum.json"
-        code = run(["theory", "optimum", "--P", ",".join(repr(p) for p in problem.P),
-                    "--q", repr(problem.q), "--kappa", repr(problem.kappa),
+        code = run(["theory", "optimum", "--p", ",".join(repr(p) for p in problem.P),
+                    "--q", repr(problem.q), "--kappa", ",".join(repr(k) for k in kappa),
                     "--alpha", repr(problem.alpha), "--n-classes", str(problem.n_classes),
                     "--json", str(path)])
         assert code == 0
@@ -77,10 +83,12 @@ def _cli_optimum(problem: O.OptimumProblem) -> dict:
 @st.composite
 def cross_check_problems(draw):
     kappa = draw(st.floats(0.5, 2.0))
-    r = draw(st.floats(0.3, 4.0))  # q / kappa across all three cases
-    P = draw(efficiency_vectors(2, 6))
-    alpha = draw(st.floats(1e-3, 0.05))
-    n = draw(st.integers(10, 200))
+    # q / kappa across all three cases, including tiny r and r just either side of 1
+    r = draw(st.one_of(st.floats(0.01, 0.3), st.floats(0.3, 0.9), st.floats(0.9, 0.999),
+                       st.floats(1.001, 1.2), st.floats(1.2, 6.0)))
+    P = draw(efficiency_vectors(2, 4))
+    alpha = float(np.exp(draw(st.floats(math.log(1e-5), math.log(1.0)))))
+    n = draw(st.integers(2, 200))
     return O.OptimumProblem(P, r * kappa, kappa, alpha, n)
 
 
@@ -90,8 +98,78 @@ def _assert_agrees(problem):
                                       problem.n_classes)
     w = np.asarray(got["weights"])
     assert got["loss"] <= l_bf * (1 + 1e-10) + 1e-14, (got["loss"], l_bf)
-    np.testing.assert_allclose(got["loss"], l_bf, rtol=1e-4)
-    np.testing.assert_allclose(w, w_bf, rtol=1e-4, atol=1e-4 * np.abs(w_bf).max())
+    np.testing.assert_allclose(got["loss"], l_bf, rtol=1e-6)
+    # weights below 1e-6 of the total move the loss by less than BFGS resolves
+    np.testing.assert_allclose(w, w_bf, rtol=1e-4, atol=1e-4 * max(np.abs(w_bf).max(), 1e-12))
+    if got["closed_form"] is not None:
+        np.testing.assert_allclose(got["closed_form_loss"], got["loss"], rtol=1e-12)
+
+
+#: the problem that once went wrong: a closed form 5e7 beside the optimum 14.05 (r = 0.075)
+SMALL_R = {"P": (0.05, 0.3, 1.0, 2.0, 3.5, 5.0), "q": 0.3, "kappa": 4.0, "alpha": 0.01,
+           "n_classes": 113}
+
+
+@pytest.mark.parametrize("r", [0.01, 0.05, 0.075, 0.1, 0.3, 0.95, 1.05, 3.0, 10.0])
+def test_D4_closed_form_numeric_and_brute_force_agree_across_r(r):
+    """Closed form = numeric = brute force on the small-r problem's norms, q = r kappa."""
+    problem = O.OptimumProblem(**{**SMALL_R, "q": r * SMALL_R["kappa"]})
+    _assert_agrees(problem)
+    opt = O.minimise(problem)
+    np.testing.assert_allclose(opt.weights, opt.closed_form, rtol=1e-9, atol=1e-300)
+
+
+def test_D4_small_r_command_closed_form_is_the_optimum():
+    got = _cli_optimum(O.OptimumProblem(**SMALL_R))
+    assert got["case"] == O.WINNER_TAKE_ALL
+    np.testing.assert_allclose(got["closed_form"][0], 14.053233, rtol=1e-6)
+    np.testing.assert_allclose(got["weights"], got["closed_form"], rtol=1e-12)
+    np.testing.assert_allclose(got["loss"], 0.01663277334, rtol=1e-9)
+
+
+@st.composite
+def per_circuit_cross_check(draw):
+    return draw(per_circuit_problems(2, 3))
+
+
+@settings(max_examples=10)
+@given(per_circuit_cross_check())
+def test_D4_mixed_kappa_optimum_agrees_with_brute_force(problem):
+    _assert_agrees(problem)
+
+
+@given(per_circuit_problems())
+def test_D4_mixed_kappa_structure(problem):
+    """One kappa per circuit: every r_i > 1 circuit keeps weight (when any weight is kept);
+    at most one r_i <= 1 circuit keeps weight; with every r_i <= 1 the winner is the best
+    single-circuit ray, which need not be the minimal P."""
+    opt = O.minimise(problem)
+    rs = problem.rs
+    if opt.total == 0:
+        return
+    assert np.all(opt.weights[rs > 1] > 0)
+    assert np.count_nonzero(opt.weights[rs <= 1]) <= 1
+    if np.all(rs <= 1):
+        assert opt.case == O.WINNER_TAKE_ALL and np.count_nonzero(opt.weights) == 1
+        rays = [O.ray_weights(problem, i) for i in range(problem.n_circuits)]
+        ray_losses = [O.effective_loss(w, problem.P, problem.q, problem.kappa, problem.alpha,
+                                       problem.n_classes) for w in rays]
+        np.testing.assert_allclose(opt.loss, min(ray_losses), rtol=1e-12)
+    if opt.closed_form is not None:
+        np.testing.assert_allclose(opt.loss, opt.closed_form_loss, rtol=1e-10)
+
+
+def test_D4_mixed_kappa_winner_is_not_always_the_minimal_P():
+    """kappa = (4.0, 2.2), q = 2 (r = 0.5, 0.909), P = (1.0, 0.6): circuit 0 has the larger
+    P but the smaller r, so c_0 s^0.5 < c_1 s^0.909 once s > (1/0.36)^(1/0.409) ~ 12.2.
+    Small alpha (large s*) makes circuit 0 the winner, larger alpha circuit 1. (With the
+    trained transformers' kappa = (6.0, 4.4) the same holds beyond s ~ 5.7 for
+    P = (1.0, 0.9), but there the optimum drops to w = 0 before s* gets that small.)"""
+    winners = set()
+    for alpha in (1e-6, 1e-3, 1e-2, 1.0):
+        opt = O.minimise(O.OptimumProblem((1.0, 0.6), 2.0, (4.0, 2.2), alpha, 113))
+        winners.add(int(np.argmax(opt.weights)) if opt.total > 0 else -1)
+    assert {0, 1} <= winners
 
 
 @settings(max_examples=10)

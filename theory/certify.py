@@ -1,0 +1,142 @@
+"""Certified Theorem D.4 numbers: interval enclosures of s* and of the optimal loss.
+
+For a problem with one kappa and the cross-entropy, the optimum reduces to the 1-D problem
+``f(s) = L_x(s) + C s^r`` (:mod:`circeff.theory.ray`), with ``C = c_min`` (all weight on
+the minimal P, r <= 1) or ``C = (sum_i c_i^(-1/(r-1)))^(1-r)`` (the minimum of
+``sum_i c_i pi_i^r`` over the simplex, r > 1). Everything below is evaluated in mpmath's
+interval arithmetic (``mpmath.iv``), whose results contain the exact value:
+
+- the case: ``r = q/kappa`` as an interval, compared with 1 (q and kappa are the exact
+  binary values of the floats given);
+- ``s*``: floats ``s_lo < s_hi`` around the numeric root with ``f'(s_lo) < 0 < f'(s_hi)``
+  as intervals, so a root of f' lies in between; it is the minimiser because f' has one
+  sign change on the branch searched (r >= 1: f convex; r < 1: right of the peak of
+  ``-L_x'(s) s^(1-r)``, see :mod:`circeff.theory.ray`), and for r < 1 its value is
+  certified below ``f(0)``; when s* = 0 the certificate is ``f' >= 0`` at the peak;
+- the loss: ``[inf f([s_lo, s_hi]), sup f(s_mid)]`` (the range of f on the bracket holds
+  f(s*), and s* is a minimiser so ``f(s*) <= f(s_mid)``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mpmath import iv, mpf
+
+from circeff.errors import ConfigError
+from circeff.theory import optima as O
+from circeff.theory import ray as R
+
+iv.dps = 30
+
+
+@dataclass(frozen=True)
+class Certificate:
+    case: str
+    case_proof: str
+    r: tuple[float, float]
+    s_star: tuple[float, float]
+    loss: tuple[float, float]
+    winner: int | None
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.case, "case_proof": self.case_proof, "r": list(self.r),
+                "s_star": list(self.s_star), "loss": list(self.loss), "winner": self.winner,
+                "notes": list(self.notes)}
+
+
+def _bounds(x) -> tuple[float, float]:
+    """Outward-rounded float bounds of an interval."""
+    lo, hi = float(x.a), float(x.b)
+    return (math.nextafter(lo, -math.inf), math.nextafter(hi, math.inf))
+
+
+def _f(s, log_k, coef, r):
+    """``log(1 + (n-1) e^{-s}) + C s^r`` in interval arithmetic."""
+    return iv.log(1 + iv.exp(log_k - s)) + coef * s**r
+
+
+def _df(s, log_k, coef, r):
+    """``f'(s) = -1 / (1 + e^{s - log(n-1)}) + C r s^(r-1)``."""
+    return -1 / (1 + iv.exp(s - log_k)) + coef * r * s ** (r - 1)
+
+
+def certify(problem: O.OptimumProblem) -> Certificate:
+    """Rigorous enclosures for ``problem`` (one kappa, cross-entropy)."""
+    if problem.per_circuit:
+        raise ConfigError("--certify", "needs one kappa for every circuit")
+    if problem.loss_x is not None:
+        raise ConfigError("--certify", "needs the cross-entropy L_x")
+    q, kappa = iv.mpf(problem.q), iv.mpf(float(problem.kappas[0]))
+    r = q / kappa
+    notes: list[str] = []
+    if problem.q == float(problem.kappas[0]):
+        case, proof = O.BOUNDARY, "q == kappa exactly: r = 1"
+    elif r.b < 1:
+        case, proof = O.WINNER_TAKE_ALL, f"r = q/kappa <= {float(r.b):.17g} < 1"
+    elif r.a > 1:
+        case, proof = O.POWER_LAW, f"r = q/kappa >= {float(r.a):.17g} > 1"
+    else:  # pragma: no cover - an interval of width 1e-30 straddling 1 needs q == kappa
+        raise ConfigError("--q", "q/kappa too close to 1 to decide the case", problem.q)
+    P = [iv.mpf(p) for p in problem.P]
+    alpha = iv.mpf(problem.alpha)
+    coefs = [alpha / q * p**q for p in P]
+    winner = None
+    if case == O.POWER_LAW:
+        coef = sum(c ** (-1 / (r - 1)) for c in coefs) ** (1 - r)
+        notes.append("C = (sum_i c_i^(-1/(r-1)))^(1-r): the cost of the power-law shares")
+    else:
+        order = sorted(range(len(P)), key=lambda i: problem.P[i])
+        winner = order[0]
+        if len(order) > 1 and problem.P[order[1]] == problem.P[winner]:
+            notes.append("tie at the minimal P: any one tied circuit (r < 1) or any split "
+                         "among them (r = 1) is optimal")
+        coef = coefs[winner]
+    log_k = iv.log(iv.mpf(problem.n_classes - 1))
+    r_float = problem.q / float(problem.kappas[0])
+    coef_float = float(coef.mid)
+    s_num, _ = R.solve_cross_entropy(problem.n_classes, coef_float, r_float)
+    f0 = _f(iv.mpf(0), log_k, coef, r)
+    if s_num == 0.0:
+        # s* = 0: f' >= 0 wherever it could vanish (r >= 1: at 0; r < 1: at the peak)
+        if r_float < 1:
+            s_peak = iv.mpf(_peak(problem.n_classes, r_float))
+            ok = _df(s_peak, log_k, coef, r).a > 0 or _f(s_peak, log_k, coef, r).a > f0.b
+        else:
+            ok = _df(iv.mpf(0), log_k, coef, r).a >= 0
+        if not ok:
+            raise ConfigError("--certify", "could not certify s* = 0 at this precision")
+        return Certificate(case, proof, _bounds(r), (0.0, 0.0), _bounds(f0), winner,
+                           tuple(notes + ["s* = 0: f' >= 0 where f could turn"]))
+    lo, hi = s_num, s_num
+    for k in range(1, 60):
+        width = s_num * 2.0 ** (k - 52)
+        lo, hi = s_num - width, s_num + width
+        if _df(iv.mpf(lo), log_k, coef, r).b < 0 < _df(iv.mpf(hi), log_k, coef, r).a:
+            break
+    else:
+        raise ConfigError("--certify", "could not bracket s* by interval signs")
+    bracket = iv.mpf([lo, hi])
+    loss_lo = _f(bracket, log_k, coef, r).a
+    loss_hi = _f(iv.mpf(s_num), log_k, coef, r).b
+    if r_float < 1 and not loss_hi < f0.a:
+        raise ConfigError("--certify", "could not certify f(s*) < f(0)")
+    if r_float < 1:
+        notes.append(f"f(s*) <= {float(loss_hi):.17g} < f(0) >= {float(f0.a):.17g}")
+    return Certificate(case, proof, _bounds(r), (lo, hi),
+                       _bounds(iv.mpf([loss_lo, loss_hi])), winner, tuple(notes))
+
+
+def _peak(n_classes: int, r: float) -> float:
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    log_k = math.log(n_classes - 1)
+    return brentq(lambda s: float(expit(s - log_k)) * s - (1.0 - r), 1.0 - r,
+                  n_classes * (1.0 - r))
+
+
+__all__ = ["Certificate", "certify", "mpf"]
