@@ -210,8 +210,18 @@ def symbolic_D4_case2(negate: str | None = None, exponent: sp.Expr | None = None
     grad_k = sp.diff(loss, w[k]).doit()
     g_k = sp.simplify(grad_k.subs(w[k], S.t * P[k] ** (-e)))
     g_1 = g_k.subs({P[k]: Pi})  # the same expression for another circuit
-    facts.append(S.identity("dL/dw_k at w_k = t P_k^(-q kappa/(q-kappa)) does not depend on k",
-                            sp.simplify(g_k - g_1)))
+    stationary = S.identity_or_witness(
+        f"dL/dw_k at w_k = t P_k^-({sp.sstr(e)}) does not depend on k", sp.simplify(g_k - g_1))
+    facts.append(stationary)
+    if stationary.value is False:
+        # the stated weights are not stationary: a point where dL/dw_k differ
+        return RouteResult("symbolic", Status.REFUTED,
+                           f"stated weights w_k ~ P_k^-({sp.sstr(e)}) are not stationary: "
+                           f"{stationary.expression}", {"facts": [f.to_dict() for f in facts]},
+                           counterexample={"exponent": sp.sstr(e),
+                                           "gradient_difference": stationary.witness["value"],
+                                           "at": stationary.witness["point"]},
+                           seconds=time.perf_counter() - started)
     # (3) existence: L_x >= B, cost coercive
     B = sp.Symbol("B", real=True)
     lower = -sp.exp(S.t) if negate == "bounded_below" else B

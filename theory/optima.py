@@ -550,17 +550,20 @@ def _newton_steps(obj: _Objective, w: np.ndarray, max_iter: int = 60) -> np.ndar
 
 
 def _newton_polish(obj: _Objective, w: np.ndarray) -> np.ndarray:
-    """Polish a problem with every r_i > 1 (strictly convex) to machine precision.
+    """Polish to machine precision (strictly convex when every r_i > 1).
 
-    Newton on the positive coordinates; then any zero coordinate whose gradient is
-    negative (so the KKT conditions fail there) is restarted at its own 1-D stationary
-    value and Newton runs again. Weights too small for float64 stay 0.
+    Newton on the positive coordinates; then any zero coordinate with r_i > 1 whose
+    gradient is negative (so the KKT conditions fail there) is restarted at its own 1-D
+    stationary value and Newton runs again. Weights too small for float64 stay 0.
     """
     rs = obj.rs
     for _ in range(3):
         w = _newton_steps(obj, w)
         g = obj.grad_w(w)
         violators = (w <= 0) & (g < 0)
+        if not violators.any():
+            break
+        violators &= rs > 1  # only there is the marginal cost 0 at w_i = 0
         if not violators.any():
             break
         pull = -float(obj.problem.loss.derivative(w.sum()))
@@ -638,9 +641,12 @@ def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = N
             ray = ray_weights(problem, int(np.flatnonzero(best)[0]))
             if obj.value(ray) <= obj.value(best) + 4 * np.finfo(float).eps * abs(obj.value(best)):
                 best = ray
-        elif np.count_nonzero(best) > 1:
-            polished = _newton_steps(obj, best)
-            if obj.value(polished) <= obj.value(best):
+        if best.sum() > 0 and np.any(rs > 1):
+            # a circuit with r_i > 1 at zero always has a negative gradient (its marginal
+            # cost vanishes at 0): restart it at its 1-D stationary value and polish
+            polished = _newton_polish(obj, best)
+            if obj.value(polished) <= obj.value(best) + 4 * np.finfo(float).eps * abs(
+                    obj.value(best)):
                 best = polished
     closed = closed_form_weights(problem)
     return Optimum(problem=problem, case=problem.case, weights=best, closed_form=closed,

@@ -46,10 +46,11 @@ class Fact:
     expression: str
     predicate: str
     value: bool | None
+    witness: dict[str, object] | None = None  # a point that disproves the fact
 
     def to_dict(self) -> dict[str, object]:
         return {"fact": self.name, "expression": self.expression, "predicate": self.predicate,
-                "sympy": self.value}
+                "sympy": self.value, "witness": self.witness}
 
 
 def sign(name: str, expr: sp.Expr, predicate: str) -> Fact:
@@ -101,8 +102,10 @@ def identity_or_witness(name: str, expr: sp.Expr, seed: int = 0) -> Fact:
     except (TypeError, ValueError):
         value = None
     if value is not None and abs(value) > 1e-20:
+        at = {str(k): str(v) for k, v in point.items()}
         return Fact(name, f"{sp.sstr(expr)[:200]} = {value.real:.6g} at "
-                    + ", ".join(f"{k}={v}" for k, v in point.items()), "zero", False)
+                    + ", ".join(f"{k}={v}" for k, v in at.items()), "zero", False,
+                    witness={"point": at, "value": value.real})
     return identity(name, expr)
 
 

@@ -36,7 +36,7 @@ def _console() -> Console:
 
 def _as_option(exc: ConfigError) -> ConfigError:
     """Rename a dataclass field ("n_classes") to its option ("--n-classes")."""
-    field = exc.field if exc.field.startswith("--") else "--" + exc.field.replace("_", "-")
+    field = exc.field if exc.field.startswith("--") else "--" + exc.field.replace("_", "-").lower()
     return ConfigError(field, exc.allowed, exc.got)
 
 
