@@ -103,7 +103,7 @@ def certify(problem: O.OptimumProblem) -> Certificate:
     if s_num == 0.0:
         # s* = 0: f' >= 0 wherever it could vanish (r >= 1: at 0; r < 1: at the peak)
         if r_float < 1:
-            s_peak = iv.mpf(_peak(problem.n_classes, r_float))
+            s_peak = iv.mpf(R.peak(problem.n_classes, r_float))
             ok = _df(s_peak, log_k, coef, r).a > 0 or _f(s_peak, log_k, coef, r).a > f0.b
         else:
             ok = _df(iv.mpf(0), log_k, coef, r).a >= 0
@@ -128,15 +128,6 @@ def certify(problem: O.OptimumProblem) -> Certificate:
         notes.append(f"f(s*) <= {float(loss_hi):.17g} < f(0) >= {float(f0.a):.17g}")
     return Certificate(case, proof, _bounds(r), (lo, hi),
                        _bounds(iv.mpf([loss_lo, loss_hi])), winner, tuple(notes))
-
-
-def _peak(n_classes: int, r: float) -> float:
-    from scipy.optimize import brentq
-    from scipy.special import expit
-
-    log_k = math.log(n_classes - 1)
-    return brentq(lambda s: float(expit(s - log_k)) * s - (1.0 - r), 1.0 - r,
-                  n_classes * (1.0 - r))
 
 
 __all__ = ["Certificate", "certify", "mpf"]

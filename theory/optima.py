@@ -320,7 +320,8 @@ class _Objective:
     def hessian_w(self, w: np.ndarray) -> np.ndarray:
         n = w.size
         curv = np.zeros(n)  # w^(r-2) is infinite at w = 0 for r < 2; callers use w > 0
-        np.power(w, self.rs - 2, out=curv, where=w > 0)
+        with np.errstate(over="ignore"):  # a 1e-300 weight: its curvature is huge, not nan
+            np.power(w, self.rs - 2, out=curv, where=w > 0)
         return (float(self.problem.loss.second_derivative(w.sum())) * np.ones((n, n))
                 + np.diag(self.coef * self.rs * (self.rs - 1) * curv))
 

@@ -67,6 +67,17 @@ def ce_value(s: float, log_k: float, coef: float, r: float) -> float:
         return float(np.logaddexp(0.0, log_k - s)) + coef * s**r
 
 
+def peak(n_classes: int, r: float) -> float:
+    """For r < 1, the s where ``-L_x'(s) s^(1-r)`` peaks: ``(1 - p(s)) s = 1 - r``. The left
+    side increases in s, is <= 1 - r at s = 1 - r and >= 1 - r at s = n (1 - r)."""
+    log_k = math.log(n_classes - 1)
+
+    def chi(s: float) -> float:
+        return float(expit(s - log_k)) * s - (1.0 - r)
+
+    return brentq(chi, 1.0 - r, n_classes * (1.0 - r), xtol=1e-300, rtol=4 * _EPS)
+
+
 def solve_cross_entropy(n_classes: int, coef: float, r: float) -> tuple[float, float]:
     """``(s*, f(s*))`` for the n-class cross-entropy (see the module docstring)."""
     log_k = math.log(n_classes - 1)
@@ -78,12 +89,7 @@ def solve_cross_entropy(n_classes: int, coef: float, r: float) -> tuple[float, f
         return _log_p(s, log_k) + (1.0 - r) * u - log_cr
 
     if r < 1:
-        # the peak of log p + (1 - r) u: (1 - p(s)) s = 1 - r, bracketed in [1-r, n(1-r)]
-        def chi(s: float) -> float:
-            return float(expit(s - log_k)) * s - (1.0 - r)
-
-        s_peak = brentq(chi, 1.0 - r, n_classes * (1.0 - r), xtol=1e-300, rtol=4 * _EPS)
-        u_peak = math.log(s_peak)
+        u_peak = math.log(peak(n_classes, r))
         if psi(u_peak) <= 0:
             return 0.0, f0
         u_hi = _step_until(psi, u_peak, +1.0, want_positive=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -197,3 +198,19 @@ def test_cli_require_proof_exit_codes(monkeypatch, capsys):
     assert run(["theory", "check", "--claims", "D2,X.numeric", "--require-proof"]) == 3
     out = capsys.readouterr().out
     assert "not proved symbolically: X.numeric" in out and "verified" in out
+
+
+@pytest.mark.parametrize("q, kappa", [("0.3", "4"), ("2", "1.2")])
+def test_cli_optimum_certify_zero_total(tmp_path, capsys, q, kappa):
+    """Decay so strong that s* = 0 (r < 1: f' > 0 at the peak; r > 1: s* underflows or
+    is tiny): the certificate says so, and the numeric optimum lies inside it."""
+    path = tmp_path / "z.json"
+    assert run(["theory", "optimum", "--p", "5,6", "--q", q, "--kappa", kappa,
+                "--alpha", "50", "--n-classes", "2", "--certify", "--json", str(path)]) == 0
+    data = json.loads(path.read_text())
+    cert = data["certificate"]
+    assert cert["s_star"][0] <= data["total_weight"] <= cert["s_star"][1]
+    assert cert["loss"][0] <= data["loss"] <= cert["loss"][1] * (1 + 4e-16)
+    if q == "0.3":
+        assert data["total_weight"] == 0 and cert["s_star"] == [0.0, 0.0]
+        assert cert["loss"][0] <= math.log(2) <= cert["loss"][1]
