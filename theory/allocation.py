@@ -1,9 +1,14 @@
 """Theorem D.4 routes: which circuits a global minimiser of the effective loss keeps.
 
-Claims ``D4.case1`` (q < kappa: winner takes all), ``D4.boundary`` (q = kappa: linear
+Claims ``D4.case1`` (q <= kappa: winner takes all), ``D4.boundary`` (q = kappa: linear
 cost, any split among tied minima), ``D4.case2`` (q > kappa: power law
-``w_i ~ P_i^(-q kappa/(q - kappa))``) and ``D4.toy_ratio`` (the toy model of SPEC
-section 5 has ``w_G / w_M = 2^3 = 8`` at its optimum).
+``w_i ~ P_i^(-q kappa/(q - kappa))``), ``D4.toy_ratio`` (the paper's toy model has
+``w_G / w_M = 2^3 = 8`` at its optimum) and ``D4.mixed_kappa`` (one kappa per circuit).
+
+Every symbolic route takes ``negate``: the id of one hypothesis to negate. The facts are
+stated on the claim's own loss, with the hypothesis built into the expressions (for
+example ``q = kappa r`` with ``r = 1/(1+a)`` for q <= kappa), so negating it changes what
+sympy is asked, and the route must then not come out proved.
 
 The numeric routes compare :func:`circeff.theory.optima.minimise` (which does not use the
 closed form) with the *stated* prediction. The prediction is a parameter
@@ -26,7 +31,7 @@ from circeff.theory.results import RouteResult, Status
 from circeff.theory.power_derivative import d3_facts
 from circeff.theory.subadditivity import lemma_D2_facts
 
-#: The toy model's Table 1 values (SPEC section 5): P_G = 1, P_M = 2, kappa = 1.2, q = 2.
+#: The toy model's values (the paper's Table 1): P_G = 1, P_M = 2, kappa = 1.2, q = 2.
 TOY = {"P": (1.0, 2.0), "q": 2.0, "kappa": 1.2, "alpha": 0.005, "n_classes": 113}
 SHARE_RTOL = 1e-6
 
