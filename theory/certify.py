@@ -101,16 +101,16 @@ def certify(problem: O.OptimumProblem) -> Certificate:
     s_num, _ = R.solve_cross_entropy(problem.n_classes, coef_float, r_float)
     f0 = _f(iv.mpf(0), log_k, coef, r)
     if s_num == 0.0:
-        # s* = 0: f' >= 0 wherever it could vanish (r >= 1: at 0; r < 1: at the peak)
-        if r_float < 1:
-            s_peak = iv.mpf(R.peak(problem.n_classes, r_float))
-            ok = _df(s_peak, log_k, coef, r).a > 0 or _f(s_peak, log_k, coef, r).a > f0.b
+        if r_float < 1 and _no_turning_point(log_k, coef, r, problem.n_classes):
+            note = ("s* = 0: -L_x'(s) s^(1-r) < C r for every s > 0 (interval "
+                    "branch and bound), so f' > 0 and f rises from 0")
+        elif r_float == 1 and _df(iv.mpf(0), log_k, coef, r).a >= 0:
+            note = "s* = 0: f'(0) = C - p(0) >= 0 and f is convex"
         else:
-            ok = _df(iv.mpf(0), log_k, coef, r).a >= 0
-        if not ok:
-            raise ConfigError("--certify", "could not certify s* = 0 at this precision")
+            raise ConfigError("--certify", "could not certify s* = 0 (for r > 1, s* is "
+                              "positive but below the float64 range)")
         return Certificate(case, proof, _bounds(r), (0.0, 0.0), _bounds(f0), winner,
-                           tuple(notes + ["s* = 0: f' >= 0 where f could turn"]))
+                           tuple(notes + [note]))
     lo, hi = s_num, s_num
     for k in range(1, 60):
         width = s_num * 2.0 ** (k - 52)
@@ -128,6 +128,36 @@ def certify(problem: O.OptimumProblem) -> Certificate:
         notes.append(f"f(s*) <= {float(loss_hi):.17g} < f(0) >= {float(f0.a):.17g}")
     return Certificate(case, proof, _bounds(r), (lo, hi),
                        _bounds(iv.mpf([loss_lo, loss_hi])), winner, tuple(notes))
+
+
+def _no_turning_point(log_k, coef, r, n_classes: int, max_boxes: int = 20000) -> bool:
+    """Prove ``phi(s) = p(s) s^(1-r) < C r`` for every s > 0 (r < 1), i.e. f' > 0.
+
+    Near 0, ``phi <= s^(1-r)``; far out, ``phi <= (n-1) e^{-s} s^(1-r)``, decreasing for
+    s > 1; in between, on a box [a, b], ``phi <= p(a) b^(1-r)`` (p falls, s^(1-r) rises),
+    and boxes whose bound is not below C r are halved in log s."""
+    cr = coef * r
+    one_minus_r = 1 - r
+    s_small = iv.exp(iv.log(cr / 2) / one_minus_r).a  # s^(1-r) <= C r / 2 below it
+    s_big = mpf(2)
+    while not (iv.mpf(n_classes - 1) * iv.exp(-iv.mpf(s_big))
+               * iv.mpf(s_big) ** one_minus_r).b < cr.a:
+        s_big *= 2
+        if s_big > 1e6:
+            return False
+    boxes = [(iv.mpf(s_small), iv.mpf(s_big))]
+    checked = 0
+    while boxes:
+        a, b = boxes.pop()
+        checked += 1
+        if checked > max_boxes:
+            return False
+        bound = 1 / (1 + iv.exp(a - log_k)) * b**one_minus_r
+        if bound.b < cr.a:
+            continue
+        mid = iv.sqrt(a * b).a if a.a > 0 else (a.a + b.b) / 2
+        boxes += [(a, iv.mpf(mid)), (iv.mpf(mid), b)]
+    return True
 
 
 __all__ = ["Certificate", "certify", "mpf"]

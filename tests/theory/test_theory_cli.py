@@ -214,3 +214,18 @@ def test_cli_optimum_certify_zero_total(tmp_path, capsys, q, kappa):
     if q == "0.3":
         assert data["total_weight"] == 0 and cert["s_star"] == [0.0, 0.0]
         assert cert["loss"][0] <= math.log(2) <= cert["loss"][1]
+
+
+def test_certify_zero_total_proof_fails_where_the_optimum_is_positive():
+    """Negative control of the s* = 0 proof: on the small-r problem (s* = 14.05) the
+    branch and bound must not prove f' > 0 everywhere; at alpha = 50 it must."""
+    from mpmath import iv
+
+    from circeff.theory import certify as Z
+
+    def proves(alpha):
+        coef = iv.mpf(alpha) / iv.mpf(0.3) * iv.mpf(5.0) ** iv.mpf(0.3)
+        return Z._no_turning_point(iv.log(iv.mpf(1)), coef, iv.mpf(0.3) / iv.mpf(4.0), 2)
+
+    assert proves(50.0)
+    assert not proves(1e-3)
