@@ -41,6 +41,7 @@ JUDGE = [
     "tests/theory/test_theory_claims.py::test_a_crashing_route_is_failed_not_passed",
     "tests/theory/test_theory_claims.py::test_undecided_sympy_fact_is_not_a_proof",
     "tests/theory/test_theory_claims.py::test_a_proof_that_ignores_its_hypothesis_is_caught",
+    "tests/theory/test_theory_claims.py::test_run_claim_default_seed_is_zero",
     "tests/theory/test_theory_cli.py::test_cli_require_proof_exit_codes",
     "tests/theory/test_theory_cli.py::test_cli_optimum_certify_encloses_the_optimum",
     "tests/theory/test_theory_cli.py::test_certify_rejects_a_wrong_root",
@@ -72,7 +73,7 @@ def judge_command() -> str:
     ids += [f"tests/theory/test_theory_claims.py::"
             f"test_symbolic_route_proved_with_every_hypothesis[{cid}]"
             for cid in FAST_NEGATIONS]
-    tests = " ".join(f"'{t}'" for t in JUDGE[:8] + ids + JUDGE[8:])
+    tests = " ".join(f"'{t}'" for t in JUDGE[:9] + ids + JUDGE[9:])
     return (f"{sys.executable} -m pytest -x -q -p no:cacheprovider --no-header "
             f"-W ignore::DeprecationWarning {tests}")
 

@@ -215,3 +215,11 @@ def test_unknown_claim_id_is_a_config_error():
 def test_select_adds_falsifiers_of_selected_claims():
     ids = [c.id for c in C.select(["D2"], falsify=True)]
     assert ids == ["D2", "D2~r"]
+
+
+def test_run_claim_default_seed_is_zero():
+    seen = []
+    claim = C.Claim("X.seed", "s", (),
+                    (lambda seed: seen.append(seed) or _route(Status.VERIFIED),))
+    run_claim(claim)
+    assert seen == [0]

@@ -389,3 +389,24 @@ def test_D4_problem_validation(kwargs, field):
     with pytest.raises(ConfigError) as info:
         O.OptimumProblem(**kwargs)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("r", [0.05, 0.5, 0.97, 1.0, 1.003, 2.0, 12.0])
+@pytest.mark.parametrize("coef", [1e-9, 1e-3, 0.3])
+def test_D4_generic_solver_matches_cross_entropy_solver(r, coef):
+    """The generic 1-D solver (any L_x: sign changes of f' in log s) and the
+    cross-entropy solver (stationarity bracket) find the same s* and value when the
+    generic one is handed the cross-entropy as a plain function."""
+    from circeff.theory import ray as R
+
+    n = 113
+    lx = O.CrossEntropyLoss(n)
+    s_ce, f_ce = R.solve_cross_entropy(n, coef, r)
+    upper = (math.log(n) / coef) ** (1 / r) * (1 + 1e-9)
+    s_g, f_g = R.solve_generic(lx.value, lx.derivative, coef, r, upper)
+    np.testing.assert_allclose(f_g, f_ce, rtol=1e-13)
+    np.testing.assert_allclose(s_g, s_ce, rtol=1e-9, atol=1e-300)
+    # and s* is stationary (or 0 with f' >= 0 there)
+    if s_ce > 0:
+        slope = float(lx.derivative(s_ce)) + coef * r * s_ce ** (r - 1)
+        assert abs(slope) <= 1e-9 * float(-lx.derivative(s_ce))
