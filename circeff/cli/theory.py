@@ -134,8 +134,10 @@ def check(
                         escape(row["numeric"] or "-"))
         console.print(neg)
     n = len(report.results)
-    by_status = report.counts
-    summary = ", ".join(f"{k} {v}" for k, v in by_status.items() if v)
+    n_variants = sum(r.falsifies is not None for r in report.results)
+    summary = ", ".join(f"{k} {v}" for k, v in report.counts.items() if v)
+    if n_variants:
+        summary += f"; {n_variants} falsification variants"
     if report.ok:
         expected_ref = [r.claim_id for r in report.results if r.expected == "refuted"]
         note = f"; refuted as expected: {', '.join(expected_ref)}" if expected_ref else ""
