@@ -229,3 +229,14 @@ def test_certify_zero_total_proof_fails_where_the_optimum_is_positive():
 
     assert proves(50.0)
     assert not proves(1e-3)
+
+
+def test_certify_boundary_zero_total():
+    """q = kappa with C = 0.9 > p(0) = 1/2 (two classes): f'(0) = 0.4 >= 0 and f convex,
+    so s* = 0 is certified; the loss enclosure holds log 2."""
+    from circeff.theory import certify as Z
+
+    cert = Z.certify(O.OptimumProblem((1.0, 1.2), 2.0, 2.0, 1.8, 2))
+    assert cert.case == O.BOUNDARY and cert.s_star == (0.0, 0.0)
+    assert cert.loss[0] <= math.log(2) <= cert.loss[1]
+    assert "f'(0)" in cert.notes[-1]
