@@ -240,3 +240,12 @@ def test_certify_boundary_zero_total():
     assert cert.case == O.BOUNDARY and cert.s_star == (0.0, 0.0)
     assert cert.loss[0] <= math.log(2) <= cert.loss[1]
     assert "f'(0)" in cert.notes[-1]
+
+
+def test_certify_zero_total_needs_a_far_cutoff():
+    """113 classes: the tail cutoff of the s* = 0 proof must be pushed out (s = 2 -> 4)
+    before ``(n-1) e^{-s} s^(1-r) < C r``; the proof still succeeds."""
+    from circeff.theory import certify as Z
+
+    cert = Z.certify(O.OptimumProblem((5.0, 6.0), 0.3, 4.0, 50.0, 113))
+    assert cert.s_star == (0.0, 0.0) and "branch and bound" in cert.notes[-1]
