@@ -20,7 +20,8 @@ def run_route(route, seed: int, name_hint: str = "route") -> RouteResult:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return RouteResult(name_hint, Status.FAILED,
                            f"{type(exc).__name__}: {exc} (at {last.name}:{last.lineno})",
-                           {}, seconds=time.perf_counter() - started)
+                           {"exception": type(exc).__name__},
+                           seconds=time.perf_counter() - started)
 
 
 def run_claim(claim: Claim, seed: int = 0) -> ClaimResult:

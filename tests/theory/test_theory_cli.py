@@ -8,6 +8,7 @@ import math
 import pytest
 
 from circeff.cli.main import run
+from circeff.errors import ConfigError
 from circeff.theory import claims as C
 from circeff.theory import optima as O
 from circeff.theory.results import RouteResult, Status
@@ -249,3 +250,40 @@ def test_certify_zero_total_needs_a_far_cutoff():
 
     cert = Z.certify(O.OptimumProblem((5.0, 6.0), 0.3, 4.0, 50.0, 113))
     assert cert.s_star == (0.0, 0.0) and "branch and bound" in cert.notes[-1]
+
+
+def test_certify_zero_total_proof_fails_just_above_the_peak():
+    """r = 0.9, two classes: phi(s) = s^0.1 / (1 + e^s) peaks at about 0.383 near s = 0.19.
+    With C r = 0.37 (below that peak) f' turns negative there, so s* = 0 must NOT be
+    proved; with C r = 0.40 it must."""
+    from mpmath import iv
+
+    from circeff.theory import certify as Z
+
+    r = iv.mpf(0.9)
+    log_k = iv.log(iv.mpf(1))
+    assert not Z._no_turning_point(log_k, iv.mpf(0.37) / r, r, 2)
+    assert Z._no_turning_point(log_k, iv.mpf(0.40) / r, r, 2)
+
+
+def test_certify_refuses_a_local_minimum_above_f0(monkeypatch):
+    """r = 0.9, two classes, C r = 0.37: f dips just right of its local maximum but stays
+    above f(0), so s* = 0. Handed that local minimum as 's*' (a solver bug), the
+    certificate must refuse rather than certify it."""
+    from scipy.optimize import brentq
+
+    from circeff.theory import certify as Z
+    from circeff.theory import ray as R
+
+    prob = O.OptimumProblem((1.0,), 0.9, 1.0, 0.37, 2)
+    coef, r = 0.37 / 0.9, 0.9
+
+    def fprime(s):
+        return -1 / (1 + math.exp(s)) + coef * r * s ** (r - 1)
+
+    local_min = brentq(fprime, R.peak(2, r), 5.0)
+    assert R.ce_value(local_min, 0.0, coef, r) > math.log(2)
+    monkeypatch.setattr(Z.R, "solve_cross_entropy",
+                        lambda n, c, rr: (local_min, R.ce_value(local_min, 0.0, c, rr)))
+    with pytest.raises(ConfigError, match="f\\(s\\*\\) < f\\(0\\)"):
+        Z.certify(prob)
