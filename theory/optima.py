@@ -411,27 +411,40 @@ def winner_take_all_weights(problem: OptimumProblem, index: int | None = None) -
 
 
 def interior_weights(problem: OptimumProblem) -> np.ndarray | None:
-    """Every r_i > 1 with the cross-entropy: the stationarity conditions
-    ``c_i r_i w_i^(r_i - 1) = p(s)`` give ``w_i(s)``, and ``sum_i w_i(s) = s`` has one root
-    (the left side falls in s, the right side rises). None for another L_x."""
-    lx = problem.loss
-    if not isinstance(lx, CrossEntropyLoss) or not np.all(problem.rs > 1):
+    """Every r_i > 1: the KKT conditions ``c_i r_i w_i^(r_i - 1) = p(s)``, ``p = -L_x'``,
+    give ``w_i(s)``, and ``sum_i w_i(s) = s`` has one root when p falls (the left side
+    falls in s, the right side rises); solved in log s. None when some r_i <= 1 or when
+    L_x' is not negative (then there is no such reduction)."""
+    if not np.all(problem.rs > 1):
         return None
-    log_k = math.log(lx.n_classes - 1)
+    lx = problem.loss
     log_cr = np.log(problem.cost_coefficients * problem.rs)
     inv = 1.0 / (problem.rs - 1.0)
+    if isinstance(lx, CrossEntropyLoss):
+        log_k = math.log(lx.n_classes - 1)
+
+        def log_p(s: float) -> float:
+            return R._log_p(s, log_k)
+    else:
+        def log_p(s: float) -> float:
+            d = float(lx.derivative(s))
+            return math.log(-d) if d < 0 else -math.inf
 
     def log_w(u: float) -> np.ndarray:
         s = math.exp(u) if u < 709 else math.inf
-        return (R._log_p(s, log_k) - log_cr) * inv
+        return (log_p(s) - log_cr) * inv
 
     def gap(u: float) -> float:  # log sum_i w_i(s) - log s, strictly falling in u
         return float(np.logaddexp.reduce(log_w(u))) - u
 
-    u_lo = R._step_until(gap, 0.0, -1.0, want_positive=True)
-    u_hi = R._step_until(gap, 0.0, +1.0, want_positive=False)
-    u_star = R._root_u(gap, u_lo, u_hi)
-    return np.exp(log_w(u_star))
+    try:
+        u_lo = R._step_until(gap, 0.0, -1.0, want_positive=True)
+        u_hi = R._step_until(gap, 0.0, +1.0, want_positive=False)
+        u_star = R._root_u(gap, u_lo, u_hi)
+    except ValueError:  # no sign change: L_x' not negative where it matters
+        return None
+    with np.errstate(under="ignore"):
+        return np.exp(log_w(u_star))
 
 
 def closed_form_weights(problem: OptimumProblem) -> np.ndarray | None:
@@ -578,6 +591,26 @@ def _newton_polish(obj: _Objective, w: np.ndarray) -> np.ndarray:
     return w
 
 
+def _stationary_tiny_weights(obj: _Objective, w: np.ndarray, rel: float = 1e-8
+                             ) -> np.ndarray:
+    """Every r_i > 1: at an interior minimiser ``c_i r_i w_i^(r_i - 1) = -L_x'(s)`` for each
+    i. Newton leaves weights far below ``rel * s`` wherever the loss can no longer see
+    them (a 1e-78 share is invisible next to a rounding error of the total); set those
+    from this condition at the current s, in log space (0 when it underflows)."""
+    s = w.sum()
+    pull = -float(obj.problem.loss.derivative(s))
+    tiny = w < rel * s
+    if not (pull > 0 and tiny.any()):
+        return w
+    rs = obj.rs[tiny]
+    log_w = (math.log(pull) - np.log(obj.coef[tiny] * rs)) / (rs - 1.0)
+    out = w.copy()
+    with np.errstate(under="ignore"):
+        out[tiny] = np.exp(np.minimum(log_w, math.log(rel * s)))
+    f, f_out = obj.value(w), obj.value(out)
+    return out if f_out <= f + 4 * np.finfo(float).eps * abs(f) else w
+
+
 def _snap_tiny_weights(obj: _Objective, w: np.ndarray, rel: float = 1e-9) -> np.ndarray:
     """Move weights below ``rel * s`` of circuits with r_j <= 1 onto the largest weight (s
     unchanged) when that does not raise the loss beyond rounding: bound-constrained
@@ -629,9 +662,15 @@ def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = N
     for w0 in starts:
         candidates.append(_local_solve(obj, np.asarray(w0, dtype=np.float64), bounds))
     n_local = len(starts)
+    if convex:
+        # the KKT conditions reduce to one equation in s (Newton alone stalls where the
+        # Hessian is near-singular: r ~ 18, weights of 1e-4, loss of 1e-11)
+        kkt = interior_weights(problem)
+        if kkt is not None and np.all(np.isfinite(kkt)):
+            candidates.append(kkt)
     best = min(candidates, key=obj.value)
     if convex:
-        best = _newton_polish(obj, best)
+        best = _stationary_tiny_weights(obj, _newton_polish(obj, best))
     else:
         if np.count_nonzero(best) > 1:
             best = min([best, _local_solve(obj, best, bounds, tight=True)], key=obj.value)
