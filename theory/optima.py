@@ -1,12 +1,13 @@
 """Theorem D.4: the effective loss over circuit weights and its global minimiser.
 
-Setting (SPEC section 4, the paper's Eq. 6). I circuits with parameter norms ``P_i`` at
+Setting (the paper's Eq. 6, Appendix D.4). I circuits with parameter norms ``P_i`` at
 unit weight, non-negative weights ``w_i``, total ``s = sum_i w_i``::
 
-    L(w) = L_x(s) + (alpha / q) * sum_i (w_i^(1/kappa) * P_i)^q
+    L(w) = L_x(s) + (alpha / q) * sum_i (w_i^(1/kappa_i) * P_i)^q
     L_x(s) = log(1 + (n - 1) exp(-s))          (cross-entropy, n classes)
 
-With ``r = q / kappa`` the cost is ``(alpha/q) sum_i P_i^q w_i^r``. The cases
+With ``r_i = q / kappa_i`` the cost is ``sum_i c_i w_i^(r_i)``, ``c_i = (alpha/q) P_i^q``.
+With one kappa for every circuit (the paper's setting) the cases are
 (:func:`which_case`):
 
 - ``r < 1`` (q < kappa): ``winner_take_all``: all weight on the circuit with minimal P.
@@ -16,24 +17,20 @@ With ``r = q / kappa`` the cost is ``(alpha/q) sum_i P_i^q w_i^r``. The cases
 - ``r > 1`` (q > kappa): ``power_law``: every weight positive and
   ``w_i proportional to P_i^(-q kappa / (q - kappa))``.
 
-The product design card says "q < 1 / q > 1": that is the same statement with kappa
-normalised to 1, i.e. it is ``r = q / kappa`` compared with 1.
+With one kappa per circuit (``kappa=(6.0, 4.4)``; claim ``D4.mixed_kappa``):
 
-:func:`minimise` is a numeric global minimiser that never uses the closed form:
+- every ``r_i <= 1``: ``winner_take_all``; the winner minimises ``c_i s*^(r_i)``, which
+  depends on the total s*, not on P alone: it is the best single-circuit ray;
+- every ``r_i > 1``: ``interior``: every weight positive, ``c_i r_i w_i^(r_i-1)`` equal
+  across circuits (shares change with s*, no fixed power law);
+- otherwise ``partial``: every circuit with ``r_i > 1`` keeps weight and at most one
+  circuit with ``r_i <= 1`` does.
 
-- every single-circuit ray ``w = s e_i`` (the vertices) is minimised globally in 1-D
-  (dense log grid, then root-finding on the derivative);
-- seeded multi-start SLSQP on the box ``0 <= w_i <= W_i`` (any w outside the box costs
-  more than ``L(0)``, so the box contains every global minimiser). For ``r <= 1`` it works
-  in ``v_i = w_i^r`` (cost linear in v, all gradients finite at 0); for ``r > 1`` in w,
-  where the problem is strictly convex (proved by the symbolic route of D4.case2), so
-  every start ends at the unique minimiser;
-- the best candidate is polished (Newton with the exact Hessian for ``r > 1``; root
-  finding on the 1-D derivative for a single-circuit support).
-
-:func:`closed_form_weights` gives the theorem's prediction: power-law shares with the
-total from the 1-D problem ``L_x(s) + (alpha/q) P_eff^q s^r``,
-``P_eff^q = sum_i pi_i^r P_i^q``; or all weight on the (first) minimal P.
+:func:`minimise` is a numeric global minimiser that never uses the closed form: the
+origin, every single-circuit ray (each an exact 1-D solve, :mod:`circeff.theory.ray`),
+seeded multi-start SLSQP in ``v_i = w_i^(min(r_i, 1))`` (costs linear in v for r_i <= 1,
+gradients finite at 0), and a polish (Newton when every r_i > 1, where the problem is
+strictly convex). :func:`closed_form_weights` gives the theorem's prediction.
 """
 
 from __future__ import annotations
@@ -44,16 +41,23 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.optimize import brentq, minimize, minimize_scalar
+from scipy.optimize import brentq, minimize
 from scipy.special import expit
 
 from circeff import validate as V
 from circeff.errors import ConfigError
+from circeff.theory import ray as R
 
 WINNER_TAKE_ALL = "winner_take_all"
 BOUNDARY = "boundary"
 POWER_LAW = "power_law"
+#: one kappa per circuit, every r_i > 1: every weight positive, shares depend on s*.
+INTERIOR = "interior"
+#: one kappa per circuit, some r_i > 1 and some <= 1: the r_i > 1 circuits keep weight,
+#: at most one r_i <= 1 circuit does.
+PARTIAL = "partial"
 CASES = (WINNER_TAKE_ALL, BOUNDARY, POWER_LAW)
+PER_CIRCUIT_CASES = (WINNER_TAKE_ALL, INTERIOR, PARTIAL)
 #: q and kappa count as equal (the boundary case) within this relative tolerance.
 BOUNDARY_RTOL = 1e-12
 
@@ -157,14 +161,15 @@ def predicted_ratio(P_a: float, P_b: float, q: float, kappa: float) -> float:
 
 @dataclass(frozen=True)
 class OptimumProblem:
-    """One instance of Theorem D.4: norms ``P`` (one per circuit), ``q``, ``kappa``,
-    weight decay ``alpha`` (> 0 is needed for a finite optimum, the paper leaves it
-    implicit) and ``n_classes`` (>= 2) of the cross-entropy. ``loss_x`` replaces the
-    cross-entropy by any :class:`LossX`."""
+    """One instance of Theorem D.4: norms ``P`` (one per circuit), ``q``, ``kappa`` (one
+    value for every circuit, or a sequence with one value per circuit), weight decay
+    ``alpha`` (> 0 is needed for a finite optimum, the paper leaves it implicit) and
+    ``n_classes`` (>= 2) of the cross-entropy. ``loss_x`` replaces the cross-entropy by
+    any :class:`LossX`."""
 
     P: tuple[float, ...]
     q: float
-    kappa: float
+    kappa: float | tuple[float, ...]
     alpha: float
     n_classes: int = 2
     loss_x: LossX | None = field(default=None, compare=False)
@@ -180,18 +185,59 @@ class OptimumProblem:
                 raise ConfigError("P", "every entry must be a finite number > 0", list(P))
         object.__setattr__(self, "P", tuple(float(v) for v in P))
         object.__setattr__(self, "q", V.positive("q", self.q))
-        object.__setattr__(self, "kappa", V.positive("kappa", self.kappa))
+        if isinstance(self.kappa, (Sequence, np.ndarray)) and not isinstance(self.kappa, str):
+            ks = tuple(V.positive("kappa", k) for k in self.kappa)
+            if len(ks) == 1:
+                object.__setattr__(self, "kappa", ks[0])
+            elif len(ks) != len(P):
+                raise ConfigError("kappa", f"must be one value, or one per circuit "
+                                  f"({len(P)} values)", list(ks))
+            else:
+                object.__setattr__(self, "kappa", ks)
+        else:
+            object.__setattr__(self, "kappa", V.positive("kappa", self.kappa))
         object.__setattr__(self, "alpha", V.positive("alpha", self.alpha))
         V.integer_at_least("n_classes", self.n_classes, 2)
 
     @property
-    def r(self) -> float:
-        """``q / kappa``: the exponent of w_i in the cost."""
-        return self.q / self.kappa
+    def per_circuit(self) -> bool:
+        """True when kappa was given per circuit (a tuple)."""
+        return isinstance(self.kappa, tuple)
+
+    @property
+    def kappas(self) -> np.ndarray:
+        """kappa_i for every circuit (the single kappa repeated when it is shared)."""
+        return np.broadcast_to(np.asarray(self.kappa, dtype=np.float64),
+                               (self.n_circuits,)).copy()
+
+    @property
+    def rs(self) -> np.ndarray:
+        """``r_i = q / kappa_i`` for every circuit."""
+        return self.q / self.kappas
+
+    @property
+    def uniform(self) -> bool:
+        """One exponent for every circuit (a scalar kappa, or equal entries)."""
+        return bool(np.all(self.kappas == self.kappas[0]))
+
+    @property
+    def r(self) -> float | tuple[float, ...]:
+        """``q / kappa``: the exponent of w_i in the cost (a tuple per circuit when kappa
+        is given per circuit with unequal entries)."""
+        if self.uniform:
+            return self.q / float(self.kappas[0])
+        return tuple(float(v) for v in self.rs)
 
     @property
     def case(self) -> str:
-        return which_case(self.q, self.kappa)
+        if self.uniform:
+            return which_case(self.q, float(self.kappas[0]))
+        rs = self.rs
+        if np.all(rs <= 1):
+            return WINNER_TAKE_ALL
+        if np.all(rs > 1):
+            return INTERIOR
+        return PARTIAL
 
     @property
     def n_circuits(self) -> int:
@@ -203,7 +249,7 @@ class OptimumProblem:
 
     @property
     def cost_coefficients(self) -> np.ndarray:
-        """``(alpha / q) P_i^q``: the cost is ``sum_i coef_i w_i^r``."""
+        """``c_i = (alpha / q) P_i^q``: the cost is ``sum_i c_i w_i^(r_i)``."""
         return self.alpha / self.q * np.asarray(self.P) ** self.q
 
     @property
@@ -211,19 +257,21 @@ class OptimumProblem:
         """``W_i``: any w with some ``w_i > W_i`` has a cost above ``L_x(0) - inf L_x`` and
         hence a loss above ``L(0)``, so every global minimiser lies in ``[0, W]``."""
         budget = float(self.loss.value(0.0)) - self.loss.lower_bound
-        return (budget / self.cost_coefficients) ** (1.0 / self.r) * (1 + 1e-9)
+        with np.errstate(over="ignore"):
+            return (budget / self.cost_coefficients) ** (1.0 / self.rs) * (1 + 1e-9)
 
 
 def effective_loss(w: Sequence[float] | np.ndarray, P: Sequence[float] | np.ndarray, q: float,
-                   kappa: float, alpha: float, n_classes: int = 2,
+                   kappa: float | Sequence[float], alpha: float, n_classes: int = 2,
                    loss_x: LossX | Callable[[float], float] | None = None) -> float:
-    """``L(w) = L_x(sum w) + (alpha/q) sum_i (w_i^(1/kappa) P_i)^q`` (the paper's Eq. 6).
+    """``L(w) = L_x(sum w) + (alpha/q) sum_i (w_i^(1/kappa_i) P_i)^q`` (the paper's Eq. 6).
 
-    ``loss_x`` may be a :class:`LossX`, a plain callable ``s -> L_x(s)``, or None for the
-    n-class cross-entropy.
+    ``kappa`` is one value or one per circuit. ``loss_x`` may be a :class:`LossX`, a plain
+    callable ``s -> L_x(s)``, or None for the n-class cross-entropy.
     """
     w = np.asarray(w, dtype=np.float64)
     P = np.asarray(P, dtype=np.float64)
+    kappa = np.asarray(kappa, dtype=np.float64)
     if w.shape != P.shape:
         raise ConfigError("w", f"must have one weight per circuit ({P.size})", w.shape)
     if np.any(w < 0):
@@ -247,93 +295,67 @@ class _Objective:
     def coef(self) -> np.ndarray:
         return self.problem.cost_coefficients
 
-    def value(self, w: np.ndarray) -> float:
-        lx = self.problem.loss
-        return float(lx.value(w.sum())) + float(np.sum(self.coef * w ** self.problem.r))
+    @property
+    def rs(self) -> np.ndarray:
+        return self.problem.rs
 
-    def value_grad_w(self, w: np.ndarray) -> tuple[float, np.ndarray]:
-        """Value and gradient in w (finite at w_i = 0 only for r >= 1)."""
-        r = self.problem.r
-        lx = self.problem.loss
-        s = w.sum()
-        grad = float(lx.derivative(s)) + self.coef * r * w ** (r - 1)
-        return self.value(w), grad
+    @property
+    def rho(self) -> np.ndarray:
+        """Exponent of the change of variables ``v_i = w_i^(rho_i)``, ``rho_i = min(r_i, 1)``:
+        the cost of a circuit with r_i <= 1 is linear in v_i, and every gradient is finite
+        at v_i = 0."""
+        return np.minimum(self.rs, 1.0)
+
+    def value(self, w: np.ndarray) -> float:
+        with np.errstate(over="ignore"):
+            return float(self.problem.loss.value(w.sum())) + float(np.sum(self.coef
+                                                                          * w ** self.rs))
+
+    def grad_w(self, w: np.ndarray) -> np.ndarray:
+        """Gradient in w (finite at w_i = 0 only for r_i >= 1)."""
+        with np.errstate(divide="ignore"):
+            return float(self.problem.loss.derivative(w.sum())) + self.coef * self.rs * w ** (
+                self.rs - 1)
 
     def hessian_w(self, w: np.ndarray) -> np.ndarray:
-        r = self.problem.r
         n = w.size
         curv = np.zeros(n)  # w^(r-2) is infinite at w = 0 for r < 2; callers use w > 0
-        np.power(w, r - 2, out=curv, where=w > 0)
+        with np.errstate(over="ignore"):  # a 1e-300 weight: its curvature is huge, not nan
+            np.power(w, self.rs - 2, out=curv, where=w > 0)
         return (float(self.problem.loss.second_derivative(w.sum())) * np.ones((n, n))
-                + np.diag(self.coef * r * (r - 1) * curv))
+                + np.diag(self.coef * self.rs * (self.rs - 1) * curv))
 
     def value_grad_v(self, v: np.ndarray) -> tuple[float, np.ndarray]:
-        """Value and gradient in ``v = w^r`` (used for r <= 1: cost linear in v)."""
-        inv = 1.0 / self.problem.r
+        """Value and gradient in ``v = w^rho``."""
+        inv = 1.0 / self.rho
         w = v**inv
-        s = w.sum()
-        lx = self.problem.loss
-        grad = float(lx.derivative(s)) * inv * v ** (inv - 1.0) + self.coef
-        return self.value(w), grad
+        lx_prime = float(self.problem.loss.derivative(w.sum()))
+        # d/dv_i of c_i w_i^r_i = c_i (r_i/rho_i) v_i^(r_i/rho_i - 1): c_i when r_i <= 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cost_grad = np.where(self.rs <= 1, self.coef,
+                                 self.coef * self.rs * v ** (self.rs - 1))
+            grad = lx_prime * inv * v ** (inv - 1.0) + cost_grad
+        return self.value(w), np.nan_to_num(grad, nan=0.0, posinf=1e300)
 
     def kkt_residual(self, w: np.ndarray) -> float:
-        """Largest violation of the first-order conditions (in v = w^r when r <= 1)."""
-        if self.problem.r > 1:
-            _, g = self.value_grad_w(w)
-        else:
-            _, g = self.value_grad_v(w**self.problem.r)
+        """Largest violation of the first-order conditions (in v = w^rho)."""
+        _, g = self.value_grad_v(w**self.rho)
         at_zero = w <= 0
         viol = np.where(at_zero, np.maximum(0.0, -g), np.abs(g))
         return float(viol.max())
 
 
-def minimise_on_ray(f: Callable[[np.ndarray], np.ndarray], df: Callable[[float], float],
-                    hi: float, n_grid: int = 600) -> tuple[float, float]:
-    """Global minimum of a 1-D function on ``[0, hi]``.
-
-    Dense grid (0 and a log grid down to ``1e-12 hi``), then every grid-local minimum is
-    refined by brentq on the derivative when it changes sign, else by bounded Brent.
-    Returns ``(s_star, f(s_star))``.
-    """
-    grid = np.concatenate([[0.0], np.geomspace(hi * 1e-12, hi, n_grid)])
-    vals = np.asarray(f(grid), dtype=np.float64)
-    best_s, best_f = float(grid[np.argmin(vals)]), float(vals.min())
-
-    def f_scalar(t: float) -> float:
-        return float(f(np.array([t]))[0])
-
-    for k in range(1, grid.size):
-        right = vals[k + 1] if k + 1 < grid.size else np.inf
-        if not (vals[k] <= vals[k - 1] and vals[k] <= right):
-            continue
-        lo, up = grid[k - 1], grid[min(k + 1, grid.size - 1)]
-        lo_pt = lo if lo > 0 else up * 1e-15  # the derivative may be infinite at 0 (r < 1)
-        if df(lo_pt) < 0 < df(up):
-            s_k = brentq(df, lo_pt, up, xtol=1e-300, rtol=4 * np.finfo(float).eps,
-                         maxiter=500)
-        else:
-            s_k = minimize_scalar(f_scalar, bounds=(lo, up), method="bounded",
-                                  options={"xatol": 1e-14 * up}).x
-        f_k = f_scalar(s_k)
-        if f_k < best_f:
-            best_s, best_f = float(s_k), f_k
-    return best_s, best_f
-
-
-def _solve_total(problem: OptimumProblem, coef: float) -> tuple[float, float]:
-    """Minimise ``L_x(s) + coef * s^r`` over ``s >= 0`` (the 1-D problem)."""
-    r = problem.r
+def solve_total(problem: OptimumProblem, coef: float, r: float | None = None
+                ) -> tuple[float, float]:
+    """Minimise ``L_x(s) + coef * s^r`` over ``s >= 0`` (default ``r``: the problem's
+    shared exponent). Returns ``(s*, value)``; see :mod:`circeff.theory.ray`."""
+    r = float(problem.rs[0]) if r is None else r
     lx = problem.loss
+    if isinstance(lx, CrossEntropyLoss):
+        return R.solve_cross_entropy(lx.n_classes, coef, r)
     budget = float(lx.value(0.0)) - lx.lower_bound
-    hi = (budget / coef) ** (1.0 / r) * (1 + 1e-9)
-
-    def f(sv: np.ndarray) -> np.ndarray:
-        return lx.value(sv) + coef * sv**r
-
-    def df(sv: float) -> float:
-        return float(lx.derivative(sv)) + coef * r * sv ** (r - 1)
-
-    return minimise_on_ray(f, df, hi)
+    upper = (budget / coef) ** (1.0 / r) * (1 + 1e-9)
+    return R.solve_generic(lx.value, lx.derivative, coef, r, upper)
 
 
 # --------------------------------------------------------------------------- closed form
@@ -349,37 +371,96 @@ def power_law_shares(P: Sequence[float], q: float, kappa: float,
 
 
 def allocation_with_shares(problem: OptimumProblem, shares: np.ndarray) -> np.ndarray:
-    """Best weights ``s* pi`` for fixed shares: the 1-D problem with
-    ``P_eff^q = sum_i pi_i^r P_i^q``."""
+    """Best weights ``s* pi`` for fixed shares (shared exponent r): the 1-D problem with
+    ``P_eff^q = sum_i pi_i^r P_i^q``. A single-circuit share vector works for any kappa."""
     shares = np.asarray(shares, dtype=np.float64)
-    coef = float(np.sum(problem.cost_coefficients * shares**problem.r))  # (alpha/q) P_eff^q
-    s_star, _ = _solve_total(problem, coef)
+    on = np.flatnonzero(shares > 0)
+    rs = problem.rs[on]
+    if not np.all(rs == rs[0]):
+        raise ConfigError("shares", "fixed shares need one exponent r on their support")
+    r = float(rs[0])
+    coef = float(np.sum(problem.cost_coefficients[on] * shares[on] ** r))  # (alpha/q) P_eff^q
+    s_star, _ = solve_total(problem, coef, r)
     return s_star * shares
 
 
 def effective_norm(problem: OptimumProblem, shares: np.ndarray | None = None) -> float:
     """``P_eff = (sum_i pi_i^r P_i^q)^(1/q)`` for the power-law shares (or given shares)."""
     if shares is None:
-        shares = power_law_shares(problem.P, problem.q, problem.kappa)
-    return float(np.sum(np.asarray(shares) ** problem.r * np.asarray(problem.P) ** problem.q)
+        shares = power_law_shares(problem.P, problem.q, float(problem.kappas[0]))
+    return float(np.sum(np.asarray(shares) ** problem.rs * np.asarray(problem.P) ** problem.q)
                  ** (1.0 / problem.q))
 
 
-def winner_take_all_weights(problem: OptimumProblem, index: int | None = None) -> np.ndarray:
-    """All weight on circuit ``index`` (default: the first minimal P), total from 1-D."""
-    i = int(np.argmin(problem.P)) if index is None else index
+def ray_weights(problem: OptimumProblem, index: int) -> np.ndarray:
+    """All weight on circuit ``index``, total from its own 1-D problem."""
     shares = np.zeros(problem.n_circuits)
-    shares[i] = 1.0
+    shares[index] = 1.0
     return allocation_with_shares(problem, shares)
 
 
-def closed_form_weights(problem: OptimumProblem) -> np.ndarray:
+def winner_take_all_weights(problem: OptimumProblem, index: int | None = None) -> np.ndarray:
+    """All weight on circuit ``index`` (default: the first minimal P with a shared kappa;
+    the best single-circuit ray with kappa per circuit), total from 1-D."""
+    if index is not None:
+        return ray_weights(problem, index)
+    if problem.uniform:
+        return ray_weights(problem, int(np.argmin(problem.P)))
+    obj = _Objective(problem)
+    return min((ray_weights(problem, i) for i in range(problem.n_circuits)), key=obj.value)
+
+
+def interior_weights(problem: OptimumProblem) -> np.ndarray | None:
+    """Every r_i > 1: the KKT conditions ``c_i r_i w_i^(r_i - 1) = p(s)``, ``p = -L_x'``,
+    give ``w_i(s)``, and ``sum_i w_i(s) = s`` has one root when p falls (the left side
+    falls in s, the right side rises); solved in log s. None when some r_i <= 1 or when
+    L_x' is not negative (then there is no such reduction)."""
+    if not np.all(problem.rs > 1):
+        return None
+    lx = problem.loss
+    log_cr = np.log(problem.cost_coefficients * problem.rs)
+    inv = 1.0 / (problem.rs - 1.0)
+    if isinstance(lx, CrossEntropyLoss):
+        log_k = math.log(lx.n_classes - 1)
+
+        def log_p(s: float) -> float:
+            return R._log_p(s, log_k)
+    else:
+        def log_p(s: float) -> float:
+            d = float(lx.derivative(s))
+            return math.log(-d) if d < 0 else -math.inf
+
+    def log_w(u: float) -> np.ndarray:
+        s = math.exp(u) if u < 709 else math.inf
+        return (log_p(s) - log_cr) * inv
+
+    def gap(u: float) -> float:  # log sum_i w_i(s) - log s, strictly falling in u
+        return float(np.logaddexp.reduce(log_w(u))) - u
+
+    try:
+        u_lo = R._step_until(gap, 0.0, -1.0, want_positive=True)
+        u_hi = R._step_until(gap, 0.0, +1.0, want_positive=False)
+        u_star = R._root_u(gap, u_lo, u_hi)
+    except ValueError:  # no sign change: L_x' not negative where it matters
+        return None
+    with np.errstate(under="ignore"):
+        return np.exp(log_w(u_star))
+
+
+def closed_form_weights(problem: OptimumProblem) -> np.ndarray | None:
     """The theorem's prediction: power law (q > kappa) or winner-take-all (q <= kappa; at
-    the boundary this is one representative of the optimal set)."""
-    if problem.case == POWER_LAW:
+    the boundary this is one representative of the optimal set). With kappa per circuit:
+    the best single-circuit ray when every r_i <= 1, the stationarity solution when every
+    r_i > 1, None for a partial problem."""
+    case = problem.case
+    if problem.uniform and case == POWER_LAW:
         return allocation_with_shares(problem, power_law_shares(problem.P, problem.q,
-                                                                problem.kappa))
-    return winner_take_all_weights(problem)
+                                                                float(problem.kappas[0])))
+    if case in (WINNER_TAKE_ALL, BOUNDARY):
+        return winner_take_all_weights(problem)
+    if case == INTERIOR:
+        return interior_weights(problem)
+    return None
 
 
 # --------------------------------------------------------------------------- minimiser
@@ -415,59 +496,49 @@ class Optimum:
         return {
             "case": self.case,
             "weights": self.weights.tolist(),
+            "shares": self.shares.tolist(),
             "closed_form": None if self.closed_form is None else self.closed_form.tolist(),
             "loss": self.loss,
             "closed_form_loss": self.closed_form_loss,
             "total_weight": self.total,
-            "r": p.r,
-            "power_law_exponent": power_law_exponent(p.q, p.kappa) if p.case == POWER_LAW
-            else None,
+            "r": list(p.r) if isinstance(p.r, tuple) else p.r,
+            "power_law_exponent": power_law_exponent(p.q, float(p.kappas[0]))
+            if p.uniform and p.case == POWER_LAW else None,
             "max_abs_diff": self.max_abs_diff,
             "kkt_residual": self.kkt_residual,
             "n_local_solves": self.n_local_solves,
-            "P": list(p.P), "q": p.q, "kappa": p.kappa, "alpha": p.alpha,
-            "n_classes": p.n_classes,
+            "P": list(p.P), "q": p.q,
+            "kappa": list(p.kappa) if isinstance(p.kappa, tuple) else p.kappa,
+            "alpha": p.alpha, "n_classes": p.n_classes,
         }
-
-
-def _ray_candidates(problem: OptimumProblem) -> list[np.ndarray]:
-    out = []
-    for i in range(problem.n_circuits):
-        shares = np.zeros(problem.n_circuits)
-        shares[i] = 1.0
-        out.append(allocation_with_shares(problem, shares))
-    return out
 
 
 def _local_solve(obj: _Objective, w0: np.ndarray, bounds: np.ndarray,
                  tight: bool = False) -> np.ndarray:
-    """One bound-constrained local solve (SLSQP).
+    """One bound-constrained local solve (SLSQP) in ``v = w^rho``.
 
-    SLSQP rather than SLSQP: on these 2-10 dimensional problems SLSQP's per-iteration
-    BLAS calls cost milliseconds when OpenBLAS threads compete for busy cores (measured
-    20x slower on a loaded 2-core machine); SLSQP is as accurate here and stays fast.
+    SLSQP rather than L-BFGS-B/trust-constr: on these 2-10 dimensional problems their
+    per-iteration BLAS calls cost milliseconds when OpenBLAS threads compete for busy
+    cores (measured 20x slower on a loaded 2-core machine); SLSQP is as accurate here.
     """
-    r = obj.problem.r
+    rho = obj.rho
     opts = {"ftol": 1e-16 if tight else 1e-13, "maxiter": 1000}
     lo = np.zeros_like(bounds)
-    if r > 1:
-        res = minimize(obj.value_grad_w, w0, jac=True, method="SLSQP",
-                       bounds=list(zip(lo, bounds)), options=opts)
-        return np.clip(res.x, 0.0, bounds)
-    res = minimize(obj.value_grad_v, w0**r, jac=True, method="SLSQP",
-                   bounds=list(zip(lo, bounds**r)), options=opts)
-    return np.clip(res.x, 0.0, None) ** (1.0 / r)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = minimize(obj.value_grad_v, w0**rho, jac=True, method="SLSQP",
+                       bounds=list(zip(lo, bounds**rho)), options=opts)
+    return np.clip(np.nan_to_num(res.x, nan=0.0), 0.0, None) ** (1.0 / rho)
 
 
 def _newton_steps(obj: _Objective, w: np.ndarray, max_iter: int = 60) -> np.ndarray:
-    """Newton steps with backtracking on the positive coordinates of w (r > 1)."""
+    """Newton steps with backtracking on the positive coordinates of w."""
     on = w > 0
     if not on.any():
         return w
     w = w.copy()
     f = obj.value(w)
     for _ in range(max_iter):
-        _, g = obj.value_grad_w(w)
+        g = obj.grad_w(w)
         try:
             step = np.linalg.solve(obj.hessian_w(w)[np.ix_(on, on)], g[on])
         except np.linalg.LinAlgError:
@@ -493,22 +564,26 @@ def _newton_steps(obj: _Objective, w: np.ndarray, max_iter: int = 60) -> np.ndar
 
 
 def _newton_polish(obj: _Objective, w: np.ndarray) -> np.ndarray:
-    """Polish the strictly convex r > 1 problem to machine precision.
+    """Polish to machine precision (strictly convex when every r_i > 1).
 
-    Newton on the positive coordinates; then any zero coordinate whose gradient is
-    negative (so the KKT conditions fail there) is restarted at its own 1-D stationary
-    value and Newton runs again. Weights too small for float64 stay 0.
+    Newton on the positive coordinates; then any zero coordinate with r_i > 1 whose
+    gradient is negative (so the KKT conditions fail there) is restarted at its own 1-D
+    stationary value and Newton runs again. Weights too small for float64 stay 0.
     """
-    r = obj.problem.r
+    rs = obj.rs
     for _ in range(3):
         w = _newton_steps(obj, w)
-        _, g = obj.value_grad_w(w)
+        g = obj.grad_w(w)
         violators = (w <= 0) & (g < 0)
         if not violators.any():
             break
+        violators &= rs > 1  # only there is the marginal cost 0 at w_i = 0
+        if not violators.any():
+            break
         pull = -float(obj.problem.loss.derivative(w.sum()))
-        with np.errstate(under="ignore"):
-            restart = (pull / (obj.coef[violators] * r)) ** (1.0 / (r - 1.0))
+        with np.errstate(under="ignore", over="ignore"):
+            restart = (pull / (obj.coef[violators] * rs[violators])) ** (
+                1.0 / (rs[violators] - 1.0))
         if not np.any(restart > 0):
             break
         w = w.copy()
@@ -516,13 +591,33 @@ def _newton_polish(obj: _Objective, w: np.ndarray) -> np.ndarray:
     return w
 
 
+def _stationary_tiny_weights(obj: _Objective, w: np.ndarray, rel: float = 1e-8
+                             ) -> np.ndarray:
+    """Every r_i > 1: at an interior minimiser ``c_i r_i w_i^(r_i - 1) = -L_x'(s)`` for each
+    i. Newton leaves weights far below ``rel * s`` wherever the loss can no longer see
+    them (a 1e-78 share is invisible next to a rounding error of the total); set those
+    from this condition at the current s, in log space (0 when it underflows)."""
+    s = w.sum()
+    pull = -float(obj.problem.loss.derivative(s))
+    tiny = w < rel * s
+    if not (pull > 0 and tiny.any()):
+        return w
+    rs = obj.rs[tiny]
+    log_w = (math.log(pull) - np.log(obj.coef[tiny] * rs)) / (rs - 1.0)
+    out = w.copy()
+    with np.errstate(under="ignore"):
+        out[tiny] = np.exp(np.minimum(log_w, math.log(rel * s)))
+    f, f_out = obj.value(w), obj.value(out)
+    return out if f_out <= f + 4 * np.finfo(float).eps * abs(f) else w
+
+
 def _snap_tiny_weights(obj: _Objective, w: np.ndarray, rel: float = 1e-9) -> np.ndarray:
-    """Move weights below ``rel * s`` onto the largest weight (s unchanged) when that does
-    not raise the loss beyond rounding: bound-constrained solvers stop a few ulps off
-    ``w_j = 0``. Used only for r <= 1, where the cost is concave or linear in each w_j."""
+    """Move weights below ``rel * s`` of circuits with r_j <= 1 onto the largest weight (s
+    unchanged) when that does not raise the loss beyond rounding: bound-constrained
+    solvers stop a few ulps off ``w_j = 0``, where such a cost is concave or linear."""
     w = w.copy()
     f = obj.value(w)
-    for j in np.flatnonzero((w > 0) & (w < rel * w.sum())):
+    for j in np.flatnonzero((w > 0) & (w < rel * w.sum()) & (obj.rs <= 1)):
         cand = w.copy()
         cand[int(np.argmax(w))] += cand[j]
         cand[j] = 0.0
@@ -535,33 +630,47 @@ def _snap_tiny_weights(obj: _Objective, w: np.ndarray, rel: float = 1e-9) -> np.
 def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = None) -> Optimum:
     """Numerically find a global minimiser of the effective loss (no closed form used).
 
-    Candidates: the origin, the I vertex rays (each minimised globally in 1-D), and local
-    SLSQP solves from the uniform point and ``n_starts`` seeded random points (default
-    2 for the strictly convex r > 1 problem, where every start ends at the same point and
-    the extra one is a cross-check, and 4 for r <= 1, whose solves also start from every
-    vertex). The best candidate is polished. Deterministic per seed.
+    Candidates: the origin, the I single-circuit rays (each an exact 1-D solve), and local
+    SLSQP solves from every ray, the uniform point and ``n_starts`` seeded random points
+    (default 2 when every r_i > 1, where the problem is strictly convex and every start
+    ends at the same point, else 4), with totals drawn around the best ray's total. The
+    best candidate is polished. Deterministic per seed.
     """
     obj = _Objective(problem)
-    I, r = problem.n_circuits, problem.r
+    I, rs = problem.n_circuits, problem.rs
+    convex = bool(np.all(rs > 1))
     bounds = problem.weight_bounds
     rng = np.random.default_rng(seed)
-    rays = _ray_candidates(problem)
+    rays = [ray_weights(problem, i) for i in range(I)]
     candidates = [np.zeros(I)] + rays
     rays_best = min(candidates, key=obj.value)
-    starts = [] if r > 1 else [c for c in rays if c.sum() > 0]
-    starts.append(np.full(I, max(rays_best.sum(), 1e-3) / I))
+    scale = rays_best.sum() if rays_best.sum() > 0 else min(1.0, float(bounds.min()))
+    starts = [] if convex else [c for c in rays if c.sum() > 0]
+    starts.append(np.full(I, scale / I))
     if n_starts is None:
-        n_starts = 2 if r > 1 else 4
+        n_starts = 2 if convex else 4
     for _ in range(n_starts):
         shares = rng.dirichlet(np.ones(I))
-        total = math.exp(rng.uniform(math.log(1e-3 * bounds.min()), math.log(bounds.max())))
+        total = scale * math.exp(rng.uniform(math.log(0.1), math.log(10.0)))
         starts.append(np.minimum(shares * total, bounds))
+    if not convex and not np.all(rs <= 1):
+        # partial: the r_i > 1 circuits with each single r_j <= 1 circuit
+        for j in np.flatnonzero(rs <= 1):
+            w0 = np.where(rs > 1, scale / I, 0.0)
+            w0[j] = scale / I
+            starts.append(w0)
     for w0 in starts:
         candidates.append(_local_solve(obj, np.asarray(w0, dtype=np.float64), bounds))
     n_local = len(starts)
+    if convex:
+        # the KKT conditions reduce to one equation in s (Newton alone stalls where the
+        # Hessian is near-singular: r ~ 18, weights of 1e-4, loss of 1e-11)
+        kkt = interior_weights(problem)
+        if kkt is not None and np.all(np.isfinite(kkt)):
+            candidates.append(kkt)
     best = min(candidates, key=obj.value)
-    if r > 1:
-        best = _newton_polish(obj, best)
+    if convex:
+        best = _stationary_tiny_weights(obj, _newton_polish(obj, best))
     else:
         if np.count_nonzero(best) > 1:
             best = min([best, _local_solve(obj, best, bounds, tight=True)], key=obj.value)
@@ -569,10 +678,18 @@ def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = N
         best = _snap_tiny_weights(obj, best)
         if np.count_nonzero(best) == 1:
             # re-solve the ray of this support (root-finding on the 1-D derivative)
-            ray = allocation_with_shares(problem, (best > 0).astype(float))
+            ray = ray_weights(problem, int(np.flatnonzero(best)[0]))
             if obj.value(ray) <= obj.value(best) + 4 * np.finfo(float).eps * abs(obj.value(best)):
                 best = ray
+        if best.sum() > 0 and np.any(rs > 1):
+            # a circuit with r_i > 1 at zero always has a negative gradient (its marginal
+            # cost vanishes at 0): restart it at its 1-D stationary value and polish
+            polished = _newton_polish(obj, best)
+            if obj.value(polished) <= obj.value(best) + 4 * np.finfo(float).eps * abs(
+                    obj.value(best)):
+                best = polished
     closed = closed_form_weights(problem)
     return Optimum(problem=problem, case=problem.case, weights=best, closed_form=closed,
-                   loss=obj.value(best), closed_form_loss=obj.value(closed),
+                   loss=obj.value(best),
+                   closed_form_loss=None if closed is None else obj.value(closed),
                    kkt_residual=obj.kkt_residual(best), n_local_solves=n_local)

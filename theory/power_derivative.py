@@ -54,11 +54,15 @@ def printed_gap(x: float, r: float, c: float, delta: float, eps: float) -> float
 
 
 # ----------------------------------------------------------------------------- printed form
-def symbolic_D3_printed() -> RouteResult:
-    """Refute the printed form for every delta > 0 with sympy (x = 1, r = 2, c = 1)."""
+def symbolic_D3_printed(negate: str | None = None) -> RouteResult:
+    """Refute the printed form for every delta > 0 with sympy (x = 1, r = 2, c = 1).
+    Negating ``r_ge_1`` uses r = 1/2, where this counterexample no longer works."""
     started = time.perf_counter()
+    if negate not in (None, "r_ge_1"):
+        raise ValueError(f"D3.printed has no hypothesis {negate!r}")
+    rr = sp.Rational(1, 2) if negate == "r_ge_1" else sp.Integer(2)
     ev = sp.Symbol("e", nonnegative=True)
-    gap = 1**2 - (1 - ev) ** 2 - S.delta * (2 * 1 ** (2 - 1) - 1)
+    gap = 1**rr - (1 - ev) ** rr - S.delta * (rr * 1 ** (rr - 1) - 1)
     at_zero = sp.simplify(gap.subs(ev, 0))
     at_quarter = sp.expand(gap.subs(ev, S.delta / 4))
     neg_zero, neg_quarter = at_zero.is_negative, at_quarter.is_negative
@@ -102,22 +106,38 @@ def numeric_D3_printed(seed: int, n_tries: int = 200) -> RouteResult:
 
 
 # ----------------------------------------------------------------------------- corrected form
-def symbolic_D3() -> RouteResult:
-    started = time.perf_counter()
-    r = 1 + S.a_nonneg  # r >= 1
-    xx = sp.Symbol("x", positive=True)
+def d3_facts(negate: str | None = None, r: sp.Expr | None = None,
+             x: sp.Expr | None = None, c: sp.Expr | None = None) -> list[S.Fact]:
+    """The facts behind the corrected Lemma D.3 on ``g(eps) = x^r - (x-eps)^r -
+    eps (r x^(r-1) - c)``. Hypotheses (each may be negated): ``x_pos`` (x > 0, and the
+    lemma looks at 0 <= eps < x, written x = eps + z with z > 0; negated: x = -z <= 0),
+    ``r_ge_1`` (r = 1 + a, a >= 0; negated: r = 1/(1+a), a > 0) and ``c_pos`` (c > 0;
+    negated: c = -u, u >= 0). Theorem D.4 case 2 passes its own r, x and c."""
+    if negate not in (None, "x_pos", "r_ge_1", "c_pos"):
+        raise ValueError(f"D3 has no hypothesis {negate!r}")
+    if r is None:
+        r = 1 / (1 + S.a_pos) if negate == "r_ge_1" else 1 + S.a_nonneg
+    if c is None:
+        c = -S.u_nonneg if negate == "c_pos" else S.c
+    xx = sp.Symbol("x", positive=True) if x is None else x
     ev = sp.Symbol("e", nonnegative=True)
-    g = xx**r - (xx - ev) ** r - ev * (r * xx ** (r - 1) - S.c)
+    g = xx**r - (xx - ev) ** r - ev * (r * xx ** (r - 1) - c)
     g1 = sp.diff(g, ev)
-    g2 = sp.diff(g, ev, 2).subs(xx, ev + S.z)  # 0 <= eps < x  <=>  x = eps + z, z > 0
-    facts = [
+    g2 = sp.diff(g, ev, 2)
+    # 0 <= eps < x  <=>  x = eps + z, z > 0; negated x: x = -z, so x - eps < 0
+    at = {xx: ev + S.z} if negate != "x_pos" else {xx: -S.z}
+    return [
         S.equals("g(0) = 0", g.subs(ev, 0), sp.Integer(0)),
-        S.equals("g'(0) = c", g1.subs(ev, 0), S.c),
-        S.sign("g'(0) = c > 0", S.c, "positive"),
-        S.sign("g''(eps) <= 0 on [0, x) for r >= 1", g2, "nonpositive"),
+        S.equals("g'(0) = c", g1.subs(ev, 0), c),
+        S.sign("g'(0) = c > 0", g1.subs(ev, 0).subs(at), "positive"),
+        S.sign("g''(eps) <= 0 on [0, x) for r >= 1", g2.subs(at), "nonpositive"),
     ]
+
+
+def symbolic_D3(negate: str | None = None) -> RouteResult:
+    started = time.perf_counter()
     return S.route_from_facts(
-        facts, "x^r - (x-eps)^r > eps (r x^(r-1) - c) for 0 < eps < delta",
+        d3_facts(negate), "x^r - (x-eps)^r > eps (r x^(r-1) - c) for 0 < eps < delta",
         "g' decreasing and g'(0) > 0, so g' > 0 on [0, delta); g(eps) = int_0^eps g' > 0",
         started)
 

@@ -159,45 +159,60 @@ def random_perfect_classifier(rng: np.random.Generator, n_examples: int, n_class
 
 
 # ----------------------------------------------------------------------------- routes
-def symbolic_D1() -> RouteResult:
-    """dL/dc < 0 for positive margins: for K = 1..4 wrong classes explicitly, and for any
-    K through sympy's Sum (each term m_j e^{-c m_j} is positive)."""
+def _margins(negate: str | None):
+    """The claim's margins: ``m_j`` for j = 1..K (an indexed family) and the per-example
+    loss ``log(1 + sum_j e^{-c m_j})``. Negating "margins" makes m_1 = -mu < 0."""
+    import sympy as sp
+
+    from circeff.theory import symbols as S
+
+    j, big_k = sp.symbols("j K", integer=True, positive=True)
+    if negate not in (None, "margins"):
+        raise ValueError(f"D1 has no hypothesis {negate!r}")
+    mi = sp.IndexedBase("m", positive=True)
+    terms = sp.Sum(sp.exp(-S.c * mi[j]), (j, 2, big_k + 1))  # the other K wrong classes
+    mu = sp.Symbol("mu", positive=True)
+    first = sp.exp(S.c * mu) if negate == "margins" else sp.exp(-S.c * mu)
+    return sp.log(1 + first + terms)
+
+
+def symbolic_D1(negate: str | None = None) -> RouteResult:
+    """dL/dc < 0 for any number K + 1 of wrong classes: sympy differentiates the claim's
+    per-example loss ``log(1 + e^{-c m_1} + sum_{j=2}^{K+1} e^{-c m_j})`` (an indexed
+    sum) and decides the sign of the derivative itself."""
     import sympy as sp  # imported here: check_D1_on_logits callers should not pay for sympy
 
     from circeff.theory import symbols as S
 
     started = time.perf_counter()
-    facts = []
-    for k in (1, 2, 3, 4):
-        ms = sp.symbols(f"m1:{k + 1}", positive=True)
-        loss = sp.log(1 + sum(sp.exp(-S.c * mj) for mj in ms))
-        facts.append(S.sign(f"dL/dc<0 (K={k})", sp.diff(loss, S.c), "negative"))
-    j, big_k = sp.symbols("j K", integer=True, positive=True)
-    mi = sp.IndexedBase("m", positive=True)
-    numerator = sp.Sum(mi[j] * sp.exp(-S.c * mi[j]), (j, 1, big_k))
-    denominator = 1 + sp.Sum(sp.exp(-S.c * mi[j]), (j, 1, big_k))
-    facts.append(S.sign("sum_j m_j e^{-c m_j} > 0 (any K)", numerator, "positive"))
-    facts.append(S.sign("1 + sum_j e^{-c m_j} > 0 (any K)", denominator, "positive"))
+    loss = _margins(negate)
+    facts = [S.sign("dL/dc < 0 (any number of wrong classes)", sp.diff(loss, S.c), "negative")]
     return S.route_from_facts(
         facts, "dL_x(cf)/dc < 0 for all c > 0",
-        "dL/dc = -num/den per example, a mean of negatives; integrate over [1, c]", started)
+        "the loss is a mean over examples of these; integrate dL/dc over [1, c]", started)
 
 
-def symbolic_D1_limit() -> RouteResult:
-    """L_x(cf) -> 0: each example's loss is at most log(1 + K e^{-c mu}), mu = min margin."""
+def symbolic_D1_limit(negate: str | None = None) -> RouteResult:
+    """L_x(cf) -> 0: each example's loss lies between 0 and log(1 + K e^{-c mu}), mu the
+    smallest margin; the bound's limit is 0 when mu > 0."""
     import sympy as sp  # imported here: check_D1_on_logits callers should not pay for sympy
 
     from circeff.theory import symbols as S
 
+    if negate not in (None, "margins"):
+        raise ValueError(f"D1.limit has no hypothesis {negate!r}")
     started = time.perf_counter()
-    big_k, mu = sp.symbols("K mu", positive=True)
+    big_k = sp.Symbol("K", positive=True)
+    mu = -sp.Symbol("mu", positive=True) if negate == "margins" else sp.Symbol("mu", positive=True)
+    d = sp.Symbol("d", nonnegative=True)  # m_j - mu >= 0: mu is the smallest margin
+    m_j = mu + d
     bound = sp.log(1 + big_k * sp.exp(-S.c * mu))
     facts = [
         S.equals("lim_{c->oo} log(1 + K e^{-c mu}) = 0", sp.limit(bound, S.c, sp.oo),
                  sp.Integer(0)),
-        S.sign("e^{-c m} <= e^{-c mu}: m = mu + d, d >= 0, exponent -c d <= 0",
-               -S.c * S.u_nonneg, "nonpositive"),
-        S.sign("per-example loss >= 0", sp.log(1 + S.u_nonneg), "nonnegative"),
+        S.sign("e^{-c m_j} <= e^{-c mu}: exponent difference -c m_j + c mu <= 0",
+               sp.expand(-S.c * m_j + S.c * mu), "nonpositive"),
+        S.sign("per-example loss >= 0", sp.log(1 + sp.exp(-S.c * m_j)), "nonnegative"),
     ]
     return S.route_from_facts(facts, "L_x(cf) -> 0 as c -> oo",
                               "squeeze: 0 <= L_x(cf) <= log(1 + K e^{-c mu})", started)

@@ -26,30 +26,53 @@ def subadditivity_gap(x: np.ndarray | float, y: np.ndarray | float,
     return x**r + y**r - (x + y) ** r
 
 
-def lemma_D2_facts() -> list[S.Fact]:
-    """The sympy facts behind Lemma D.2 (also reused by Theorem D.4 case 1)."""
-    r = 1 / (1 + S.a_nonneg)  # 0 < r <= 1
-    lam = S.x / (S.x + S.y)
-    b = S.b_nonneg  # lambda = 1 / (1 + b), b = y / x >= 0
-    log_ratio = sp.expand_log(sp.log((1 / (1 + b)) ** (r - 1)), force=True)
+def d2_quantities(negate: str | None = None) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """``(x, y, r)`` encoding the lemma's hypotheses, or one of them negated:
+    ``xy_nonneg`` (x, y >= 0; negated: x < 0) and ``r_le_1`` (0 < r <= 1, written
+    ``r = 1/(1+a)``, a >= 0; negated: ``r = 1 + a``, a > 0)."""
+    if negate not in (None, "xy_nonneg", "r_le_1"):
+        raise ValueError(f"D2 has no hypothesis {negate!r}")
+    x = -S.x if negate == "xy_nonneg" else S.x
+    r = 1 + S.a_pos if negate == "r_le_1" else 1 / (1 + S.a_nonneg)
+    return x, S.y, r
+
+
+def lemma_D2_facts(x: sp.Expr, y: sp.Expr, r: sp.Expr) -> list[S.Fact]:
+    """The facts behind ``x^r + y^r >= (x + y)^r``, stated on the given expressions (Theorem
+    D.4 case 1 calls it with its own weights and r = q/kappa).
+
+    With lam = x/(x+y), mu = y/(x+y): ``x^r + y^r = (x+y)^r (lam^r + mu^r)``; the paper's
+    "sum >= 1" step is ``lam^r + mu^r >= lam + mu = 1``, from ``lam^r - lam =
+    lam (lam^(r-1) - 1)`` and ``log lam^(r-1) = (1 - r) log(1 + y/x) >= 0`` (and the same
+    for mu)."""
+    lam, mu = x / (x + y), y / (x + y)
     facts = [
-        S.identity("x^r+y^r = (x+y)^r (lam^r + (1-lam)^r)",
-                   (S.x + S.y) ** r * (lam**r + (1 - lam) ** r) - S.x**r - S.y**r),
-        S.equals("log lam^(r-1) = (1-r) log(1+b)", log_ratio,
-                 S.a_nonneg / (1 + S.a_nonneg) * sp.log(1 + b)),
-        S.sign("(1-r) log(1+b) >= 0, so lam^r >= lam", log_ratio, "nonnegative"),
-        S.sign("(1-r) log(1+b) > 0 when r < 1, b > 0 (strictness)",
-               log_ratio.subs({S.a_nonneg: S.a_pos, b: S.t}), "positive"),
-        S.sign("t^r concave: d2/dt2 t^r <= 0", sp.diff(S.t**r, S.t, 2), "nonpositive"),
+        S.identity("x^r+y^r = (x+y)^r (lam^r + mu^r)",
+                   (x + y) ** r * (lam**r + mu**r) - x**r - y**r),
+        S.equals("sum step: lam + mu = 1", sp.simplify(lam + mu), sp.Integer(1)),
+        S.identity("lam^r - lam = lam (lam^(r-1) - 1)", lam**r - lam - lam * (lam ** (r - 1) - 1)),
     ]
+    for name, part, other, mine in (("lam", lam, y, x), ("mu", mu, x, y)):
+        log_form = (1 - r) * sp.log(1 + other / mine)
+        facts.append(S.identity(f"log {name}^(r-1) = (1-r) log(1 + {other}/{mine})",
+                                sp.log(part ** (r - 1)) - log_form))
+        facts.append(S.sign(f"(1-r) log(1 + {other}/{mine}) >= 0, so {name}^r >= {name}",
+                            log_form, "nonnegative"))
     return facts
 
 
-def symbolic_D2() -> RouteResult:
+def symbolic_D2(negate: str | None = None) -> RouteResult:
     started = time.perf_counter()
+    x, y, r = d2_quantities(negate)
+    facts = lemma_D2_facts(x, y, r)
+    # strictness for x, y > 0 and r < 1 (a > 0)
+    if negate is None:
+        facts.append(S.sign("(1-r) log(1 + y/x) > 0 when r < 1 (strictness)",
+                            ((1 - r) * sp.log(1 + y / x)).subs(S.a_nonneg, S.a_pos), "positive"))
     return S.route_from_facts(
-        lemma_D2_facts(), "(x+y)^r <= x^r + y^r for x, y >= 0, 0 < r <= 1",
-        "lam^r + (1-lam)^r >= lam + (1-lam) = 1; x = 0 or y = 0 is equality", started)
+        facts, "(x+y)^r <= x^r + y^r for x, y >= 0, 0 < r <= 1",
+        "lam^r + mu^r >= lam + mu = 1 (exp is increasing); x = 0 or y = 0 is equality",
+        started)
 
 
 def numeric_D2(seed: int, n_samples: int = 20000) -> RouteResult:

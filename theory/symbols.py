@@ -46,28 +46,67 @@ class Fact:
     expression: str
     predicate: str
     value: bool | None
+    witness: dict[str, object] | None = None  # a point that disproves the fact
 
     def to_dict(self) -> dict[str, object]:
         return {"fact": self.name, "expression": self.expression, "predicate": self.predicate,
-                "sympy": self.value}
+                "sympy": self.value, "witness": self.witness}
 
 
 def sign(name: str, expr: sp.Expr, predicate: str) -> Fact:
-    """Ask sympy ``expr.is_<predicate>`` (e.g. negative, nonnegative), after simplify."""
+    """Ask sympy ``expr.is_<predicate>`` (e.g. negative, nonnegative), after simplify and
+    after factor when sympy cannot decide the expression as written."""
     value = getattr(expr, f"is_{predicate}")
-    if value is None:
-        simplified = sp.simplify(expr)
-        value = getattr(simplified, f"is_{predicate}")
-        expr = simplified
+    for rewrite in (sp.simplify, sp.factor):
+        if value is not None:
+            break
+        rewritten = rewrite(expr)
+        value = getattr(rewritten, f"is_{predicate}")
+        if value is not None:
+            expr = rewritten
     return Fact(name, sp.sstr(expr), predicate, value)
 
 
+def _bases_nonnegative(expr: sp.Expr) -> bool:
+    """Every power's base is known to be >= 0 (then ``(ab)^r = a^r b^r`` and
+    ``(a^b)^c = a^(bc)`` hold for real exponents, so forcing them is valid)."""
+    return all(p.base.is_nonnegative for p in expr.atoms(sp.Pow)) and all(
+        a.args[0].is_positive for a in expr.atoms(sp.log))
+
+
 def identity(name: str, expr: sp.Expr) -> Fact:
-    """Is ``expr`` identically zero? Powers are combined with ``force=True``, which is
-    valid because every base in our expressions is a positive symbol."""
-    reduced = sp.simplify(sp.powdenest(sp.expand_power_base(expr, force=True), force=True))
+    """Is ``expr`` identically zero? Powers are combined (and logs expanded) with
+    ``force=True`` only when every base is known to be non-negative, where that is valid;
+    otherwise sympy works without forcing."""
+    force = _bases_nonnegative(expr)
+    reduced = sp.simplify(sp.powdenest(sp.expand_power_base(expr, force=force), force=force))
+    if force and reduced != 0:
+        reduced = sp.simplify(sp.expand_log(reduced, force=True))
     value: bool | None = True if reduced == 0 else None
     return Fact(name, sp.sstr(reduced), "zero", value)
+
+
+def identity_or_witness(name: str, expr: sp.Expr, seed: int = 0) -> Fact:
+    """Is ``expr`` identically zero? First evaluate it at a seeded rational point (every
+    free symbol set to a value its assumptions allow): a non-zero value there disproves
+    the identity (``False``, with the point). Otherwise ask :func:`identity`."""
+    import random
+
+    rnd = random.Random(seed)
+    point = {}
+    for sym in sorted(expr.free_symbols, key=str):
+        v = sp.Rational(rnd.randint(1, 9), rnd.randint(1, 5)) + sp.Rational(1, 7)
+        point[sym] = -v if sym.is_negative or sym.is_nonpositive else v
+    try:
+        value = complex(sp.N(expr.subs(point), 30))
+    except (TypeError, ValueError):
+        value = None
+    if value is not None and abs(value) > 1e-20:
+        at = {str(k): str(v) for k, v in point.items()}
+        return Fact(name, f"{sp.sstr(expr)[:200]} = {value.real:.6g} at "
+                    + ", ".join(f"{k}={v}" for k, v in at.items()), "zero", False,
+                    witness={"point": at, "value": value.real})
+    return identity(name, expr)
 
 
 def equals(name: str, expr: sp.Expr, target: sp.Expr) -> Fact:
@@ -77,6 +116,23 @@ def equals(name: str, expr: sp.Expr, target: sp.Expr) -> Fact:
     else:
         value = identity(name, expr - target).value
     return Fact(name, f"{sp.sstr(expr)} == {sp.sstr(target)}", "identity", value)
+
+
+def combine_powers(expr: sp.Expr) -> sp.Expr:
+    """``(a b)^r -> a^r b^r`` and ``(a^b)^c -> a^(bc)``, only when every base is known
+    to be non-negative (where these rules hold)."""
+    if not _bases_nonnegative(expr):
+        return expr
+    return sp.powdenest(sp.expand_power_base(expr, force=True), force=True)
+
+
+def limit(expr: sp.Expr, var: sp.Symbol, point: sp.Expr, direction: str = "+") -> sp.Expr:
+    """``sympy.limit`` (after :func:`combine_powers`), or ``nan`` (an undecided fact) where
+    sympy cannot compute it (e.g. it cannot tell the sign of an exponent)."""
+    try:
+        return sp.limit(combine_powers(expr), var, point, direction)
+    except (NotImplementedError, ValueError):
+        return sp.nan
 
 
 def route_from_facts(facts: list[Fact], conclusion: str, closing_step: str,
@@ -98,6 +154,9 @@ def route_from_facts(facts: list[Fact], conclusion: str, closing_step: str,
         return RouteResult("symbolic", Status.UNDECIDED,
                            f"sympy could not decide: {unknown[0].name} "
                            f"({unknown[0].expression} {unknown[0].predicate}?)", data,
+                           seconds=seconds)
+    if not facts:
+        return RouteResult("symbolic", Status.UNDECIDED, "no facts to check", data,
                            seconds=seconds)
     names = "; ".join(f.name for f in facts)
     return RouteResult("symbolic", Status.PROVED,

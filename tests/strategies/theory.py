@@ -17,10 +17,13 @@ from hypothesis.extra.numpy import arrays
 
 from circeff.theory import optima as O
 
-CASE_RATIOS = {  # r = q / kappa ranges used per case
-    O.WINNER_TAKE_ALL: (0.3, 0.95),
-    O.POWER_LAW: (1.1, 4.0),
+#: r = q / kappa ranges used per case: each case is drawn from a bulk range and from the
+#: ranges where numerics are hardest (tiny r, r just below or above 1, large r).
+CASE_RATIOS = {
+    O.WINNER_TAKE_ALL: ((0.01, 0.3), (0.3, 0.9), (0.9, 0.999)),
+    O.POWER_LAW: ((1.001, 1.2), (1.2, 20.0)),
 }
+ALPHAS = (1e-6, 50.0)
 
 
 @st.composite
@@ -72,15 +75,50 @@ def q_kappa_pairs(draw, case: str):
     kappa = draw(st.floats(0.5, 2.5))
     if case == O.BOUNDARY:
         return kappa, kappa
-    lo, hi = CASE_RATIOS[case]
+    lo, hi = draw(st.sampled_from(CASE_RATIOS[case]))
     return draw(st.floats(lo, hi)) * kappa, kappa
 
 
 @st.composite
+def spread_efficiency_vectors(draw, min_size: int = 2, max_size: int = 8,
+                              tie: bool = False):
+    """Norms P_i spread over three decades (log-uniform in [1e-2, 10]) with relative gaps
+    >= 5 %, or with the two smallest exactly tied."""
+    size = draw(st.integers(min_size, max_size))
+    logs = draw(st.lists(st.floats(np.log(1e-2), np.log(10.0)), min_size=size,
+                         max_size=size))
+    P = np.sort(np.exp(np.asarray(logs)))
+    for i in range(1, size):  # enforce the gap, then rescale into range
+        P[i] = max(P[i], P[i - 1] * 1.05)
+    if tie:
+        P[1] = P[0]
+    order = draw(st.permutations(range(size)))
+    return tuple(float(P[i]) for i in order)
+
+
+@st.composite
 def optimum_problems(draw, case: str, min_size: int = 2, max_size: int = 6,
-                     tie: bool = False):
+                     tie: bool = False, spread: bool = False):
+    """Problems in one case; alpha log-uniform in [1e-6, 50]; ``spread`` draws P over
+    three decades and up to ``max_size`` circuits."""
     q, kappa = draw(q_kappa_pairs(case))
-    P = draw(efficiency_vectors(min_size, max_size, tie=tie))
-    alpha = draw(st.floats(1e-3, 0.05))
-    n = draw(st.integers(10, 200))
+    if spread:
+        P = draw(spread_efficiency_vectors(min_size, max_size, tie=tie))
+    else:
+        P = draw(efficiency_vectors(min_size, max_size, tie=tie))
+    alpha = float(np.exp(draw(st.floats(np.log(ALPHAS[0]), np.log(ALPHAS[1])))))
+    n = draw(st.integers(2, 200))
     return O.OptimumProblem(P, q, kappa, alpha, n)
+
+
+@st.composite
+def per_circuit_problems(draw, min_size: int = 2, max_size: int = 4):
+    """Problems with one kappa per circuit, r_i = q/kappa_i on both sides of 1."""
+    size = draw(st.integers(min_size, max_size))
+    q = draw(st.floats(0.5, 3.0))
+    rs = draw(st.lists(st.one_of(st.floats(0.05, 0.95), st.floats(1.05, 4.0)),
+                       min_size=size, max_size=size))
+    P = draw(spread_efficiency_vectors(size, size))
+    alpha = float(np.exp(draw(st.floats(np.log(1e-4), np.log(1.0)))))
+    n = draw(st.integers(2, 200))
+    return O.OptimumProblem(P, q, tuple(q / r for r in rs), alpha, n)

@@ -35,7 +35,61 @@ def test_every_claim_has_a_falsification_variant():
     falsified = {C.CLAIMS[i].falsifies for i in C.FALSIFICATION_IDS}
     assert falsified == set(C.DEFAULT_IDS) - {"D3.printed"}
     for i in C.FALSIFICATION_IDS:
-        assert C.CLAIMS[i].expected == REFUTED and C.CLAIMS[i].dropped
+        variant = C.CLAIMS[i]
+        assert variant.expected == REFUTED and variant.dropped
+        # each variant violates a hypothesis its claim lists as data
+        assert variant.dropped in {h.id for h in C.CLAIMS[variant.falsifies].hyps}
+
+
+NEGATIONS = [(cid, h.id) for cid in C.DEFAULT_IDS for h in C.CLAIMS[cid].hyps]
+
+
+@pytest.mark.parametrize("claim_id, hyp", NEGATIONS)
+def test_symbolic_route_is_not_proved_with_a_hypothesis_negated(claim_id, hyp):
+    """The proof depends on every hypothesis it lists: the same symbolic route, with one
+    hypothesis negated, must not come out proved (its facts are stated on the claim's own
+    expressions, so a negated hypothesis changes what sympy is asked)."""
+    claim = C.CLAIMS[claim_id]
+    res = run_route(lambda seed: claim.symbolic(hyp), 0, "symbolic")
+    assert res.status is not Status.PROVED, (claim_id, hyp, res.detail)
+    # a crash is not a negation result: a fact must come out false or undecided
+    assert "exception" not in res.data, res.detail
+
+
+@pytest.mark.parametrize("claim_id", [c for c in C.DEFAULT_IDS if c != "D3.printed"])
+def test_symbolic_route_proved_with_every_hypothesis(claim_id):
+    assert C.CLAIMS[claim_id].symbolic(None).status is Status.PROVED
+
+
+@pytest.mark.parametrize("claim_id", C.DEFAULT_IDS)
+def test_symbolic_route_rejects_an_unknown_hypothesis(claim_id):
+    with pytest.raises(ValueError):
+        C.CLAIMS[claim_id].symbolic("no_such_hypothesis")
+
+
+def test_negation_table_in_the_report(full_report):
+    rows = full_report.to_dict()["negations"]
+    assert {(r["claim"], r["hypothesis_id"]) for r in rows} == set(NEGATIONS)
+    assert all(r["symbolic_status"] != "proved" for r in rows)
+    assert full_report.proved_under_negation == []
+    # where a numeric falsification variant exists, its counterexample sits beside it
+    beside = {(r["claim"], r["hypothesis_id"]) for r in rows if r["numeric_counterexample"]}
+    assert ("D2", "r_le_1") in beside and ("D4.homogeneity", "bias_free") in beside
+
+
+def test_a_proof_that_ignores_its_hypothesis_is_caught():
+    """Negative control of the negation check: a route whose facts do not use the
+    hypothesis stays proved under negation, and the report flags it."""
+    from circeff.theory.check import CheckReport, negation_rows
+
+    def careless(negate):
+        return S.route_from_facts([S.sign("2 > 0", sp.Integer(2), "positive")], "c", "s")
+
+    claim = C.Claim("X.careless", "s", (C.Hypothesis("h", "a hypothesis", "not h"),),
+                    (lambda seed: careless(None),), symbolic=careless)
+    rows = negation_rows(claim, ())
+    report = CheckReport(0, (run_claim(claim),), 0.0, tuple(rows))
+    assert report.proved_under_negation == ["X.careless/h"] and not report.ok
 
 
 def test_all_claims_as_expected(full_report):
@@ -44,8 +98,8 @@ def test_all_claims_as_expected(full_report):
     for claim_id in C.DEFAULT_IDS:
         if claim_id != "D3.printed":
             assert by_id[claim_id].outcome in (Status.PROVED, Status.VERIFIED)
-    # D1, D2, D3, D4.* are proved by sympy, not only verified
-    for claim_id in ("D1", "D2", "D3", "D4.case1", "D4.case2", "D4.boundary"):
+    # every claim is proved by sympy, not only verified
+    for claim_id in (c for c in C.DEFAULT_IDS if c != "D3.printed"):
         symbolic = [r for r in by_id[claim_id].routes if r.route == "symbolic"]
         assert symbolic and symbolic[0].status is Status.PROVED, symbolic[0].detail
 
@@ -143,7 +197,7 @@ def test_a_crashing_route_is_failed_not_passed():
         raise ZeroDivisionError("no")
     res = run_route(boom, 0)
     assert res.status is Status.FAILED and "ZeroDivisionError" in res.detail
-    claim = C.Claim("X.boom", "s", ("h",), (boom,))
+    claim = C.Claim("X.boom", "s", (), (boom,))
     assert not run_claim(claim).ok
 
 
@@ -163,3 +217,21 @@ def test_unknown_claim_id_is_a_config_error():
 def test_select_adds_falsifiers_of_selected_claims():
     ids = [c.id for c in C.select(["D2"], falsify=True)]
     assert ids == ["D2", "D2~r"]
+
+
+def test_run_claim_default_seed_is_zero():
+    seen = []
+    claim = C.Claim("X.seed", "s", (),
+                    (lambda seed: seen.append(seed) or _route(Status.VERIFIED),))
+    run_claim(claim)
+    assert seen == [0]
+
+
+def test_identity_never_forces_power_or_log_rules_on_negative_bases():
+    """log(xy) = log x + log y and (xy)^r = x^r y^r need x, y >= 0: with negative symbols
+    the identity helper must not prove them (forcing the rules would)."""
+    xn, yn = sp.symbols("x_n y_n", negative=True)
+    assert S.identity("log rule", sp.log(xn * yn) - sp.log(xn) - sp.log(yn)).value is not True
+    assert S.identity("power rule", (xn * yn) ** S.t - xn**S.t * yn**S.t).value is not True
+    xp, yp = sp.symbols("x_p y_p", positive=True)
+    assert S.identity("log rule", sp.log(xp * yp) - sp.log(xp) - sp.log(yp)).value is True

@@ -48,10 +48,36 @@ def test_D1_dloss_dc_matches_finite_difference(clf, c):
     np.testing.assert_allclose(dloss_dc(mg, c), fd, rtol=1e-5, atol=1e-10)
 
 
-@given(perfect_classifiers())
+def _squeeze_holds(mg, c):
+    """The limit's squeeze at scale c, where the loss is still a normal float:
+    ``0 < L_x(cf) <= log(1 + K e^{-c mu})`` (mu the smallest margin, K wrong classes)."""
+    mu, k = float(mg.min()), mg.shape[1]
+    loss = cross_entropy_of_margins(mg, c)
+    return 0 < loss <= np.log1p(k * np.exp(-c * mu)) * (1 + 1e-12)
+
+
+@given(perfect_classifiers(min_margin=1e-2))
 def test_D1_limit_loss_vanishes(clf):
+    """At c = 5/mu and 30/mu (loss around e^-5 and e^-30, far from underflow) the loss is
+    squeezed under log(1 + K e^{-c mu}), which -> 0, and it falls from one to the other.
+    The negative control below shows the squeeze failing with one negative margin."""
     mg = margins(*clf)
-    assert cross_entropy_of_margins(mg, 1e6) < 1e-12
+    mu = float(mg.min())
+    c1, c2 = 5.0 / mu, 30.0 / mu
+    assert _squeeze_holds(mg, c1) and _squeeze_holds(mg, c2)
+    assert cross_entropy_of_margins(mg, c2) < cross_entropy_of_margins(mg, c1)
+    assert np.log1p(mg.shape[1] * np.exp(-c2 * mu)) < 1e-12
+
+
+@given(misclassified_classifiers())
+def test_D1_limit_fails_without_the_margin_hypothesis(clf):
+    """Negative control: with one negative margin mu < 0 the loss does not vanish; it is
+    at least c |mu| / N (that example's term log(1 + e^{c |mu|}), averaged over N)."""
+    mg = margins(*clf)
+    mu = float(mg.min())
+    assert mu < 0
+    c = 30.0 / abs(mu)
+    assert cross_entropy_of_margins(mg, c) >= c * abs(mu) / mg.shape[0] * (1 - 1e-12)
 
 
 @given(perfect_classifiers())
