@@ -258,7 +258,17 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
                   "log_error_by_D": [{"D": p.D, "a": p.log_error_a, "b": p.log_error_b}
                                      for p in curves["settled"].points],
                   "dcrit_operating": op.D_crit, "dcrit_operating_interpolated": op.interpolated,
-                  "dcrit_ungrokking": ungrokking, "dcrit_goal": goal}),
+                  "dcrit_ungrokking": ungrokking, "dcrit_goal": goal,
+                  "disjoint_by_D": [{"D": r["D"], "pairs": r["n"], "predicted": "/".join(r["predicted_winners"]),
+                                     "measured": "/".join(r["measured_winners"]), "ratio_median": r["ratio_median"],
+                                     "winner_take_all": r["winner_take_all"], "agree": r["agree"]} for r in d.per_D],
+                  "curves_by_D": [{"D": p.D, "measured": p.measured.value, "measured_lo": p.measured.lo,
+                                   "measured_hi": p.measured.hi, "a": p.predicted_a, "log_error_a": p.log_error_a,
+                                   "b": p.predicted_b.value, "b_lo": p.predicted_b.lo, "b_hi": p.predicted_b.hi,
+                                   "log_error_b": p.log_error_b} for p in curves["settled"].points],
+                  "dcrit_routes": [{"route": k, "D_crit": c.D_crit.value, "lo": c.D_crit.lo, "hi": c.D_crit.hi,
+                                    "operating_logit": c.operating_logit, "interpolated": c.interpolated}
+                                   for k, c in cross.items()]}),
         a.verdict.rule)
 
     def width(iv: Interval | None) -> str:
@@ -276,6 +286,8 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
     fig10 = pd.DataFrame(a.summary["fig10"])
     fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == cfg.state_alpha)]
     wide = fig10.pivot(index="D", columns="state", values="ratio_median").reset_index()
+    verdict.numbers["fig10_ratio_by_D"] = to_plain([{"D": r["D"], "adamw": r["adamw"], "settled": r["settled"]}
+                                                    for r in wide.to_dict("records")])
     tables = [
         Table.of("Disjoint pairs: D.4's winner against the settled pair, per D",
                  ["D", "pairs", "predicted", "measured", "G:M ratio median [min, max]", "winner-take-all", "agree"],
