@@ -384,6 +384,11 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
 
     out = ensure_dir(out_dir)
     fit = fit_alone(alone, level=level, n_boot=n_boot, seed=seed)
+    kappas = {"G": fit.fit_G.kappa.value, "M": fit.fit_M.kappa.value}
+    if not all(np.isfinite(k) and k > 0 for k in kappas.values()):
+        # D.4 is stated for kappa > 0: a logit that does not grow with the norm leaves nothing to predict
+        raise ConfigError("kappa", "Theorem D.4 needs kappa > 0 for both circuits settled alone; fitted "
+                          f"kappa_G {kappas['G']:.3g}, kappa_M {kappas['M']:.3g}", kappas)
     disjoint = compare_disjoint(alone, pair, n_classes=n_classes, level=level, n_boot=n_boot, seed=seed, analysis=fit)
     used = accepted_g(alone, g_trig_share_min)
     g_rows = used[(used["circuit"] == "G") & (used["correct_logit"] > 0)].rename(columns={"alpha": "weight_decay"})
