@@ -44,8 +44,6 @@ class ReproduceConfig:
     semigrok: semi.SemigrokConfig = field(default_factory=semi.SemigrokConfig)
     fig10: f10.Fig10Config = field(default_factory=f10.Fig10Config)
     allocation: alloc.AllocationConfig = field(default_factory=alloc.AllocationConfig)
-    q: float = 2.0
-    allocation_n_boot: int = 2000
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -120,8 +118,7 @@ def _tiny() -> ReproduceConfig:
             alloc.DisjointConfig(base, sizes=(20, 40), g_only_sizes=(90,), seeds=(0, 1), m_steps=60, m_lr=1e-2,
                                  alphas=(1e-3, 1e-2), pair_alpha=1e-3, splits=((1.0, 0.5), (0.5, 1.0)),
                                  iterations=10),
-            fig10_iterations=10, g_trig_share_min=0.0, n_boot=50),
-        allocation_n_boot=50)
+            fig10_iterations=10, g_trig_share_min=0.0, n_boot=50))
 
 
 # reproduce's (preset, scale) -> the scale of the presets table
