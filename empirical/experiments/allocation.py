@@ -432,6 +432,9 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     write_json(out / "allocation_d4.json", summary)
     c = crossings["operating_settled"].D_crit
     save_figure(plot_allocation_curves(curves["settled"], {"AdamW endpoint": curves["adamw"]},
-                                       crossover=(c.value, c.lo, c.hi), label=f"settled at alpha {state_alpha:g}"),
+                                       crossover=(c.value, c.lo, c.hi), label=f"settled at alpha {state_alpha:g}",
+                                       reference=None if dcrit_ungrokking is None else
+                                       ("ungrokking", dcrit_ungrokking.value, dcrit_ungrokking.lo,
+                                        dcrit_ungrokking.hi)),
                 out / "allocation_curves.png")
     return AllocationAnalysis(summary, disjoint, curves, verdicts["settled"], crossings, comparison)
