@@ -248,6 +248,10 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
     d, curves, cross = a.disjoint, a.curves, a.crossings
     op = cross["operating_settled"]
     goal = a.dcrit_comparison.get("operating_settled")
+    # Figure 10's median ratio per D: AdamW endpoint beside the settled state
+    fig10 = pd.DataFrame(a.summary["fig10"])
+    fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == cfg.state_alpha)]
+    wide = fig10.pivot(index="D", columns="state", values="ratio_median").reset_index()
     verdict = Verdict(
         "allocation", a.verdict.holds,
         f"{a.verdict.reason}. Disjoint pairs: {d.reason}",
@@ -267,8 +271,11 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
                                    "b": p.predicted_b.value, "b_lo": p.predicted_b.lo, "b_hi": p.predicted_b.hi,
                                    "log_error_b": p.log_error_b} for p in curves["settled"].points],
                   "dcrit_routes": [{"route": k, "D_crit": c.D_crit.value, "lo": c.D_crit.lo, "hi": c.D_crit.hi,
+                                    "width": c.D_crit.hi / c.D_crit.lo if c.D_crit.lo > 0 else None,
                                     "operating_logit": c.operating_logit, "interpolated": c.interpolated}
-                                   for k, c in cross.items()]}),
+                                   for k, c in cross.items()],
+                  "fig10_ratio_by_D": [{"D": r["D"], "adamw": r["adamw"], "settled": r["settled"]}
+                                       for r in wide.to_dict("records")]}),
         a.verdict.rule)
 
     def width(iv: Interval | None) -> str:
@@ -283,27 +290,10 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
                cross["unit_logit"].interpolated]]
     if ungrokking is not None:
         routes.append(["ungrokking transition (P2)", _iv_text(ungrokking), width(ungrokking), "-"])
-    fig10 = pd.DataFrame(a.summary["fig10"])
-    fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == cfg.state_alpha)]
-    wide = fig10.pivot(index="D", columns="state", values="ratio_median").reset_index()
-    verdict.numbers["fig10_ratio_by_D"] = to_plain([{"D": r["D"], "adamw": r["adamw"], "settled": r["settled"]}
-                                                    for r in wide.to_dict("records")])
-    tables = [
-        Table.of("Disjoint pairs: D.4's winner against the settled pair, per D",
-                 ["D", "pairs", "predicted", "measured", "G:M ratio median [min, max]", "winner-take-all", "agree"],
-                 [[r["D"], r["n"], "/".join(r["predicted_winners"]), "/".join(r["measured_winners"]),
-                   f"{r['ratio_median']:.3g} [{r['ratio_min']:.3g}, {r['ratio_max']:.3g}]",
-                   r["winner_take_all"], r["agree"]] for r in d.per_D]),
-        Table.of(f"Figure 10's G:M ratio (median over seeds): AdamW endpoint and settled at alpha {cfg.state_alpha:g}",
-                 ["D", "AdamW", "settled", "settled / AdamW"],
-                 [[r["D"], r["adamw"], r["settled"], r["settled"] / r["adamw"]] for r in wide.to_dict("records")]),
-        Table.of("Predicted against measured G:M ratio (settled) and the log error per D",
-                 ["D", "measured [interval]", "(a) predicted", "(a) log error", "(b) predicted [band]",
-                  "(b) log error (leave-one-D-out)"],
-                 [[p.D, _iv_text(p.measured), p.predicted_a, p.log_error_a, _iv_text(p.predicted_b), p.log_error_b]
-                  for p in curves["settled"].points]),
-        Table.of("D_crit two ways (width: hi/lo of the interval; interpolated: inside both circuits' measured D)",
-                 ["route", "D_crit [interval]", "width", "interpolated"], routes)]
+    # the per-D records travel in the verdict (summary.json, the docs); the report's table
+    # here is only the one with intervals as text, for reading
+    tables = [Table.of("D_crit two ways (width: hi/lo of the interval; interpolated: inside both circuits' "
+                       "measured D)", ["route", "D_crit [interval]", "width", "interpolated"], routes)]
     notes = [f"kappa_eff (case 2 fitted to the settled ratios) {_iv_text(curves['settled'].kappa_eff)}; "
              f"to the AdamW endpoints {_iv_text(curves['adamw'].kappa_eff)}; per-circuit kappa_G "
              f"{_iv_text(curves['settled'].kappa_G)} (G settled alone where its trig share stays above "
