@@ -112,8 +112,10 @@ PRESETS: dict[tuple[str, str], Any] = {
 # The M circuits are P1's memorisation-only networks (same sizes, seeds and training, so they are
 # reused, not retrained); G circuits are the base networks, settled alone on D examples, and
 # also at larger D alone (g_only_sizes) where a G network keeps its trig share, so G and M are
-# measured over overlapping D. Quick: 2 rungs and 60 L-BFGS iterations per minimisation (2 quiet
-# cores: about 12 ms per evaluation at D = 160, 20 ms for a Figure 10 batch of 12 networks).
+# measured over overlapping D. Quick: 2 rungs, 2 starting splits and 60 L-BFGS iterations per
+# minimisation. Measured (2 cores shared with other jobs): 37 s of CPU, 70 s wall for the stage;
+# the disjoint cells about 40 s wall (about 12 ms per objective evaluation), Figure 10's 12
+# networks settled at one alpha about 10 s, the analysis about 4 s.
 PRESETS.update({
     ("allocation", "quick"): AllocationConfig(
         DisjointConfig(_BASE["quick"], sizes=(40, 80, 160), g_only_sizes=(320, 480), seeds=(0, 1),
