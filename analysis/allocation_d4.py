@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize, minimize_scalar  # REMOVE-AFTER-THEORY-MERGE (only _two_kappa_minimum uses them)
 from scipy.stats import binomtest
 
 from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency

@@ -18,7 +18,7 @@ from circeff.analysis.allocation_curves import (
     operating_crossover,
 )
 from circeff.analysis.allocation_d4 import (
-    _two_kappa_minimum,
+    _two_kappa_minimum,  # REMOVE-AFTER-THEORY-MERGE (with the test that uses it)
     compare_disjoint,
     d4_optimum,
     winner_at_logit,
@@ -71,7 +71,7 @@ def _true_winner(D: float) -> str:
     return "G" if w[0] > w[1] else "M"
 
 
-def test_D4_fallback_minimum_equals_theory_layer_at_equal_kappa():
+def test_D4_fallback_minimum_equals_theory_layer_at_equal_kappa():  # REMOVE-AFTER-THEORY-MERGE
     for P in ((4.0, 6.0), (6.0, 4.0), (5.0, 5.2)):
         for kappa in (1.0, 3.0):
             ours = _two_kappa_minimum(P, (kappa, kappa), 2.0, 1e-3, N)
