@@ -1,5 +1,13 @@
-"""Predicted against measured weight allocation between G and M, and the
-monotonicity of the G:M ratio in D (Figure 10a).
+"""Figure 10a's measured G:M ratios and their monotonicity in D; and an earlier, superseded
+allocation comparison.
+
+Superseded (kept for the figure helpers that still draw it, used by no stage of ``circeff
+reproduce``): :func:`compare_allocation` and :func:`pooled_kappa` compare AdamW endpoints with
+Theorem D.4 under ONE kappa pooled over G and M. Measured G and M kappas do not overlap, the
+AdamW endpoints are not minima, and G and M share parameters, so that comparison tests a
+claim the paper does not make. The allocation comparison the package reports is
+:mod:`circeff.analysis.allocation_d4` (D.4 on disjoint parameters, one kappa per circuit) and
+:mod:`circeff.analysis.allocation_curves` (predicted curves against settled networks).
 
 Prediction. Theorem D.4 (the paper's Appendix D), evaluated by the theory layer
 (:mod:`circeff.theory.optima`; this module never re-derives the formula): with circuit
@@ -169,7 +177,9 @@ def _in_words(ratio: float) -> str:
 
 
 def pooled_kappa(analysis: EfficiencyAnalysis) -> float:
-    """Inverse-variance weighted mean of the G and M kappas (interval half-width as scale)."""
+    """Inverse-variance weighted mean of the G and M kappas (interval half-width as scale).
+
+    Superseded (module docstring): the package's comparisons use one kappa per circuit."""
     ks = [analysis.fit_G.kappa, analysis.fit_M.kappa]
     half = np.array([(k.hi - k.lo) / 2 for k in ks])
     values = np.array([k.value for k in ks])
@@ -238,7 +248,7 @@ def _slope(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
 def compare_allocation(analysis: EfficiencyAnalysis, rows: object, *, q: float = 2.0,
                        kappa: float | None = None, level: float = 0.95, n_boot: int = 2000,
                        seed: int = 0, min_winner_agreement: float = 0.8) -> AllocationComparison:
-    """Theorem D.4's prediction from the P1 fits beside the measured G:M ratios (module doc)."""
+    """Superseded (module docstring); Theorem D.4's prediction from the P1 fits beside the measured G:M ratios (module doc)."""
     check_common(level=level, n_boot=n_boot, seed=seed)
     in_range("min_winner_agreement", min_winner_agreement, 0.0, 1.0)
     ratios = measured_ratios(rows)

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns
+from circeff.analysis.verdicts import Verdict
 from circeff.errors import ConfigError
 
 __all__ = [
@@ -79,22 +80,28 @@ class _Stripes:
     def __init__(self, stripes: pd.DataFrame) -> None:
         df = require_columns(stripes, ("circuit", "D", "log_P"), numeric=("D", "log_P"))
         self.groups: dict[str, list[tuple[float, np.ndarray]]] = {}
+        self.ranges: dict[str, tuple[float, float]] = {}
         for c in ("G", "M"):
             g = df[df["circuit"] == c]
-            if g["D"].nunique() < 2:
-                raise ConfigError("D", f"circuit {c} needs log P at two or more D for interpolation",
+            if g["D"].nunique() < (1 if c == "G" else 2):
+                raise ConfigError("D", f"circuit {c} needs log P at {'one' if c == 'G' else 'two'} or more D",
                                   g["D"].tolist())
             self.groups[c] = [(float(d), x["log_P"].to_numpy(float)) for d, x in g.groupby("D")]
+            self.ranges[c] = (float(g["D"].min()), float(g["D"].max()))
         self.D_range = (float(df["D"].min()), float(df["D"].max()))
 
     def line(self, c: str, rng: np.random.Generator | None = None) -> tuple[float, float]:
-        """Intercept and slope of ``log P`` against ``log D`` (stripes resampled within D)."""
+        """Intercept and slope of ``log P`` against ``log D`` (stripes resampled within D); G
+        measured at a single D is flat (slope 0: the paper takes G's efficiency as independent
+        of D)."""
         xs, ys = [], []
         for d, v in self.groups[c]:
             if rng is not None:
                 v = v[rng.integers(0, v.size, size=v.size)]
             xs.append(np.full(v.size, math.log(d)))
             ys.append(v)
+        if len(xs) == 1:
+            return float(np.mean(ys[0])), 0.0
         return _line(np.concatenate(xs), np.concatenate(ys))
 
 
@@ -219,30 +226,8 @@ def _iv(i: Interval) -> dict[str, float]:
     return {"value": i.value, "lo": i.lo, "hi": i.hi}
 
 
-def _verdict_type():
-    """The package's Verdict type; until the typed verdicts land, a frozen dataclass with the
-    same fields and ``to_dict()``."""
-    try:
-        from circeff.analysis.verdicts import Verdict
-    except ImportError:
-        @dataclass(frozen=True)
-        class Verdict:  # noqa: D401 - same fields as circeff.analysis.verdicts.Verdict
-            key: str
-            holds: bool
-            reason: str
-            numbers: dict
-            rule: dict
-
-            def to_dict(self) -> dict:
-                from circeff.analysis.stats import to_plain
-                return to_plain({"key": self.key, "holds": bool(self.holds), "reason": self.reason,
-                                 "numbers": self.numbers, "rule": self.rule})
-    return Verdict
-
-
-def allocation_verdict(curves: AllocationCurves):
+def allocation_verdict(curves: AllocationCurves) -> Verdict:
     """Which predicted curve the data support, by the rule in the module docstring."""
-    Verdict = _verdict_type()
     d = curves.error_difference
     if d.lo > 0:
         supported, holds = "b", True
@@ -270,11 +255,15 @@ def allocation_verdict(curves: AllocationCurves):
 
 @dataclass(frozen=True)
 class OperatingCrossover(Record):
+    """``interpolated``: the crossover lies inside both circuits' measured D ranges."""
+
     D_crit: Interval
     operating_logit: float
     D_range: tuple[float, float]
     interpolated: bool
     n_no_crossing: int
+    D_range_G: tuple[float, float]
+    D_range_M: tuple[float, float]
 
 
 def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, operating_logit: float, *,
@@ -292,7 +281,8 @@ def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Inter
         aG, aM = aG + s / kG, aM + s / kM
         if bM <= bG:  # M does not grow faster than G: no crossing
             return math.inf
-        return math.exp((aG - aM) / (bM - bG))
+        log_D = (aG - aM) / (bM - bG)
+        return math.exp(log_D) if log_D < 700 else math.inf  # beyond float range: no crossing in reach
 
     value = crossing(None, kappa_G.value, kappa_M.value)
     rng = np.random.default_rng(seed)
@@ -300,9 +290,10 @@ def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Inter
                      for _ in range(n_boot)])
     iv = percentile_interval(value if np.isfinite(value) else math.nan, reps, level,
                              "bootstrap percentile (stripes resampled within D; kappas redrawn)")
-    lo, hi = st.D_range
-    return OperatingCrossover(iv, float(operating_logit), (lo, hi), bool(lo <= value <= hi),
-                              int(np.isinf(reps).sum()))
+    # interpolated only where both circuits were measured (their D ranges overlap there)
+    lo, hi = max(st.ranges["G"][0], st.ranges["M"][0]), min(st.ranges["G"][1], st.ranges["M"][1])
+    return OperatingCrossover(iv, float(operating_logit), st.D_range, bool(lo <= value <= hi),
+                              int(np.isinf(reps).sum()), st.ranges["G"], st.ranges["M"])
 
 
 def compare_dcrit(a: Interval, b: Interval, *, tolerance: float = 0.25, max_width_ratio: float = 2.0) -> dict:

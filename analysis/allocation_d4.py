@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize, minimize_scalar
+from scipy.optimize import minimize, minimize_scalar  # REMOVE-AFTER-THEORY-MERGE (only _two_kappa_minimum uses them)
 from scipy.stats import binomtest
 
 from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency
@@ -74,7 +74,7 @@ def winner_at_logit(P_G: float, kappa_G: float, P_M: float, kappa_M: float, logi
 
 
 def _two_kappa_minimum(P: tuple[float, float], kappa: tuple[float, float], q: float, alpha: float,
-                       n_classes: int) -> tuple[float, float]:
+                       n_classes: int) -> tuple[float, float]:  # REMOVE-AFTER-THEORY-MERGE
     """Global minimum of Eq. 6 with one kappa per circuit, for a theory layer that takes only
     one kappa: each single-circuit ray minimised in 1-D, and the interior from several starts
     (log weights); the lowest wins."""
@@ -103,23 +103,21 @@ def _two_kappa_minimum(P: tuple[float, float], kappa: tuple[float, float], q: fl
     return float(best[0]), float(best[1])
 
 
+# The theory layer's problem takes one kappa per circuit once its change is merged; until then
+# Eq. 6 with two kappas is minimised here. REMOVE-AFTER-THEORY-MERGE: this flag, the two lines
+# that use it in d4_optimum, and _two_kappa_minimum.
+_THEORY_TAKES_ONE_KAPPA = True
+
+
 def d4_optimum(P_G: float, P_M: float, kappa_G: float, kappa_M: float, *, alpha: float, n_classes: int,
                q: float = 2.0) -> tuple[float, float]:
-    """D.4's optimal weights ``(w_G, w_M)`` (each circuit's logit) from the theory layer.
-
-    The theory layer's problem takes a per-circuit kappa; where it takes only one (and the two
-    differ), :func:`_two_kappa_minimum` minimises the same Eq. 6 numerically."""
-    try:
-        problem = optima.OptimumProblem(P=(P_G, P_M), q=q, kappa=(kappa_G, kappa_M), alpha=alpha,
-                                        n_classes=n_classes)
-        w = optima.minimise(problem).weights
-        return float(w[0]), float(w[1])
-    except (ConfigError, TypeError):
-        if kappa_G == kappa_M:
-            w = optima.minimise(optima.OptimumProblem(P=(P_G, P_M), q=q, kappa=kappa_G, alpha=alpha,
-                                                      n_classes=n_classes)).weights
-            return float(w[0]), float(w[1])
+    """D.4's optimal weights ``(w_G, w_M)`` (each circuit's logit) from the theory layer's
+    minimiser of Eq. 6 with one kappa per circuit."""
+    if _THEORY_TAKES_ONE_KAPPA:  # REMOVE-AFTER-THEORY-MERGE
         return _two_kappa_minimum((P_G, P_M), (kappa_G, kappa_M), q, alpha, n_classes)
+    problem = optima.OptimumProblem(P=(P_G, P_M), q=q, kappa=(kappa_G, kappa_M), alpha=alpha, n_classes=n_classes)
+    w = optima.minimise(problem).weights
+    return float(w[0]), float(w[1])
 
 
 def _winner(w_G: float, w_M: float) -> str:

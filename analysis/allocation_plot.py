@@ -15,10 +15,13 @@ __all__ = ["plot_allocation_curves"]
 
 
 def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, AllocationCurves] | None = None,
-                           crossover: tuple[float, float, float] | None = None, label: str = "measured") -> Figure:
+                           crossover: tuple[float, float, float] | None = None, label: str = "measured",
+                           reference: tuple[str, float, float, float] | None = None) -> Figure:
     """``curves``: the predictions and the measured ratios (``label``) they were fitted to; ``measured``:
     further measured series by label (e.g. the AdamW endpoints beside the settled states);
-    ``crossover``: ``(value, lo, hi)`` of the operating-logit crossover, drawn as a band."""
+    ``crossover``: ``(value, lo, hi)`` of the operating-logit crossover, drawn as a band;
+    ``reference``: ``(label, value, lo, hi)`` of another D_crit estimate (e.g. ungrokking's),
+    drawn as a hatched band with its point."""
     fig = Figure(figsize=(7.5, 5.6))
     ax = fig.subplots()
     pts = curves.points
@@ -51,6 +54,11 @@ def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, Allo
         ax.axvspan(crossover[1], crossover[2], color="tab:red", alpha=0.08,
                    label=f"(a) switch D at operating logit {crossover[0]:.3g} [{crossover[1]:.3g}, {crossover[2]:.3g}]")
 
+    if reference is not None and all(math.isfinite(v) for v in reference[1:]):
+        name, v, lo, hi = reference
+        ax.axvspan(lo, hi, facecolor="none", edgecolor="tab:green", hatch="//", alpha=0.5,
+                   label=f"{name} D_crit {v:.3g} [{lo:.3g}, {hi:.3g}]")
+        ax.axvline(v, color="tab:green", linewidth=1)
     series = {label: curves} | dict(measured or {})
     for (label, c), marker in zip(series.items(), "osD^"):
         m = np.array([[p.measured.value, p.measured.lo, p.measured.hi] for p in c.points])

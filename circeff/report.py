@@ -24,7 +24,7 @@ VERDICT_TITLES = {
     "P3": "P3: the transition does not depend on weight decay",
     "P4": "P4 semi-grokking: some runs settle at middling test accuracy after a delay",
     "fig10a": "Figure 10a: the G:M ratio rises monotonically with D",
-    "allocation": "Theorem D.4 allocation from the P1 fits against the measured G:M ratio",
+    "allocation": "Allocation: Theorem D.4 on disjoint pairs, Figure 10 settled, predicted curves and D_crit two ways",
 }
 # where each verdict's section goes: after the stage that produced it
 _INTERVAL_KEYS = {"value", "lo", "hi"}

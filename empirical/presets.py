@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from circeff.empirical.config import ModelConfig, Training, TrainingView
+from circeff.empirical.experiments.allocation import AllocationConfig, DisjointConfig
 from circeff.empirical.experiments.efficiency import EfficiencyConfig
 from circeff.empirical.experiments.fig10 import Fig10Config
 from circeff.empirical.experiments.predictions_common import SMALL_MODEL, BaseConfig
@@ -41,7 +42,7 @@ __all__ = ["EXPERIMENTS", "MEASURED", "PRESETS", "SCALES", "TRAIN_PRESETS", "Tra
            "preset_rows", "sizes_of"]
 
 SCALES = ("quick", "full", "paper")
-EXPERIMENTS = ("progress", "efficiency", "ungrokking", "fig10", "semigrok")
+EXPERIMENTS = ("progress", "efficiency", "ungrokking", "fig10", "semigrok", "allocation")
 
 
 def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
@@ -106,6 +107,32 @@ PRESETS: dict[tuple[str, str], Any] = {
         replace(PAPER, steps=100_000, log_every=500, checkpoint_every=5000),
         sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20))),
 }
+
+# ---- allocation (Theorem D.4 on disjoint pairs; Figure 10's networks settled) ------------------
+# The M circuits are P1's memorisation-only networks (same sizes, seeds and training, so they are
+# reused, not retrained); G circuits are the base networks, settled alone on D examples, and
+# also at larger D alone (g_only_sizes) where a G network keeps its trig share, so G and M are
+# measured over overlapping D. Quick: 2 rungs, 2 starting splits and 60 L-BFGS iterations per
+# minimisation. Measured (2 cores shared with other jobs): 37 s of CPU, 70 s wall for the stage;
+# the disjoint cells about 40 s wall (about 12 ms per objective evaluation), Figure 10's 12
+# networks settled at one alpha about 10 s, the analysis about 4 s.
+PRESETS.update({
+    ("allocation", "quick"): AllocationConfig(
+        DisjointConfig(_BASE["quick"], sizes=(40, 80, 160), g_only_sizes=(320, 480), seeds=(0, 1),
+                       m_steps=QUICK.steps, m_lr=QUICK.lr, alphas=(1e-3, 1e-2), pair_alpha=1e-3,
+                       splits=((1.0, 0.5), (0.5, 1.0)), iterations=60),
+        fig10_alphas=(1e-3,), fig10_iterations=60, state_alpha=1e-3, n_boot=500),
+    ("allocation", "full"): AllocationConfig(
+        DisjointConfig(_BASE["full"], sizes=(60, 120, 240, 480), g_only_sizes=(720, 900), seeds=(0, 1, 2),
+                       m_steps=FULL.steps, m_lr=FULL.lr, alphas=(1e-4, 1e-3, 1e-2), pair_alpha=1e-3,
+                       iterations=150),
+        fig10_alphas=(1e-4, 1e-3), fig10_iterations=150, state_alpha=1e-3, n_boot=1000),
+    ("allocation", "paper"): AllocationConfig(
+        DisjointConfig(_BASE["paper"], sizes=(500, 1000, 2000, 4000), g_only_sizes=(6000, 9000), seeds=(0, 1, 2),
+                       m_steps=40_000, m_lr=PAPER.lr, alphas=(1e-4, 1e-3, 1e-2), pair_alpha=1e-3,
+                       iterations=500),
+        fig10_alphas=(1e-4, 1e-3), fig10_iterations=500, state_alpha=1e-3, n_boot=1000),
+})
 
 # Wall time (s) of each stage in the recorded runs: 2 shared CPU cores, torch 2.13, one thread.
 # quick: `circeff reproduce --quick` finished 2026-11-26 (docs/data/summary.json);

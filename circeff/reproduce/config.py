@@ -13,6 +13,7 @@ from typing import Any
 from circeff.analysis.stats import to_plain
 from circeff.empirical import presets
 from circeff.empirical.config import Training
+from circeff.empirical.experiments import allocation as alloc
 from circeff.empirical.experiments import efficiency as eff
 from circeff.empirical.experiments import fig10 as f10
 from circeff.empirical.experiments import progress as prog
@@ -42,8 +43,7 @@ class ReproduceConfig:
     ungrokking: ung.UngrokkingConfig = field(default_factory=ung.UngrokkingConfig)
     semigrok: semi.SemigrokConfig = field(default_factory=semi.SemigrokConfig)
     fig10: f10.Fig10Config = field(default_factory=f10.Fig10Config)
-    q: float = 2.0
-    allocation_n_boot: int = 2000
+    allocation: alloc.AllocationConfig = field(default_factory=alloc.AllocationConfig)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -89,7 +89,15 @@ def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
         ungrokking=replace(config.ungrokking, base=base, decay_budget=config.ungrokking.decay_budget / 10),
         fig10=replace(config.fig10, base=base, seeds=config.fig10.seeds[:2],
                       decay_budget=config.fig10.decay_budget / 10),
-        semigrok=replace(config.semigrok, training=cut(config.semigrok.training), sizes=config.semigrok.sizes[::4]))
+        semigrok=replace(config.semigrok, training=cut(config.semigrok.training), sizes=config.semigrok.sizes[::4]),
+        allocation=_allocation_cut(config.allocation))
+
+
+def _allocation_cut(a: alloc.AllocationConfig) -> alloc.AllocationConfig:
+    # the M networks follow P1's cut steps (so P1's are reused), and a tenth of the iterations
+    d = a.disjoint
+    return replace(a, disjoint=replace(d, m_steps=d.m_steps // 10, iterations=max(d.iterations // 10, 1)),
+                   fig10_iterations=max(a.fig10_iterations // 10, 1))
 
 
 def _tiny() -> ReproduceConfig:
@@ -105,7 +113,12 @@ def _tiny() -> ReproduceConfig:
                                         decay_budget=40.0, log_every=10, n_boot=50),
         semigrok=semi.SemigrokConfig(replace(t, steps=40, checkpoint_every=20), n_sizes=2),
         fig10=f10.Fig10Config(base=base, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50),
-        allocation_n_boot=50)
+        # tiny networks never reach a trig share of 0.95, so every G stripe is taken
+        allocation=alloc.AllocationConfig(
+            alloc.DisjointConfig(base, sizes=(20, 40), g_only_sizes=(90,), seeds=(0, 1), m_steps=60, m_lr=1e-2,
+                                 alphas=(1e-3, 1e-2), pair_alpha=1e-3, splits=((1.0, 0.5), (0.5, 1.0)),
+                                 iterations=10),
+            fig10_iterations=10, g_trig_share_min=0.0, n_boot=50))
 
 
 # reproduce's (preset, scale) -> the scale of the presets table
@@ -129,7 +142,8 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
     which = _SCALE_OF[(preset, scale)]
     config = ReproduceConfig(
         preset=preset, scale=scale if preset == "cpu" else "full",
-        **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10")})
+        **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10",
+                                                       "allocation")})
     if (preset, scale) == ("paper", "quick"):
         config = replace(_paper_quick(config), scale="quick")
     return _with_device(config, device)

@@ -9,7 +9,7 @@
 ``p2_p3``      ungrokking over D' x weight decay x seed (``run_ungrokking``)
 ``p4``         semi-grokking just above D_crit (``run_semigrokking``)
 ``fig10``      G:M correct-logit ratio against D (``run_fig10``)
-``allocation`` Theorem D.4 from the P1 fits against the measured ratio; D_crit two ways
+``allocation`` Theorem D.4 on disjoint pairs; Figure 10 settled; predicted curves; D_crit two ways
 =============  =====================================================================
 
 A stage reads what earlier stages left through :class:`Context` (typed results, or the
@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from circeff.analysis.allocation import measured_ratios, pooled_kappa
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 from circeff.empirical.backend import IN_PROCESS, Trainer
@@ -35,7 +34,7 @@ from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
 from circeff.empirical.experiments.predictions_common import train_base
 from circeff.errors import RunError
-from circeff.io import write_csv, write_json
+from circeff.io import read_json, write_json
 from circeff.reproduce.config import ReproduceConfig
 from circeff.reproduce.results import StageResult, Table, verdict_from_record
 
@@ -212,58 +211,102 @@ def stage_fig10(ctx: Context, out: Path) -> StageResult:
                  "Figure 10b: final test accuracy against D (same networks)": ctx.rel(out / "fig10b.png")})
 
 
-def _dcrit_two_ways(ctx: Context) -> dict:
-    from circeff.analysis.dcrit import agree
+def _settled_fig10(ctx: Context, out: Path) -> pd.DataFrame:
+    """Figure 10's networks settled (reused when this config already settled them)."""
+    from circeff.empirical.experiments.allocation import settle_fig10
 
-    cross, trans = ctx.estimate("p1", "crossover"), ctx.estimate("p2_p3", "ungrokking")
-    both = cross is not None and trans is not None
-    bounded = both and all(np.isfinite([iv.lo, iv.hi]).all() and iv.lo > 0 for iv in (cross, trans))
-    return {"crossover": cross, "ungrokking": trans, "agree": bool(agree(cross, trans)) if both else None,
-            "informative": bool(bounded)}
+    cfg = ctx.config.allocation
+    runs = ctx.out / "fig10" / "runs"
+    if not (runs / "summary.json").is_file():
+        raise RunError("no Figure 10 networks (the fig10 stage failed)")
+    csv, key = out / "fig10_settled.csv", {"alphas": list(cfg.fig10_alphas), "iterations": cfg.fig10_iterations,
+                                          "fig10": to_plain(ctx.config.fig10.to_dict())}
+    if csv.is_file() and (out / "fig10_settled.json").is_file() and read_json(out / "fig10_settled.json") == to_plain(key):
+        return pd.read_csv(csv)
+    rows = settle_fig10(runs, cfg.fig10_alphas, cfg.fig10_iterations, csv, progress=ctx.progress)
+    write_json(out / "fig10_settled.json", key)
+    return rows
+
+
+def _iv_text(iv: Interval) -> str:
+    return f"{iv.value:.3g} [{iv.lo:.3g}, {iv.hi:.3g}]"
 
 
 def stage_allocation(ctx: Context, out: Path) -> StageResult:
-    config = {"q": ctx.config.q, "n_boot": ctx.config.allocation_n_boot}
-    dcrit = _dcrit_two_ways(ctx)
-    two_ways = Table.of("D_crit two ways (agree when the two intervals overlap; with an unbounded interval "
-                        "agreement says nothing)", ["estimate", "D_crit [interval]"],
-                        [["efficiency crossover (P1 fits)", dcrit["crossover"]],
-                         ["ungrokking transition midpoint (P2)", dcrit["ungrokking"]],
-                         ["agree (intervals overlap)", dcrit["agree"]],
-                         ["informative (both intervals bounded)", dcrit["informative"]]])
-    if ctx.efficiency is None:
-        if ctx.results.get("p1") is None or not ctx.results["p1"].done:
-            raise RunError("no P1 fit (the p1 stage failed), so Theorem D.4 has no P_G, P_M, kappa")
-        # finished earlier: its networks are reused, only the fit is recomputed
-        ctx.efficiency = eff.run_efficiency(ctx.config.efficiency, ctx.out / "p1", progress=False, resume=True,
-                                            trainer=ctx.trainer)
-    rows = ctx.fig10_rows
-    if rows is None:
-        if not (ctx.out / "fig10" / "fig10.csv").is_file():
-            raise RunError("no Figure 10 measurements (the fig10 stage failed)")
-        rows = pd.read_csv(ctx.out / "fig10" / "fig10.csv")
-    analysis = ctx.efficiency.analysis
-    kappa = pooled_kappa(analysis)
-    result = StageResult("allocation", config=config, tables=[two_ways])
-    if not (np.isfinite(kappa) and kappa > 0):
-        # Theorem D.4 is stated for kappa > 0; a non-positive fitted kappa means the P1 fits do
-        # not describe the networks, so there is no prediction to compare (a data outcome, not a bug)
-        measured = (measured_ratios(rows[["D", "seed", "g_logit", "m_logit"]]).groupby("D")["ratio"]
-                    .median().reset_index().rename(columns={"ratio": "measured_median_ratio"}))
-        write_csv(out / "allocation.csv", measured.to_dict("records"))
-        result.verdicts.append(Verdict(
-            "allocation", False,
-            f"no prediction: the P1 fits give kappa_G {analysis.fit_G.kappa.value:.3g}, kappa_M "
-            f"{analysis.fit_M.kappa.value:.3g} (pooled {kappa:.3g}); Theorem D.4 needs kappa > 0",
-            to_plain({"kappa": kappa, "kappa_G": analysis.fit_G.kappa, "kappa_M": analysis.fit_M.kappa,
-                      "measured_median_by_D": measured.to_dict("records"), "dcrit_two_ways": dcrit}),
-            {"q": ctx.config.q}))
-        return result
-    c = f10.compare_with_theory(analysis, rows, out, q=ctx.config.q, n_boot=ctx.config.allocation_n_boot, seed=0)
-    result.figures = {"Allocation: Theorem D.4 prediction against the measured G:M ratio":
-                      ctx.rel(out / "allocation.png")}
-    result.verdicts.append(verdict_from_record("allocation", c, rule=("q",), dcrit_two_ways=dcrit))
-    return result
+    """Theorem D.4 on disjoint pairs, Figure 10's networks settled, the two predicted curves
+    and the crossover at the operating logit beside the ungrokking D_crit."""
+    from circeff.empirical.experiments import allocation as alloc
+
+    cfg = ctx.config.allocation
+    alone, pair = alloc.run_disjoint(cfg.on_base(ctx.config.base), out / "disjoint", progress=ctx.progress,
+                                     base_dir=ctx.out / "base", m_source=ctx.out / "p1" / "M", trainer=ctx.trainer)
+    settled = _settled_fig10(ctx, out)
+    ungrokking = ctx.estimate("p2_p3", "ungrokking")
+    a = alloc.analyse_allocation(alone, pair, settled, out, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
+                                 g_trig_share_min=cfg.g_trig_share_min, dcrit_ungrokking=ungrokking,
+                                 level=cfg.level, n_boot=cfg.n_boot)
+    d, curves, cross = a.disjoint, a.curves, a.crossings
+    op = cross["operating_settled"]
+    goal = a.dcrit_comparison.get("operating_settled")
+    # Figure 10's median ratio per D: AdamW endpoint beside the settled state
+    fig10 = pd.DataFrame(a.summary["fig10"])
+    fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == cfg.state_alpha)]
+    wide = fig10.pivot(index="D", columns="state", values="ratio_median").reset_index()
+    verdict = Verdict(
+        "allocation", a.verdict.holds,
+        f"{a.verdict.reason}. Disjoint pairs: {d.reason}",
+        to_plain({**a.verdict.numbers, "disjoint_winner_agreement": d.winner_agreement,
+                  "disjoint_winner_take_all": d.n_winner_take_all, "disjoint_cells": d.n_cells,
+                  "kappa_eff_adamw": curves["adamw"].kappa_eff, "kappa_G": curves["settled"].kappa_G,
+                  "kappa_M": curves["settled"].kappa_M,
+                  "log_error_by_D": [{"D": p.D, "a": p.log_error_a, "b": p.log_error_b}
+                                     for p in curves["settled"].points],
+                  "dcrit_operating": op.D_crit, "dcrit_operating_interpolated": op.interpolated,
+                  "dcrit_ungrokking": ungrokking, "dcrit_goal": goal,
+                  "disjoint_by_D": [{"D": r["D"], "pairs": r["n"], "predicted": "/".join(r["predicted_winners"]),
+                                     "measured": "/".join(r["measured_winners"]), "ratio_median": r["ratio_median"],
+                                     "winner_take_all": r["winner_take_all"], "agree": r["agree"]} for r in d.per_D],
+                  "curves_by_D": [{"D": p.D, "measured": p.measured.value, "measured_lo": p.measured.lo,
+                                   "measured_hi": p.measured.hi, "a": p.predicted_a, "log_error_a": p.log_error_a,
+                                   "b": p.predicted_b.value, "b_lo": p.predicted_b.lo, "b_hi": p.predicted_b.hi,
+                                   "log_error_b": p.log_error_b} for p in curves["settled"].points],
+                  "dcrit_routes": [{"route": k, "D_crit": c.D_crit.value, "lo": c.D_crit.lo, "hi": c.D_crit.hi,
+                                    "width": c.D_crit.hi / c.D_crit.lo if c.D_crit.lo > 0 else None,
+                                    "operating_logit": c.operating_logit, "interpolated": c.interpolated}
+                                   for k, c in cross.items()],
+                  "fig10_ratio_by_D": [{"D": r["D"], "adamw": r["adamw"], "settled": r["settled"]}
+                                       for r in wide.to_dict("records")]}),
+        a.verdict.rule)
+
+    def width(iv: Interval | None) -> str:
+        return f"{iv.hi / iv.lo:.3g}x" if iv is not None and iv.lo > 0 and np.isfinite(iv.hi) else "unbounded"
+
+    routes = [[f"crossover at the settled operating logit {cross['operating_settled'].operating_logit:.3g}",
+               _iv_text(op.D_crit), width(op.D_crit), op.interpolated],
+              [f"crossover at the AdamW operating logit {cross['operating_adamw'].operating_logit:.3g}",
+               _iv_text(cross["operating_adamw"].D_crit), width(cross["operating_adamw"].D_crit),
+               cross["operating_adamw"].interpolated],
+              ["crossover at unit logit", _iv_text(cross["unit_logit"].D_crit), width(cross["unit_logit"].D_crit),
+               cross["unit_logit"].interpolated]]
+    if ungrokking is not None:
+        routes.append(["ungrokking transition (P2)", _iv_text(ungrokking), width(ungrokking), "-"])
+    # the per-D records travel in the verdict (summary.json, the docs); the report's table
+    # here is only the one with intervals as text, for reading
+    tables = [Table.of("D_crit two ways (width: hi/lo of the interval; interpolated: inside both circuits' "
+                       "measured D)", ["route", "D_crit [interval]", "width", "interpolated"], routes)]
+    notes = [f"kappa_eff (case 2 fitted to the settled ratios) {_iv_text(curves['settled'].kappa_eff)}; "
+             f"to the AdamW endpoints {_iv_text(curves['adamw'].kappa_eff)}; per-circuit kappa_G "
+             f"{_iv_text(curves['settled'].kappa_G)} (G settled alone where its trig share stays above "
+             f"{cfg.g_trig_share_min:g}), kappa_M {_iv_text(curves['settled'].kappa_M)}.",
+             f"G measured at D {op.D_range_G[0]:g}-{op.D_range_G[1]:g}, M at D {op.D_range_M[0]:g}-{op.D_range_M[1]:g}."]
+    if goal is not None:
+        notes.append(f"D_crit goal (points within 25%, widths within 2x): point gap {goal['point_gap']:.0%}, "
+                     f"log-width ratio {goal['width_ratio']:.3g}: {'met' if goal['goal_met'] else 'not met'}.")
+    return StageResult(
+        "allocation", config=cfg.to_dict(), verdicts=[verdict], tables=tables, notes=notes,
+        estimates={"crossover_operating": op.D_crit},
+        figures={"Allocation: G:M logit ratio against D, predicted curves (a), (b) and measured":
+                 ctx.rel(out / "allocation_curves.png")})
 
 
 STAGE_FUNCS: dict[str, tuple[str, Callable[[Context, Path], StageResult]]] = {

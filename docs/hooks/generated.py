@@ -537,6 +537,18 @@ def check_api_coverage(config) -> None:
 
 # ---------------------------------------------------------------- mkdocs events
 
+def render_stage_notes(stage: str) -> str:
+    """The notes one ``circeff reproduce`` stage lists in summary.json (e.g. the allocation's
+    kappa_eff, the circuits' D ranges and the D_crit goal), as a list."""
+    summary = _load_json(SUMMARY)
+    if summary is None:
+        return _missing(f"The notes of the reproduce stage `{stage}`", REPRODUCE_HINT)
+    notes = (summary.get("stages", {}).get(stage) or {}).get("notes") or []
+    if not notes:
+        return _missing(f"Notes of the reproduce stage `{stage}` (absent from summary.json)", REPRODUCE_HINT)
+    return "\n".join(n if n.startswith(("- ", "```")) else f"- {n}" for n in notes) + "\n"
+
+
 RENDERERS = {
     "claims": lambda arg, page: render_claims_table(),
     "claim": lambda arg, page: render_claim(arg),
@@ -545,6 +557,7 @@ RENDERERS = {
     "figure": render_figure,
     "figures": render_figures,
     "stage-figures": render_stage_figures,
+    "stage-notes": lambda arg, page: render_stage_notes(arg),
     "reproduce-run": lambda arg, page: render_reproduce_run(),
     "verdict-summary": lambda arg, page: render_verdict_summary(),
     "toy": lambda arg, page: render_toy(arg),

@@ -32,16 +32,16 @@ Outputs: ``disjoint_alone.csv``, ``disjoint_pair.csv`` (and ``cells/`` with one 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from circeff.empirical.checkpoint import has_checkpoint, load_checkpoint
 from circeff.empirical.circuits import analyse_params
-from circeff.empirical.config import ModelConfig, TrainConfig
+from circeff.empirical.config import TrainConfig
 from circeff.empirical.disjoint import (
     CircuitInputs,
     paired_g_inputs,
@@ -49,14 +49,14 @@ from circeff.empirical.disjoint import (
     settle_pair,
     single_model_trig_share,
 )
-from circeff.empirical.experiments.predictions_common import SMALL_MODEL, BaseConfig, train_base, train_or_reuse
+from circeff.empirical.experiments.predictions_common import BaseConfig, train_base, train_or_reuse
 from circeff.empirical.settle import settle
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.errors import ConfigError
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv
 from circeff.validate import integer_at_least, positive
 
-__all__ = ["DISJOINT_PRESETS", "DisjointConfig", "run_disjoint", "settle_fig10"]
+__all__ = ["AllocationConfig", "DisjointConfig", "analyse_allocation", "run_disjoint", "settle_fig10"]
 
 ALONE_COLUMNS = ["circuit", "D", "seed", "alpha", "param_norm", "correct_logit", "train_acc", "ce",
                  "norm_drift", "trig_share"]
@@ -71,6 +71,9 @@ class DisjointConfig:
     Attributes:
         base: the G networks (trained on the full dataset; one per seed).
         sizes: the D of the pairs (M trained on D random-label pairs).
+        g_only_sizes: further D where only the G circuit is settled alone (no pair), so that
+            G is measured over a D range overlapping M's even where a G network settled on few
+            examples stops being G.
         seeds: which seeds (the G network of that seed, the M network of that seed).
         m_steps, m_lr, m_weight_decay: the M networks' AdamW run.
         alphas: the settle ladder (kappa comes from the spread over it).
@@ -82,6 +85,7 @@ class DisjointConfig:
 
     base: BaseConfig = field(default_factory=BaseConfig)
     sizes: tuple[int, ...] = (40, 80, 160, 320)
+    g_only_sizes: tuple[int, ...] = ()
     seeds: tuple[int, ...] = (0, 1)
     m_steps: int = 1500
     m_lr: float = 3e-3
@@ -99,6 +103,11 @@ class DisjointConfig:
             if d > n:
                 raise ConfigError("sizes", f"must be <= {n} = p^2", d)
         object.__setattr__(self, "sizes", tuple(sorted(set(self.sizes))))
+        for d in self.g_only_sizes:
+            integer_at_least("g_only_sizes", d, 1)
+            if d > n:
+                raise ConfigError("g_only_sizes", f"must be <= {n} = p^2", d)
+        object.__setattr__(self, "g_only_sizes", tuple(sorted(set(self.g_only_sizes) - set(self.sizes))))
         missing = [s for s in self.seeds if s not in self.base.seeds]
         if missing:
             raise ConfigError("seeds", f"must be among the base seeds {list(self.base.seeds)}", missing)
@@ -124,64 +133,148 @@ class DisjointConfig:
         return asdict(self)
 
 
-DISJOINT_PRESETS: dict[str, DisjointConfig] = {
-    # P = 23 with the small model: the G networks are Figure 10's quick base networks.
-    "quick": DisjointConfig(base=BaseConfig(p=23, seeds=(0, 1, 2), steps=1500, lr=3e-3, model=SMALL_MODEL),
-                            sizes=(40, 80, 160, 320), seeds=(0, 1), iterations=150),
-}
+@dataclass(frozen=True)
+class AllocationConfig:
+    """The allocation stage of ``circeff reproduce``: the disjoint pair, Figure 10's networks
+    settled, and the comparisons (:func:`analyse_allocation`).
+
+    Attributes:
+        disjoint: the disjoint-pair experiment (its ``base`` is replaced by the run's base
+            networks, so the G circuits are Figure 10's and ungrokking's networks).
+        fig10_alphas: the ladder Figure 10's networks are settled along (smallest first).
+        fig10_iterations: L-BFGS iterations per rung for Figure 10's networks.
+        state_alpha: the rung whose settled ratios are compared with the predictions.
+        g_trig_share_min: a G circuit settled alone enters the operating crossover only where
+            its trig share exceeds this at every rung (the paper's Section 5.1 criterion for a
+            G-only network), so the crossover compares a generalising circuit with a memorising
+            one.
+        n_boot, level: the bootstraps of the comparisons.
+    """
+
+    disjoint: DisjointConfig = field(default_factory=DisjointConfig)
+    fig10_alphas: tuple[float, ...] = (1e-3,)
+    fig10_iterations: int = 100
+    state_alpha: float = 1e-3
+    g_trig_share_min: float = 0.95
+    n_boot: int = 1000
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        for a in self.fig10_alphas:
+            positive("fig10_alphas", a)
+        object.__setattr__(self, "fig10_alphas", tuple(sorted(float(a) for a in self.fig10_alphas)))
+        if float(self.state_alpha) not in self.fig10_alphas:
+            raise ConfigError("state_alpha", f"must be one of fig10_alphas {list(self.fig10_alphas)}",
+                              self.state_alpha)
+        integer_at_least("fig10_iterations", self.fig10_iterations, 1)
+        integer_at_least("n_boot", self.n_boot, 50)
+
+    # the presets table reads P, model and steps through ``base``
+    @property
+    def base(self) -> BaseConfig:
+        return self.disjoint.base
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.disjoint.seeds
+
+    def on_base(self, base: BaseConfig) -> DisjointConfig:
+        """The disjoint experiment on ``base``'s networks."""
+        return replace(self.disjoint, base=base)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 def _model(params: dict, k: int) -> dict:
     return {n: t[k:k + 1].detach().clone() for n, t in params.items()}
 
 
-def _cell(config: DisjointConfig, d: int, seed: int, g_params: dict, m_params: dict) -> dict:
-    """One (D, seed): both circuits alone along the ladder, then the pair from every split."""
+def _cell(config: DisjointConfig, d: int, seed: int, g_params: dict, m_params: dict | None) -> dict:
+    """One (D, seed): both circuits alone along the ladder, then the pair from every split
+    (``m_params`` None: G alone on D true-label pairs, no pair)."""
     p = config.base.p
     m_task = TaskConfig(name="add", p=p, random_labels=True, label_seed=config.label_seed)
     g_task = TaskConfig(name="add", p=p)
-    data = make_dataset(m_task)
+    data = make_dataset(m_task if m_params is not None else g_task)
     idx = train_indices(len(data), d, 0)
     labels = torch.from_numpy(data.labels[idx].copy())
     m_in = CircuitInputs(torch.from_numpy(data.a[idx].copy()), torch.from_numpy(data.b[idx].copy()), labels)
-    ga, gb = paired_g_inputs(labels.numpy(), p, seed=1000 * seed + d)
-    g_in = CircuitInputs(torch.from_numpy(ga), torch.from_numpy(gb), labels)
+    if m_params is None:
+        g_in, circuits = m_in, (("G", g_params, m_in),)
+    else:
+        ga, gb = paired_g_inputs(labels.numpy(), p, seed=1000 * seed + d)
+        g_in = CircuitInputs(torch.from_numpy(ga), torch.from_numpy(gb), labels)
+        circuits = (("G", g_params, g_in), ("M", m_params, m_in))
     alone, at_pair = [], {}
-    for circuit, params, inputs in (("G", g_params, g_in), ("M", m_params, m_in)):
+    for circuit, params, inputs in circuits:
         for r in settle_alone(params, inputs, g_task, config.alphas, config.iterations):
             share = single_model_trig_share(r["params"], g_task) if circuit == "G" else float("nan")
             if r["alpha"] == config.pair_alpha:
                 at_pair[circuit] = r["params"]
             alone.append({"circuit": circuit, "D": d, "seed": seed, "trig_share": share,
                           **{k: v for k, v in r.items() if k != "params"}})
+    if m_params is None:
+        return {"alone": alone, "pair": []}
     pair = [{"D": d, "seed": seed, "alpha": config.pair_alpha, **asdict(s)}
             for s in settle_pair(at_pair["G"], at_pair["M"], g_in, m_in, g_task, config.pair_alpha,
                                  config.iterations, config.splits)]
     return {"alone": alone, "pair": pair}
 
 
+def _m_models(config: DisjointConfig, m_source: Path | None) -> tuple[Path, dict[tuple[int, int], int]] | None:
+    """A finished run in ``m_source`` holding every M network the experiment needs, trained
+    exactly as :meth:`DisjointConfig.m_train_config` would (P1's memorisation-only networks
+    are): its folder and the model index per (D, seed); ``None`` when it does not hold them."""
+    if m_source is None or not has_checkpoint(m_source) or not (Path(m_source) / "summary.json").is_file():
+        return None
+    have = load_checkpoint(m_source).config
+    want = config.m_train_config()
+    same = ("task", "model", "steps", "lr", "beta1", "beta2", "eps")
+    if any(getattr(have, f) != getattr(want, f) for f in same):
+        return None
+    index = {(r.train_size, r.seed, r.weight_decay, r.data_seed): k for k, r in enumerate(have.runs)}
+    found = {}
+    for r in want.runs:
+        k = index.get((r.train_size, r.seed, r.weight_decay, r.data_seed))
+        if k is None:
+            return None
+        found[(r.train_size, r.seed)] = k
+    return Path(m_source), found
+
+
 def run_disjoint(config: DisjointConfig, out_dir: str | Path, *, progress: bool = True,
-                 base_dir: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train (or reuse) the G base and the M networks, then every (D, seed) cell (resumable)."""
+                 base_dir: str | Path | None = None, m_source: str | Path | None = None,
+                 trainer=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train (or reuse) the G base and the M networks, then every (D, seed) cell (resumable).
+
+    ``m_source``: a finished run of memorisation-only networks (P1's ``M`` folder) reused when
+    it holds every (D, seed) trained the same way; otherwise they are trained in ``out/M``."""
     out = ensure_dir(out_dir)
-    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress)
-    g_all = load_checkpoint(base.run_dir / CHECKPOINT_NAME).params
+    base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, trainer=trainer)
+    g_all = load_checkpoint(base.run_dir).params
     m_config = config.m_train_config()
-    train_or_reuse(m_config, out / "M", progress=progress, resume=True)
-    m_all = load_checkpoint(out / "M" / CHECKPOINT_NAME).params
+    reuse = _m_models(config, Path(m_source) if m_source else None)
+    if reuse is None:
+        train_or_reuse(m_config, out / "M", progress=progress, resume=True, trainer=trainer)
+        reuse = (out / "M", {(r.train_size, r.seed): k for k, r in enumerate(m_config.runs)})
+    m_dir, m_index = reuse
+    m_all = load_checkpoint(m_dir).params
     cells = ensure_dir(out / "cells")
     key = json.dumps(config.to_dict(), sort_keys=True, default=str)
     alone, pair = [], []
-    for k, run in enumerate(m_config.runs):
-        path = cells / f"D{run.train_size}_seed{run.seed}.json"
+    todo = [(r.train_size, r.seed, True) for r in m_config.runs]
+    todo += [(d, s, False) for d in config.g_only_sizes for s in config.seeds]
+    for d, seed, paired in todo:
+        path = cells / (f"D{d}_seed{seed}.json" if paired else f"G_D{d}_seed{seed}.json")
         saved = json.loads(path.read_text()) if path.is_file() else None
         if saved is None or saved.get("key") != key:
-            g = _model(g_all, config.base.seeds.index(run.seed))
-            cell = _cell(config, run.train_size, run.seed, g, _model(m_all, k))
+            g = _model(g_all, config.base.seeds.index(seed))
+            cell = _cell(config, d, seed, g, _model(m_all, m_index[(d, seed)]) if paired else None)
             saved = {"key": key, **cell}
             atomic_write_bytes(path, json.dumps(saved).encode())
             if progress:
-                print(f"disjoint D={run.train_size} seed={run.seed} done", flush=True)
+                print(f"disjoint D={d} seed={seed}{'' if paired else ' (G alone)'} done", flush=True)
         alone += saved["alone"]
         pair += saved["pair"]
     write_csv(out / "disjoint_alone.csv", alone, fieldnames=ALONE_COLUMNS)
@@ -199,7 +292,7 @@ def settle_fig10(run_dir: str | Path, alphas: tuple[float, ...], iterations: int
     (smallest first, warm-started), with its G and M proxies at the endpoint and every rung.
 
     ``state`` is ``"adamw"`` (alpha nan) or ``"settled"``."""
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
+    state = load_checkpoint(Path(run_dir))
     config: TrainConfig = state.config
     dataset = make_dataset(config.task)
     rows = []
@@ -239,66 +332,109 @@ def _fig10_table(rows: pd.DataFrame) -> list[dict]:
     return out
 
 
+def accepted_g(alone: pd.DataFrame, min_share: float) -> pd.DataFrame:
+    """The rows of G stripes (D, seed) whose trig share exceeds ``min_share`` at every rung,
+    and every M row: the circuits the operating crossover compares."""
+    g = alone[alone["circuit"] == "G"]
+    ok = g.groupby(["D", "seed"])["trig_share"].min() > min_share
+    keep = {k for k, v in ok.items() if v}
+    mask = (alone["circuit"].to_numpy() == "M") | np.array([(d, s) in keep for d, s in zip(alone["D"], alone["seed"])],
+                                                            dtype=bool)
+    return alone[mask]
+
+
+@dataclass(frozen=True)
+class AllocationAnalysis:
+    """What :func:`analyse_allocation` computed (``summary`` is its JSON form)."""
+
+    summary: dict
+    disjoint: object
+    curves: dict
+    verdict: object
+    crossings: dict
+    dcrit_comparison: dict
+
+
 def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, out_dir: str | Path, *,
-                       n_classes: int, state_alpha: float, dcrit_ungrokking=None, level: float = 0.95,
-                       n_boot: int = 1000, seed: int = 0) -> dict:
+                       n_classes: int, state_alpha: float, g_trig_share_min: float = 0.95, dcrit_ungrokking=None,
+                       level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> AllocationAnalysis:
     """Every comparison of the allocation experiments, written to ``allocation_d4.json`` and
     ``allocation_curves.png``:
 
-    * the disjoint D.4 test (:func:`circeff.analysis.allocation_d4.compare_disjoint`);
+    * the disjoint D.4 test (:func:`circeff.analysis.allocation_d4.compare_disjoint`), on every
+      settled pair whatever its circuits became;
     * Figure 10's ratios at the AdamW endpoint and settled at ``state_alpha`` (per D);
-    * both predicted curves against the settled ratios, kappa_eff and the verdict
-      (:mod:`circeff.analysis.allocation_curves`);
-    * the crossover at the settled networks' operating logit (and at a unit logit), beside
+    * both predicted curves against each (:mod:`circeff.analysis.allocation_curves`), and the
+      verdict on the settled states;
+    * the crossover at the settled and the AdamW operating logit (and at a unit logit), beside
       ``dcrit_ungrokking`` (an :class:`~circeff.analysis.stats.Interval`) if given.
+
+    The curves and the crossovers use G only where it is a generalising circuit: stripes whose
+    trig share exceeds ``g_trig_share_min`` at every rung (:func:`accepted_g`), with kappa_G
+    refitted on them; kappa_M and M's stripes are all of M's.
     """
     from circeff.analysis.allocation_curves import allocation_curves, allocation_verdict, compare_dcrit, operating_crossover
     from circeff.analysis.allocation_d4 import compare_disjoint, fit_alone, stripe_log_P
     from circeff.analysis.allocation_plot import plot_allocation_curves
+    from circeff.analysis.efficiency import fit_circuit
     from circeff.analysis.plots import save_figure
     from circeff.analysis.stats import Interval, to_plain
+    from circeff.errors import ConfigError
     from circeff.io import write_json
 
     out = ensure_dir(out_dir)
     fit = fit_alone(alone, level=level, n_boot=n_boot, seed=seed)
+    kappas = {"G": fit.fit_G.kappa.value, "M": fit.fit_M.kappa.value}
+    if not all(np.isfinite(k) and k > 0 for k in kappas.values()):
+        # D.4 is stated for kappa > 0: a logit that does not grow with the norm leaves nothing to predict
+        raise ConfigError("kappa", "Theorem D.4 needs kappa > 0 for both circuits settled alone; fitted "
+                          f"kappa_G {kappas['G']:.3g}, kappa_M {kappas['M']:.3g}", kappas)
     disjoint = compare_disjoint(alone, pair, n_classes=n_classes, level=level, n_boot=n_boot, seed=seed, analysis=fit)
-    stripes = stripe_log_P(alone, fit.fit_G.kappa.value, fit.fit_M.kappa.value)
+    used = accepted_g(alone, g_trig_share_min)
+    g_rows = used[(used["circuit"] == "G") & (used["correct_logit"] > 0)].rename(columns={"alpha": "weight_decay"})
+    if g_rows.empty:
+        raise ConfigError("g_trig_share_min", f"no G circuit settled alone keeps a trig share above {g_trig_share_min:g}",
+                          float(alone.loc[alone["circuit"] == "G", "trig_share"].max()))
+    kappa_G = fit_circuit(g_rows, "G", intercepts="D_seed", level=level).kappa
+    kappa_M = fit.fit_M.kappa
+    stripes = stripe_log_P(used, kappa_G.value, kappa_M.value)
     states = {"adamw": fig10_rows[fig10_rows["state"] == "adamw"],
               "settled": fig10_rows[(fig10_rows["state"] == "settled") & (fig10_rows["alpha"] == state_alpha)]}
-    curves = {k: allocation_curves(stripes, fit.fit_G.kappa, fit.fit_M.kappa, v, level=level, n_boot=n_boot, seed=seed)
+    curves = {k: allocation_curves(stripes, kappa_G, kappa_M, v, level=level, n_boot=n_boot, seed=seed)
               for k, v in states.items()}
     verdicts = {k: allocation_verdict(c) for k, c in curves.items()}
-    s_op = float(np.median(states["settled"]["g_logit"] + states["settled"]["m_logit"]))
-    s_adamw = float(np.median(states["adamw"]["g_logit"] + states["adamw"]["m_logit"]))
-    crossings = {"operating_settled": operating_crossover(stripes, fit.fit_G.kappa, fit.fit_M.kappa, s_op,
-                                                          level=level, n_boot=n_boot, seed=seed),
-                 "operating_adamw": operating_crossover(stripes, fit.fit_G.kappa, fit.fit_M.kappa, s_adamw,
-                                                        level=level, n_boot=n_boot, seed=seed),
-                 "unit_logit": operating_crossover(stripes, fit.fit_G.kappa, fit.fit_M.kappa, 1.0,
-                                                   level=level, n_boot=n_boot, seed=seed)}
-    # where the operating crossover's width comes from: the stripes alone, the kappas alone
-    fixed = {c: Interval(k.value, k.value, k.value, k.level, "fixed") for c, k in
-             (("G", fit.fit_G.kappa), ("M", fit.fit_M.kappa))}
+    s_op = {k: float(np.median(v["g_logit"] + v["m_logit"])) for k, v in states.items()}
+    crossings = {f"operating_{k}": operating_crossover(stripes, kappa_G, kappa_M, s_op[k], level=level,
+                                                       n_boot=n_boot, seed=seed) for k in states}
+    crossings["unit_logit"] = operating_crossover(stripes, kappa_G, kappa_M, 1.0, level=level, n_boot=n_boot, seed=seed)
+    # where the settled crossover's width comes from: the stripes alone, the kappas alone
+    fixed = {c: Interval(k.value, k.value, k.value, k.level, "fixed") for c, k in (("G", kappa_G), ("M", kappa_M))}
     width_sources = {
-        "stripes_only": operating_crossover(stripes, fixed["G"], fixed["M"], s_op, level=level, n_boot=n_boot,
-                                            seed=seed).D_crit,
-        "kappas_only": operating_crossover(stripes, fit.fit_G.kappa, fit.fit_M.kappa, s_op, level=level,
+        "stripes_only": operating_crossover(stripes, fixed["G"], fixed["M"], s_op["settled"], level=level,
+                                            n_boot=n_boot, seed=seed).D_crit,
+        "kappas_only": operating_crossover(stripes, kappa_G, kappa_M, s_op["settled"], level=level,
                                            n_boot=n_boot, seed=seed, resample_stripes=False).D_crit}
-    dcrit = {k: c.D_crit for k, c in crossings.items()}
-    comparison = ({k: compare_dcrit(v, dcrit_ungrokking) for k, v in dcrit.items() if np.isfinite(v.hi)}
+    comparison = ({k: compare_dcrit(c.D_crit, dcrit_ungrokking) for k, c in crossings.items()
+                   if np.isfinite(c.D_crit.hi) and c.D_crit.lo > 0}
                   if dcrit_ungrokking is not None else {})
-    summary = {"disjoint": disjoint.to_dict(), "fit_alone": {"G": fit.fit_G.to_dict(), "M": fit.fit_M.to_dict()},
-               "stripes": stripes.to_dict("records"),
-               "curves": {k: c.to_dict() for k, c in curves.items()},
-               "verdicts": {k: v.to_dict() for k, v in verdicts.items()},
-               "crossover": {k: c.to_dict() for k, c in crossings.items()},
-               "dcrit_ungrokking": dcrit_ungrokking.to_dict() if dcrit_ungrokking is not None else None,
-               "dcrit_comparison": comparison, "state_alpha": state_alpha,
-               "crossover_width_sources": {k: v.to_dict() for k, v in width_sources.items()},
-               "fig10": _fig10_table(fig10_rows)}
-    write_json(out / "allocation_d4.json", to_plain(summary))
+    summary = to_plain({
+        "disjoint": disjoint.to_dict(), "fit_alone": {"G": fit.fit_G.to_dict(), "M": fit.fit_M.to_dict()},
+        "kappa_G_generalising": kappa_G, "g_trig_share_min": g_trig_share_min,
+        "g_stripes_used": sorted({(float(d), int(s)) for d, s in zip(g_rows["D"], g_rows["seed"])}),
+        "stripes": stripes.to_dict("records"),
+        "curves": {k: c.to_dict() for k, c in curves.items()},
+        "verdicts": {k: v.to_dict() for k, v in verdicts.items()},
+        "crossover": {k: c.to_dict() for k, c in crossings.items()},
+        "dcrit_ungrokking": dcrit_ungrokking.to_dict() if dcrit_ungrokking is not None else None,
+        "dcrit_comparison": comparison, "state_alpha": state_alpha,
+        "crossover_width_sources": {k: v.to_dict() for k, v in width_sources.items()},
+        "fig10": _fig10_table(fig10_rows)})
+    write_json(out / "allocation_d4.json", summary)
     c = crossings["operating_settled"].D_crit
     save_figure(plot_allocation_curves(curves["settled"], {"AdamW endpoint": curves["adamw"]},
-                                       crossover=(c.value, c.lo, c.hi), label=f"settled at alpha {state_alpha:g}"),
+                                       crossover=(c.value, c.lo, c.hi), label=f"settled at alpha {state_alpha:g}",
+                                       reference=None if dcrit_ungrokking is None else
+                                       ("ungrokking", dcrit_ungrokking.value, dcrit_ungrokking.lo,
+                                        dcrit_ungrokking.hi)),
                 out / "allocation_curves.png")
-    return summary
+    return AllocationAnalysis(summary, disjoint, curves, verdicts["settled"], crossings, comparison)

@@ -1,5 +1,4 @@
-"""Figure 10a (the G:M correct-logit ratio rises with D) and the predicted-against-measured
-weight allocation (Theorem D.4 from the P1 fits).
+"""Figure 10a (the G:M correct-logit ratio rises with D).
 
 Figure 10a: start from G-only networks trained on the full dataset
 (:class:`~circeff.empirical.experiments.predictions_common.BaseConfig`), train each at every D
@@ -11,18 +10,15 @@ G:M ratio per network follows :func:`circeff.analysis.allocation.measured_ratios
 ratio with a bootstrap interval (:func:`~circeff.analysis.allocation.monotonic_verdict`).
 Final test accuracy against D (Figure 10b) comes from the same networks.
 
-Allocation (:func:`compare_with_theory`): from the P1 fits (``P_G(D)``, ``P_M(D)``, kappa,
-:mod:`circeff.analysis.efficiency`) and q = 2, Theorem D.4 (through the theory layer, called
-by :func:`circeff.analysis.allocation.compare_allocation`) predicts winner-take-all (case 1) or
-a G:M weight ratio (case 2) at every D of this experiment; beside it the measured ratio.
+The predicted-against-measured allocation of these networks (settled to a minimum first) is
+:mod:`circeff.empirical.experiments.allocation`.
 
 The known flaw of the proxies (paper, Appendix B): with both circuits present the trig proxy
 overestimates G and underestimates M, so measured ratios lean towards G.
 
 Outputs: ``runs/`` (engine batch; ``base/`` unless a base folder is passed), ``fig10.csv`` (one row
 per network: D, seed, g_logit, m_logit, ratio, trig_share, accuracies, convergence),
-``fig10.json`` (config, verdict), ``fig10a.png``, ``fig10b.png``; and from
-:func:`compare_with_theory`: ``allocation.csv``, ``allocation.json``, ``allocation.png``.
+``fig10.json`` (config, verdict), ``fig10a.png``, ``fig10b.png``.
 """
 
 from __future__ import annotations
@@ -33,9 +29,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from circeff.analysis.allocation import AllocationComparison, MonotonicVerdict, compare_allocation, measured_ratios, monotonic_verdict
-from circeff.analysis.efficiency import EfficiencyAnalysis
-from circeff.analysis.plots import plot_allocation, plot_ratio_vs_D, plot_ungrokking, save_figure
+from circeff.analysis.allocation import MonotonicVerdict, measured_ratios, monotonic_verdict
+from circeff.analysis.plots import plot_ratio_vs_D, plot_ungrokking, save_figure
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.experiments.predictions_common import (
@@ -55,7 +50,6 @@ __all__ = [
     "FIG10_COLUMNS",
     "Fig10Config",
     "Fig10Result",
-    "compare_with_theory",
     "run_fig10",
 ]
 
@@ -177,21 +171,3 @@ def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True
     save_figure(plot_ungrokking(rows, title="Figure 10b: final test accuracy against D (the networks of 10a)",
                                 xlabel="training set size D"), out / "fig10b.png")
     return Fig10Result(rows, verdict, base, out)
-
-
-def compare_with_theory(analysis: EfficiencyAnalysis, fig10: Fig10Result | pd.DataFrame, out_dir: str | Path,
-                        *, q: float = 2.0, kappa: float | None = None, level: float = 0.95,
-                        n_boot: int = 2000, seed: int = 0) -> AllocationComparison:
-    """Theorem D.4's G:M allocation from the P1 fits beside the measured Figure 10 ratios;
-    writes ``allocation.csv`` (one row per D), ``allocation.json`` and ``allocation.png``."""
-    rows = fig10.rows if isinstance(fig10, Fig10Result) else fig10
-    out = ensure_dir(out_dir)
-    comparison = compare_allocation(analysis, rows[["D", "seed", "g_logit", "m_logit"]], q=q, kappa=kappa,
-                                    level=level, n_boot=n_boot, seed=seed)
-    table = [{"D": r.D, "P_G": r.P_G, "P_M": r.P_M, "predicted_ratio": r.predicted_ratio,
-              "predicted": r.predicted, "measured_ratio": r.measured.value, "measured_lo": r.measured.lo, "measured_hi": r.measured.hi,
-              "n_seeds": r.n_seeds, "log_error": r.log_error} for r in comparison.rows]
-    write_csv(out / "allocation.csv", table)
-    write_json(out / "allocation.json", to_plain(comparison.to_dict()))
-    save_figure(plot_allocation(comparison), out / "allocation.png")
-    return comparison

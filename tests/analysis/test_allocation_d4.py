@@ -1,5 +1,7 @@
-"""Predicted (Theorem D.4, via the theory layer) against measured G:M allocation, and the
-Figure 10a monotonicity verdict."""
+"""Theorem D.4's ratio through the theory layer (``predict_allocation``), the measured G:M
+ratios and the Figure 10a monotonicity verdict; and the superseded pooled-kappa comparison
+(``compare_allocation``, no longer reported by ``circeff reproduce`` but still drawn by a figure
+helper), whose tests stay as they were so that the helper keeps computing what it says."""
 
 from __future__ import annotations
 

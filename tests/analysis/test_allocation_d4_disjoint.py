@@ -18,7 +18,7 @@ from circeff.analysis.allocation_curves import (
     operating_crossover,
 )
 from circeff.analysis.allocation_d4 import (
-    _two_kappa_minimum,
+    _two_kappa_minimum,  # REMOVE-AFTER-THEORY-MERGE (with the test that uses it)
     compare_disjoint,
     d4_optimum,
     winner_at_logit,
@@ -71,7 +71,7 @@ def _true_winner(D: float) -> str:
     return "G" if w[0] > w[1] else "M"
 
 
-def test_D4_fallback_minimum_equals_theory_layer_at_equal_kappa():
+def test_D4_fallback_minimum_equals_theory_layer_at_equal_kappa():  # REMOVE-AFTER-THEORY-MERGE
     for P in ((4.0, 6.0), (6.0, 4.0), (5.0, 5.2)):
         for kappa in (1.0, 3.0):
             ours = _two_kappa_minimum(P, (kappa, kappa), 2.0, 1e-3, N)
@@ -211,3 +211,54 @@ def test_disjoint_pair_costs_and_logits_add_on_a_tiny_transformer():
     lg, lm = circuit_logits(g, g_in, task), circuit_logits(m, m_in, task)
     assert math.isclose(float(centred_correct_logit(lg + lm, labels)),
                         float(centred_correct_logit(lg, labels) + centred_correct_logit(lm, labels)), rel_tol=1e-5)
+
+
+def test_operating_crossover_with_G_at_one_D_is_flat_and_flagged_extrapolated():
+    # G measured only at D = 640 (outside M's 40-320): its log P is flat, the crossing is the
+    # same D as with G everywhere (G's true P is flat), but it is not interpolated
+    st = _stripes(P_TRUE)
+    only = pd.concat([st[st["circuit"] == "M"],
+                      _stripes(P_TRUE, D_values=(640,)).query("circuit == 'G'")])
+    oc = operating_crossover(only, KG, KM, operating_logit=20.0, n_boot=200)
+    assert math.isclose(oc.D_crit.value, 4 ** (1 / 0.35), rel_tol=0.05)
+    assert oc.D_range_G == (640.0, 640.0) and not oc.interpolated
+    # negative control: G measured over M's range gives the same D, now interpolated
+    assert operating_crossover(st, KG, KM, operating_logit=20.0, n_boot=50).interpolated
+
+
+def test_only_G_stripes_above_the_trig_share_threshold_enter_the_crossover():
+    from circeff.empirical.experiments.allocation import accepted_g
+
+    alone = _alone(P_TRUE, KAPPA, D_VALUES)
+    share = {40: 0.01, 80: 0.5, 160: 0.96, 320: 0.99}
+    alone["trig_share"] = [share[int(d)] if c == "G" else float("nan") for c, d in zip(alone["circuit"], alone["D"])]
+    # one rung of one D = 160 stripe below the threshold drops that stripe only
+    low = alone.index[(alone["circuit"] == "G") & (alone["D"] == 160) & (alone["seed"] == 0)][0]
+    alone.loc[low, "trig_share"] = 0.9
+    kept = accepted_g(alone, 0.95)
+    g = kept[kept["circuit"] == "G"]
+    assert sorted({(int(d), int(s)) for d, s in zip(g["D"], g["seed"])}) == [(160, 1), (320, 0), (320, 1)]
+    assert (kept["circuit"] == "M").sum() == (alone["circuit"] == "M").sum()
+    # negative control: with threshold 0 every stripe stays
+    assert len(accepted_g(alone, 0.0)) == len(alone)
+
+
+def test_allocation_without_a_positive_fitted_kappa_stops_naming_kappa(tmp_path):
+    # circuits whose logit falls with the norm: Theorem D.4 has nothing to predict, and the
+    # stage must say so with the fitted kappas (the reproduce stage turns this into a verdict
+    # that does not hold)
+    from circeff.empirical.experiments.allocation import analyse_allocation
+    from circeff.errors import ConfigError
+
+    alone = _alone(P_TRUE, {"G": -1.0, "M": 4.0}, D_VALUES)
+    alone["trig_share"] = 1.0
+    with pytest.raises(ConfigError, match="kappa_G -1"):
+        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), tmp_path, n_classes=N, state_alpha=1e-3,
+                           n_boot=100)
+    # negative control: positive kappas pass this check (and fail later only on the empty pair)
+    alone = _alone(P_TRUE, KAPPA, D_VALUES)
+    alone["trig_share"] = 1.0
+    with pytest.raises(ConfigError) as err:
+        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), tmp_path, n_classes=N, state_alpha=1e-3,
+                           n_boot=100)
+    assert "kappa_G" not in str(err.value)

@@ -1,0 +1,91 @@
+"""The allocation stage of ``circeff reproduce`` at the tiny scale: it runs the disjoint D.4
+test, settles Figure 10's networks, fits both curves and the crossovers, produces the
+``allocation`` verdict from those numbers, resumes from its markers, and a mutated D.4
+prediction shows up in its verdict. (Tiny numbers mean nothing; the tests check that the
+verdict's numbers are the ones its rule and tables are computed from.)"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from circeff.analysis import allocation_d4
+from circeff.analysis.allocation_curves import kappa_from_exponent
+from circeff.empirical import disjoint
+from circeff.reproduce import reproduce_config
+from circeff.reproduce.stages import Context, stage_allocation, stage_base, stage_fig10
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    ctx = Context(reproduce_config("cpu", "tiny"), out, progress=False)
+    for name, stage in (("base", stage_base), ("fig10", stage_fig10)):
+        ctx.results[name] = stage(ctx, out / name)
+    result = stage_allocation(ctx, out / "allocation")
+    return ctx, out, result
+
+
+def test_allocation_stage_verdict_numbers_follow_its_rule(tiny):
+    ctx, out, r = tiny
+    v = r.verdict("allocation")
+    n = v.numbers
+    cfg = ctx.config.allocation
+    # the disjoint test covers every (D, seed) of the preset, each pair settled
+    assert n["disjoint_cells"] == len(cfg.disjoint.sizes) * len(cfg.disjoint.seeds)
+    assert 0.0 <= n["disjoint_winner_agreement"]["value"] <= 1.0
+    # the verdict's medians are the medians of the per-D log errors it lists
+    errs = n["log_error_by_D"]
+    assert len(errs) == len(ctx.config.fig10.sizes)
+    assert math.isclose(n["median_abs_error_a"], float(np.median([abs(e["a"]) for e in errs])), rel_tol=1e-12)
+    assert math.isclose(n["median_abs_error_b"], float(np.median([abs(e["b"]) for e in errs])), rel_tol=1e-12)
+    # kappa_eff is the exponent mapped through k = q e / (q + e)
+    assert math.isclose(n["kappa_eff"]["value"], float(kappa_from_exponent(n["exponent"]["value"])), rel_tol=1e-12)
+    # holds exactly when the difference's interval lies above 0 (the data support case 2)
+    d = n["difference"]
+    assert v.holds == (d["lo"] > 0)
+    assert n["supported"] == ("b" if d["lo"] > 0 else "a" if d["hi"] < 0 else "neither")
+    # settled and AdamW ratios for every D of Figure 10, three D_crit routes
+    assert [x["D"] for x in n["fig10_ratio_by_D"]] == [float(d) for d in ctx.config.fig10.sizes]
+    assert {x["route"] for x in n["dcrit_routes"]} == {"operating_settled", "operating_adamw", "unit_logit"}
+    assert (out / "allocation" / "allocation_curves.png").stat().st_size > 10_000
+    assert (out / "allocation" / "allocation_d4.json").is_file()
+    assert "crossover_operating" in r.estimates
+
+
+def test_allocation_stage_resumes_without_settling_again(tiny, monkeypatch):
+    ctx, out, first = tiny
+
+    def boom(*a, **k):
+        raise AssertionError("settled again although the markers say it is done")
+
+    monkeypatch.setattr(disjoint, "settle_alone", boom)
+    monkeypatch.setattr("circeff.empirical.experiments.allocation.settle_alone", boom)
+    monkeypatch.setattr("circeff.empirical.experiments.allocation.settle_fig10", boom)
+    again = stage_allocation(ctx, out / "allocation")
+    assert again.verdict("allocation").numbers == first.verdict("allocation").numbers
+    # without its marker the settled Figure 10 is redone (so the check above could fail)
+    marker = out / "allocation" / "fig10_settled.json"
+    saved = marker.read_text()
+    marker.unlink()
+    try:
+        with pytest.raises(AssertionError, match="settled again"):
+            stage_allocation(ctx, out / "allocation")
+    finally:
+        marker.write_text(saved)
+
+
+def test_allocation_stage_catches_a_mutated_D4_prediction(tiny, monkeypatch):
+    """Negative control: D.4's weights handed to the wrong circuits (G's to M, M's to G) lose
+    the agreement the real prediction has on the tiny pairs. (Swapping only P_G and P_M is
+    not a control here: with kappa_G != kappa_M the operating logit can keep the winner.)"""
+    ctx, out, first = tiny
+    good = first.verdict("allocation").numbers
+    assert good["disjoint_winner_agreement"]["value"] == 1.0
+    real = allocation_d4.d4_optimum
+    monkeypatch.setattr(allocation_d4, "d4_optimum", lambda *a, **k: real(*a, **k)[::-1])
+    mutated = stage_allocation(ctx, out / "allocation").verdict("allocation").numbers
+    assert mutated["disjoint_winner_agreement"]["value"] == 0.0
+    assert mutated["disjoint_winner_agreement"]["hi"] < 0.75
