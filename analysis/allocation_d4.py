@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize, minimize_scalar  # REMOVE-AFTER-THEORY-MERGE (only _two_kappa_minimum uses them)
 from scipy.stats import binomtest
 
 from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency
@@ -73,48 +72,10 @@ def winner_at_logit(P_G: float, kappa_G: float, P_M: float, kappa_M: float, logi
     return "tie" if g == m else ("G" if g < m else "M")
 
 
-def _two_kappa_minimum(P: tuple[float, float], kappa: tuple[float, float], q: float, alpha: float,
-                       n_classes: int) -> tuple[float, float]:  # REMOVE-AFTER-THEORY-MERGE
-    """Global minimum of Eq. 6 with one kappa per circuit, for a theory layer that takes only
-    one kappa: each single-circuit ray minimised in 1-D, and the interior from several starts
-    (log weights); the lowest wins."""
-    lx = optima.CrossEntropyLoss(n_classes)
-    P_, k_ = np.asarray(P, float), np.asarray(kappa, float)
-
-    def loss(w: np.ndarray) -> float:
-        w = np.maximum(w, 0.0)
-        return float(lx.value(w.sum())) + alpha / q * float(np.sum((w ** (1.0 / k_) * P_) ** q))
-
-    candidates = [np.zeros(2)]
-    for i in range(2):
-        def on_ray(log_s: float, i: int = i) -> float:
-            w = np.zeros(2)
-            w[i] = math.exp(log_s)
-            return loss(w)
-        r = minimize_scalar(on_ray, bounds=(-10.0, 8.0), method="bounded", options={"xatol": 1e-10})
-        w = np.zeros(2)
-        w[i] = math.exp(r.x)
-        candidates.append(w)
-    for start in ((0.0, 0.0), (2.0, -2.0), (-2.0, 2.0), (1.0, 1.0)):
-        r = minimize(lambda v: loss(np.exp(v)), np.array(start), method="Nelder-Mead",
-                     options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 4000})
-        candidates.append(np.exp(r.x))
-    best = min(candidates, key=loss)
-    return float(best[0]), float(best[1])
-
-
-# The theory layer's problem takes one kappa per circuit once its change is merged; until then
-# Eq. 6 with two kappas is minimised here. REMOVE-AFTER-THEORY-MERGE: this flag, the two lines
-# that use it in d4_optimum, and _two_kappa_minimum.
-_THEORY_TAKES_ONE_KAPPA = True
-
-
 def d4_optimum(P_G: float, P_M: float, kappa_G: float, kappa_M: float, *, alpha: float, n_classes: int,
                q: float = 2.0) -> tuple[float, float]:
     """D.4's optimal weights ``(w_G, w_M)`` (each circuit's logit) from the theory layer's
     minimiser of Eq. 6 with one kappa per circuit."""
-    if _THEORY_TAKES_ONE_KAPPA:  # REMOVE-AFTER-THEORY-MERGE
-        return _two_kappa_minimum((P_G, P_M), (kappa_G, kappa_M), q, alpha, n_classes)
     problem = optima.OptimumProblem(P=(P_G, P_M), q=q, kappa=(kappa_G, kappa_M), alpha=alpha, n_classes=n_classes)
     w = optima.minimise(problem).weights
     return float(w[0]), float(w[1])

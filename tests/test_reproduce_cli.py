@@ -101,26 +101,6 @@ def test_reproduce_configs_share_one_P_and_one_base():
     assert reproduce_config("paper", "full").base.p == 113
 
 
-def test_allocation_without_a_positive_fitted_kappa_does_not_hold_and_keeps_the_numbers(tmp_path):
-    # P1 fits whose logit falls with the norm (kappa < 0): Theorem D.4 has nothing to predict;
-    # the verdict must say so with the fitted kappas, not fail silently or crash
-    from types import SimpleNamespace
-
-    from circeff.analysis.efficiency import analyse_efficiency
-    from circeff.reproduce.stages import Context, stage_allocation
-    from tests.strategies.analysis import efficiency_rows, ratio_rows
-
-    rows = efficiency_rows({"G": lambda D: 5.0, "M": lambda D: 0.5 * D**0.5}, kappa=-1.0,
-                           D_values=(100, 300, 1000), seed=0)
-    ctx = Context(reproduce_config("cpu", "tiny"), tmp_path, progress=False)
-    ctx.efficiency = SimpleNamespace(analysis=analyse_efficiency(rows, n_boot=100, seed=0))
-    ctx.fig10_rows = ratio_rows(lambda D: D / 100, D_values=(50, 100, 200), seed=0)
-    v = stage_allocation(ctx, tmp_path).verdict("allocation")
-    assert v.holds is False and v.numbers["kappa"] < 0 and "kappa > 0" in v.reason
-    assert len(v.numbers["measured_median_by_D"]) == 3
-    assert (tmp_path / "allocation.csv").is_file()
-
-
 def test_summary_verdicts_carry_their_named_numbers_and_the_report_shows_them(tiny_out):
     # the fields the docs and readers rely on: renaming one in a stage breaks this test
     summary = json.loads((tiny_out / "summary.json").read_text())

@@ -18,7 +18,6 @@ from circeff.analysis.allocation_curves import (
     operating_crossover,
 )
 from circeff.analysis.allocation_d4 import (
-    _two_kappa_minimum,  # REMOVE-AFTER-THEORY-MERGE (with the test that uses it)
     compare_disjoint,
     d4_optimum,
     winner_at_logit,
@@ -69,14 +68,6 @@ D_VALUES = (40, 80, 160, 320)
 def _true_winner(D: float) -> str:
     w = d4_optimum(P_TRUE["G"](D), P_TRUE["M"](D), 4.0, 4.0, alpha=1e-3, n_classes=N)
     return "G" if w[0] > w[1] else "M"
-
-
-def test_D4_fallback_minimum_equals_theory_layer_at_equal_kappa():  # REMOVE-AFTER-THEORY-MERGE
-    for P in ((4.0, 6.0), (6.0, 4.0), (5.0, 5.2)):
-        for kappa in (1.0, 3.0):
-            ours = _two_kappa_minimum(P, (kappa, kappa), 2.0, 1e-3, N)
-            theirs = optima.minimise(optima.OptimumProblem(P=P, q=2.0, kappa=kappa, alpha=1e-3, n_classes=N)).weights
-            np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3 * max(theirs))
 
 
 def test_D4_swapping_P_flips_the_winner():
