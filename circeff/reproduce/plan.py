@@ -274,7 +274,7 @@ def format_plan(title: str, plans: list[StagePlan], calibrations: dict[tuple, Ca
                  f"{sum(p.examples for p in plans):>14,} {sum(p.flops for p in plans) / 1e12:>9.2f} {'':>8} "
                  f"{_hms(total_cpu):>10}" + (f" {_hms(total_gpu):>10}" if gpu else ""))
     lines.append("estimated wall time on this machine (an estimate from the calibration, not a measurement); "
-                 "theory, toy and post-training analysis not included")
+                 "not included: analysis after training (and reproduce's theory and toy stages)")
     if gpu:
         lines.append(GPU_NOTE)
     return lines
