@@ -12,7 +12,7 @@ from typing import Any
 
 from circeff.analysis.stats import to_plain
 from circeff.empirical import presets
-from circeff.empirical.config import Training
+from circeff.empirical.config import ModelConfig, Training
 from circeff.empirical.experiments import efficiency as eff
 from circeff.empirical.experiments import fig10 as f10
 from circeff.empirical.experiments import progress as prog
@@ -20,8 +20,10 @@ from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig, config_fingerprint
 from circeff.errors import ConfigError
+from circeff.validate import integer_at_least
 
-__all__ = ["PRESETS", "SCALES", "ReproduceConfig", "comparable", "fingerprint", "reproduce_config"]
+__all__ = ["EXPERIMENT_PRESETS", "PRESETS", "SCALES", "ReproduceConfig", "comparable", "experiment_config",
+           "fingerprint", "reproduce_config"]
 
 PRESETS = ("cpu", "paper")
 SCALES = ("quick", "full", "tiny")
@@ -147,3 +149,62 @@ def comparable(d: Any) -> Any:
 def fingerprint(config: ReproduceConfig) -> str:
     """Short hash of the config as compared between runs (marks which run a stage belongs to)."""
     return config_fingerprint(comparable(to_plain(config.to_dict())))
+
+
+# ``circeff experiment --preset`` -> reproduce's (preset, scale)
+EXPERIMENT_PRESETS = {"quick": ("cpu", "quick"), "full": ("cpu", "full"), "paper": ("paper", "full"),
+                      "tiny": ("cpu", "tiny")}
+
+
+def _model_of(model: ModelConfig, d_model: int | None, d_mlp: int | None) -> ModelConfig:
+    """The model with new widths; the heads keep their number and share ``d_model`` evenly."""
+    if d_model is not None and d_model % model.n_heads:
+        raise ConfigError("d_model", f"must be a multiple of the {model.n_heads} heads", d_model)
+    if d_model is not None:
+        model = replace(model, d_model=d_model, d_head=d_model // model.n_heads)
+    return model if d_mlp is None else replace(model, d_mlp=d_mlp)
+
+
+def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str | None = None, p: int | None = None,
+                      lr: float | None = None, d_model: int | None = None, d_mlp: int | None = None,
+                      seeds: tuple[int, ...] | None = None, train_frac: float | None = None,
+                      base_steps: int | None = None, ungrokking_sizes: tuple[int, ...] | None = None,
+                      fig10_sizes: tuple[int, ...] | None = None, semigrok_sizes: tuple[int, ...] | None = None,
+                      weight_decays: tuple[float, ...] | None = None, decay_budget: float | None = None,
+                      steps: int | None = None, weight_decay: float | None = None) -> ReproduceConfig:
+    """The reproduce config of ``circeff experiment --preset`` with the command's options.
+
+    The shared settings (task, P, lr, model widths, seeds, device) change in every stage, so that
+    the stages stay about the same networks and dataset, as in ``circeff reproduce``; the
+    others change only the experiment they name: ``train_frac`` and ``base_steps`` the base
+    networks, ``*_sizes`` the D' of the experiment they name, ``weight_decays``
+    ungrokking, ``decay_budget`` the continuations, ``steps`` and ``weight_decay`` semi-grokking.
+    """
+    if preset not in EXPERIMENT_PRESETS:
+        raise ConfigError("--preset", f"must be one of {', '.join(k for k in EXPERIMENT_PRESETS if k != 'tiny')}",
+                          preset)
+    config = reproduce_config(*EXPERIMENT_PRESETS[preset], device)
+    shared = {k: v for k, v in {"task": task, "p": p, "lr": lr, "seeds": seeds}.items() if v is not None}
+
+    def on(training: Training) -> Training:
+        model = _model_of(training.model, d_model, d_mlp)
+        return replace(training, model=model, **shared)
+
+    base = replace(config.base, training=on(config.base.training))
+    if base_steps is not None:
+        integer_at_least("base_steps", base_steps, 1)
+        base = replace(base, training=replace(base.training, steps=base_steps))
+    if train_frac is not None:
+        base = replace(base, train_frac=train_frac)
+    ung = replace(config.ungrokking, base=base, **{k: v for k, v in {
+        "sizes": ungrokking_sizes, "weight_decays": weight_decays, "decay_budget": decay_budget}.items() if v is not None})
+    f10 = replace(config.fig10, base=base, seeds=() if seeds is not None else config.fig10.seeds,
+                  **{k: v for k, v in {"sizes": fig10_sizes, "decay_budget": decay_budget}.items() if v is not None})
+    semi_training = on(config.semigrok.training)
+    semi_training = replace(semi_training, **{k: v for k, v in {"steps": steps, "weight_decay": weight_decay}.items()
+                                              if v is not None})
+    semi_changes = {"sizes": semigrok_sizes} if semigrok_sizes is not None else {}
+    return replace(config, progress=replace(config.progress, training=replace(
+                       on(config.progress.training), seeds=config.progress.training.seeds)),
+                   efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
+                   ungrokking=ung, fig10=f10, semigrok=replace(config.semigrok, training=semi_training, **semi_changes))
