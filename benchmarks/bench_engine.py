@@ -5,7 +5,7 @@
 
 (a) reference: one model at a time, full sequence (all 4 positions), an ``nn.Module`` with
     ``torch.optim.AdamW`` and a float64 cross-entropy on the last position, as in Nanda et al.
-    2023's public code (:class:`circeff.empirical.reference.ReferenceTransformer`);
+    2023's public code (:class:`circeff.empirical.model.Transformer`);
 (b) the engine with E models at once: exactly what one step of ``circeff.empirical.train``
     does (loss and gradients of every model, the divergence check, batched AdamW), no logging.
 
@@ -18,7 +18,7 @@ FLOP count (documented, approximate): forward + backward = 3 x the forward matmu
 (2 per multiply-add), counting only matrix products, which dominate:
 - reference, per example: 4 positions x (Q, K, V: 3 d_model H d_head; W_O: H d_head d_model;
   W_in, W_out: 2 d_model d_mlp; W_U: d_model P) + scores and mixing (2 H 4 4 d_head);
-- engine: :func:`circeff.empirical.model.forward_matmul_flops`: per model and step the
+- engine: :func:`circeff.empirical.batched.forward_matmul_flops`: per model and step the
   vocabulary tables (query, scores, values of the P element tokens) and, when it multiplies
   out W_O W_in, W_O W_U and W_out W_U, those products; per example the 4-way mixing and the
   products at the last position only.
@@ -35,9 +35,9 @@ import time
 import torch
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.empirical.model import forward_matmul_flops, init_params, uses_fold
+from circeff.empirical.batched import forward_matmul_flops, uses_fold
+from circeff.empirical.model import Transformer, cross_entropy_high_precision, init_params
 from circeff.empirical.optim import adamw_init, adamw_step
-from circeff.empirical.reference import ReferenceTransformer, cross_entropy_high_precision
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.empirical.train import _models_finite, build_training_data, loss_and_grads
 
@@ -47,7 +47,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak(device: torch.device, repeats: int = 5) -> dict[int, float]:
+def matmul_peak(device: torch.device, repeats: int = 5, clock=time.perf_counter) -> dict[int, float]:
     """GFLOP/s of square float32 matmuls (best of ``repeats``) per size."""
     out = {}
     for n in (1024, 2048, 3072):
@@ -56,10 +56,10 @@ def matmul_peak(device: torch.device, repeats: int = 5) -> dict[int, float]:
         best = float("inf")
         for _ in range(repeats):
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             a @ b
             _sync(device)
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, clock() - t0)
         out[n] = 2 * n**3 / best / 1e9
     return out
 
@@ -86,7 +86,11 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=None, help="engine models per chunk (default: the engine's)")
     ap.add_argument("--block-size", type=int, default=None, help="engine examples per block (default: the engine's)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: elapsed time; cpu: this process's CPU time (use with --threads 1 on a "
+                         "machine shared with other work: descheduling does not count)")
     args = ap.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -94,14 +98,15 @@ def main() -> None:
     n_train = resolve_train_size(task, args.train_frac, None)
     models = [int(x) for x in args.models.split(",")]
     print(f"P = {args.p}, training fraction {args.train_frac} (N = {n_train} examples), "
-          f"model {cfg}, device {device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}")
+          f"model {cfg}, device {device}, torch threads {torch.get_num_threads()}, torch {torch.__version__}, "
+          f"clock {args.clock}")
 
     # (a) the plain reference
     data = make_dataset(task)
     idx = torch.from_numpy(train_indices(len(data), n_train, 0))
     tokens = torch.from_numpy(data.tokens())[idx].to(device)
     labels = torch.from_numpy(data.labels.copy())[idx].to(device)
-    ref = ReferenceTransformer(cfg, task, seed=0).to(device)
+    ref = Transformer(cfg, task, seed=0).to(device)
     opt = torch.optim.AdamW(ref.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=1.0)
 
     def ref_step() -> None:
@@ -135,12 +140,12 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, (f, E) in variants.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(args.steps):
                 f()
             _sync(device)
-            times[name].append((time.perf_counter() - t0) / args.steps / E)
-    peaks = matmul_peak(device)
+            times[name].append((clock() - t0) / args.steps / E)
+    peaks = matmul_peak(device, clock=clock)
     peak = max(peaks.values())
     print("matmul peak (GFLOP/s): " + ", ".join(f"{n}^3: {g:.1f}" for n, g in peaks.items()) + f" -> peak {peak:.1f}")
 

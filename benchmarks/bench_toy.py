@@ -1,6 +1,6 @@
 """Speed of the vectorised toy simulation against a plain per-configuration Python loop.
 
-Target (issue 4): 10^4 configurations x 10^4 steps in under 10 s on 2 cores. The batch
+Target: 10^4 configurations x 10^4 steps in under 10 s on 2 cores. The batch
 runs as one numpy computation on one core; the loop baseline is timed on a subset
 (20 configurations x 10^4 steps by default) and compared per config-step. Both are timed
 in the same run, each as the median of several repeats, and the loop's final weights are

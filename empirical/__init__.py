@@ -4,8 +4,8 @@ Modules, in reading order:
 
 - :mod:`~circeff.empirical.tasks`: the ten binary-operation tasks (registry), datasets, splits.
 - :mod:`~circeff.empirical.config`: ``ModelConfig``, ``RunSpec`` (one model), ``TrainConfig``.
-- :mod:`~circeff.empirical.model`: E one-layer transformers in stacked tensors, last position only.
-- :mod:`~circeff.empirical.reference`: the plain full-sequence model (tests, benchmark).
+- :mod:`~circeff.empirical.model`: the one-layer transformer, written plainly (read it first).
+- :mod:`~circeff.empirical.batched`: E such models in stacked tensors, last position only (training).
 - :mod:`~circeff.empirical.optim`: AdamW with one weight decay per model.
 - :mod:`~circeff.empirical.metrics`: float64 loss, metric rows, grokking milestones.
 - :mod:`~circeff.empirical.checkpoint`: atomic checkpoints, exact resume.

@@ -3,7 +3,7 @@ decomposition, the G/M correct-logit proxies, the trigonometric share and the co
 
 The engine (:mod:`circeff.empirical.train`) stores stacked weights of E models; this module
 reads one model at a time, builds its ``[P, P, P]`` logits with
-:func:`circeff.empirical.model.logits_all` and hands them to
+:func:`circeff.empirical.batched.logits_all` and hands them to
 :func:`circeff.empirical.fourier.decompose`. Nothing here trains or fits.
 
 Definitions (used by Figure 9 and prediction P1):
@@ -33,7 +33,8 @@ import torch
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_params
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.fourier import CircuitProxies, correct_class_proxies, decompose
-from circeff.empirical.model import Params, logits_all, param_norm
+from circeff.empirical.batched import logits_all
+from circeff.empirical.model import Params, param_norm
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.errors import ConfigError
 

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from circeff.empirical.model import Params, final_logits, logits_all
+from circeff.empirical.batched import final_logits, logits_all
+from circeff.empirical.model import Params
 from circeff.empirical.fourier import trig_share
 from circeff.empirical.tasks import TaskConfig
 from circeff.validate import integer_at_least, positive

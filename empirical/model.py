@@ -1,40 +1,24 @@
-"""E independent 1-layer transformers in stacked tensors, computing only the scored position.
+"""The model: one 1-layer transformer, written the plain way (as in Nanda et al. 2023's code).
 
-The model (SPEC section 6, as in Nanda et al. 2023): learned token and position embeddings,
-one attention layer with ``n_heads`` heads, one ReLU MLP, an unembedding; no LayerNorm, no
-biases. Weights use TransformerLens names; every tensor has a leading model axis ``E``:
+Read this module first. It is the whole architecture of the paper's algorithmic tasks (paper
+Appendix A): the input is the sequence ``a o b =`` (four tokens), and the logits at the last
+position (``=``) predict ``c = a o b``. There is no LayerNorm and there are no biases. The
+weights have TransformerLens names and, for ONE model, these shapes:
 
-    W_E    [E, d_vocab, d_model]        token embedding (d_vocab = P + 2)
-    W_pos  [E, n_ctx, d_model]          position embedding (n_ctx = 4)
-    W_Q    [E, n_heads, d_model, d_head]
-    W_K    [E, n_heads, d_model, d_head]
-    W_V    [E, n_heads, d_model, d_head]
-    W_O    [E, n_heads, d_head, d_model]
-    W_in   [E, d_model, d_mlp]
-    W_out  [E, d_mlp, d_model]
-    W_U    [E, d_model, d_vocab_out]    unembedding (d_vocab_out = P: answers are elements)
+    W_E    [d_vocab, d_model]            token embedding (d_vocab = P + 2: elements, o, =)
+    W_pos  [n_ctx, d_model]              position embedding (n_ctx = 4)
+    W_Q    [n_heads, d_model, d_head]    queries
+    W_K    [n_heads, d_model, d_head]    keys
+    W_V    [n_heads, d_model, d_head]    values
+    W_O    [n_heads, d_head, d_model]    attention output
+    W_in   [d_model, d_mlp]              MLP in (ReLU)
+    W_out  [d_mlp, d_model]              MLP out
+    W_U    [d_model, d_vocab_out]        unembedding (d_vocab_out = P: answers are elements)
 
-Only the last position (``=``) is scored, so :func:`final_logits` computes exactly what that
-position's logits need and nothing else:
-
-* In a 1-layer model the residual stream entering attention at position i is
-  ``W_E[token_i] + W_pos[i]``. Positions 1 (``o``) and 3 (``=``) always hold the same token,
-  so the only query ever scored, ``q = (W_E[=] + W_pos[3]) W_Q``, is one vector per head per
-  model, the same for every example.
-* Keys and values of positions 0 and 2 depend only on ``a`` and on ``b``: they are tables
-  over the P element tokens, computed once per step per model (P rows instead of N
-  examples). The score of a key is ``x W_K . q = x . (W_K q)``, so ``W_K q`` is folded first.
-* The last query attends to all four positions (the causal mask hides nothing from it), so
-  per example only a 4-way softmax per head and a weighted sum of four value vectors remain.
-* The MLP and the unembedding run at the last position only.
-
-So :func:`final_logits` has two stages: :func:`vocabulary_tables` (per model, per step: the
-tables above and the weight products after attention) and :func:`logits_from_tables` (per
-example). The training loop runs stage 2 in blocks of examples (small enough for the CPU
-caches) and back-propagates through stage 1 once per step.
-
-This is the same function as the full-sequence model in :mod:`circeff.empirical.reference`
-(tests check equality to 1e-5); only the order of floating-point operations differs.
+:class:`Transformer` computes every position with a causal mask, exactly as written. Training
+uses :mod:`circeff.empirical.batched` instead, which computes the same function for E models
+at once and only at the scored position (the tests hold the two equal); the weights of a batch
+are the tensors above stacked with a leading model axis ``E`` (:func:`init_params`).
 """
 
 from __future__ import annotations
@@ -43,7 +27,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from circeff.empirical.config import ModelConfig
 from circeff.empirical.tasks import TaskConfig
@@ -51,15 +35,12 @@ from circeff.empirical.tasks import TaskConfig
 __all__ = [
     "WEIGHT_NAMES",
     "Params",
-    "final_logits",
+    "Transformer",
+    "cross_entropy_high_precision",
     "init_params",
-    "logits_all",
-    "logits_from_tables",
-    "forward_matmul_flops",
+    "init_weights",
     "model_params",
     "param_norm",
-    "uses_fold",
-    "vocabulary_tables",
     "weight_shapes",
 ]
 
@@ -69,7 +50,7 @@ WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_
 
 
 def weight_shapes(cfg: ModelConfig, task: TaskConfig) -> dict[str, tuple[int, ...]]:
-    """Shape of every weight of ONE model (the stacked tensors add a leading E)."""
+    """Shape of every weight of ONE model (stacked batches add a leading E)."""
     return {
         "W_E": (task.d_vocab, cfg.d_model),
         "W_pos": (task.n_ctx, cfg.d_model),
@@ -83,201 +64,81 @@ def weight_shapes(cfg: ModelConfig, task: TaskConfig) -> dict[str, tuple[int, ..
     }
 
 
-def _init_std(name: str, cfg: ModelConfig, task: TaskConfig) -> float:
-    # Nanda et al. 2023's public code: N(0, 1/d_model) everywhere except the unembedding,
-    # which is N(0, 1/d_vocab_out). (The paper does not state its initialisation.)
-    return 1.0 / math.sqrt(task.d_vocab_out if name == "W_U" else cfg.d_model)
+def init_weights(cfg: ModelConfig, task: TaskConfig, seed: int) -> Params:
+    """float32 weights of one model, drawn from its own CPU generator in ``WEIGHT_NAMES`` order.
+
+    Nanda et al. 2023's public code: N(0, 1/d_model) everywhere except the unembedding, which
+    is N(0, 1/d_vocab_out). (The paper does not state its initialisation.)
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    std = {n: 1.0 / math.sqrt(task.d_vocab_out if n == "W_U" else cfg.d_model) for n in WEIGHT_NAMES}
+    shapes = weight_shapes(cfg, task)
+    return {n: torch.randn(shapes[n], generator=g) * std[n] for n in WEIGHT_NAMES}
 
 
 def init_params(cfg: ModelConfig, task: TaskConfig, seeds: Sequence[int],
                 device: str | torch.device = "cpu") -> Params:
-    """Stacked float32 weights of ``len(seeds)`` models; model k depends only on ``seeds[k]``.
-
-    Each model draws its weights from its own CPU generator in ``WEIGHT_NAMES`` order, so a
-    model's initialisation does not depend on its batch neighbours or on the device.
-    """
-    shapes = weight_shapes(cfg, task)
-    per_model: list[Params] = []
-    for seed in seeds:
-        g = torch.Generator().manual_seed(int(seed))
-        per_model.append({n: torch.randn(shapes[n], generator=g) * _init_std(n, cfg, task) for n in WEIGHT_NAMES})
+    """The weights of ``len(seeds)`` models stacked on a leading axis; model k is
+    ``init_weights(seeds[k])``, so it does not depend on its batch neighbours or the device."""
+    per_model = [init_weights(cfg, task, s) for s in seeds]
     return {n: torch.stack([m[n] for m in per_model]).to(device) for n in WEIGHT_NAMES}
 
 
 def model_params(params: Params, k: int) -> Params:
-    """The weights of model ``k`` (views, no leading E)."""
+    """The weights of model ``k`` of a stacked batch (views, no leading E)."""
     return {n: params[n][k] for n in WEIGHT_NAMES}
-
-
-def final_logits(params: Params, a: Tensor, b: Tensor, task: TaskConfig, fold: bool | None = None) -> Tensor:
-    """Logits at the last position (``=``) for the sequences ``a o b =``.
-
-    Args:
-        params: stacked weights with leading axis E (any subset of a batch, e.g. a chunk).
-        a, b: ``[E, N]`` int64 element tokens, one row of examples per model.
-        task: supplies ``P`` and the token ids of ``o`` and ``=``.
-        fold: multiply out ``W_O W_in``, ``W_O W_U`` and ``W_out W_U`` once per model (the
-            same function, fewer FLOPs when N is large). ``None``: whichever costs fewer FLOPs.
-
-    Returns:
-        ``[E, N, d_vocab_out]`` float logits.
-    """
-    if fold is None:
-        fold = _fold_pays(params, a.shape[1])
-    return logits_from_tables(vocabulary_tables(params, task, fold), a, b)
-
-
-def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
-    """Stage 1 of :func:`final_logits`, once per model and step: everything that depends on
-    the weights but not on the example (attention scores and values of every token a
-    position can hold, the one query, and the maps after attention).
-    """
-    W_E, W_pos = params["W_E"], params["W_pos"]      # [E, d_vocab, d_model], [E, n_ctx, d_model]
-    W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
-    W_in, W_out, W_U = params["W_in"], params["W_out"], params["W_U"]
-    E, n_heads, d_model, d_head = W_Q.shape
-    hd = n_heads * d_head
-    p = task.p
-
-    # Residual stream entering attention, as tables over what each position can hold.
-    x_a = W_E[:, :p] + W_pos[:, 0:1]                         # [E, P, d_model]   position 0
-    x_b = W_E[:, :p] + W_pos[:, 2:3]                         # [E, P, d_model]   position 2
-    x_op = W_E[:, task.op_token] + W_pos[:, 1]               # [E, d_model]      position 1
-    x_eq = W_E[:, task.eq_token] + W_pos[:, 3]               # [E, d_model]      position 3
-
-    # The one query that is scored, folded into the keys: score(x) = x . (W_K q) / sqrt(d_head).
-    q = torch.einsum("ed,ehdk->ehk", x_eq, W_Q)              # [E, H, d_head]
-    k_q = torch.einsum("ehdk,ehk->edh", W_K, q) / math.sqrt(d_head)  # [E, d_model, H]
-    # Values of all heads side by side.
-    W_V_all = W_V.permute(0, 2, 1, 3).reshape(E, d_model, hd)  # [E, d_model, H*d_head]
-    tables = {
-        "s_a": torch.bmm(x_a, k_q),                          # [E, P, H]
-        "s_b": torch.bmm(x_b, k_q),                          # [E, P, H]
-        "s_op": torch.einsum("ed,edh->eh", x_op, k_q),       # [E, H]
-        "s_eq": torch.einsum("ed,edh->eh", x_eq, k_q),       # [E, H]
-        "v_a": torch.bmm(x_a, W_V_all),                      # [E, P, H*d_head]
-        "v_b": torch.bmm(x_b, W_V_all),                      # [E, P, H*d_head]
-        "v_op": torch.einsum("ed,edk->ek", x_op, W_V_all),   # [E, H*d_head]
-        "v_eq": torch.einsum("ed,edk->ek", x_eq, W_V_all),   # [E, H*d_head]
-    }
-    W_O_all = W_O.reshape(E, hd, d_model)                    # [E, H*d_head, d_model]
-    if not fold:
-        return tables | {"W_O": W_O_all, "x_eq": x_eq, "W_in": W_in, "W_out": W_out, "W_U": W_U}
-    # resid_mid = x_eq + z W_O, so (same function, fewer products per example):
-    #   resid_mid W_in = x_eq W_in + z (W_O W_in)
-    #   resid_post W_U = x_eq W_U + z (W_O W_U) + post (W_out W_U).
-    return tables | {
-        "W_OI": torch.bmm(W_O_all, W_in),                    # [E, H*d_head, d_mlp]
-        "W_OU": torch.bmm(W_O_all, W_U),                     # [E, H*d_head, d_vocab_out]
-        "W_outU": torch.bmm(W_out, W_U),                     # [E, d_mlp, d_vocab_out]
-        "c_in": torch.bmm(x_eq.unsqueeze(1), W_in),          # [E, 1, d_mlp]
-        "c_U": torch.bmm(x_eq.unsqueeze(1), W_U),            # [E, 1, d_vocab_out]
-    }
-
-
-def logits_from_tables(t: Params, a: Tensor, b: Tensor) -> Tensor:
-    """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``."""
-    E, N = a.shape
-    n_heads = t["s_a"].shape[-1]
-    hd = t["v_a"].shape[-1]
-    d_head = hd // n_heads
-
-    # A 4-way softmax per head over the positions a, o, b, = (the last query sees all four).
-    scores = torch.stack([
-        torch.gather(t["s_a"], 1, a.unsqueeze(-1).expand(E, N, n_heads)),
-        t["s_op"].unsqueeze(1).expand(E, N, n_heads),
-        torch.gather(t["s_b"], 1, b.unsqueeze(-1).expand(E, N, n_heads)),
-        t["s_eq"].unsqueeze(1).expand(E, N, n_heads),
-    ], dim=-1)                                               # [E, N, H, 4]
-    pattern = scores.softmax(dim=-1).unsqueeze(-1)           # [E, N, H, 4, 1]
-    # ... and the weighted sum of the four value vectors.
-    v_a = torch.gather(t["v_a"], 1, a.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
-    v_b = torch.gather(t["v_b"], 1, b.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
-    z = (pattern[..., 0, :] * v_a
-         + pattern[..., 1, :] * t["v_op"].view(E, 1, n_heads, d_head)
-         + pattern[..., 2, :] * v_b
-         + pattern[..., 3, :] * t["v_eq"].view(E, 1, n_heads, d_head)).reshape(E, N, hd)  # [E, N, H*d_head]
-
-    if "W_OI" not in t:
-        # Literal order: attention output, residual, MLP, residual, unembedding.
-        resid_mid = torch.bmm(z, t["W_O"]) + t["x_eq"].unsqueeze(1)      # [E, N, d_model]
-        post = torch.bmm(resid_mid, t["W_in"]).relu_()                   # [E, N, d_mlp]
-        resid_post = resid_mid + torch.bmm(post, t["W_out"])             # [E, N, d_model]
-        return torch.bmm(resid_post, t["W_U"])                           # [E, N, d_vocab_out]
-    post = torch.baddbmm(t["c_in"], z, t["W_OI"]).relu_()                # [E, N, d_mlp]
-    return torch.baddbmm(torch.baddbmm(t["c_U"], z, t["W_OU"]), post, t["W_outU"])  # [E, N, d_vocab_out]
-
-
-def _fold_pays(params: Params, n_examples: int) -> bool:
-    """Whether multiplying the maps out costs fewer FLOPs for ``n_examples`` per model."""
-    _, n_heads, d_model, d_head = params["W_Q"].shape
-    dims = (d_model, n_heads * d_head, params["W_in"].shape[-1], params["W_U"].shape[-1])
-    return n_examples * _fold_saving(*dims) > _fold_cost(*dims)
-
-
-def _fold_saving(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
-    """Multiply-adds per example saved by multiplying out W_O W_in, W_O W_U and W_out W_U."""
-    literal = hd * d_model + d_model * d_mlp + d_mlp * d_model + d_model * d_out
-    folded = hd * d_mlp + hd * d_out + d_mlp * d_out
-    return literal - folded
-
-
-def _fold_cost(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
-    """Multiply-adds per model of multiplying them out."""
-    return hd * d_model * d_mlp + hd * d_model * d_out + d_mlp * d_model * d_out + d_model * (d_mlp + d_out)
-
-
-def uses_fold(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> bool:
-    """Whether :func:`final_logits` multiplies the maps out for ``n_examples`` per model."""
-    dims = (cfg.d_model, cfg.n_heads * cfg.d_head, cfg.d_mlp, task.d_vocab_out)
-    return n_examples * _fold_saving(*dims) > _fold_cost(*dims)
-
-
-def forward_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int, fold: bool | None = None) -> int:
-    """Matrix-product FLOPs (2 per multiply-add) of :func:`final_logits` for ONE model on
-    ``n_examples`` examples: the vocabulary tables (query, scores, values), the 4-way mixing,
-    and the per-example products of the chosen path. Forward + backward is about 3x this.
-    """
-    hd, p = cfg.n_heads * cfg.d_head, task.p
-    dims = (cfg.d_model, hd, cfg.d_mlp, task.d_vocab_out)
-    if fold is None:
-        fold = uses_fold(cfg, task, n_examples)
-    tables = 2 * cfg.d_model * hd + 2 * (p + 1) * cfg.d_model * (cfg.n_heads + hd)  # 2P + 2 rows
-    mixing = 4 * hd
-    literal = hd * cfg.d_model + cfg.d_model * cfg.d_mlp + cfg.d_mlp * cfg.d_model + cfg.d_model * task.d_vocab_out
-    per_example = mixing + literal - (_fold_saving(*dims) if fold else 0)
-    return 2 * (tables + (_fold_cost(*dims) if fold else 0) + n_examples * per_example)
-
-
-@torch.no_grad()
-def logits_all(params: Params, task: TaskConfig, model_index: int | None = None,
-               chunk_size: int | None = None, block_size: int = 4096) -> Tensor:
-    """Logits for every pair ``(a, b)`` of the P x P grid, indexed ``[a, b, c]``.
-
-    Returns ``[P, P, d_vocab_out]`` for ``model_index`` or ``[E, P, P, d_vocab_out]`` for all
-    models (computed ``chunk_size`` models and ``block_size`` pairs at a time). Pairs outside
-    the task (``b = 0`` for ``div``) are included: the model reads any tokens. This is the
-    input of the Fourier decomposition (:mod:`circeff.empirical.fourier`).
-    """
-    if model_index is not None:
-        params = {n: t[model_index:model_index + 1] for n, t in params.items()}
-    E, p = params["W_E"].shape[0], task.p
-    grid = torch.arange(p, device=params["W_E"].device)
-    a, b = grid.repeat_interleave(p), grid.repeat(p)        # example a * P + b
-    fold = _fold_pays(params, p * p)
-    step = chunk_size or E
-    chunks = []
-    for i in range(0, E, step):
-        tables = vocabulary_tables({n: t[i:i + step] for n, t in params.items()}, task, fold)
-        e = tables["s_a"].shape[0]
-        chunks.append(torch.cat([logits_from_tables(tables, a[j:j + block_size].expand(e, -1),
-                                                    b[j:j + block_size].expand(e, -1))
-                                 for j in range(0, p * p, block_size)], dim=1))
-    out = torch.cat(chunks).view(E, p, p, -1)
-    return out[0] if model_index is not None else out
 
 
 @torch.no_grad()
 def param_norm(params: Params) -> Tensor:
-    """``[E]`` float64 L2 norm of all weights of each model."""
+    """``[E]`` float64 L2 norm of all weights of each model of a stacked batch."""
     return torch.sqrt(sum(t.double().pow(2).flatten(1).sum(1) for t in params.values()))
+
+
+class Transformer(nn.Module):
+    """One 1-layer transformer (no LayerNorm, no biases, ReLU MLP), TransformerLens names."""
+
+    def __init__(self, cfg: ModelConfig, task: TaskConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.task = task
+        for name, w in init_weights(cfg, task, seed).items():
+            setattr(self, name, nn.Parameter(w))
+        mask = torch.tril(torch.ones(task.n_ctx, task.n_ctx, dtype=torch.bool))
+        self.register_buffer("causal_mask", mask, persistent=False)
+
+    @classmethod
+    def from_params(cls, cfg: ModelConfig, task: TaskConfig, params: Params) -> Transformer:
+        """A model holding copies of one model's weights (no leading E)."""
+        model = cls(cfg, task)
+        with torch.no_grad():
+            for name in WEIGHT_NAMES:
+                getattr(model, name).copy_(params[name])
+        return model.to(params["W_E"].device)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """``tokens [N, n_ctx]`` -> logits ``[N, n_ctx, d_vocab_out]`` at every position."""
+        n_ctx = tokens.shape[1]
+        x = self.W_E[tokens] + self.W_pos[:n_ctx]                            # [N, pos, d_model]
+        q = torch.einsum("npd,hdk->nhpk", x, self.W_Q)                       # [N, H, pos, d_head]
+        k = torch.einsum("npd,hdk->nhpk", x, self.W_K)
+        v = torch.einsum("npd,hdk->nhpk", x, self.W_V)
+        scores = torch.einsum("nhqk,nhsk->nhqs", q, k) / math.sqrt(self.cfg.d_head)  # [N, H, q, s]
+        scores = scores.masked_fill(~self.causal_mask[:n_ctx, :n_ctx], float("-inf"))
+        pattern = scores.softmax(dim=-1)
+        z = torch.einsum("nhqs,nhsk->nhqk", pattern, v)                      # [N, H, pos, d_head]
+        attn_out = torch.einsum("nhqk,hkd->nqd", z, self.W_O)                # [N, pos, d_model]
+        resid_mid = x + attn_out
+        mlp_out = torch.relu(resid_mid @ self.W_in) @ self.W_out             # [N, pos, d_model]
+        resid_post = resid_mid + mlp_out
+        return resid_post @ self.W_U                                         # [N, pos, d_vocab_out]
+
+
+def cross_entropy_high_precision(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy computed in float64 from the logits (Nanda et al. 2023's helper).
+
+    Late in training the loss is tiny, and in float32 ``log_softmax`` of the correct class
+    rounds to 0 once its margin is about 17 nats, so the loss is taken in float64.
+    """
+    logprobs = logits.to(torch.float64).log_softmax(dim=-1)
+    return -logprobs.gather(-1, labels[:, None]).mean()

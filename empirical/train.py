@@ -45,15 +45,8 @@ from circeff.empirical.checkpoint import (
 )
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, metric_rows, per_example_loss64
-from circeff.empirical.model import (
-    WEIGHT_NAMES,
-    Params,
-    init_params,
-    logits_from_tables,
-    param_norm,
-    uses_fold,
-    vocabulary_tables,
-)
+from circeff.empirical.batched import logits_from_tables, uses_fold, vocabulary_tables
+from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import Dataset, make_dataset, train_indices
 from circeff.errors import ConfigError, RunError

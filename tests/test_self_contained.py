@@ -28,7 +28,6 @@ PATTERNS = [
 ]
 PENDING_OTHER_BRANCHES = {
     "theory/allocation.py", "theory/optima.py", "circeff/cli/theory.py", "docs/theory/d4.md",  # theory helper
-    "empirical/model.py", "benchmarks/bench_toy.py",                                         # engine helper
 }
 # commands whose help text comes from those files
 PENDING_CLI: set[str] = set()

@@ -47,7 +47,7 @@ def main(run_dir: str, out_dir: str) -> None:
     import matplotlib.pyplot as plt
 
     from circeff.empirical.lens import export_transformer_lens, hooked_transformer, input_tokens, load_model
-    from circeff.empirical.reference import ReferenceTransformer
+    from circeff.empirical.model import Transformer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,7 +59,7 @@ def main(run_dir: str, out_dir: str) -> None:
 
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens)
-        reference = ReferenceTransformer.from_params(config.model, config.task, params)(tokens)
+        reference = Transformer.from_params(config.model, config.task, params)(tokens)
     max_diff = float((logits[:, -1] - reference[:, -1]).abs().max())
 
     # W_E through TransformerLens's parameter names; the embedding as read by a hook

@@ -2,11 +2,12 @@
 
     python docs/scripts/record_benchmark.py toy    [-- extra args for bench_toy.py]
     python docs/scripts/record_benchmark.py engine [-- extra args for bench_engine.py]
+    python docs/scripts/record_benchmark.py settle [-- extra args for bench_settle.py]
     python docs/scripts/record_benchmark.py engine --name "engine (H100)" -- --device cuda
 
 The performance page renders the file. The printed output is kept verbatim; the headline
 numbers are parsed from it (the toy's vectorised/loop ratio and batch seconds; the engine's
-speed-up and % of peak per variant). The machine is read from /proc/cpuinfo, os.cpu_count()
+speed-up and % of peak per variant; the settle's ratio, batched against one model at a time). The machine is read from /proc/cpuinfo, os.cpu_count()
 and os.getloadavg() just before the run (a busy machine inflates absolute times, so the load
 is part of the record). Each name is one entry; rerunning replaces it.
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "data" / "benchmarks.json"
-SCRIPTS = {"toy": "benchmarks/bench_toy.py", "engine": "benchmarks/bench_engine.py"}
+SCRIPTS = {"toy": "benchmarks/bench_toy.py", "engine": "benchmarks/bench_engine.py",
+           "settle": "benchmarks/bench_settle.py"}
 
 
 def cpu_model() -> str:
@@ -60,10 +62,19 @@ def headline(kind: str, lines: list[str]) -> dict[str, object]:
                 found["configs x steps"] = f"{cols[-5]} x {cols[-4]}"
             if "target:" in line:
                 found["target (10^4 x 10^4 under 10 s)"] = line.split("->", 1)[1].strip()
+    elif kind == "settle":
+        for line in lines:
+            m = re.match(r"^(one model at a time|batched \(all models\))\s+(\d+\.\d+)\s+\(.*?\)\s+(\S+)", line)
+            if m:
+                found[f"{m.group(1)}: ms/model-iteration"] = float(m.group(2))
+                found[f"{m.group(1)}: speed-up"] = m.group(3)
+            if line.startswith("largest relative difference"):
+                found["largest relative norm difference"] = line.rsplit(":", 1)[1].strip()
     else:
         for line in lines:
-            m = re.match(r"^(engine\S*.*?E\s*=\s*\d+|reference\S*.*?)\s+(\d+\.\d+)\s+\(.*?\)\s+(\S+)\s+(\S+)\s+(\S+)",
-                         line)
+            # "engine E=16 (chunk 4, block 512)   95.1   (90..99)   5.50x ..." or "reference (1 model) ..."
+            m = re.match(r"^(engine\S*.*?E\s*=\s*\d+(?:\s*\([^)]*\))?|reference\S*.*?)\s+(\d+\.\d+)\s+"
+                         r"\(.*?\)\s+(\S+)\s+(\S+)\s+(\S+)", line)
             if m:
                 name = " ".join(m.group(1).split())
                 found[f"{name}: ms/model-step"] = float(m.group(2))

@@ -18,7 +18,8 @@ from circeff.empirical.circuits import (
 )
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.fourier import correct_class_proxies, decompose
-from circeff.empirical.model import init_params, logits_all
+from circeff.empirical.batched import logits_all
+from circeff.empirical.model import init_params
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.empirical.train import build_training_data
 from circeff.errors import ConfigError

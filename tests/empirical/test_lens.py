@@ -28,7 +28,7 @@ from circeff.empirical.lens import (
     tl_config,
     tl_state_dict,
 )
-from circeff.empirical.reference import ReferenceTransformer
+from circeff.empirical.model import Transformer
 from circeff.empirical.tasks import TaskConfig
 from circeff.empirical.train import train
 
@@ -68,7 +68,7 @@ def tl_semantics_logits(cfg: dict, sd: dict, tokens: torch.Tensor) -> torch.Tens
 def _reference_logits(run_dir, model: int) -> torch.Tensor:
     config, params = load_model(run_dir, model)
     with torch.no_grad():
-        return ReferenceTransformer.from_params(config.model, config.task, params)(input_tokens(config.task))
+        return Transformer.from_params(config.model, config.task, params)(input_tokens(config.task))
 
 
 def test_tokens_are_circeffs_a_op_b_eq_on_all_p_squared_inputs():

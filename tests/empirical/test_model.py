@@ -1,4 +1,5 @@
-"""The batched last-position engine computes the same model as the plain full-sequence one."""
+"""The batched last-position engine (empirical/batched.py) computes the same model as the plain
+full-sequence one (empirical/model.py)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from circeff.empirical.config import ModelConfig
+from circeff.empirical.batched import final_logits, forward_matmul_flops, logits_all, uses_fold
 from circeff.empirical.model import (
     WEIGHT_NAMES,
-    final_logits,
-    forward_matmul_flops,
+    Transformer,
     init_params,
-    logits_all,
+    init_weights,
     model_params,
     param_norm,
-    uses_fold,
     weight_shapes,
 )
-from circeff.empirical.reference import ReferenceTransformer
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from tests.strategies.empirical import task_and_p, tiny_model_configs
 
-SPEC_MODEL = ModelConfig()  # d_model 128, 4 heads, d_head 32, d_mlp 512
+PAPER_MODEL = ModelConfig()  # d_model 128, 4 heads, d_head 32, d_mlp 512
 
 
 def _reference_last_logits(cfg, task, params, k, tokens):
-    ref = ReferenceTransformer.from_params(cfg, task, model_params(params, k))
+    ref = Transformer.from_params(cfg, task, model_params(params, k))
     with torch.no_grad():
         return ref(tokens)[:, -1]
 
@@ -35,18 +34,18 @@ def _reference_last_logits(cfg, task, params, k, tokens):
 @pytest.mark.parametrize("fold", [False, True])
 @pytest.mark.parametrize("name,p", [("add", 23), ("div", 17), ("x3_xy", 13), ("perm", 24)])
 def test_final_logits_equal_full_sequence_reference(name, p, fold):
-    """E = 3 models with their own seeds, each with its own examples, SPEC-size model."""
+    """E = 3 models with their own seeds, each with its own examples, the paper's model size."""
     task = TaskConfig(name, p)
     data = make_dataset(task)
     tokens = torch.from_numpy(data.tokens())
-    params = init_params(SPEC_MODEL, task, seeds=[0, 11, 5])
+    params = init_params(PAPER_MODEL, task, seeds=[0, 11, 5])
     gen = torch.Generator().manual_seed(1)
     idx = torch.stack([torch.randperm(len(data), generator=gen)[:150] for _ in range(3)])  # [E, N]
     a, b = tokens[:, 0][idx], tokens[:, 2][idx]
     logits = final_logits(params, a, b, task, fold=fold)
     assert logits.shape == (3, 150, p)
     for k in range(3):
-        expected = _reference_last_logits(SPEC_MODEL, task, params, k, tokens[idx[k]])
+        expected = _reference_last_logits(PAPER_MODEL, task, params, k, tokens[idx[k]])
         torch.testing.assert_close(logits[k], expected, atol=1e-5, rtol=0)
 
 
@@ -71,25 +70,25 @@ def test_final_logits_equal_reference_for_any_architecture_and_weight_scale(cfg,
 
 def test_logits_all_is_the_p_by_p_grid_indexed_a_b_c():
     task = TaskConfig("add", 11)
-    params = init_params(SPEC_MODEL, task, seeds=[3, 4])
+    params = init_params(PAPER_MODEL, task, seeds=[3, 4])
     grid = logits_all(params, task)
     assert grid.shape == (2, 11, 11, 11)
     one = logits_all(params, task, model_index=1)
     torch.testing.assert_close(one, grid[1], atol=1e-6, rtol=0)
     tokens = torch.from_numpy(make_dataset(task).tokens())
-    ref = _reference_last_logits(SPEC_MODEL, task, params, 1, tokens)
+    ref = _reference_last_logits(PAPER_MODEL, task, params, 1, tokens)
     torch.testing.assert_close(one[2, 7], ref[2 * 11 + 7], atol=1e-5, rtol=0)
 
 
 def test_logits_all_includes_pairs_outside_the_task():
     task = TaskConfig("div", 7)  # b = 0 is not an example, but the grid is P x P
-    assert logits_all(init_params(SPEC_MODEL, task, [0]), task, model_index=0).shape == (7, 7, 7)
+    assert logits_all(init_params(PAPER_MODEL, task, [0]), task, model_index=0).shape == (7, 7, 7)
 
 
 def test_weights_have_transformerlens_names_and_shapes():
     task = TaskConfig("add", 13)
-    params = init_params(SPEC_MODEL, task, seeds=[0, 1])
-    shapes = weight_shapes(SPEC_MODEL, task)
+    params = init_params(PAPER_MODEL, task, seeds=[0, 1])
+    shapes = weight_shapes(PAPER_MODEL, task)
     assert tuple(params) == WEIGHT_NAMES
     assert shapes["W_E"] == (15, 128) and shapes["W_U"] == (128, 13)
     assert shapes["W_Q"] == (4, 128, 32) and shapes["W_O"] == (4, 32, 128)
@@ -100,8 +99,8 @@ def test_weights_have_transformerlens_names_and_shapes():
 
 def test_each_model_initialisation_depends_only_on_its_own_seed():
     task = TaskConfig("add", 13)
-    batch = init_params(SPEC_MODEL, task, seeds=[5, 7, 9])
-    alone = init_params(SPEC_MODEL, task, seeds=[7])
+    batch = init_params(PAPER_MODEL, task, seeds=[5, 7, 9])
+    alone = init_params(PAPER_MODEL, task, seeds=[7])
     for n in WEIGHT_NAMES:
         assert torch.equal(batch[n][1], alone[n][0])
     assert not torch.equal(batch["W_E"][0], batch["W_E"][2])
@@ -109,7 +108,7 @@ def test_each_model_initialisation_depends_only_on_its_own_seed():
 
 def test_param_norm_is_the_l2_norm_of_all_weights_per_model():
     task = TaskConfig("add", 13)
-    params = init_params(SPEC_MODEL, task, seeds=[0, 1])
+    params = init_params(PAPER_MODEL, task, seeds=[0, 1])
     expected = [torch.cat([params[n][k].flatten().double() for n in WEIGHT_NAMES]).norm() for k in range(2)]
     torch.testing.assert_close(param_norm(params), torch.stack(expected))
 
@@ -117,6 +116,17 @@ def test_param_norm_is_the_l2_norm_of_all_weights_per_model():
 @pytest.mark.parametrize("n", [10, 500, 3831, 12769])
 def test_engine_multiplies_maps_out_exactly_when_that_saves_flops(n):
     task = TaskConfig("add", 113)
-    folded, literal = (forward_matmul_flops(SPEC_MODEL, task, n, fold=f) for f in (True, False))
-    assert uses_fold(SPEC_MODEL, task, n) == (folded < literal)
-    assert forward_matmul_flops(SPEC_MODEL, task, n) == min(folded, literal)
+    folded, literal = (forward_matmul_flops(PAPER_MODEL, task, n, fold=f) for f in (True, False))
+    assert uses_fold(PAPER_MODEL, task, n) == (folded < literal)
+    assert forward_matmul_flops(PAPER_MODEL, task, n) == min(folded, literal)
+
+
+def test_the_plain_model_and_a_batch_start_from_the_same_weights():
+    """``Transformer(seed)`` holds ``init_weights(seed)``, which is row k of a batch whose
+    k-th seed it is, so the plain model and the engine start from the same network."""
+    task = TaskConfig("add", 13)
+    plain = Transformer(PAPER_MODEL, task, seed=7)
+    batch = init_params(PAPER_MODEL, task, seeds=[3, 7])
+    one = init_weights(PAPER_MODEL, task, 7)
+    for n in WEIGHT_NAMES:
+        assert torch.equal(getattr(plain, n).detach(), one[n]) and torch.equal(batch[n][1], one[n])

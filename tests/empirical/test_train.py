@@ -11,8 +11,8 @@ import torch
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_params, save_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, milestones
-from circeff.empirical.model import WEIGHT_NAMES, model_params
-from circeff.empirical.reference import ReferenceTransformer, cross_entropy_high_precision
+from circeff.empirical.model import WEIGHT_NAMES, cross_entropy_high_precision, model_params
+from circeff.empirical.model import Transformer as ReferenceTransformer
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.empirical.train import build_training_data, loss_and_grads, train
 from circeff.errors import RunError
@@ -36,7 +36,7 @@ def _read_rows(path):
 
 # ---- the loss ---------------------------------------------------------------------------------
 def test_loss_is_float64_and_has_no_float32_floor():
-    """SPEC section 6: at tiny loss a float32 cross-entropy rounds to exactly 0."""
+    """Long runs reach tiny losses (the paper, Appendix A): at tiny loss a float32 cross-entropy rounds to exactly 0."""
     logits = torch.zeros(1, 1, 13)
     logits[0, 0, 3] = 30.0
     loss = cross_entropy64(logits, torch.tensor([[3]]), torch.ones(1, 1, dtype=torch.float64))

@@ -15,7 +15,7 @@ import torch
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.metrics import cross_entropy64
-from circeff.empirical.model import final_logits
+from circeff.empirical.batched import final_logits
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.empirical.train import train
 from circeff.empirical.checkpoint import load_params

@@ -1,0 +1,86 @@
+"""The gradient of the batched engine (empirical/batched.py) against finite differences and
+against the plain model's autograd, and the device a training step runs on."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from circeff.empirical.batched import logits_from_tables, vocabulary_tables
+from circeff.empirical.config import ModelConfig
+from circeff.empirical.model import Transformer, init_params, model_params
+from circeff.empirical.tasks import TaskConfig, make_dataset
+
+TINY = ModelConfig(d_model=8, n_heads=2, d_head=4, d_mlp=12)
+TASK = TaskConfig("add", 7)
+
+
+def _tables(fold: bool, dtype=torch.float64):
+    params = {n: w.to(dtype) * 2 for n, w in init_params(TINY, TASK, seeds=[0, 3]).items()}
+    tables = vocabulary_tables(params, TASK, fold)
+    return {k: v.detach().requires_grad_() for k, v in tables.items()}
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_gradient_of_the_scored_position_passes_gradcheck(fold):
+    """Finite differences in float64 against the backward pass, every table."""
+    tables = _tables(fold)
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randint(0, 7, (2, 9), generator=gen), torch.randint(0, 7, (2, 9), generator=gen)
+    keys = list(tables)
+
+    def f(*xs):
+        return logits_from_tables(dict(zip(keys, xs, strict=True)), a, b)
+
+    assert torch.autograd.gradcheck(f, tuple(tables[k] for k in keys), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_weight_gradients_equal_the_plain_models_autograd(fold):
+    """Through both stages, for both paths, paper-size model, in float64 (in float32 a few
+    ReLU inputs within rounding of 0 switch sides between the two orders of operations)."""
+    cfg, task = ModelConfig(), TaskConfig("add", 23)
+    tokens = torch.from_numpy(make_dataset(task).tokens())
+    start = init_params(cfg, task, seeds=[1, 2])
+    params = {n: w.double().requires_grad_() for n, w in start.items()}
+    a, b = tokens[:, 0].expand(2, -1), tokens[:, 2].expand(2, -1)
+    weights = torch.randn(2, len(tokens), task.p, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    (logits_from_tables(vocabulary_tables(params, task, fold), a, b) * weights).sum().backward()
+    for k in range(2):
+        ref = Transformer.from_params(cfg, task, model_params(start, k)).double()
+        (ref(tokens)[:, -1] * weights[k]).sum().backward()
+        for n, w in params.items():
+            expected = getattr(ref, n).grad
+            torch.testing.assert_close(w.grad[k], expected, atol=1e-10 * expected.abs().max().item(), rtol=0)
+
+
+@pytest.mark.parametrize("n_train", [20, 150])  # the literal and the multiplied-out path
+def test_a_training_step_follows_the_weights_device(n_train, monkeypatch):
+    """No tensor of a step is made on the CPU behind the caller's back: the step runs on the
+    ``meta`` device (shapes only), where mixing in a CPU tensor fails. This is the CPU-side
+    check of ``--device cuda``; one table made on the CPU makes it fail."""
+    from circeff.empirical import batched, train
+    from circeff.empirical.config import RunSpec, TrainConfig
+    from circeff.empirical.optim import adamw_init, adamw_step
+    from circeff.empirical.train import build_training_data, loss_and_grads
+
+    task = TaskConfig("add", 13)  # the paper's widths: 150 examples multiply the maps out, 20 do not
+    config = TrainConfig(task=task, runs=(RunSpec(seed=0, train_size=n_train), RunSpec(seed=1, train_size=n_train - 5)),
+                         model=ModelConfig(), block_size=64)
+    assert batched.uses_fold(config.model, task, n_train) == (n_train == 150)
+    meta = torch.device("meta")
+    params = init_params(config.model, task, [0, 1], meta)
+    data = build_training_data(make_dataset(task), config, meta)
+    losses, grads = loss_and_grads(params, data, config)
+    adamw_step(params, grads, adamw_init(params), lr=1e-3, beta1=0.9, beta2=0.98, eps=1e-8,
+               weight_decay=torch.ones(2, dtype=torch.float64, device=meta))
+    assert losses.device == meta and all(g.device == meta for g in grads.values())
+    real = batched.vocabulary_tables
+
+    def one_table_on_the_cpu(*args, **kwargs):
+        tables = real(*args, **kwargs)
+        return tables | {"s_op": torch.zeros_like(tables["s_op"], device="cpu")}
+
+    monkeypatch.setattr(train, "vocabulary_tables", one_table_on_the_cpu)
+    with pytest.raises(RuntimeError, match="device cpu is not on the expected device meta"):
+        loss_and_grads(params, data, config)
