@@ -70,7 +70,7 @@ class Work:
         return max(1, int(round(sum(self.sizes) / max(1, self.n_models))))
 
     def flops(self) -> float:
-        from circeff.empirical.model import forward_matmul_flops
+        from circeff.empirical.batched import forward_matmul_flops
 
         train = sum(3 * forward_matmul_flops(self.model, self.task, n) for n in self.sizes) * self.steps
         evals = 0.0
@@ -144,7 +144,7 @@ class Calibration:
 
 
 def _time_shape(model: ModelConfig, task: TaskConfig, n: int, *, device: str = "cpu",
-                max_s: float = 2.0, max_steps: int = 8) -> float:
+                max_s: float = 1.5, max_steps: int = 30) -> float:
     """Seconds per model-step of the real engine (four models, the CPU engine's chunk: loss,
     gradients and AdamW); the median of up to ``max_steps`` steps after a warm-up."""
     import torch
@@ -182,7 +182,7 @@ def calibrate(works: Iterable[Work], *, budget_s: float = 20.0, device: str = "c
 
     Shapes are (model, P, training size rounded to a power of two); once the budget is spent
     the remaining shapes use the FLOP rate of the nearest measured one (:func:`rate_for`)."""
-    from circeff.empirical.model import forward_matmul_flops
+    from circeff.empirical.batched import forward_matmul_flops
 
     shapes: dict[tuple, tuple[ModelConfig, TaskConfig, int, float]] = {}
     for w in works:
