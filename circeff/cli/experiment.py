@@ -22,6 +22,8 @@ from typing import Optional
 
 import typer
 
+import json
+
 from circeff.empirical import presets
 from circeff.empirical.config import with_overrides
 from circeff.validate import parse_float_list, parse_int_list
@@ -117,7 +119,7 @@ def _check_device(device: str) -> None:
 
 # ---- the experiments that are stages of `circeff reproduce` ------------------------------------
 # experiment -> the reproduce stages it runs (in reproduce's order)
-STAGES_OF = {"ungrok": ("base", "p2_p3"), "semigrok": ("p4",), "fig10": ("base", "fig10"),
+STAGES_OF = {"ungrok": ("base", "p2_p3"), "ungrok_task": ("figure8",), "semigrok": ("p4",), "fig10": ("base", "fig10"),
              "allocation": ("p1", "base", "p2_p3", "fig10", "allocation")}
 
 _PRESET_HELP = "quick, full or paper (`circeff presets` lists what each sets); options override it."
@@ -178,8 +180,6 @@ def _interval(d: dict) -> dict:
 
 def dcrit_record(ungrokking_json: Path) -> dict:
     """D_crit pooled and per weight decay, each ``{value, lo, hi}``, from ``ungrokking.json``."""
-    import json
-
     data = json.loads(Path(ungrokking_json).read_text())
     return {"pooled": _interval(data["D_crit"]["D_crit"]),
             "by_weight_decay": {f"{e['weight_decay']:g}": _interval(e["D_crit"])
@@ -204,8 +204,16 @@ def ungrok(
                                seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                ungrokking_sizes=_ints("sizes", sizes),
                                weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget)
-    result = _run_stages("ungrok", out, config, None, show, f"--preset {preset} --out {out}")
-    result["D_crit"] = dcrit_record(out / "p2_p3" / "ungrokking.json")
+    other = task not in (None, "add")
+    result = _run_stages("ungrok_task" if other else "ungrok", out, config, None, show,
+                         f"--preset {preset}{f' --task {task}' if task else ''} --out {out}")
+    folder = out / "figure8" / task if other else out / "p2_p3"
+    if not (folder / "ungrokking.json").is_file():
+        from circeff.errors import RunError
+
+        raise RunError(f"no ungrokking of {task}: " + "; ".join(
+            str(t["note"]) for t in json.loads((out / "figure8" / "figure8.json").read_text())["tasks"]))
+    result["D_crit"] = dcrit_record(folder / "ungrokking.json")
     for wd, iv in result["D_crit"]["by_weight_decay"].items():
         typer.echo(f"D_crit at weight decay {wd}: {iv['value']:.4g} [{iv['lo']:.4g}, {iv['hi']:.4g}]")
     pooled = result["D_crit"]["pooled"]

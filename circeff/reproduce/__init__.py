@@ -104,7 +104,8 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
     stamp = fingerprint(config)
     ctx = Context(config, out, progress, trainer or IN_PROCESS)
     started = time.perf_counter()
-    chosen = [s for s in STAGES if stages is None or s in stages]
+    scale_stages = STAGES + (("figure8",) if config.figure8 is not None else ())
+    chosen = [s for s in scale_stages if stages is None or s in stages]
     bar = tqdm(chosen, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
     for name in bar:
         bar.set_postfix_str(STAGE_FUNCS[name][0])

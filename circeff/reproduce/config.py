@@ -15,6 +15,7 @@ from circeff.empirical import presets
 from circeff.empirical.config import ModelConfig, Training
 from circeff.empirical.experiments import efficiency as eff
 from circeff.empirical.experiments import fig10 as f10
+from circeff.empirical.experiments import figure8 as fig8
 from circeff.empirical.experiments import progress as prog
 from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
@@ -46,6 +47,7 @@ class ReproduceConfig:
     fig10: f10.Fig10Config = field(default_factory=f10.Fig10Config)
     q: float = 2.0
     allocation_n_boot: int = 2000
+    figure8: fig8.Figure8Config | None = None  # ungrokking on the other tasks (the full scale)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -63,7 +65,10 @@ class ReproduceConfig:
         return self.ungrokking.base
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.figure8 is None:
+            del d["figure8"]  # scales without the stage keep the config (and fingerprint) they had
+        return d
 
 
 def _with_device(config: ReproduceConfig, device: str) -> ReproduceConfig:
@@ -74,7 +79,13 @@ def _with_device(config: ReproduceConfig, device: str) -> ReproduceConfig:
     return replace(config, progress=replace(config.progress, training=on(config.progress.training)),
                    efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
                    ungrokking=replace(config.ungrokking, base=base), fig10=replace(config.fig10, base=base),
-                   semigrok=replace(config.semigrok, training=on(config.semigrok.training)))
+                   semigrok=replace(config.semigrok, training=on(config.semigrok.training)),
+                   figure8=_figure8_of(config.figure8, replace(config.ungrokking, base=base)))
+
+
+def _figure8_of(figure8: fig8.Figure8Config | None, ungrokking: ung.UngrokkingConfig) -> fig8.Figure8Config | None:
+    """Figure 8 following addition's ungrokking settings (its template), if the scale has it."""
+    return None if figure8 is None else replace(figure8, ungrokking=ungrokking)
 
 
 def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
@@ -132,6 +143,9 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
     config = ReproduceConfig(
         preset=preset, scale=scale if preset == "cpu" else "full",
         **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10")})
+    if (preset, scale) == ("cpu", "full"):
+        # Figure 8 at the full scale only: nine tasks would take the quick run past its budget
+        config = replace(config, figure8=fig8.Figure8Config(config.ungrokking))
     if (preset, scale) == ("paper", "quick"):
         config = replace(_paper_quick(config), scale="quick")
     return _with_device(config, device)
@@ -174,7 +188,9 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
                       steps: int | None = None, weight_decay: float | None = None) -> ReproduceConfig:
     """The reproduce config of ``circeff experiment --preset`` with the command's options.
 
-    The shared settings (task, P, lr, model widths, seeds, device) change in every stage, so that
+    ``task`` other than addition makes it Figure 8's ungrokking of that one task (its bases are
+    checked on held-out pairs; :mod:`circeff.empirical.experiments.figure8`).
+    The shared settings (P, lr, model widths, seeds, device) change in every stage, so that
     the stages stay about the same networks and dataset, as in ``circeff reproduce``; the
     others change only the experiment they name: ``train_frac`` and ``base_steps`` the base
     networks, ``*_sizes`` the D' of the experiment they name, ``weight_decays``
@@ -184,7 +200,11 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
         raise ConfigError("--preset", f"must be one of {', '.join(k for k in EXPERIMENT_PRESETS if k != 'tiny')}",
                           preset)
     config = reproduce_config(*EXPERIMENT_PRESETS[preset], device)
-    shared = {k: v for k, v in {"task": task, "p": p, "lr": lr, "seeds": seeds}.items() if v is not None}
+    if task is not None:
+        from circeff.empirical.tasks import get_task
+
+        get_task(task)
+    shared = {k: v for k, v in {"p": p, "lr": lr, "seeds": seeds}.items() if v is not None}
 
     def on(training: Training) -> Training:
         model = _model_of(training.model, d_model, d_mlp)
@@ -194,7 +214,8 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     if base_steps is not None:
         integer_at_least("base_steps", base_steps, 1)
         base = replace(base, training=replace(base.training, steps=base_steps))
-    if train_frac is not None:
+    other_task = task not in (None, "add")
+    if train_frac is not None and not other_task:
         base = replace(base, train_frac=train_frac)
     ung = replace(config.ungrokking, base=base, **{k: v for k, v in {
         "sizes": ungrokking_sizes, "weight_decays": weight_decays, "decay_budget": decay_budget}.items() if v is not None})
@@ -204,6 +225,11 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     semi_training = replace(semi_training, **{k: v for k, v in {"steps": steps, "weight_decay": weight_decay}.items()
                                               if v is not None})
     semi_changes = {"sizes": semigrok_sizes} if semigrok_sizes is not None else {}
+    if other_task:
+        # another operation: its ungrokking is Figure 8's (bases checked on held-out pairs)
+        return replace(config, figure8=fig8.Figure8Config(
+            ung, tasks=(task,), **({} if train_frac is None else {"base_train_frac": train_frac})))
+    config = replace(config, figure8=_figure8_of(config.figure8, ung))
     return replace(config, progress=replace(config.progress, training=replace(
                        on(config.progress.training), seeds=config.progress.training.seeds)),
                    efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
