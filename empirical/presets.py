@@ -51,7 +51,10 @@ def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
 
 # ---- the training settings of each scale -------------------------------------------------------
 QUICK = Training(p=23, model=SMALL_MODEL, lr=3e-3, steps=1500, seeds=(0, 1, 2), log_every=50, checkpoint_every=500)
-FULL = Training(p=31, model=SMALL_MODEL, lr=3e-3, steps=3000, seeds=(0, 1, 2, 3), log_every=50,
+# The full scale is the paper's architecture and optimiser (d_model 128, 4 heads of 32, d_mlp 512,
+# ReLU, AdamW lr 1e-3, betas 0.9/0.98; weight decays as in each entry) at P = 31: see
+# FULL_ESTIMATE for what `circeff reproduce --full --plan` estimates it costs on 2 CPU cores.
+FULL = Training(p=31, model=ModelConfig(), lr=1e-3, steps=3000, seeds=(0, 1, 2, 3), log_every=50,
                 checkpoint_every=500)
 PAPER = Training(p=113, model=ModelConfig(), lr=1e-3, steps=20_000, seeds=tuple(range(10)), log_every=200,
                  checkpoint_every=2000)

@@ -83,9 +83,15 @@ def _with_device(config: ReproduceConfig, device: str) -> ReproduceConfig:
                    figure8=_figure8_of(config.figure8, replace(config.ungrokking, base=base)))
 
 
-def _figure8_of(figure8: fig8.Figure8Config | None, ungrokking: ung.UngrokkingConfig) -> fig8.Figure8Config | None:
-    """Figure 8 following addition's ungrokking settings (its template), if the scale has it."""
-    return None if figure8 is None else replace(figure8, ungrokking=ungrokking)
+def _figure8_of(figure8: fig8.Figure8Config | None, ungrokking: ung.UngrokkingConfig,
+                seeds: tuple[int, ...] | None = None) -> fig8.Figure8Config | None:
+    """Figure 8 following addition's ungrokking settings (its template), if the scale has it;
+    it keeps its own seeds unless ``seeds`` are given."""
+    if figure8 is None:
+        return None
+    keep = seeds or figure8.ungrokking.base.training.seeds
+    base = replace(ungrokking.base, training=replace(ungrokking.base.training, seeds=keep))
+    return replace(figure8, ungrokking=replace(ungrokking, base=base))
 
 
 def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
@@ -145,7 +151,10 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
         **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10")})
     if (preset, scale) == ("cpu", "full"):
         # Figure 8 at the full scale only: nine tasks would take the quick run past its budget
-        config = replace(config, figure8=fig8.Figure8Config(config.ungrokking))
+        # with two of the seeds: nine tasks at every seed would cost four times addition's ungrokking
+        base = config.ungrokking.base
+        two = replace(config.ungrokking, base=replace(base, training=replace(base.training, seeds=base.seeds[:2])))
+        config = replace(config, figure8=fig8.Figure8Config(two))
     if (preset, scale) == ("paper", "quick"):
         config = replace(_paper_quick(config), scale="quick")
     return _with_device(config, device)
@@ -229,7 +238,7 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
         # another operation: its ungrokking is Figure 8's (bases checked on held-out pairs)
         return replace(config, figure8=fig8.Figure8Config(
             ung, tasks=(task,), **({} if train_frac is None else {"base_train_frac": train_frac})))
-    config = replace(config, figure8=_figure8_of(config.figure8, ung))
+    config = replace(config, figure8=_figure8_of(config.figure8, ung, seeds))
     return replace(config, progress=replace(config.progress, training=replace(
                        on(config.progress.training), seeds=config.progress.training.seeds)),
                    efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
