@@ -7,6 +7,7 @@ the device and, for the paper smoke test, steps and seeds cut down by a factor s
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -188,6 +189,29 @@ def _model_of(model: ModelConfig, d_model: int | None, d_mlp: int | None) -> Mod
     return model if d_mlp is None else replace(model, d_mlp=d_mlp)
 
 
+def _scale(sizes: tuple[int, ...], factor: float) -> tuple[int, ...]:
+    return tuple(sorted({max(2, round(d * factor)) for d in sizes}))
+
+
+def _sizes_scaled(config: ReproduceConfig, factor: float) -> ReproduceConfig:
+    """Every preset dataset size times ``factor`` (before P changes, so checks wait for the new P)."""
+    import dataclasses
+
+    def scaled(obj: Any, names: tuple[str, ...]) -> Any:
+        changes = {n: _scale(getattr(obj, n), factor) for n in names if getattr(obj, n, ())}
+        # bypass validation here: the sizes are checked against the new P when it is set
+        new = copy.copy(obj)
+        for n, v in changes.items():
+            object.__setattr__(new, n, v)
+        return new
+
+    size_fields = lambda obj: tuple(f.name for f in dataclasses.fields(obj)  # noqa: E731
+                                    if f.name.endswith("sizes") and isinstance(getattr(obj, f.name), tuple))
+    return replace(config, efficiency=scaled(config.efficiency, size_fields(config.efficiency)),
+                   ungrokking=scaled(config.ungrokking, ("sizes",)), fig10=scaled(config.fig10, ("sizes",)),
+                   semigrok=scaled(config.semigrok, ("sizes",)))
+
+
 def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str | None = None, p: int | None = None,
                       lr: float | None = None, d_model: int | None = None, d_mlp: int | None = None,
                       seeds: tuple[int, ...] | None = None, train_frac: float | None = None,
@@ -219,6 +243,10 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
         model = _model_of(training.model, d_model, d_mlp)
         return replace(training, model=model, **shared)
 
+    if p is not None:
+        # the preset's dataset sizes follow P as the same fractions of the pairs, so that every
+        # stage stays valid (the options below set the named experiment's sizes exactly)
+        config = _sizes_scaled(config, (p / config.base.p) ** 2)
     base = replace(config.base, training=on(config.base.training))
     if base_steps is not None:
         integer_at_least("base_steps", base_steps, 1)

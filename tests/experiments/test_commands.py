@@ -50,3 +50,11 @@ def test_other_commands_run_their_stage(tmp_path, experiment, stage, keys):
                 "--no-progress"]) == 0
     data = json.loads((tmp_path / "r.json").read_text())
     assert set(data["verdicts"]) == keys and stage in json.loads((out / "summary.json").read_text())["stages"]
+
+
+def test_a_new_p_carries_every_preset_size_as_the_same_fraction_of_the_pairs():
+    small = experiment_config("quick", p=17)
+    quick = experiment_config("quick")
+    ratio = (17 / quick.base.p) ** 2
+    assert small.ungrokking.sizes == tuple(sorted({max(2, round(d * ratio)) for d in quick.ungrokking.sizes}))
+    assert max(small.fig10.sizes) < small.base.train_size and small.efficiency.p == 17
