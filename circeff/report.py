@@ -107,6 +107,12 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
     stage ``results`` in order and the ``verdicts`` in their fixed order."""
     t = summary["timings"]
     lines = [f"# Reproduction report: {summary['preset']} preset, {summary['scale']} scale", ""]
+    t0 = (summary.get("config") or {}).get("efficiency", {}).get("training", {})
+    if t0.get("model") and (t0["model"].get("d_model"), t0["model"].get("d_mlp"), t0.get("lr")) != (128, 512, 1e-3):
+        m = t0["model"]
+        lines += [f"**Model: not the paper's.** This scale trains a smaller model (d_model {m['d_model']}, "
+                  f"{m['n_heads']} heads of {m['d_head']}, d_mlp {m['d_mlp']}, AdamW lr {t0['lr']:g}); the full and "
+                  "paper scales use the paper's (d_model 128, 4 heads of 32, d_mlp 512, lr 1e-3).", ""]
     if summary.get("command"):
         lines += [f"Command: `{summary['command']}`", ""]
     lines += [f"Finished {summary['environment']['finished']} on {summary['environment']['platform']}; "

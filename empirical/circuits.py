@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_params
+from circeff.empirical.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_params
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.fourier import CircuitProxies, correct_class_proxies, decompose
 from circeff.empirical.batched import logits_all
@@ -173,7 +173,7 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, Params, int]:
     """``(config, params, step)`` of a run folder; a ConfigError naming ``run_dir`` (bad input,
     exit code 2) if it holds no checkpoint, RunError if the checkpoint is unreadable."""
     path = Path(run_dir)
-    if not (path / CHECKPOINT_NAME).is_file():
+    if not has_checkpoint(path):  # this version's checkpoint name or an earlier one
         raise ConfigError("run_dir", f"must be a run folder holding {CHECKPOINT_NAME} (from circeff train)",
                           str(path))
     return load_params(path, torch.device("cpu"))

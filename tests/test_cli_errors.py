@@ -72,6 +72,24 @@ BAD_INPUTS = [
     (["reproduce", "--out", "{tmp}/r", "--threads", "0"], 2, "--threads"),
     (["experiment", "progress", "--out", "{tmp}/e", "--steps", "-1"], 2, "--steps"),
     (["--versio"], 2, "--versio"),
+    # circeff experiment ungrok / semigrok / fig10 / allocation, reproduce and sweep --plan
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--preset", "huge"], 2, "--preset"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--p", "1"], 2, "--p"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--sizes", "a,b"], 2, "--sizes"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--weight-decays", "-1,2"], 2, "--weight-decays"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--train-frac", "2"], 2, "--train-frac"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--base-steps", "0"], 2, "--base-steps"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--d-model", "30"], 2, "--d-model"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--d-mlp", "0"], 2, "--d-mlp"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--lr", "0"], 2, "--lr"),
+    (["experiment", "ungrok", "--out", "{tmp}/o", "--task", "pow"], 2, "--task"),
+    (["experiment", "fig10", "--out", "{tmp}/o", "--decay-budget", "-1"], 2, "--decay-budget"),
+    (["experiment", "semigrok", "--out", "{tmp}/o", "--steps", "0"], 2, "--steps"),
+    (["experiment", "allocation", "--out", "{tmp}/o", "--seeds", "0"], 2, "--seeds"),
+    (["reproduce", "--plan", "--preset", "gpu"], 2, "--preset"),
+    (["reproduce", "--out", "{tmp}/o", "--json", "{tmp}/p.json"], 2, "--json"),
+    (["sweep", "status", "{empty}"], 2, "OUT"),
+    (["sweep", "combine", "{empty}"], 2, "OUT"),
 ]
 
 

@@ -4,8 +4,15 @@
   (:mod:`circeff.empirical.experiments.efficiency`); options override the preset.
 - ``circeff experiment progress [--preset quick|full|paper] --out DIR``: a grokking run with
   weight snapshots and Figure 9 (:mod:`circeff.empirical.experiments.progress`).
+- ``circeff experiment ungrok|semigrok|fig10|allocation --out DIR``: ungrokking (P2/P3, one task
+  with ``--task``), semi-grokking (P4), Figure 10 and Theorem D.4's allocation. Each runs the
+  stages of ``circeff reproduce`` that make it (the same functions, the same out-folder layout:
+  ``DIR/<stage>/``, ``DIR/report.md``, ``DIR/summary.json``) with the preset's settings and the
+  options given; the options have the same names in every command (``--p``, ``--train-frac``,
+  ``--seeds``, ``--base-steps``, ``--sizes``, ``--weight-decays``, ``--decay-budget``, ``--lr``,
+  ``--d-model``, ``--d-mlp``, ``--preset``, ``--out``, ``--json``).
 
-Both resume by default: rerunning the same command skips finished training.
+All resume by default: rerunning the same command skips finished training.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+import json
 
 from circeff.empirical import presets
 from circeff.empirical.config import with_overrides
@@ -26,7 +35,8 @@ def _preset_help(experiment: str) -> str:
     return "; ".join(f"{scale}: {presets.describe(presets.get(experiment, scale))}" for scale in presets.SCALES) + "."
 
 
-app = typer.Typer(help="Run experiments: P1 efficiency, Figure 9 progress.", no_args_is_help=True)
+app = typer.Typer(help="Run one experiment: P1 efficiency, Figure 9 progress, ungrokking (P2/P3, Figure 8), "
+                       "semi-grokking (P4), Figure 10, allocation (Theorem D.4).", no_args_is_help=True)
 
 
 @app.command("efficiency")
@@ -105,3 +115,161 @@ def _check_device(device: str) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("device", "cuda is not available on this machine; use cpu", device)
+
+
+# ---- the experiments that are stages of `circeff reproduce` ------------------------------------
+# experiment -> the reproduce stages it runs (in reproduce's order)
+STAGES_OF = {"ungrok": ("base", "p2_p3"), "ungrok_task": ("figure8",), "semigrok": ("p4",), "fig10": ("base", "fig10"),
+             "allocation": ("p1", "base", "p2_p3", "fig10", "allocation")}
+
+_PRESET_HELP = "quick, full or paper (`circeff presets` lists what each sets); options override it."
+OUT = typer.Option(..., "--out", help="Out folder (as reproduce's: DIR/<stage>/, report.md, summary.json); "
+                   "rerun the same command to resume.")
+PRESET = typer.Option("quick", "--preset", help=_PRESET_HELP)
+P = typer.Option(None, "--p", help="Modulus P (every stage).")
+LR = typer.Option(None, "--lr", help="AdamW learning rate (every stage).")
+D_MODEL = typer.Option(None, "--d-model", help="Residual width; the heads share it evenly (every stage).")
+D_MLP = typer.Option(None, "--d-mlp", help="MLP width (every stage).")
+SEEDS = typer.Option(None, "--seeds", help="Model seeds, e.g. 0,1,2 (every stage; two or more).")
+TRAIN_FRAC = typer.Option(None, "--train-frac", help="Base networks: fraction of the pairs they train on, (0, 1].")
+BASE_STEPS = typer.Option(None, "--base-steps", help="Base networks: AdamW steps.")
+SIZES = typer.Option(None, "--sizes", help="Dataset sizes D', e.g. 30,60,120.")
+DECAY_BUDGET = typer.Option(None, "--decay-budget", help="weight decay x steps of every continuation.")
+JSON = typer.Option(None, "--json", help="Also write the experiment's result (verdicts, estimates) as JSON here.")
+DEVICE = typer.Option("cpu", "--device", help="cpu or cuda.")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+
+
+def _ints(flag: str, text: Optional[str]) -> Optional[tuple[int, ...]]:
+    return None if text is None else tuple(parse_int_list(flag, text))
+
+
+def _floats(flag: str, text: Optional[str]) -> Optional[tuple[float, ...]]:
+    return None if text is None else tuple(parse_float_list(flag, text))
+
+
+def _run_stages(experiment: str, out: Path, config, json_path: Optional[Path], progress: bool,
+                argv_note: str) -> dict:
+    """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure."""
+    from circeff.errors import RunError
+    from circeff.reproduce import run_reproduce
+
+    _check_device(config.base.device)
+    summary = run_reproduce(config, out, progress=progress, command=f"circeff experiment {experiment} {argv_note}",
+                            stages=STAGES_OF[experiment])
+    for key, v in summary["verdicts"].items():
+        typer.echo(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
+    failed = {n: s["error"] for n, s in summary["stages"].items() if s["status"] != "done"}
+    result = {"experiment": experiment, "out": str(out), "verdicts": summary["verdicts"],
+              "estimates": {n: s["estimates"] for n, s in summary["stages"].items() if s["estimates"]},
+              "timings": summary["timings"], "stages_failed": failed}
+    if json_path is not None:
+        from circeff.io import write_json
+
+        write_json(json_path, result)
+    typer.echo(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "
+               f"summary: {out / 'summary.json'}")
+    if failed:
+        raise RunError("; ".join(f"stage {n} failed: {e}" for n, e in failed.items()))
+    return result
+
+
+def _interval(d: dict) -> dict:
+    return {"value": d.get("value"), "lo": d.get("lo"), "hi": d.get("hi")}
+
+
+def dcrit_record(ungrokking_json: Path) -> dict:
+    """D_crit pooled and per weight decay, each ``{value, lo, hi}``, from ``ungrokking.json``."""
+    data = json.loads(Path(ungrokking_json).read_text())
+    return {"pooled": _interval(data["D_crit"]["D_crit"]),
+            "by_weight_decay": {f"{e['weight_decay']:g}": _interval(e["D_crit"])
+                                for e in data["D_crit_by_weight_decay"]}}
+
+
+@app.command("ungrok")
+def ungrok(
+    out: Path = OUT, preset: str = PRESET, task: Optional[str] = typer.Option(
+        None, "--task", help="The operation (default: modular addition). Another one runs Figure 8's ungrokking "
+        "of it: bases on --train-frac (default 0.8) of its pairs, generalised when held-out accuracy >= 0.99."),
+    p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS,
+    base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
+    weight_decays: Optional[str] = typer.Option(None, "--weight-decays", help="One continuation batch per value, "
+                                                "e.g. 0.5,1,2 (two or more for P3)."),
+    decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
+    d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+) -> None:
+    """P2/P3 (Figures 4/7): generalised networks continued on D' < D_crit; D_crit per weight decay."""
+    from circeff.reproduce.config import experiment_config
+
+    config = experiment_config(preset, device, task=task, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp,
+                               seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
+                               ungrokking_sizes=_ints("sizes", sizes),
+                               weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget)
+    other = task not in (None, "add")
+    result = _run_stages("ungrok_task" if other else "ungrok", out, config, None, show,
+                         f"--preset {preset}{f' --task {task}' if task else ''} --out {out}")
+    folder = out / "figure8" / task if other else out / "p2_p3"
+    if not (folder / "ungrokking.json").is_file():
+        from circeff.errors import RunError
+
+        raise RunError(f"no ungrokking of {task}: " + "; ".join(
+            str(t["note"]) for t in json.loads((out / "figure8" / "figure8.json").read_text())["tasks"]))
+    result["D_crit"] = dcrit_record(folder / "ungrokking.json")
+    for wd, iv in result["D_crit"]["by_weight_decay"].items():
+        typer.echo(f"D_crit at weight decay {wd}: {iv['value']:.4g} [{iv['lo']:.4g}, {iv['hi']:.4g}]")
+    pooled = result["D_crit"]["pooled"]
+    typer.echo(f"D_crit pooled: {pooled['value']:.4g} [{pooled['lo']:.4g}, {pooled['hi']:.4g}]")
+    if json_path is not None:
+        from circeff.io import write_json
+
+        write_json(json_path, result)
+
+
+@app.command("semigrok")
+def semigrok(
+    out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, seeds: Optional[str] = SEEDS,
+    sizes: Optional[str] = typer.Option(None, "--sizes", help="Dataset sizes D just above D_crit, e.g. 200,230,260 "
+                                        "(default: placed from D_crit, which ungrokking measures first)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="AdamW steps from random initialisation."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay."),
+    lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP,
+    json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+) -> None:
+    """P4 (Figures 5/6): semi-grokking, training from scratch at D just above D_crit."""
+    from circeff.reproduce.config import experiment_config
+
+    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, seeds=_ints("seeds", seeds),
+                               semigrok_sizes=_ints("sizes", sizes), steps=steps, weight_decay=weight_decay)
+    _run_stages("semigrok", out, config, json_path, show, f"--preset {preset} --out {out}")
+
+
+@app.command("fig10")
+def fig10(
+    out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC,
+    seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
+    decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
+    d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+) -> None:
+    """Figure 10: the G:M correct-logit ratio against D, continuing generalised networks."""
+    from circeff.reproduce.config import experiment_config
+
+    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, seeds=_ints("seeds", seeds),
+                               train_frac=train_frac, base_steps=base_steps, fig10_sizes=_ints("sizes", sizes),
+                               decay_budget=decay_budget)
+    _run_stages("fig10", out, config, json_path, show, f"--preset {preset} --out {out}")
+
+
+@app.command("allocation")
+def allocation(
+    out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC,
+    seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
+    decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
+    d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+) -> None:
+    """Theorem D.4: predicted against measured G:M ratio; D_crit two ways (runs P1, ungrokking, Figure 10 first)."""
+    from circeff.reproduce.config import experiment_config
+
+    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, seeds=_ints("seeds", seeds),
+                               train_frac=train_frac, base_steps=base_steps, fig10_sizes=_ints("sizes", sizes),
+                               decay_budget=decay_budget)
+    _run_stages("allocation", out, config, json_path, show, f"--preset {preset} --out {out}")

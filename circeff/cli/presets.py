@@ -32,5 +32,8 @@ def presets(
         cells[-1] = "-" if r["measured_s"] is None else f"{r['measured_s']:.0f}"
         table.add_row(*(f"{c:g}" if isinstance(c, float) else str(c) for c in cells))
     Console(width=160).print(table)
+    from circeff.empirical.presets import FULL_ESTIMATE
+
+    print(f"full scale: {FULL_ESTIMATE} (`circeff reproduce --full --plan` recomputes it here)")
     if json_path is not None:
         json_path.write_text(json.dumps(rows, indent=1))

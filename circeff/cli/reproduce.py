@@ -24,7 +24,8 @@ def _scale_help(scale: str) -> str:
 
 
 def reproduce(
-    out: Path = typer.Option(..., "--out", help="out folder (created); rerun the same command to resume"),
+    out: Optional[Path] = typer.Option(None, "--out", help="out folder (created; required unless --plan); rerun the "
+                                       "same command to resume"),
     quick: bool = typer.Option(False, "--quick", help="the quick scale (default) with --preset cpu: " + _scale_help("quick")),
     full: bool = typer.Option(False, "--full", help="the full scale with --preset cpu: " + _scale_help("full")),
     preset: str = typer.Option("cpu", "--preset", help="cpu (the quick and full scales) or paper (" + _scale_help("paper") + "; for a GPU)"),
@@ -38,6 +39,9 @@ def reproduce(
     partition: Optional[str] = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)"),
     timeout_min: int = typer.Option(240, "--timeout-min", help="SLURM time limit per job in minutes"),
     gpus_per_node: int = typer.Option(0, "--gpus-per-node", help="GPUs per SLURM job (use with --device cuda)"),
+    plan: bool = typer.Option(False, "--plan", help="print every stage's model-steps, examples and estimated "
+                              "wall time (a calibration of a few engine steps here, < ~20 s) and exit; trains nothing"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="with --plan: also write the plan as JSON here"),
     scale: Optional[str] = typer.Option(None, "--scale", hidden=True, help="tests only: tiny"),
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
@@ -65,6 +69,13 @@ def reproduce(
     if gpus_per_node < 0:
         raise ConfigError("--gpus-per-node", "must be >= 0", gpus_per_node)
     config = reproduce_config(preset, chosen, device)
+    if json_path is not None and not plan:
+        raise ConfigError("--json", "is only for --plan", str(json_path))
+    if plan:
+        _print_plan(config, f"circeff reproduce --{chosen} --preset {preset}: plan", json_path)
+        return
+    if out is None:
+        raise ConfigError("--out", "is required (unless --plan)", None)
     command = (f"circeff reproduce --{chosen} --preset {preset} --device {device} --out {shlex.quote(str(out))}"
                if scale is None else f"circeff reproduce --scale {chosen} --out {shlex.quote(str(out))}")
     # The executor changes where batches train, never what they compute, so it is not part of
@@ -76,3 +87,14 @@ def reproduce(
         print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "
           f"summary: {out / 'summary.json'}")
+
+
+def _print_plan(config, title: str, json_path: Optional[Path]) -> None:
+    from circeff.io import write_json
+    from circeff.reproduce.plan import run_plan, stage_work
+
+    lines, data = run_plan(title, stage_work(config), gpu=config.preset == "paper" or config.base.device != "cpu")
+    for line in lines:
+        print(line)
+    if json_path is not None:
+        write_json(json_path, data)

@@ -19,7 +19,8 @@ app = typer.Typer(help="Run grids of configs (in-process, process pool, SLURM) i
 @app.command("run")
 def run_cmd(
     grid: Path = typer.Argument(..., help="Grid file (JSON): kind, base, grid, runs."),
-    out: Path = typer.Option(..., "--out", help="Store folder: one sub-folder per run, results.csv."),
+    out: Path | None = typer.Option(None, "--out", help="Store folder: one sub-folder per run, results.csv "
+                                    "(required unless --plan)."),
     executor: str = typer.Option("inprocess", "--executor",
                                  help=f"Where runs go: {', '.join(EXECUTOR_NAMES)}."),
     partition: str | None = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)."),
@@ -29,12 +30,22 @@ def run_cmd(
     max_workers: int | None = typer.Option(None, "--max-workers", help="Processes of --executor pool."),
     max_batch: int | None = typer.Option(None, "--max-batch",
                                          help="At most this many runs in one engine batch."),
+    plan: bool = typer.Option(False, "--plan", help="Print the engine batches' model-steps, examples and estimated "
+                              "wall time (a short calibration here) and exit; trains nothing (train grids)."),
+    json_path: Path | None = typer.Option(None, "--json", help="With --plan: also write the plan as JSON here."),
 ) -> None:
     """Run every run of GRID not finished yet in OUT; rerun the same command to resume."""
     if executor not in EXECUTOR_NAMES:
         raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
+    if json_path is not None and not plan:
+        raise ConfigError("--json", "is only for --plan", str(json_path))
     # Build (and so validate) every config and the executor before writing anything.
     kind, configs = load_grid(grid)
+    if plan:
+        _plan(kind, configs, grid, json_path, max_batch)
+        return
+    if out is None:
+        raise ConfigError("--out", "is required (unless --plan)", None)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", "must be a folder (a file is in the way)", str(out))
     runner = make_executor(executor, kind.batch_fn, group_key=kind.group_key, max_batch=max_batch,
@@ -70,7 +81,7 @@ def combine_cmd(
 ) -> None:
     """Combine every finished run of OUT into OUT/results.csv (and .parquet with pyarrow)."""
     if not (out / "runs").is_dir():
-        raise ConfigError("DIR", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
+        raise ConfigError("OUT", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
     table = combine(out)
     typer.echo(f"{table['run_id'].nunique()} finished runs, {len(table)} rows: {out / RESULTS_CSV}")
 
@@ -81,6 +92,29 @@ def status_cmd(
 ) -> None:
     """Count the runs of OUT that are done, resumable (checkpoint) and new."""
     if not (out / "runs").is_dir():
-        raise ConfigError("DIR", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
+        raise ConfigError("OUT", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
     counts = RunStore(out).counts()
     typer.echo(", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+def _plan(kind, configs, grid: Path, json_path: Path | None, max_batch: int | None) -> None:
+    """The grid's engine batches (runs grouped as the executors group them) as a plan."""
+    from circeff.io import write_json
+    from circeff.reproduce.plan import Work, run_plan
+
+    if kind.name != "train":
+        raise ConfigError("--plan", "plans grids of kind train only", kind.name)
+    from circeff.sweep.engine import merge
+
+    groups: dict[str, list] = {}
+    for c in configs:
+        groups.setdefault(kind.group_key(c), []).append(c)
+    batches = [merge(g[i:i + (max_batch or len(g))]) for g in groups.values()
+               for i in range(0, len(g), max_batch or len(g))]
+    work = {f"batch {i}": [Work.of(f"batch {i}", b)] for i, b in enumerate(batches)}
+    lines, data = run_plan(f"circeff sweep run {grid} --plan: {len(configs)} runs in {len(batches)} engine batches",
+                           work, gpu=any(b.device != "cpu" for b in batches))
+    for line in lines:
+        typer.echo(line)
+    if json_path is not None:
+        write_json(json_path, data)

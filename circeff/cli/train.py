@@ -77,9 +77,13 @@ def train(
         device=device, chunk_size=chunk_size, block_size=block_size, nan_policy=nan_policy,
         init_from=str(init_from) if init_from is not None else None)
 
-    if resume:
-        from circeff.empirical.checkpoint import has_checkpoint
+    from circeff.empirical.checkpoint import has_checkpoint
 
+    if not resume and has_checkpoint(out):
+        # the user's choice of folder, not a failed run: bad input (exit 2) naming --out
+        raise ConfigError("--out", "already holds a run; pass --resume to continue it, or use another --out",
+                          str(out))
+    if resume:
         if not has_checkpoint(out):
             if not (out / "config.json").is_file():
                 raise ConfigError("--resume", f"{out} holds no run to resume; drop --resume to start one there")

@@ -85,8 +85,12 @@ def verdict_entry(v: Verdict) -> dict[str, Any]:
 
 
 def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True,
-                  command: str = "", trainer: Trainer | None = None) -> dict[str, Any]:
+                  command: str = "", trainer: Trainer | None = None,
+                  stages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Run (or resume) every stage; write ``report.md`` and ``summary.json``; return the summary.
+
+    ``stages``: only these (in the order of :data:`STAGES`; ``circeff experiment`` runs one
+    experiment's stages this way); the summary then holds only their verdicts.
 
     ``trainer`` trains the engine batches (default: in this process); it changes where they
     train, never what they compute, so it is not part of the config.
@@ -100,7 +104,9 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
     stamp = fingerprint(config)
     ctx = Context(config, out, progress, trainer or IN_PROCESS)
     started = time.perf_counter()
-    bar = tqdm(STAGES, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
+    scale_stages = STAGES + (("figure8",) if config.figure8 is not None else ())
+    chosen = [s for s in scale_stages if stages is None or s in stages]
+    bar = tqdm(chosen, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
     for name in bar:
         bar.set_postfix_str(STAGE_FUNCS[name][0])
         ctx.results[name] = run_stage(ctx, name, stamp)
@@ -108,7 +114,8 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
     total = time.perf_counter() - started
 
     found = {v.key: v for r in ctx.results.values() for v in r.verdicts}
-    verdicts = [found.get(k, Verdict(k, False, "not computed", {}, {})) for k in VERDICT_KEYS]
+    keys = VERDICT_KEYS if stages is None else [k for s in chosen for k in STAGE_VERDICTS.get(s, ())]
+    verdicts = [found.get(k, Verdict(k, False, "not computed", {}, {})) for k in keys]
     summary = to_plain({
         "command": command,
         "preset": config.preset, "scale": config.scale,

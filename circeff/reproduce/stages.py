@@ -309,6 +309,34 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
                  ctx.rel(out / "allocation_curves.png")})
 
 
+def stage_figure8(ctx: Context, out: Path) -> StageResult:
+    """Figure 8: ungrokking on each other task, with D_crit and the P2/P3 rules per task."""
+    from circeff.empirical.experiments import figure8 as fig8
+
+    cfg = ctx.config.figure8
+    if cfg is None:
+        raise RunError("this scale has no Figure 8 stage")
+    r = fig8.run_figure8(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
+    verdicts = [Verdict(f"{key} {task}", v.holds, v.reason, v.numbers, v.rule)
+                for task, vs in r.verdicts.items() for key, v in vs.items()]
+    rows = [[t["task"], t["p"], t["base_held_out_acc_min"], t["generalised"],
+             Interval(t["D_crit"], t["D_crit_lo"], t["D_crit_hi"], cfg.ungrokking.level, "bootstrap"), t["P2"],
+             t["P3"], t["note"]]
+            for t in r.rows.to_dict("records")]
+    return StageResult(
+        "figure8", config=cfg.to_dict(), verdicts=verdicts,
+        figures={"Figure 8: final test accuracy after ungrokking against D', per task": ctx.rel(out / "figure8.png")}
+        if (out / "figure8.png").is_file() else {},
+        notes=[f"A base network counts as generalised when its accuracy on the pairs it never trained on (the "
+               f"held-out {1 - cfg.base_train_frac:.0%}) is at least {cfg.generalised_acc:g}; the trig share "
+               "applies to modular addition only. P2 and P3 are the same rules as for addition, per task."],
+        tables=[Table.of("Ungrokking per task: D_crit (pooled over weight decays) and the P2/P3 rules",
+                         ["task", "P", "base held-out acc (min)", "generalised", "D_crit [interval]", "P2", "P3",
+                          "note"], rows),
+                Table.of("P2/P3 per task: reasons", ["verdict", "holds", "reason"],
+                         [[v.key, v.holds, v.reason] for v in verdicts])])
+
+
 STAGE_FUNCS: dict[str, tuple[str, Callable[[Context, Path], StageResult]]] = {
     "theory": ("Theory checks (D.1-D.4, lemmas)", stage_theory),
     "toy": ("Toy model, Figure 2", stage_toy),
@@ -319,4 +347,5 @@ STAGE_FUNCS: dict[str, tuple[str, Callable[[Context, Path], StageResult]]] = {
     "p4": ("P4 semi-grokking", stage_p4),
     "fig10": ("Figure 10a", stage_fig10),
     "allocation": ("Allocation and D_crit two ways", stage_allocation),
+    "figure8": ("Figure 8, ungrokking per task", stage_figure8),
 }

@@ -27,8 +27,9 @@ def test_train_command_resumes_and_refuses_a_changed_config(tmp_path, capsys):
     out = str(tmp_path / "run")
     args = ["train", "--train-size", "50", "--seeds", "3", "--out", out]
     assert run([*args, *SMALL]) == 0
-    assert run([*args, *SMALL]) == 1  # exists, no --resume
-    assert "pass --resume" in capsys.readouterr().err
+    assert run([*args, *SMALL]) == 2  # --out holds a run and no --resume: bad input naming --out
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out:") and "pass --resume" in err and err.count("\n") == 1
     more = [a if a != "4" else "6" for a in SMALL]
     assert run([*args, *more, "--resume"]) == 0
     assert run([*args, *more, "--resume", "--lr", "0.01"]) == 1

@@ -1,0 +1,51 @@
+"""Figure 8: ungrokking per task, bases checked on held-out pairs, P2/P3 per task."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from circeff.empirical.experiments.figure8 import OTHER_TASKS, Figure8Config, run_figure8, task_p
+from circeff.empirical.tasks import TASKS
+from circeff.reproduce.config import reproduce_config
+
+
+def _tiny(**kw) -> Figure8Config:
+    ung = reproduce_config("cpu", "tiny").ungrokking
+    ung = replace(ung, base=replace(ung.base, training=replace(ung.base.training, steps=40)), sizes=(10, 30, 60),
+                  decay_budget=20.0, n_boot=20)
+    return Figure8Config(ung, **kw)
+
+
+def test_the_nine_other_tasks_and_their_moduli():
+    assert set(OTHER_TASKS) == set(TASKS) - {"add"} and len(OTHER_TASKS) == 9
+    assert task_p("perm", 31) == 24 and task_p("perm", 23) == 6 and task_p("perm", 120) == 120
+    assert task_p("sub", 31) == 31
+
+
+def test_each_task_gets_its_own_bases_with_a_held_out_set():
+    cfg = _tiny(tasks=("sub", "perm"), base_train_frac=0.8)
+    sub, perm = cfg.ungrokking_for("sub"), cfg.ungrokking_for("perm")
+    assert (sub.base.task, sub.base.p, perm.base.task, perm.base.p) == ("sub", 11, "perm", 6)
+    assert sub.base.train_size < sub.base.training.n_examples  # pairs held out to check generalisation
+    assert sub.sizes == (10, 30, 60)
+    # the same fractions of the pairs: 36 permutation pairs against addition's 121
+    assert perm.sizes == tuple(max(2, round(d * 36 / 121)) for d in (10, 30, 60))
+    assert all(d < perm.base.train_size for d in perm.sizes)
+
+
+def test_bases_that_did_not_generalise_are_not_continued(tmp_path):
+    # 40 steps at P = 11: the held-out accuracy stays far below 0.99, so the rule must say no
+    r = run_figure8(_tiny(tasks=("sub",)), tmp_path, progress=False)
+    row = r.rows.iloc[0]
+    assert not row["generalised"] and row["base_held_out_acc_min"] < 0.99 and "did not generalise" in row["note"]
+    assert r.verdicts == {} and not (tmp_path / "sub" / "ungrokking.csv").exists()
+
+
+@pytest.mark.slow
+def test_generalised_tasks_get_dcrit_p2_p3_and_the_figure(tmp_path):
+    r = run_figure8(_tiny(tasks=("sub", "mul"), generalised_acc=0.0), tmp_path, progress=False)
+    assert set(r.verdicts) == {"sub", "mul"} and all(set(v) == {"P2", "P3"} for v in r.verdicts.values())
+    assert (tmp_path / "figure8.png").is_file() and (tmp_path / "figure8.csv").is_file()
+    assert r.rows["generalised"].all()
