@@ -243,33 +243,27 @@ def semigrok(
     _run_stages("semigrok", out, config, json_path, show, f"--preset {preset} --out {out}")
 
 
-@app.command("fig10")
-def fig10(
-    out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC,
-    seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
-    decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
-    d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
-) -> None:
-    """Figure 10: the G:M correct-logit ratio against D, continuing generalised networks."""
-    from circeff.reproduce.config import experiment_config
+def _continuation_command(stages: str):
+    """``experiment fig10`` and ``experiment allocation`` take the same options: both continue
+    generalised base networks at the Figure 10 sizes; they differ in the stages they run."""
 
-    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, seeds=_ints("seeds", seeds),
-                               train_frac=train_frac, base_steps=base_steps, fig10_sizes=_ints("sizes", sizes),
-                               decay_budget=decay_budget)
-    _run_stages("fig10", out, config, json_path, show, f"--preset {preset} --out {out}")
+    def command(
+        out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC,
+        seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
+        decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
+        d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+    ) -> None:
+        from circeff.reproduce.config import experiment_config
+
+        config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp,
+                                   seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
+                                   fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget)
+        _run_stages(stages, out, config, json_path, show, f"--preset {preset} --out {out}")
+
+    return command
 
 
-@app.command("allocation")
-def allocation(
-    out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC,
-    seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
-    decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
-    d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
-) -> None:
-    """Theorem D.4: predicted against measured G:M ratio; D_crit two ways (runs P1, ungrokking, Figure 10 first)."""
-    from circeff.reproduce.config import experiment_config
-
-    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, seeds=_ints("seeds", seeds),
-                               train_frac=train_frac, base_steps=base_steps, fig10_sizes=_ints("sizes", sizes),
-                               decay_budget=decay_budget)
-    _run_stages("allocation", out, config, json_path, show, f"--preset {preset} --out {out}")
+app.command("fig10", help="Figure 10: the G:M correct-logit ratio against D, continuing generalised networks.")(
+    _continuation_command("fig10"))
+app.command("allocation", help="Theorem D.4: predicted against measured G:M ratio; D_crit two ways (runs P1, "
+            "ungrokking, Figure 10 first).")(_continuation_command("allocation"))
