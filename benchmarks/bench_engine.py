@@ -34,6 +34,8 @@ import time
 
 import torch
 
+from _timing import add_timing_options, clock_of
+
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
 from circeff.empirical.batched import forward_matmul_flops, uses_fold
 from circeff.empirical.model import Transformer, cross_entropy_high_precision, init_params
@@ -82,17 +84,11 @@ def main() -> None:
     ap.add_argument("--models", default="1,4,16")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=3, help="steps per timed repeat")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--chunk-size", type=int, default=None, help="engine models per chunk (default: the engine's)")
     ap.add_argument("--block-size", type=int, default=None, help="engine examples per block (default: the engine's)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="wall: elapsed time; cpu: this process's CPU time (use with --threads 1 on a "
-                         "machine shared with other work: descheduling does not count)")
+    add_timing_options(ap)
     args = ap.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    clock = clock_of(args)
     device = torch.device(args.device)
     cfg, task = ModelConfig(), TaskConfig("add", args.p)
     n_train = resolve_train_size(task, args.train_frac, None)

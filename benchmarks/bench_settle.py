@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 
 import torch
+
+from _timing import add_timing_options, clock_of
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.model import init_params, param_norm
@@ -38,15 +39,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--alpha", type=float, default=1e-3)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                    help="wall: elapsed time; cpu: this process's CPU time (use with --threads 1 on a "
-                         "machine shared with other work: descheduling does not count)")
+    add_timing_options(ap)
     args = ap.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    clock = clock_of(args)
     task, cfg, E = TaskConfig("add", args.p), ModelConfig(), args.models
     dataset = make_dataset(task)
     n = len(dataset)

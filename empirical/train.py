@@ -177,10 +177,10 @@ def _fresh_start(config: TrainConfig, device: torch.device) -> Checkpoint:
 
 def _weights_from_other_run(config: TrainConfig, device: torch.device) -> Params:
     src = load_checkpoint(config.init_from, device)
-    for field in ("name", "p"):
-        if getattr(src.config.task, field) != getattr(config.task, field):
-            raise ConfigError("init_from", f"must be a run of the same task (task.{field} is "
-                              f"{getattr(src.config.task, field)!r} there)", getattr(config.task, field))
+    for name in ("name", "p"):
+        if getattr(src.config.task, name) != getattr(config.task, name):
+            raise ConfigError("init_from", f"must be a run of the same task (task.{name} is "
+                              f"{getattr(src.config.task, name)!r} there)", getattr(config.task, name))
     if src.config.model != config.model:
         raise ConfigError("init_from", "must be a run of the same architecture", str(src.config.model))
     index = [r.init_index if r.init_index is not None else e for e, r in enumerate(config.runs)]

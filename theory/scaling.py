@@ -309,7 +309,7 @@ def falsify_D1_limit() -> RouteResult:
     if limit == sp.oo:
         return RouteResult("symbolic", Status.REFUTED,
                            "logits (0, 1), label 0 (margin -1): L_x(cf) = log(1+e^c) -> oo "
-                           f"(sympy limit); L at c=1,10,100: "
+                           "(sympy limit); L at c=1,10,100: "
                            + ", ".join(f"{v:.4g}" for v in values.values()),
                            {}, counterexample=cx, seconds=time.perf_counter() - started)
     return RouteResult("symbolic", Status.UNDECIDED, f"sympy limit gave {limit}", {},
