@@ -17,6 +17,12 @@ parameters (``rule``), computed from the data. A stage that fails (for example a
 impossible on too few accepted networks) is reported with its error and its verdicts do not
 hold; the other stages still run.
 
+Controls: ``summary.json["controls"]`` has, per verdict, the false-accept rate (on synthetic
+tables under a named alternative that violates the prediction) and the false-reject rate
+(under the prediction), both measured on the run's own design and noise
+(:func:`circeff.reproduce.stages.measure_run_controls`). ``summary.json["settings"]`` has,
+per stage, P, the model widths, lr, steps and seeds the verdicts rest on.
+
 Scales: ``quick`` (the default), ``full`` and ``tiny`` (for tests only: P = 11, a 16-wide model,
 tens of steps; its numbers mean nothing). ``circeff presets`` lists what each sets; every run's
 stage times are recorded in its ``summary.json``.
@@ -113,6 +119,9 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         "command": command,
         "preset": config.preset, "scale": config.scale,
         "verdicts": {v.key: verdict_entry(v) for v in verdicts},
+        "controls": {k: c for r in ctx.results.values() for k, c in r.controls.items()},
+        "controls_n": config.controls_n,
+        "settings": {n: r.settings for n, r in ctx.results.items() if r.settings},
         # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
         # included, so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),

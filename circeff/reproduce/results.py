@@ -57,7 +57,9 @@ def verdict_from_record(key: str, record: Any, *, rule: tuple[str, ...] = (), dr
 @dataclass
 class StageResult:
     """One stage: status, timing, figures (caption -> path relative to the out folder),
-    verdicts, tables, notes (markdown lines), estimates other stages read, and its config."""
+    verdicts, tables, notes (markdown lines), estimates other stages read, its config, the
+    controls of its verdicts (false accept / false reject on its own design) and the settings
+    every page states (P, widths, lr, steps, seeds)."""
 
     name: str
     status: str = "done"                       # done | failed
@@ -70,6 +72,8 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
     estimates: dict[str, Interval] = field(default_factory=dict)
     config: Any = None
+    controls: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -84,7 +88,7 @@ class StageResult:
                          "verdicts": [v.to_dict() for v in self.verdicts],
                          "tables": [{"title": t.title, "header": t.header, "rows": t.rows} for t in self.tables],
                          "notes": self.notes, "estimates": {k: iv.to_dict() for k, iv in self.estimates.items()},
-                         "config": self.config})
+                         "config": self.config, "controls": self.controls, "settings": self.settings})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StageResult:
@@ -95,4 +99,4 @@ class StageResult:
             tables=[Table.of(t["title"], t["header"], t["rows"]) for t in d.get("tables", [])],
             notes=list(d.get("notes", [])),
             estimates={k: interval_from_dict(v) for k, v in (d.get("estimates") or {}).items()},
-            config=d.get("config"))
+            config=d.get("config"), controls=dict(d.get("controls") or {}), settings=dict(d.get("settings") or {}))
