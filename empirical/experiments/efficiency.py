@@ -168,10 +168,10 @@ class EfficiencyConfig(TrainingView):
                 if d > n:
                     raise ConfigError(name, f"must be <= {n} = p^2", d)
             object.__setattr__(self, name, tuple(sorted(sizes)))
-        for d in self.g_subset_sizes:
-            if d >= max(self.g_train_sizes):
-                raise ConfigError("g_subset_sizes", f"must be < {max(self.g_train_sizes)}, the largest "
-                                  "g_train_sizes (a subset of its training set)", d)
+        if self.g_subset_sizes and max(self.g_train_sizes) <= max(self.g_subset_sizes):
+            raise ConfigError("g_train_sizes", f"the largest must exceed every G subset size "
+                              f"{list(self.g_subset_sizes)} (the subsets are drawn from its training set)",
+                              max(self.g_train_sizes))
         alphas = _distinct_at_least_two("alphas", self.alphas, "kappa comes from them")
         object.__setattr__(self, "alphas", tuple(sorted(float(positive("alphas", a)) for a in alphas)))
         _distinct_at_least_two("seeds", self.seeds, "P(D)'s interval is the spread over seeds")
@@ -374,6 +374,23 @@ def fit_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     return kept[seeds >= 2], dropped
 
 
+def _why_empty(config: EfficiencyConfig, rows: pd.DataFrame, kept: pd.DataFrame) -> str:
+    """Which circuit has no usable network and why (G-only share, convergence), or ''."""
+    parts = []
+    for c in CIRCUITS:
+        if (kept["circuit"] == c).any():
+            continue
+        sub = rows[rows["circuit"] == c]
+        why = (f"no {c} stripe is usable (a D needs two seeds with two accepted rungs each; "
+               f"{int(sub['accepted'].sum())} of {len(sub)} network-rungs accepted")
+        if c == "G":
+            why += (f"; trig share at most {sub['trig_share'].max():.3g}, G-only needs > "
+                    f"{config.trig_share_threshold:g}")
+        why += f"; {int(sub['converged'].sum())} converged, norm drift < {config.convergence_tol:g})"
+        parts.append(why)
+    return "; ".join(parts)
+
+
 def verdict_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The accepted rows that the fit uses (:func:`fit_rows`) with the columns of
     :data:`circeff.analysis.verdicts.P1_COLUMNS` (``alpha`` is the ladder's L2 coefficient,
@@ -417,7 +434,7 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
         analysis = analyse_efficiency(accepted, intercepts="D_seed", level=config.level,
                                       n_boot=config.n_boot, seed=config.analysis_seed)
     except ConfigError as exc:
-        summary["error"] = f"the P1 fit is impossible on the accepted networks: {exc}"
+        summary["error"] = f"the P1 fit is impossible on the accepted networks: {_why_empty(config, rows, accepted) or exc}"
         write_json(out / "efficiency.json", to_plain(summary))
         single = rows[rows["accepted"]]
         if set(single["circuit"]) == set(CIRCUITS):  # the measured points are still worth a look
