@@ -46,7 +46,7 @@ from circeff.io import atomic_write_text, ensure_dir, read_json, write_json
 from circeff.reproduce.config import PRESETS, SCALES, ReproduceConfig, fingerprint, reproduce_config
 from circeff.reproduce.outdir import STAGES, prepare_out
 from circeff.reproduce.results import StageResult
-from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context
+from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context, settings_of
 from circeff.sweep.store import DONE_FILE, RunStatus, mark_done, mark_failed, status_of
 
 __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "StageResult", "prepare_out",
@@ -85,6 +85,19 @@ def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
     return result
 
 
+# the experiment config behind each stage (its settings are stated even when the stage failed)
+_STAGE_CONFIG = {"grokking": "progress", "p1": "efficiency", "base": "base", "p2_p3": "ungrokking",
+                 "p4": "semigrok", "fig10": "fig10"}
+
+
+def _settings(config: ReproduceConfig, ctx: Context) -> dict[str, Any]:
+    out = {}
+    for stage, attr in _STAGE_CONFIG.items():
+        r = ctx.results.get(stage)
+        out[stage] = r.settings if r is not None and r.settings else settings_of(getattr(config, attr))
+    return out
+
+
 def verdict_entry(v: Verdict) -> dict[str, Any]:
     """A verdict as ``summary.json`` holds it: ``holds``, ``reason``, its numbers, and ``rule``."""
     return to_plain({"holds": bool(v.holds), "reason": v.reason, **v.numbers, "rule": v.rule})
@@ -121,7 +134,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         "verdicts": {v.key: verdict_entry(v) for v in verdicts},
         "controls": {k: c for r in ctx.results.values() for k, c in r.controls.items()},
         "controls_n": config.controls_n,
-        "settings": {n: r.settings for n, r in ctx.results.items() if r.settings},
+        "settings": _settings(config, ctx),
         # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
         # included, so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),
