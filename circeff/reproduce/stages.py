@@ -177,11 +177,15 @@ def stage_p1(ctx: Context, out: Path) -> StageResult:
 
 def stage_base(ctx: Context, out: Path) -> StageResult:
     base = train_base(ctx.config.base, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
-    share = ctx.config.base.g_only_share
-    return StageResult("base", config=ctx.config.base.to_dict(), tables=[Table.of(
-        f"Base networks (trained on the full dataset; G-only when trig share > {share:g})",
-        ["seed", "train acc", "trig share", "G-only"],
-        [[r["seed"], r["train_acc"], r["trig_share"], r["g_only"]] for r in base.rows.to_dict("records")])])
+    cfg = ctx.config.base
+    chosen = base.chosen(len(cfg.seeds))
+    return StageResult("base", config=cfg.to_dict(), settings=settings_of(cfg, spare_seeds=list(cfg.spare_seeds)),
+                       tables=[Table.of(
+        f"Base networks (trained on the full dataset; G-only when trig share > {cfg.g_only_share:g}; "
+        "ungrokking continues the G-only ones, a spare replacing a base that is not)",
+        ["seed", "spare", "train acc", "trig share", "G-only", "continued by ungrokking"],
+        [[r["seed"], r["seed"] in cfg.spare_seeds, r["train_acc"], r["trig_share"], r["g_only"], i in chosen]
+         for i, r in enumerate(base.rows.to_dict("records"))])])
 
 
 def stage_p2_p3(ctx: Context, out: Path) -> StageResult:

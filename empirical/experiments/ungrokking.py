@@ -19,7 +19,9 @@ that several D' fall inside the transition). A run that has not converged by the
 numbers below is continued from where it stopped with another ``decay_budget`` (up to
 ``max_extensions`` times) rather than dropped; what is still unconverged after that is
 reported and left out of the fits by the rules. Every row carries ``base_trig_share``, the
-trig share of the base network it started from (P2 needs G-only bases, share > 0.95).
+trig share of the base network it started from (P2 needs G-only bases, share > 0.95); a base
+that is not G-only is replaced by a G-only spare base where one was trained
+(``BaseConfig.spare_seeds``).
 
 Equal decay budgets, not equal step counts: with AdamW the decay per step is
 ``lr * weight_decay``, so a run at a smaller weight decay is only slower. Every weight decay
@@ -251,14 +253,15 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
                       trainer=trainer)
     shares = {int(r["seed"]): float(r["trig_share"]) for r in base.rows.to_dict("records")}
     chance = config.base.chance
-    n_seeds = len(config.base.seeds)
+    # a base that is not G-only is replaced by a G-only spare where one was trained
+    indices = base.chosen(len(config.base.seeds))
     kw_run = dict(progress=progress, resume=resume, trainer=trainer)
 
     def grid(sizes: tuple[int, ...], suffix: str) -> list[dict]:
         got: list[dict] = []
         for wd in config.weight_decays:
             steps = config.steps_for(wd)
-            specs = [(d, wd, i) for d in sizes for i in range(n_seeds)]
+            specs = [(d, wd, i) for d in sizes for i in indices]
             run_dir = out / f"wd_{wd:g}{suffix}"
             _train_batch(config, specs, steps, base.run_dir, run_dir, **kw_run)
             batch = _rows_of_batch(config, run_dir, steps, shares, suffix.strip("_") or "coarse")

@@ -87,6 +87,21 @@ def test_P2_unconverged_runs_are_continued_not_dropped(tiny_run):
     assert len(excluded) == int((~rows["converged"]).sum())
 
 
+def test_P2_a_base_that_is_not_G_only_is_replaced_by_a_G_only_spare():
+    from circeff.empirical.experiments.predictions_common import BaseResult
+
+    rows = pd.DataFrame({"seed": [0, 1, 2, 3], "g_only": [True, False, True, True]})
+    assert BaseResult(None, rows).chosen(3) == (0, 2, 3)      # seed 1 replaced by spare seed 3
+    short = pd.DataFrame({"seed": [0, 1, 2, 3], "g_only": [False, False, True, False]})
+    assert BaseResult(None, short).chosen(3) == (0, 1, 2)     # too few G-only: the rule then says so
+    cfg = BaseConfig(BASE.training, spare_seeds=(7,))
+    assert cfg.all_seeds == (0, 1, 7) and cfg.train_config().n_models == 3
+    assert [r.seed for r in cfg.continuation([(10, 1.0, 2)], 5, init_from=".").runs] == [7]
+    with pytest.raises(ConfigError) as exc:
+        BaseConfig(BASE.training, spare_seeds=(1,))
+    assert exc.value.field == "spare_seeds"
+
+
 def test_P2_continuations_start_from_the_base_networks(tiny_run):
     out, _ = tiny_run
     from circeff.empirical.checkpoint import load_checkpoint
