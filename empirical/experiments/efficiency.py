@@ -15,7 +15,9 @@ Single-circuit networks, so that all of a network's norm belongs to one circuit:
   settling ladder below starts from the G network and only ever sees the D subset. A network
   that stays G-only there (trig share above the threshold after settling) is a G-only network
   at that D; one that does not is left out of the fit (it stays in the table, flagged). The
-  ``settled_from`` column says which size a row's network was trained at.
+  ``settled_from`` column says which size a row's network was trained at. The copies of one
+  network at several D start from the same weights, so they are not independent networks (G's
+  slope interval from them is narrower than independent networks would give).
 
 Two stages per circuit:
 
