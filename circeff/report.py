@@ -88,7 +88,7 @@ def _verdict(v: Any) -> list[str]:
 
 
 def _rate(r: Any) -> str:
-    return "n/a" if not isinstance(r, Mapping) else f"{r['k']}/{r['n']} = {100 * r['value']:.3g}% [{100 * r['lo']:.2g}, {100 * r['hi']:.2g}]"
+    return "n/a" if not isinstance(r, Mapping) else f"{r['k']}/{r['n']} = {100 * r['value']:.3g}% [{100 * r['lo']:.3g}, {100 * r['hi']:.3g}]"
 
 
 def controls_rows(controls: Mapping[str, Any]) -> list[list[Any]]:
