@@ -1,5 +1,5 @@
-"""D_crit from the ungrokking transition (P2), its dependence on weight decay (P3), and agreement
-between two D_crit estimates.
+"""D_crit from the ungrokking transition (P2 and P3 estimates), and agreement between two
+D_crit estimates.
 
 Input: one row per ungrokked network with columns ``D`` (size D' of the reduced training set),
 ``seed``, ``weight_decay`` and ``final_test_acc`` (test accuracy at convergence).
@@ -21,16 +21,9 @@ Interval: percentile bootstrap over seeds: ``n_boot`` times, draw the seeds with
 (each drawn seed brings all its rows), refit, take the midpoint (``seed`` argument seeds the
 draws). Fits that fail to converge are dropped and counted (``n_failed``).
 
-P2 verdict (:func:`transition_verdict`): the fitted jump ``upper - lower`` is at least
-``min_jump`` (default 0.5: from near chance to better than half right), the midpoint is not at
-its bound, and the D_crit interval is bounded and inside the bound range.
-
-P3 verdict (:func:`weight_decay_verdict`): D_crit is fitted separately for each weight decay;
-the slope of ``log D_crit`` against ``log weight_decay`` (OLS) gets a bootstrap interval (seeds
-resampled independently within each weight decay). P3 holds when that interval contains 0 or
-lies inside ``[-tolerance, tolerance]`` (default 0.1: ten times more weight decay moves D_crit by
-at most a factor 1.26). Compare runs at convergence: with AdamW a smaller weight decay is only
-slower (AdamW decays by lr x weight decay per step).
+The decisions P2 and P3 are taken by :func:`circeff.analysis.verdicts.p2` and
+:func:`~circeff.analysis.verdicts.p3`; this module estimates D_crit and its interval, which
+the figures and pages show.
 
 Agreement (:func:`agree`): two estimates agree when their intervals overlap. This is lenient
 (two 95% intervals can overlap while the difference is significant at about the 0.5% level);
@@ -49,20 +42,16 @@ from scipy.special import expit
 
 from circeff.analysis.stats import Interval, Record, check_common, percentile_interval, require_columns
 from circeff.errors import ConfigError, RunError
-from circeff.validate import in_range, positive
+from circeff.validate import in_range
 
 __all__ = [
     "DCRIT_COLUMNS",
     "DcritEstimate",
     "SigmoidFit",
-    "TransitionVerdict",
-    "WeightDecayVerdict",
     "agree",
     "fit_dcrit",
     "fit_dcrit_by_weight_decay",
     "sigmoid_accuracy",
-    "transition_verdict",
-    "weight_decay_verdict",
 ]
 
 DCRIT_COLUMNS = ("D", "seed", "weight_decay", "final_test_acc")
@@ -101,29 +90,6 @@ class DcritEstimate(Record):
     at_bound: bool
     n_boot: int
     n_failed: int
-
-
-@dataclass(frozen=True)
-class TransitionVerdict(Record):
-    """P2: a phase transition from near chance to high accuracy inside the D range."""
-
-    holds: bool
-    jump: float
-    min_jump: float
-    D_crit: Interval
-    reason: str
-
-
-@dataclass(frozen=True)
-class WeightDecayVerdict(Record):
-    """P3: D_crit does not depend on weight decay (slope of log D_crit vs log wd)."""
-
-    holds: bool
-    slope: Interval
-    tolerance: float
-    spread_ratio: float
-    estimates: tuple[DcritEstimate, ...]
-    reason: str
 
 
 def sigmoid_accuracy(log_D: np.ndarray, lower: float, upper: float, log_midpoint: float,
@@ -245,60 +211,6 @@ def fit_dcrit_by_weight_decay(rows: object, *, chance: float, level: float = 0.9
     _check(chance, level, n_boot, seed)
     return tuple(est for est, _ in _by_wd(_validated(rows), chance=chance, level=level,
                                            n_boot=n_boot, seed=seed))
-
-
-def weight_decay_verdict(rows: object, *, chance: float, tolerance: float = 0.1,
-                         level: float = 0.95, n_boot: int = 500, seed: int = 0) -> WeightDecayVerdict:
-    """P3: slope of ``log D_crit`` against ``log weight_decay`` with a bootstrap interval."""
-    _check(chance, level, n_boot, seed)
-    positive("tolerance", tolerance)
-    df = _validated(rows)
-    if (df["weight_decay"] <= 0).any():
-        raise ConfigError("weight_decay", "must be > 0 (the slope is against log weight decay)",
-                          float(df["weight_decay"][df["weight_decay"] <= 0].iloc[0]))
-    if df["weight_decay"].nunique() < 2:
-        raise ConfigError("weight_decay", "need at least two distinct weight decays for P3",
-                          sorted(df["weight_decay"].unique().tolist()))
-    fits = _by_wd(df, chance=chance, level=level, n_boot=n_boot, seed=seed)
-    estimates = tuple(est for est, _ in fits)
-    x = np.log([est.weight_decay for est in estimates])
-    xc = x - x.mean()
-    point = np.array([est.curve.log_midpoint for est in estimates])
-    slope = float(point @ xc / (xc @ xc))
-    # pair the i-th successful replicate of every weight decay (independent resamples)
-    n = min(reps.size for _, reps in fits)
-    reps = np.stack([r[:n] for _, r in fits], axis=1)
-    slopes = (reps - reps.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
-    interval = percentile_interval(slope, slopes, level,
-                                   "bootstrap percentile (seeds resampled within weight decay)")
-    contains = interval.contains(0.0)
-    within = interval.within(-tolerance, tolerance)
-    spread = float(np.exp(point.max() - point.min()))
-    holds = contains or within
-    reason = (f"slope of log D_crit vs log wd {slope:.3g} [{interval.lo:.3g}, {interval.hi:.3g}] "
-              + ("contains 0" if contains else f"within +-{tolerance:g}" if within
-                 else f"excludes 0 and leaves +-{tolerance:g}")
-              + f"; D_crit max/min over weight decays {spread:.3g}")
-    return WeightDecayVerdict(bool(holds), interval, float(tolerance), spread, estimates, reason)
-
-
-def transition_verdict(estimate: DcritEstimate, *, min_jump: float = 0.5) -> TransitionVerdict:
-    """P2: the fitted transition jumps by at least ``min_jump`` with a bounded D_crit in range."""
-    in_range("min_jump", min_jump, 0.0, 1.0, lo_open=True)
-    jump = estimate.curve.upper - estimate.curve.lower
-    bounded = bool(np.isfinite(estimate.D_crit.lo) and np.isfinite(estimate.D_crit.hi))
-    problems = []
-    if jump < min_jump:
-        problems.append(f"jump {jump:.3g} < {min_jump:g}")
-    if estimate.at_bound:
-        problems.append("midpoint at its bound (no transition inside the D range)")
-    if not bounded:
-        problems.append("D_crit interval unbounded")
-    reason = (f"jump {jump:.3g} from {estimate.curve.lower:.3g} to {estimate.curve.upper:.3g}, "
-              f"D_crit {estimate.D_crit.value:.4g} [{estimate.D_crit.lo:.4g}, {estimate.D_crit.hi:.4g}]")
-    if problems:
-        reason += "; " + "; ".join(problems)
-    return TransitionVerdict(not problems, float(jump), float(min_jump), estimate.D_crit, reason)
 
 
 def agree(est_a: Interval | DcritEstimate | object, est_b: Interval | DcritEstimate | object) -> bool:

@@ -36,8 +36,8 @@ against "one kappa per D" (small p: the shared kappa is a poor summary).
 Noise is assumed to be in ``log logit``; the parameter norm is taken as exact (no
 errors-in-variables correction).
 
-Trend and verdict
------------------
+Trend
+-----
 ``log P(D) = a + s log D`` by unweighted OLS over the fitted ``log P(D)``. Its intervals come
 from a **parametric bootstrap**: ``n_boot`` draws (``seed`` argument) of the vector ``log P(D)``
 from the sampling distribution above (``"D"``: multivariate t with the delta-method covariance,
@@ -52,13 +52,8 @@ datasets): ``"D"`` without seed effects: kappa 0.965, P(D) 0.96, slope 0.945-0.9
 only ``seeds - 1`` degrees of freedom and drawn separately). ``"D"`` with seed effects: kappa
 0.26, P(D) 0.61 - do not pool seeds that differ in efficiency.
 
-* M rises: the slope interval of M lies above 0.
-* G flat: the slope interval of G contains 0, or lies inside ``[-g_flat_tolerance,
-  +g_flat_tolerance]`` (default 0.1: ten times more data changes P_G by at most a factor
-  10^0.1 = 1.26). The second clause is an equivalence test: a very precise, tiny slope counts
-  as flat.
-* P1 holds when both hold (and both kappa intervals lie above 0; otherwise the logit does not
-  grow with the norm and P is meaningless).
+The decision P1 is taken by :func:`circeff.analysis.verdicts.p1` (an equivalence test for G's
+flatness); this module gives the fits, trends and the crossover the figures and pages show.
 
 Efficiency crossover (first D_crit estimate): the D where the M trend meets P_G. With
 ``g_model="flat"`` (default; the theory says G's efficiency does not depend on D, and G-only
@@ -89,7 +84,7 @@ from circeff.analysis.stats import (
     require_columns,
 )
 from circeff.errors import ConfigError
-from circeff.validate import integer_at_least, positive
+from circeff.validate import integer_at_least
 
 __all__ = [
     "CIRCUITS",
@@ -97,7 +92,6 @@ __all__ = [
     "CircuitFit",
     "Crossover",
     "EfficiencyAnalysis",
-    "EfficiencyVerdict",
     "PerD",
     "SeparateFit",
     "Trend",
@@ -199,28 +193,14 @@ class Crossover(Record):
 
 
 @dataclass(frozen=True)
-class EfficiencyVerdict(Record):
-    """P1 from the fits: M's P rises with D, G's P is flat."""
-
-    holds: bool
-    m_rises: bool
-    g_flat: bool
-    m_slope: Interval
-    g_slope: Interval
-    g_flat_tolerance: float
-    reason: str
-
-
-@dataclass(frozen=True)
 class EfficiencyAnalysis(Record):
-    """Everything P1 reports: both fits, both trends, the crossover and the verdict."""
+    """The P1 estimates: both fits, both trends and the crossover."""
 
     fit_G: CircuitFit
     fit_M: CircuitFit
     trend_G: Trend
     trend_M: Trend
     crossover: Crossover
-    verdict: EfficiencyVerdict
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,7 +442,7 @@ def fit_circuit(rows: object, circuit: str, *, intercepts: Intercepts = "D", lev
 
 
 # ---------------------------------------------------------------------------------------------
-# Trend, crossover, verdict
+# Trend and crossover
 # ---------------------------------------------------------------------------------------------
 
 
@@ -528,39 +508,17 @@ def _crossover(fit_G: CircuitFit, fit_M: CircuitFit, logPG: np.ndarray, logPM: n
                      int(np.isinf(log_cross[1:]).sum()))
 
 
-def _verdict(fit_G: CircuitFit, fit_M: CircuitFit, trend_G: Trend, trend_M: Trend,
-             tol: float) -> EfficiencyVerdict:
-    m_rises = trend_M.slope.above(0.0)
-    g_contains_zero = trend_G.slope.contains(0.0)
-    g_equivalent = trend_G.slope.within(-tol, tol)
-    g_flat = g_contains_zero or g_equivalent
-    parts = [f"M slope {trend_M.slope.value:.3g} [{trend_M.slope.lo:.3g}, {trend_M.slope.hi:.3g}] "
-             + ("above 0" if m_rises else "not above 0"),
-             f"G slope {trend_G.slope.value:.3g} [{trend_G.slope.lo:.3g}, {trend_G.slope.hi:.3g}] "
-             + ("contains 0" if g_contains_zero else
-                f"within +-{tol:g}" if g_equivalent else f"excludes 0 and leaves +-{tol:g}")]
-    # the model logit = (norm / P)^kappa only means something if logits grow with the norm
-    kappa_ok = [fit.circuit for fit in (fit_G, fit_M) if not fit.kappa.above(0.0)]
-    if kappa_ok:
-        parts.append(f"kappa interval not above 0 for {', '.join(kappa_ok)}: the logit does not "
-                     "grow with the norm, P is not defined")
-    holds = m_rises and g_flat and not kappa_ok
-    return EfficiencyVerdict(bool(holds), bool(m_rises), bool(g_flat), trend_M.slope,
-                             trend_G.slope, float(tol), "; ".join(parts))
-
-
 def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: float = 0.95,
-                       n_boot: int = 2000, seed: int = 0, g_flat_tolerance: float = 0.1,
+                       n_boot: int = 2000, seed: int = 0,
                        g_model: Literal["flat", "trend"] = "flat",
                        min_points_per_D: int = 3) -> EfficiencyAnalysis:
-    """P1 from single-circuit networks: fits, trends, crossover (D_crit) and verdict.
+    """P1 estimates from single-circuit networks: fits, trends and the crossover (D_crit).
 
     ``n_boot`` draws of the parametric bootstrap (``seed`` seeds them) give the slope and
     crossover intervals. Raises ConfigError naming ``D`` when a circuit has fewer than two D
     values, ``circuit`` when one circuit is missing, and the offending column for bad values.
     """
     check_common(level=level, n_boot=n_boot, seed=seed)
-    positive("g_flat_tolerance", g_flat_tolerance)
     integer_at_least("min_points_per_D", min_points_per_D, 3)
     if g_model not in ("flat", "trend"):
         raise ConfigError("g_model", "must be 'flat' or 'trend'", g_model)
@@ -581,8 +539,7 @@ def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: flo
     crossover = _crossover(fit_G, fit_M, np.vstack([dist_G.value, draws_G]),
                            np.vstack([dist_M.value, draws_M]), g_model, level,
                            method + ", G and M drawn independently")
-    return EfficiencyAnalysis(fit_G, fit_M, trend_G, trend_M, crossover,
-                              _verdict(fit_G, fit_M, trend_G, trend_M, g_flat_tolerance))
+    return EfficiencyAnalysis(fit_G, fit_M, trend_G, trend_M, crossover)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -337,14 +337,19 @@ def plot_progress(rows: pd.DataFrame,
 def plot_ratio_vs_D(rows: pd.DataFrame, verdict: object | None = None) -> Figure:
     """Figure 10a: G:M correct-logit ratio against D (log-log), one point per network, with
     the median per D. ``rows``: ``D, ratio`` (``allocation.measured_ratios``); ratios that are
-    0 or infinite cannot be drawn on a log axis and are left out. ``verdict``: an
-    ``allocation.MonotonicVerdict`` whose rank correlation goes into the title."""
+    0 or infinite cannot be drawn on a log axis and are left out. ``verdict``: the Figure 10a
+    :class:`~circeff.analysis.verdicts.Verdict` (its rank correlation goes into the title) or an
+    ``allocation.MonotonicVerdict``."""
     _require(rows, ("D", "ratio"))
     title = "G:M correct-logit ratio against D"
     rho = getattr(verdict, "rho", None)
+    numbers = getattr(verdict, "numbers", None)
+    if rho is None and isinstance(numbers, dict) and numbers.get("spearman"):
+        sp = numbers["spearman"]
+        rho = Interval(sp["value"], sp["lo"], sp["hi"], 0.95, "Fisher z")
     if rho is not None:
         title += (f"\nSpearman {rho.value:.2f} [{rho.lo:.2f}, {rho.hi:.2f}], "
-                  f"monotonic: {'yes' if verdict.holds else 'no'}")
+                  f"rises: {'yes' if verdict.holds else 'no'}")
     fig, (ax,) = _figure(1, title=title)
     drawable = rows[np.isfinite(rows["ratio"]) & (rows["ratio"] > 0)]
     ax.scatter(drawable["D"], drawable["ratio"], s=12, alpha=0.6, color="tab:blue",

@@ -1,4 +1,5 @@
-"""Classify test-accuracy trajectories (P4, Figures 5 and 6): grokked, semi-grokked, ungeneralised.
+"""Describe test-accuracy trajectories (Figures 5 and 6): grokked, semi-grokked, ungeneralised, and
+transient plateaus for the figure. P4 itself is decided by :func:`circeff.analysis.verdicts.p4`.
 
 Input: rows ``run, step, test_acc`` (one row per evaluation of one run; steps need not be evenly
 spaced). Every threshold is a field of :class:`SemiGrokThresholds`; the defaults:
@@ -28,7 +29,6 @@ not count, a second, higher plateau does). The first such stretch is reported.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,11 +41,9 @@ from circeff.validate import in_range, integer_at_least
 __all__ = [
     "LABELS",
     "SemiGrokThresholds",
-    "SemiGrokVerdict",
     "TrajectoryClass",
     "classify_runs",
     "classify_trajectory",
-    "semigrok_verdict",
 ]
 
 LABELS = ("grokked", "semi", "ungeneralised", "unsettled")
@@ -99,18 +97,6 @@ class TrajectoryClass(Record):
     plateau_end: float
     plateau_level: float
     reason: str
-
-
-@dataclass(frozen=True)
-class SemiGrokVerdict(Record):
-    """P4: how many runs settle at middling accuracy after a delay."""
-
-    holds: bool
-    counts: dict[str, int]
-    n_runs: int
-    n_transient: int
-    fraction_semi: float
-    min_semi: int
 
 
 def _rolling_median(acc: np.ndarray, window: int) -> np.ndarray:
@@ -206,15 +192,3 @@ def classify_runs(rows: object, *, thresholds: SemiGrokThresholds | None = None,
     return tuple(classify_trajectory(g["step"].to_numpy(), g["test_acc"].to_numpy(), run=str(run),
                                      thresholds=thresholds)
                  for run, g in df.groupby(run_column, sort=True))
-
-
-def semigrok_verdict(classes: tuple[TrajectoryClass, ...], *, min_semi: int = 1) -> SemiGrokVerdict:
-    """P4 holds when at least ``min_semi`` runs are semi-grokked (the paper: "some runs")."""
-    integer_at_least("min_semi", min_semi, 1)
-    if not classes:
-        raise ConfigError("classes", "must not be empty", 0)
-    counts = Counter(c.label for c in classes)
-    full = {label: int(counts.get(label, 0)) for label in LABELS}
-    return SemiGrokVerdict(full["semi"] >= min_semi, full, len(classes),
-                           sum(c.transient_plateau for c in classes), full["semi"] / len(classes),
-                           int(min_semi))

@@ -527,7 +527,8 @@ def classify_run(step: np.ndarray, train_acc: np.ndarray, test_acc: np.ndarray, 
     span = step[-1] - step[0]
     tail = step >= step[-1] - tail_fraction * span
     if span <= 0 or tail.sum() < 4:
-        raise ConfigError("step", "a run needs evaluations with at least 4 in its tail", int(step.size))
+        raise ConfigError("step", f"a run needs at least 4 evaluations in the last {tail_fraction:.3g} of its "
+                          f"steps (got {int(tail.sum())} of {int(step.size)})", int(tail.sum()))
     final = float(test[tail].mean())
     scaled = (test - chance) / (1 - chance)
     final_scaled = float(scaled[tail].mean())

@@ -16,7 +16,7 @@ from typing import Any
 
 from circeff.analysis.stats import to_plain
 
-__all__ = ["VERDICT_TITLES", "fmt", "write_report"]
+__all__ = ["VERDICT_TITLES", "controls_rows", "fmt", "settings_rows", "write_report"]
 
 VERDICT_TITLES = {
     "P1": "P1 efficiency: M needs more norm as D grows, G does not",
@@ -87,6 +87,37 @@ def _verdict(v: Any) -> list[str]:
     return lines + _table(["quantity", "value"], rows) + record_tables
 
 
+def _rate(r: Any) -> str:
+    return "n/a" if not isinstance(r, Mapping) else f"{r['k']}/{r['n']} = {100 * r['value']:.3g}% [{100 * r['lo']:.3g}, {100 * r['hi']:.3g}]"
+
+
+def controls_rows(controls: Mapping[str, Any]) -> list[list[Any]]:
+    """Rows ``verdict, alternative, false accept, false reject, meets targets, seconds`` of a
+    summary's ``controls`` (rates as ``k/n = %`` with their 95% Clopper-Pearson interval)."""
+    rows = []
+    for name, c in controls.items():
+        if c.get("error"):
+            rows.append([name, c["error"], "n/a", "n/a", "no", c.get("seconds")])
+        else:
+            rows.append([name, c["alternative"], _rate(c["false_accept"]), _rate(c["false_reject"]),
+                         c["meets_targets"], c.get("seconds")])
+    return rows
+
+
+CONTROLS_HEADER = ["verdict", "alternative (false accept is accepting it)", "false accept", "false reject",
+                   "meets targets (<= 5%, <= 20%)", "seconds"]
+SETTINGS_HEADER = ["stage", "P", "d_model", "heads x d_head", "d_mlp", "lr", "steps", "seeds", "weight decay", "also"]
+_SETTING_KEYS = ("P", "d_model", "n_heads", "d_head", "d_mlp", "lr", "steps", "seeds", "weight_decay")
+
+
+def settings_rows(settings: Mapping[str, Any]) -> list[list[Any]]:
+    """One row per stage of a summary's ``settings``: P, widths, lr, steps, seeds, weight decay
+    and the stage's own design fields."""
+    return [[stage, s["P"], s["d_model"], f"{s['n_heads']} x {s['d_head']}", s["d_mlp"], s["lr"], s["steps"],
+             s["seeds"], s["weight_decay"], {k: v for k, v in s.items() if k not in _SETTING_KEYS}]
+            for stage, s in settings.items()]
+
+
 def _stage_body(result: Any) -> list[str]:
     lines = [f"![{caption}]({path})\n\n*{caption}*\n" for caption, path in result.figures.items()]
     if result.notes:
@@ -124,9 +155,26 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
                   "Small P, a narrower model and short runs show the qualitative phenomena at best; a verdict "
                   "that does not hold here is reported as not holding, with its numbers.", ""]
 
+    if summary.get("settings"):
+        lines += ["## Settings of this run", "",
+                  "The verdicts below rest on these settings (the paper: P = 113, d_model 128, 4 heads of 32, "
+                  "d_mlp 512, lr 1e-3). Methods that depart from the paper: P1 settles each network by "
+                  "minimising the loss plus (alpha/2)||theta||^2 with L-BFGS at a ladder of alpha, instead of "
+                  "training at several AdamW weight decays (at tiny loss AdamW's equilibrium is set by its eps, "
+                  "so varying its weight decay barely moved a network along its logit-norm curve); "
+                  "G-only networks at small D are G networks settled on random subsets of their training set; "
+                  "the M proxy is the label-centred correct logit (the mean logit over classes subtracted), "
+                  "so that a logit shared by every class does not count as memorisation.", ""]
+        lines += _table(SETTINGS_HEADER, settings_rows(summary["settings"]))
     lines += ["## Verdicts", ""]
     lines += _table(["prediction", "holds", "reason"], [[v.key, "**yes**" if v.holds else "**NO**", v.reason]
                                                         for v in verdicts])
+    if summary.get("controls"):
+        lines += ["## Controls: how often each rule errs on this run's own design", "",
+                  f"Each verdict's rule applied to {summary.get('controls_n', 'n')} synthetic tables drawn with "
+                  "this run's grid, seeds and noise (estimated from its residuals) under a named alternative "
+                  "that violates the prediction (false accept) and under the prediction (false reject).", ""]
+        lines += _table(CONTROLS_HEADER, controls_rows(summary["controls"]))
     lines += ["## Stages and timings", ""]
     lines += _table(["stage", "status", "seconds", "error"],
                     [[r.name, r.status + (" (skipped: done earlier)" if r.skipped else ""), f"{r.seconds:.1f}",

@@ -17,6 +17,12 @@ parameters (``rule``), computed from the data. A stage that fails (for example a
 impossible on too few accepted networks) is reported with its error and its verdicts do not
 hold; the other stages still run.
 
+Controls: ``summary.json["controls"]`` has, per verdict, the false-accept rate (on synthetic
+tables under a named alternative that violates the prediction) and the false-reject rate
+(under the prediction), both measured on the run's own design and noise
+(:func:`circeff.reproduce.stages.measure_run_controls`). ``summary.json["settings"]`` has,
+per stage, P, the model widths, lr, steps and seeds the verdicts rest on.
+
 Scales: ``quick`` (the default), ``full`` and ``tiny`` (for tests only: P = 11, a 16-wide model,
 tens of steps; its numbers mean nothing). ``circeff presets`` lists what each sets; every run's
 stage times are recorded in its ``summary.json``.
@@ -40,7 +46,7 @@ from circeff.io import atomic_write_text, ensure_dir, read_json, write_json
 from circeff.reproduce.config import PRESETS, SCALES, ReproduceConfig, fingerprint, reproduce_config
 from circeff.reproduce.outdir import STAGES, prepare_out
 from circeff.reproduce.results import StageResult
-from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context
+from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context, settings_of
 from circeff.sweep.store import DONE_FILE, RunStatus, mark_done, mark_failed, status_of
 
 __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "StageResult", "prepare_out",
@@ -77,6 +83,19 @@ def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
         (out / DONE_FILE).unlink(missing_ok=True)  # a done marker of an earlier config must not survive
         mark_failed(out, result.error or "failed")
     return result
+
+
+# the experiment config behind each stage (its settings are stated even when the stage failed)
+_STAGE_CONFIG = {"grokking": "progress", "p1": "efficiency", "base": "base", "p2_p3": "ungrokking",
+                 "p4": "semigrok", "fig10": "fig10"}
+
+
+def _settings(config: ReproduceConfig, ctx: Context) -> dict[str, Any]:
+    out = {}
+    for stage, attr in _STAGE_CONFIG.items():
+        r = ctx.results.get(stage)
+        out[stage] = r.settings if r is not None and r.settings else settings_of(getattr(config, attr))
+    return out
 
 
 def verdict_entry(v: Verdict) -> dict[str, Any]:
@@ -120,6 +139,9 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         "command": command,
         "preset": config.preset, "scale": config.scale,
         "verdicts": {v.key: verdict_entry(v) for v in verdicts},
+        "controls": {k: c for r in ctx.results.values() for k, c in r.controls.items()},
+        "controls_n": config.controls_n,
+        "settings": _settings(config, ctx),
         # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
         # included, so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),

@@ -49,12 +49,15 @@ class ReproduceConfig:
     fig10: f10.Fig10Config = field(default_factory=f10.Fig10Config)
     allocation: alloc.AllocationConfig = field(default_factory=alloc.AllocationConfig)
     figure8: fig8.Figure8Config | None = None  # ungrokking on the other tasks (the full scale)
+    controls_n: int = 100       # synthetic tables per truth and verdict (the controls' cost)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}", self.preset)
         if self.scale not in SCALES:
             raise ConfigError("--scale", f"must be one of {', '.join(SCALES)}", self.scale)
+        if not isinstance(self.controls_n, int) or self.controls_n < 1:
+            raise ConfigError("controls_n", "must be an integer >= 1", self.controls_n)
         if self.ungrokking.base != self.fig10.base:
             raise ConfigError("fig10.base", "must equal ungrokking.base (one set of base networks)", "differs")
         ps = {"efficiency": self.efficiency.p, "ungrokking": self.ungrokking.base.p, "semigrok": self.semigrok.p}
@@ -107,7 +110,7 @@ def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
         efficiency=replace(config.efficiency, training=cut(config.efficiency.training, None),
                            settle_iterations=config.efficiency.settle_iterations // 10),
         ungrokking=replace(config.ungrokking, base=base, decay_budget=config.ungrokking.decay_budget / 10),
-        fig10=replace(config.fig10, base=base, seeds=config.fig10.seeds[:2],
+        fig10=replace(config.fig10, base=base, seeds=config.fig10.seeds[:3],
                       decay_budget=config.fig10.decay_budget / 10),
         semigrok=replace(config.semigrok, training=cut(config.semigrok.training), sizes=config.semigrok.sizes[::4]),
         allocation=_allocation_cut(config.allocation))
@@ -131,14 +134,15 @@ def _tiny() -> ReproduceConfig:
                                         settle_iterations=10, n_boot=100),
         ungrokking=ung.UngrokkingConfig(base=base, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0),
                                         decay_budget=40.0, log_every=10, n_boot=50),
-        semigrok=semi.SemigrokConfig(replace(t, steps=40, checkpoint_every=20), n_sizes=2),
+        semigrok=semi.SemigrokConfig(replace(t, steps=120, checkpoint_every=60), n_sizes=2),
         fig10=f10.Fig10Config(base=base, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50),
         # tiny networks never reach a trig share of 0.95, so every G stripe is taken
         allocation=alloc.AllocationConfig(
             alloc.DisjointConfig(base, sizes=(20, 40), g_only_sizes=(90,), seeds=(0, 1), m_steps=60, m_lr=1e-2,
                                  alphas=(1e-3, 1e-2), pair_alpha=1e-3, splits=((1.0, 0.5), (0.5, 1.0)),
                                  iterations=10),
-            fig10_iterations=10, g_trig_share_min=0.0, n_boot=50))
+            fig10_iterations=10, g_trig_share_min=0.0, n_boot=50),
+        controls_n=10)
 
 
 # reproduce's (preset, scale) -> the scale of the presets table

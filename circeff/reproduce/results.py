@@ -16,7 +16,7 @@ from typing import Any
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 
-__all__ = ["StageResult", "Table", "interval_from_dict", "verdict_from_record"]
+__all__ = ["StageResult", "Table", "interval_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,12 @@ def interval_from_dict(d: dict) -> Interval:
                     float(d.get("level") or 0.95), str(d.get("method", "")))
 
 
-def verdict_from_record(key: str, record: Any, *, rule: tuple[str, ...] = (), drop: tuple[str, ...] = (),
-                        **numbers: Any) -> Verdict:
-    """A Verdict from one of the analysis layer's verdict records: ``holds`` and ``reason`` from
-    the record, the fields named in ``rule`` as the rule's parameters, every other field (and
-    ``numbers``) as the numbers; ``drop`` leaves fields out."""
-    d = record.to_dict()
-    holds, reason = bool(d.pop("holds")), str(d.pop("reason", "") or "")
-    for name in drop:
-        d.pop(name, None)
-    rule_params = {name: d.pop(name) for name in rule if name in d}
-    return Verdict(key, holds, reason, to_plain({**d, **numbers}), to_plain(rule_params))
-
-
 @dataclass
 class StageResult:
     """One stage: status, timing, figures (caption -> path relative to the out folder),
-    verdicts, tables, notes (markdown lines), estimates other stages read, and its config."""
+    verdicts, tables, notes (markdown lines), estimates other stages read, its config, the
+    controls of its verdicts (false accept / false reject on its own design) and the settings
+    every page states (P, widths, lr, steps, seeds)."""
 
     name: str
     status: str = "done"                       # done | failed
@@ -70,6 +59,8 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
     estimates: dict[str, Interval] = field(default_factory=dict)
     config: Any = None
+    controls: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -84,7 +75,7 @@ class StageResult:
                          "verdicts": [v.to_dict() for v in self.verdicts],
                          "tables": [{"title": t.title, "header": t.header, "rows": t.rows} for t in self.tables],
                          "notes": self.notes, "estimates": {k: iv.to_dict() for k, iv in self.estimates.items()},
-                         "config": self.config})
+                         "config": self.config, "controls": self.controls, "settings": self.settings})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StageResult:
@@ -95,4 +86,4 @@ class StageResult:
             tables=[Table.of(t["title"], t["header"], t["rows"]) for t in d.get("tables", [])],
             notes=list(d.get("notes", [])),
             estimates={k: interval_from_dict(v) for k, v in (d.get("estimates") or {}).items()},
-            config=d.get("config"))
+            config=d.get("config"), controls=dict(d.get("controls") or {}), settings=dict(d.get("settings") or {}))

@@ -18,12 +18,16 @@ in-memory experiment results of this call), never by parsing their JSON.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from circeff.analysis import controls as C
+from circeff.analysis import verdicts as V
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 from circeff.empirical.backend import IN_PROCESS, Trainer
@@ -33,12 +37,12 @@ from circeff.empirical.experiments import progress as prog
 from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
 from circeff.empirical.experiments.predictions_common import train_base
-from circeff.errors import RunError
+from circeff.errors import ConfigError, RunError
 from circeff.io import read_json, write_json
 from circeff.reproduce.config import ReproduceConfig
-from circeff.reproduce.results import StageResult, Table, verdict_from_record
+from circeff.reproduce.results import StageResult, Table
 
-__all__ = ["STAGE_FUNCS", "STAGE_VERDICTS", "Context", "VERDICT_KEYS"]
+__all__ = ["STAGE_FUNCS", "STAGE_VERDICTS", "Context", "VERDICT_KEYS", "measure_run_controls", "settings_of"]
 
 VERDICT_KEYS = ("P1", "P2", "P3", "P4", "fig10a", "allocation")
 # which verdicts a stage produces (a failed stage's verdicts do not hold)
@@ -62,6 +66,37 @@ class Context:
     def estimate(self, stage: str, name: str) -> Interval | None:
         r = self.results.get(stage)
         return r.estimates.get(name) if r is not None and r.done else None
+
+
+def settings_of(config: Any, **extra: Any) -> dict[str, Any]:
+    """P, model widths, lr, steps, seeds and weight decay of an experiment config (what every
+    page and the report state about the run), plus ``extra``."""
+    t = config.base.training if hasattr(config, "base") else config.training
+    return to_plain({"P": t.p, "d_model": t.model.d_model, "n_heads": t.model.n_heads, "d_head": t.model.d_head,
+                     "d_mlp": t.model.d_mlp, "lr": t.lr, "steps": getattr(config, "steps", t.steps),
+                     "seeds": len(getattr(config, "seeds", ()) or t.seeds), "weight_decay": t.weight_decay,
+                     **extra})
+
+
+def measure_run_controls(designs: dict[str, Callable[[], C.Design]], n: int, seed: int = 0) -> dict[str, dict]:
+    """False accept and false reject of each verdict on ``n`` synthetic tables of each truth,
+    drawn with the run's own design (``designs`` build it from the run's tables; one that cannot
+    be estimated is reported with its error instead). Each entry records its cost in seconds."""
+    out: dict[str, dict] = {}
+    for name, make in designs.items():
+        t0 = time.perf_counter()
+        try:
+            design = make()
+            entry = C.measure_controls(C.VERDICTS[design.key], design, n=n, seed=seed)
+        except (ConfigError, RunError, ValueError, ZeroDivisionError) as exc:
+            entry = {"key": name, "error": f"no design could be estimated from this run's table: {exc}"}
+        entry["seconds"] = round(time.perf_counter() - t0, 2)
+        out[name] = entry
+    return out
+
+
+def _with_numbers(v: Verdict, **numbers: Any) -> Verdict:
+    return Verdict(v.key, v.holds, v.reason, to_plain({**v.numbers, **numbers}), v.rule)
 
 
 def _step(step: int | None) -> str:
@@ -117,50 +152,76 @@ def stage_p1(ctx: Context, out: Path) -> StageResult:
     cfg = ctx.config.efficiency
     result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     ctx.efficiency = result
-    a = result.analysis
-    verdict = verdict_from_record("P1", a.verdict, rule=("g_flat_tolerance",), kappa_G=a.fit_G.kappa,
-                                  kappa_M=a.fit_M.kappa, crossover_D_crit=a.crossover.D_crit)
+    a, table = result.analysis, result.verdict_table()
+    verdict = _with_numbers(result.verdict, kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
+                            crossover_D_crit=a.crossover.D_crit)
+    g = result.rows[result.rows["circuit"] == "G"]
+    kept = g.groupby("D").agg(networks=("accepted", "size"), accepted=("accepted", "sum"),
+                              min_trig_share=("trig_share", "min"), trained_at=("settled_from", "max")).reset_index()
     return StageResult(
         "p1", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
+        controls=measure_run_controls({"P1": lambda: C.estimate_p1_design(table)}, ctx.config.controls_n),
+        settings=settings_of(cfg, alphas=list(cfg.alphas), settle_iterations=cfg.settle_iterations,
+                             M_sizes=list(cfg.m_train_sizes), G_trained_at=list(cfg.g_train_sizes),
+                             G_settled_on_subsets=list(cfg.g_subset_sizes)),
         figures={"Figure 3 analogue: correct logit against parameter norm": ctx.rel(out / "fig3_logit_vs_norm.png"),
                  "P1: efficiency P(D) of G and M with the crossover D_crit": ctx.rel(out / "efficiency_P_of_D.png")},
-        notes=["```", *eff.describe(result), "```"])
+        notes=["```", *eff.describe(result), "```"],
+        tables=[Table.of(f"G networks per D (accepted: settled, trig share > {cfg.trig_share_threshold:g}); "
+                         "a D below the training size was reached by settling on a random subset",
+                         ["D", "trained at D", "network-rungs", "accepted", "min trig share"],
+                         [[k["D"], k["trained_at"], k["networks"], k["accepted"], k["min_trig_share"]]
+                          for k in kept.to_dict("records")])])
 
 
 def stage_base(ctx: Context, out: Path) -> StageResult:
     base = train_base(ctx.config.base, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
-    share = ctx.config.base.g_only_share
-    return StageResult("base", config=ctx.config.base.to_dict(), tables=[Table.of(
-        f"Base networks (trained on the full dataset; G-only when trig share > {share:g})",
-        ["seed", "train acc", "trig share", "G-only"],
-        [[r["seed"], r["train_acc"], r["trig_share"], r["g_only"]] for r in base.rows.to_dict("records")])])
+    cfg = ctx.config.base
+    chosen = base.chosen(len(cfg.seeds))
+    return StageResult("base", config=cfg.to_dict(), settings=settings_of(cfg, spare_seeds=list(cfg.spare_seeds)),
+                       tables=[Table.of(
+        f"Base networks (trained on the full dataset; G-only when trig share > {cfg.g_only_share:g}; "
+        "ungrokking continues the G-only ones, a spare replacing a base that is not)",
+        ["seed", "spare", "train acc", "trig share", "G-only", "continued by ungrokking"],
+        [[r["seed"], r["seed"] in cfg.spare_seeds, r["train_acc"], r["trig_share"], r["g_only"], i in chosen]
+         for i, r in enumerate(base.rows.to_dict("records"))])])
 
 
 def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
     cfg = ctx.config.ungrokking
     r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
                            trainer=ctx.trainer)
-    verdicts = [verdict_from_record("P2", r.transition, rule=("min_jump",), chance=cfg.base.chance,
-                                    converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))]
-    if r.weight_decay is not None:
-        verdicts.append(verdict_from_record(
-            "P3", r.weight_decay, rule=("tolerance",), drop=("estimates",),
-            D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
-            decay_budget=cfg.decay_budget,
-            steps_per_weight_decay={f"{w:g}": cfg.steps_for(w) for w in cfg.weight_decays}))
-    else:
-        verdicts.append(Verdict("P3", False, "only one weight decay", {}, {}))
-    means = r.rows.groupby(["weight_decay", "D"])["final_test_acc"].agg(["mean", "min", "max"]).reset_index()
+    table, chance = r.verdict_table(), cfg.base.chance
+    steps = {f"{w:g}": cfg.steps_for(w) for w in cfg.weight_decays}
+    extra = dict(D_crit_pooled=r.pooled.D_crit, first_D_crit=r.first_D_crit, refined_sizes=list(r.refined_sizes))
+    verdicts = [_with_numbers(r.p2, **extra),
+                _with_numbers(r.p3, D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
+                              decay_budget=cfg.decay_budget, steps_per_weight_decay=steps)]
+    means = r.rows.groupby(["weight_decay", "D"]).agg(
+        mean=("final_test_acc", "mean"), min=("final_test_acc", "min"), max=("final_test_acc", "max"),
+        converged=("converged", "sum"), n=("converged", "size")).reset_index()
     # semi-grokking places its sizes from an interior transition only
     estimates = {"ungrokking": r.pooled.D_crit, **({} if r.pooled.at_bound else {"ungrokking_interior": r.pooled.D_crit})}
+    excluded = r.rows[~r.rows["converged"]]
     return StageResult(
         "p2_p3", config=cfg.to_dict(), verdicts=verdicts, estimates=estimates,
+        controls=measure_run_controls({"P2": lambda: C.estimate_transition_design(table, chance),
+                                       "P3": lambda: C.estimate_transition_design(table, chance, key="P3")},
+                                      ctx.config.controls_n),
+        settings=settings_of(cfg, weight_decays=list(cfg.weight_decays), decay_budget=cfg.decay_budget,
+                             steps_per_weight_decay=steps, coarse_sizes=list(cfg.sizes),
+                             refined_sizes=list(r.refined_sizes), continuations=cfg.max_extensions),
         figures={"Figures 4/7: final test accuracy after ungrokking against D'": ctx.rel(out / "ungrokking.png")},
         notes=[f"Pooled D_crit {r.pooled.D_crit.value:.4g} [{r.pooled.D_crit.lo:.4g}, {r.pooled.D_crit.hi:.4g}]"
-               + (" (at the edge of the D' grid)" if r.pooled.at_bound else "") + "."],
-        tables=[Table.of("Final test accuracy per (weight decay, D'): mean [min, max] over seeds",
-                         ["weight decay", "D'", "mean", "min", "max"],
-                         [[m["weight_decay"], m["D"], m["mean"], m["min"], m["max"]]
+               + (" (at the edge of the D' grid)" if r.pooled.at_bound else "")
+               + f"; the coarse grid's first estimate {r.first_D_crit or float('nan'):.4g} placed the refined D' "
+               + f"{list(r.refined_sizes)}. {len(excluded)} of {len(r.rows)} networks are still unconverged after "
+               + f"{cfg.max_extensions} continuation(s) and are left out of the fits"
+               + (": " + ", ".join(f"D' {d['D']} seed {d['seed']} wd {d['weight_decay']:g}"
+                                   for d in excluded.to_dict("records")) if len(excluded) else "") + "."],
+        tables=[Table.of("Final test accuracy per (weight decay, D'): mean [min, max] over seeds, converged runs",
+                         ["weight decay", "D'", "mean", "min", "max", "converged", "networks"],
+                         [[m["weight_decay"], m["D"], m["mean"], m["min"], m["max"], m["converged"], m["n"]]
                           for m in means.to_dict("records")])])
 
 
@@ -178,21 +239,17 @@ def stage_p4(ctx: Context, out: Path) -> StageResult:
     dcrit, source = _dcrit_for_semigrok(ctx)
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
                               resume=True, trainer=ctx.trainer)
-    counts = r.verdict.counts
-    reason = (f"{counts['semi']} of {r.verdict.n_runs} runs semi-grokked (needs {cfg.min_semi}); "
-              + ", ".join(f"{k} {n}" for k, n in counts.items() if k != "semi")
-              + f"; {r.verdict.n_transient} transient plateaus; sizes {list(r.sizes)}")
-    v = r.verdict.to_dict()
-    verdict = Verdict("P4", bool(v.pop("holds")), reason,
-                      to_plain({**{k: x for k, x in v.items() if k != "min_semi"}, "sizes": list(r.sizes),
-                                "D_crit_used": r.dcrit, "D_crit_source": source if not cfg.sizes else "sizes given"}),
-                      to_plain({"min_semi": cfg.min_semi, "band": list(cfg.thresholds.band)}))
+    table, chance = r.curves[list(V.P4_COLUMNS)], cfg.chance
+    verdict = _with_numbers(r.verdict, D_crit_used=r.dcrit,
+                            D_crit_source=source if not cfg.sizes else "sizes given")
     return StageResult(
         "p4", config=cfg.to_dict(), verdicts=[verdict],
+        controls=measure_run_controls({"P4": lambda: C.estimate_p4_design(table, chance)}, ctx.config.controls_n),
+        settings=settings_of(cfg, sizes=list(r.sizes), size_rule=f"{cfg.n_sizes} sizes geometrically spaced in "
+                             f"[{cfg.low_factor:g}, {cfg.high_factor:g}] x D_crit"),
         figures={"Figures 5/6: test accuracy over training by D, classified": ctx.rel(out / "semigrokking.png")},
-        tables=[Table.of("Runs", ["run", "class", "final acc", "tail spread", "onset step", "transient plateau"],
-                         [[c.run, c.label, c.final_acc, c.tail_spread, c.onset_step, c.transient_plateau]
-                          for c in r.classes])])
+        tables=[Table.of("Runs (class by the P4 rule)", ["run", "class", "final acc", "tail drift", "transient plateau"],
+                         [[c.run, c.label, c.final_acc, c.reason, c.transient_plateau] for c in r.classes])])
 
 
 def stage_fig10(ctx: Context, out: Path) -> StageResult:
@@ -200,13 +257,16 @@ def stage_fig10(ctx: Context, out: Path) -> StageResult:
     r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
                       trainer=ctx.trainer)
     ctx.fig10_rows = r.rows
+    table = r.rows[list(V.FIG10A_COLUMNS)]
     med = r.rows.groupby("D").agg(ratio=("ratio", "median"), g_logit=("g_logit", "median"),
                                   m_logit=("m_logit", "median"), test_acc=("test_acc", "mean"),
                                   trig_share=("trig_share", "median")).reset_index()
-    verdict = verdict_from_record("fig10a", r.verdict, median_by_D=med.to_dict("records"),
-                                  converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))
+    verdict = _with_numbers(r.verdict, proxies_by_D=med.to_dict("records"),
+                            converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))
     return StageResult(
         "fig10", config=cfg.to_dict(), verdicts=[verdict],
+        controls=measure_run_controls({"fig10a": lambda: C.estimate_fig10_design(table)}, ctx.config.controls_n),
+        settings=settings_of(cfg, sizes=list(cfg.sizes), decay_budget=cfg.decay_budget),
         figures={"Figure 10a: G:M correct-logit ratio against D": ctx.rel(out / "fig10a.png"),
                  "Figure 10b: final test accuracy against D (same networks)": ctx.rel(out / "fig10b.png")})
 

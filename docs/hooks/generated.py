@@ -15,6 +15,10 @@ A page asks for generated content with a marker on a line of its own::
                                               every figure matching a glob, or the admonition
     <!-- circeff:stage-figures p1 -->         the figures a reproduce stage lists in summary.json
     <!-- circeff:verdict-summary -->          one line per verdict of summary.json
+    <!-- circeff:controls P1 -->              false accept / false reject of a verdict measured on
+                                              the run's own design (no argument: every verdict)
+    <!-- circeff:settings p1 -->              P, widths, lr, steps, seeds of a reproduce stage
+                                              (no argument: every stage)
     <!-- circeff:reproduce-run -->            command, scale, machine and timings of that run
     <!-- circeff:toy fig2 -->                 the numbers behind a toy figure
     <!-- circeff:benchmarks -->               docs/data/benchmarks.json as tables
@@ -378,6 +382,47 @@ def render_verdict_summary() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _report():
+    """circeff.report's table helpers (the same rendering as report.md)."""
+    from circeff import report
+    return report
+
+
+def render_controls(key: str) -> str:
+    """The measured false-accept and false-reject rates of one verdict (or all), from the
+    ``controls`` of summary.json (each drawn with the run's own design and noise)."""
+    summary = _load_json(SUMMARY)
+    if summary is None:
+        return _missing(f"The controls of `{key or 'every verdict'}`", REPRODUCE_HINT)
+    controls = summary.get("controls") or {}
+    chosen = {k: v for k, v in controls.items() if not key or k == key}
+    if not chosen:
+        return _missing(f"The controls of `{key}` (absent from summary.json)", REPRODUCE_HINT)
+    rep = _report()
+    rows = ["| " + " | ".join(_cell(h) for h in rep.CONTROLS_HEADER) + " |", "|" + " --- |" * len(rep.CONTROLS_HEADER)]
+    rows += ["| " + " | ".join(_cell(_fmt(c) if not isinstance(c, str) else c) for c in r) + " |"
+             for r in rep.controls_rows(chosen)]
+    n = summary.get("controls_n", "n")
+    return (f"Measured on {n} synthetic tables per truth, drawn with this run's own design (grid, seeds) "
+            "and noise (from its residuals); targets: false accept at most 5%, false reject at most 20%.\n\n"
+            + "\n".join(rows) + "\n")
+
+
+def render_settings(stage: str) -> str:
+    """P, model widths, lr, steps and seeds of one reproduce stage (or all) of summary.json."""
+    summary = _load_json(SUMMARY)
+    if summary is None:
+        return _missing(f"The settings of `{stage or 'every stage'}`", REPRODUCE_HINT)
+    settings = summary.get("settings") or {}
+    chosen = {k: v for k, v in settings.items() if not stage or k == stage}
+    if not chosen:
+        return _missing(f"The settings of stage `{stage}` (absent from summary.json)", REPRODUCE_HINT)
+    rep = _report()
+    rows = ["| " + " | ".join(_cell(h) for h in rep.SETTINGS_HEADER) + " |", "|" + " --- |" * len(rep.SETTINGS_HEADER)]
+    rows += ["| " + " | ".join(_cell(_fmt(c)) for c in r) + " |" for r in rep.settings_rows(chosen)]
+    return "\n".join(rows) + "\n"
+
+
 def render_figure(arg: str, page) -> str:
     rel, _, caption = arg.partition(" ")
     if (FIGURES / rel).is_file():
@@ -560,6 +605,8 @@ RENDERERS = {
     "stage-notes": lambda arg, page: render_stage_notes(arg),
     "reproduce-run": lambda arg, page: render_reproduce_run(),
     "verdict-summary": lambda arg, page: render_verdict_summary(),
+    "controls": lambda arg, page: render_controls(arg),
+    "settings": lambda arg, page: render_settings(arg),
     "toy": lambda arg, page: render_toy(arg),
     "benchmarks": lambda arg, page: render_benchmarks(),
     "tests-by-id": lambda arg, page: render_tests_by_id(),

@@ -7,14 +7,23 @@ Single-circuit networks, so that all of a network's norm belongs to one circuit:
   Trained at several small D.
 * **G-only**: true labels at D large enough that the network generalises; accepted only when
   the trigonometric share of its (label-centred) logit norm is above ``trig_share_threshold``
-  (the paper's Section 5.1: 0.95). Trained at several large D, all above the grokking threshold: the prediction
-  is that G's efficiency does not depend on D, so it is measured where G exists, never below.
+  (the paper's Section 5.1: 0.95). Trained at ``g_train_sizes``, all above the grokking
+  threshold. To measure G over a wide range of D (P1 says G's efficiency does not depend on
+  D, which a narrow range cannot show), the G networks trained at the largest of those sizes
+  are also **settled on random subsets** of each smaller size in ``g_subset_sizes`` (the first
+  D of the same data permutation, so a random subset of the set they were trained on): the
+  settling ladder below starts from the G network and only ever sees the D subset. A network
+  that stays G-only there (trig share above the threshold after settling) is a G-only network
+  at that D; one that does not is left out of the fit (it stays in the table, flagged). The
+  ``settled_from`` column says which size a row's network was trained at. The copies of one
+  network at several D start from the same weights, so they are not independent networks (G's
+  slope interval from them is narrower than independent networks would give).
 
 Two stages per circuit:
 
 1. **Train** one batched engine run (models = D x seed, seeds fastest) in ``OUT/M`` and
    ``OUT/G`` with AdamW at ``train_weight_decay``, long enough for the circuit to form.
-2. **Settle** every network along a ladder of L2 coefficients ``alphas`` (smallest first):
+2. **Settle** every network (and every subset copy of the largest G networks) along a ladder of L2 coefficients ``alphas`` (smallest first):
    minimise ``CE + (alpha/2) ||theta||^2`` by L-BFGS (:mod:`circeff.empirical.settle`, whose
    docstring gives the measured reason: at tiny loss AdamW's equilibrium is set by its
    ``eps``, so varying AdamW's weight decay barely moves a network along its curve). Each
@@ -24,8 +33,9 @@ Two stages per circuit:
 
 The analysis layer (:func:`circeff.analysis.efficiency.analyse_efficiency`,
 ``intercepts="D_seed"``: one intercept per (D, seed) stripe, so kappa comes from the ladder
-within a network) fits P(D) and kappa per circuit, the trend of P with D, the verdict and the
-efficiency crossover D_crit.
+within a network) fits P(D) and kappa per circuit, the trend of P with D and the efficiency
+crossover D_crit. The verdict is :func:`circeff.analysis.verdicts.p1` on the accepted rows
+(:func:`verdict_table`).
 
 Measurements per network and rung (:mod:`circeff.empirical.circuits`): ``param_norm``;
 ``correct_logit`` = mean label-centred correct-class logit on the training set (for M-only
@@ -43,7 +53,7 @@ and, for G, its trig share is above the threshold. Unaccepted rows stay in
 Outputs in the out folder: ``efficiency.csv`` (one row per network and rung),
 ``efficiency.json`` (config, counts, fits, trends, verdict, crossover),
 ``fig3_logit_vs_norm.png`` and ``efficiency_P_of_D.png``; the engine run folders, each with
-``settle.pt`` (the ladder's progress). Rerunning skips finished training and finished rungs;
+``settle.pt`` (the ladder's progress; ``settle_subsets.pt`` for the G subset copies). Rerunning skips finished training and finished rungs;
 an interrupted ladder restarts at its first unfinished rung and ends with the same numbers.
 """
 
@@ -51,7 +61,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,13 +69,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from circeff.analysis import verdicts as V
 from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency, fitted_lines, per_D_table
 from circeff.analysis.stats import to_plain
 from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.circuits import analyse_params
-from circeff.empirical.config import TrainConfig, Training, TrainingView
+from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
 from circeff.empirical.settle import SettleTrace, settle
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.errors import ConfigError, RunError
@@ -78,14 +89,16 @@ __all__ = [
     "EfficiencyResult",
     "run_efficiency",
     "settle_and_measure",
+    "verdict_table",
 ]
 
 CIRCUITS = ("M", "G")
 LADDER_NAME = "settle.pt"
+SUBSET_LADDER_NAME = "settle_subsets.pt"
 ROW_COLUMNS = [
     "circuit", "D", "weight_decay", "seed", "model", "evaluations", "param_norm", "correct_logit",
     "correct_logit_test", "trig_share", "trig_train", "mem_train", "trig_test", "mem_test",
-    "train_acc", "test_acc", "key_frequencies", "norm_drift", "stationarity", "diverged", "converged", "accepted",
+    "train_acc", "test_acc", "key_frequencies", "norm_drift", "stationarity", "diverged", "converged", "accepted", "settled_from",
 ]
 
 
@@ -107,8 +120,10 @@ class EfficiencyConfig(TrainingView):
             seeds (P(D)'s interval is the spread across seeds), device, engine rhythm. Its task
             is modular addition (the M networks get random labels).
         m_train_sizes: D of the memorisation-only (random-label) networks; two or more.
-        g_train_sizes: D of the generalisation-only networks; two or more, all large enough
-            to generalise.
+        g_train_sizes: D of the generalisation-only networks, all large enough to generalise;
+            with ``g_subset_sizes`` one size is enough (two or more distinct G sizes in all).
+        g_subset_sizes: smaller D at which the G networks of the largest ``g_train_sizes`` are
+            settled on random subsets (see the module docstring); ``()`` for none.
         alphas: the settle ladder's L2 coefficients, two or more (kappa comes from the spread
             across them; each rung starts from the previous one, smallest first).
         settle_iterations: L-BFGS iterations per model and rung.
@@ -123,6 +138,7 @@ class EfficiencyConfig(TrainingView):
     training: Training = field(default_factory=lambda: Training(lr=3e-3, seeds=(0, 1)))
     m_train_sizes: tuple[int, ...] = (40, 80, 160)
     g_train_sizes: tuple[int, ...] = (317, 397, 476)
+    g_subset_sizes: tuple[int, ...] = ()
     alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     settle_iterations: int = 300
     trig_share_threshold: float = 0.95
@@ -141,13 +157,23 @@ class EfficiencyConfig(TrainingView):
             raise ConfigError("task", "must be 'add' (the Fourier decomposition is defined for modular "
                               "addition only)", self.training.task)
         n = self.p * self.p
-        for name in ("m_train_sizes", "g_train_sizes"):
-            sizes = _distinct_at_least_two(name, getattr(self, name), "a fit of P(D) needs two D")
+        for name in ("m_train_sizes", "g_train_sizes", "g_subset_sizes"):
+            sizes = tuple(getattr(self, name))
+            if name == "m_train_sizes" or (name == "g_train_sizes" and not self.g_subset_sizes):
+                _distinct_at_least_two(name, sizes, "a fit of P(D) needs two D")
+            elif name == "g_train_sizes" and not sizes:
+                raise ConfigError(name, "needs at least one size", list(sizes))
+            if len(set(sizes)) != len(sizes):
+                raise ConfigError(name, "must not repeat a value", list(sizes))
             for d in sizes:
                 integer_at_least(name, d, 1)
                 if d > n:
                     raise ConfigError(name, f"must be <= {n} = p^2", d)
             object.__setattr__(self, name, tuple(sorted(sizes)))
+        if self.g_subset_sizes and max(self.g_train_sizes) <= max(self.g_subset_sizes):
+            raise ConfigError("g_train_sizes", f"the largest must exceed every G subset size "
+                              f"{list(self.g_subset_sizes)} (the subsets are drawn from its training set)",
+                              max(self.g_train_sizes))
         alphas = _distinct_at_least_two("alphas", self.alphas, "kappa comes from them")
         object.__setattr__(self, "alphas", tuple(sorted(float(positive("alphas", a)) for a in alphas)))
         _distinct_at_least_two("seeds", self.seeds, "P(D)'s interval is the spread over seeds")
@@ -191,10 +217,19 @@ class EfficiencyConfig(TrainingView):
         """Trained networks (each is measured once per rung of the ladder)."""
         return len(self.seeds) * (len(self.m_train_sizes) + len(self.g_train_sizes))
 
+    @property
+    def n_ladders(self) -> int:
+        """Networks settled along the ladder (the trained ones and the G subset copies)."""
+        return self.n_models + len(self.seeds) * len(self.g_subset_sizes)
+
     def settle_key(self, circuit: str) -> dict[str, object]:
         """What a finished ladder depends on besides the trained run (a mismatch redoes it)."""
         return {"train": self.train_config(circuit).to_dict(), "alphas": list(self.alphas),
                 "settle_iterations": self.settle_iterations}
+
+    def g_sizes(self) -> tuple[int, ...]:
+        """Every D at which G is measured (trained and subset sizes)."""
+        return tuple(sorted(set(self.g_train_sizes) | set(self.g_subset_sizes)))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -202,11 +237,17 @@ class EfficiencyConfig(TrainingView):
 
 @dataclass(frozen=True, eq=False)
 class EfficiencyResult:
-    """What :func:`run_efficiency` returns: the efficiency.csv table, the analysis, the folder."""
+    """What :func:`run_efficiency` returns: the efficiency.csv table, the estimates, the P1
+    verdict (:func:`circeff.analysis.verdicts.p1`), the folder."""
 
     rows: pd.DataFrame
     analysis: EfficiencyAnalysis
+    verdict: V.Verdict
     out_dir: Path
+
+    def verdict_table(self) -> pd.DataFrame:
+        """The rows the P1 rule reads (:func:`verdict_table`)."""
+        return verdict_table(self.rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +273,7 @@ def _save_ladder(path: Path, key: dict[str, object], done: int, params: dict, ro
 
 
 def _rows_of_rung(circuit: str, train_config: TrainConfig, params: dict, traces: list[SettleTrace],
-                  diverged: list[bool]) -> list[dict]:
+                  diverged: list[bool], settled_from: list[int]) -> list[dict]:
     """The measurements of one rung (the flags come later, from the config's thresholds)."""
     rows = []
     for m, trace in zip(analyse_params(train_config, params, 0), traces, strict=True):
@@ -245,7 +286,7 @@ def _rows_of_rung(circuit: str, train_config: TrainConfig, params: dict, traces:
             "trig_test": r["trig_test"], "mem_test": r["mem_test"], "train_acc": m.train_acc,
             "test_acc": m.test_acc, "key_frequencies": r["key_frequencies"],
             "norm_drift": trace.norm_drift, "stationarity": trace.stationarity,
-            "diverged": diverged[m.model],
+            "diverged": diverged[m.model], "settled_from": settled_from[m.model],
         })
     return rows
 
@@ -263,26 +304,48 @@ def with_flags(config: EfficiencyConfig, row: dict) -> dict:
     return {**row, "converged": bool(converged), "accepted": bool(accepted)}
 
 
-def settle_and_measure(config: EfficiencyConfig, circuit: str, run_dir: Path, *,
-                       progress: bool = True) -> list[dict]:
-    """Climb the alpha ladder from the trained run's final weights (resuming a saved ladder)
-    and measure every network at every rung (rows without the flags: :func:`with_flags`)."""
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
-    train_config = state.config
-    ladder_file, key = run_dir / LADDER_NAME, config.settle_key(circuit)
+def _climb(config: EfficiencyConfig, circuit: str, train_config: TrainConfig, start: dict, diverged: list[bool],
+           settled_from: list[int], ladder_file: Path, key: dict, progress: bool) -> list[dict]:
+    """Climb the alpha ladder for every model of ``train_config`` from ``start`` (resuming)."""
     saved = _load_ladder(ladder_file, key)
-    done, params, rows = (saved["done"], saved["params"], saved["rows"]) if saved else (0, state.params, [])
+    done, params, rows = (saved["done"], saved["params"], saved["rows"]) if saved else (0, start, [])
     dataset = make_dataset(train_config.task)
-    diverged = [d is not None for d in state.diverged]
     E = train_config.n_models
     with tqdm(total=len(config.alphas) * E, initial=done * E, desc=f"settle {circuit}", unit="model",
               disable=not progress, dynamic_ncols=True) as bar:
         for i in range(done, len(config.alphas)):
             params, traces = settle(params, dataset, train_config, config.alphas[i], config.settle_iterations,
                                     on_model=lambda _k: bar.update(1))
-            rows = rows + _rows_of_rung(circuit, train_config, params, traces, diverged)
+            rows = rows + _rows_of_rung(circuit, train_config, params, traces, diverged, settled_from)
             _save_ladder(ladder_file, key, i + 1, params, rows)
     return rows
+
+
+def settle_and_measure(config: EfficiencyConfig, circuit: str, run_dir: Path, *,
+                       progress: bool = True) -> list[dict]:
+    """Climb the alpha ladder from the trained run's final weights (resuming a saved ladder)
+    and measure every network at every rung (rows without the flags: :func:`with_flags`).
+    For G with ``g_subset_sizes``, also the subset copies of the largest-D networks."""
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    train_config = state.config
+    diverged = [d is not None for d in state.diverged]
+    sizes = [r.train_size for r in train_config.runs]
+    rows = _climb(config, circuit, train_config, state.params, diverged, sizes, run_dir / LADDER_NAME,
+                  config.settle_key(circuit), progress)
+    if circuit != "G" or not config.g_subset_sizes:
+        return rows
+    # every network trained at the largest G size, once per subset size (same seed and data seed)
+    top = max(config.g_train_sizes)
+    sources = [k for k, r in enumerate(train_config.runs) if r.train_size == top]
+    pairs = [(d, k) for d in config.g_subset_sizes for k in sources]
+    subset_config = replace(train_config, runs=tuple(
+        RunSpec(seed=train_config.runs[k].seed, weight_decay=train_config.runs[k].weight_decay, train_size=int(d),
+                data_seed=train_config.runs[k].data_seed) for d, k in pairs))
+    index = torch.tensor([k for _, k in pairs])
+    start = {n: p[index].clone() for n, p in state.params.items()}
+    key = {**config.settle_key(circuit), "subsets": list(config.g_subset_sizes)}
+    return rows + _climb(config, circuit, subset_config, start, [diverged[k] for _, k in pairs],
+                         [top] * len(pairs), run_dir / SUBSET_LADDER_NAME, key, progress)
 
 
 def _counts(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -313,6 +376,32 @@ def fit_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     return kept[seeds >= 2], dropped
 
 
+def _why_empty(config: EfficiencyConfig, rows: pd.DataFrame, kept: pd.DataFrame) -> str:
+    """Which circuit has no usable network and why (G-only share, convergence), or ''."""
+    parts = []
+    for c in CIRCUITS:
+        if (kept["circuit"] == c).any():
+            continue
+        sub = rows[rows["circuit"] == c]
+        why = (f"no {c} stripe is usable (a D needs two seeds with two accepted rungs each; "
+               f"{int(sub['accepted'].sum())} of {len(sub)} network-rungs accepted")
+        if c == "G":
+            why += (f"; trig share at most {sub['trig_share'].max():.3g}, G-only needs > "
+                    f"{config.trig_share_threshold:g}")
+        why += f"; {int(sub['converged'].sum())} converged, norm drift < {config.convergence_tol:g})"
+        parts.append(why)
+    return "; ".join(parts)
+
+
+def verdict_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The accepted rows that the fit uses (:func:`fit_rows`) with the columns of
+    :data:`circeff.analysis.verdicts.P1_COLUMNS` (``alpha`` is the ladder's L2 coefficient,
+    ``logit`` the label-centred correct logit)."""
+    kept, _ = fit_rows(rows)
+    out = kept.rename(columns={"weight_decay": "alpha", "correct_logit": "logit"})
+    return out[list(V.P1_COLUMNS)].reset_index(drop=True)
+
+
 def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = True,
                    resume: bool = True, trainer: Trainer | None = None) -> EfficiencyResult:
     """Train (or reuse) the M-only and G-only batches, measure, fit and write everything.
@@ -329,6 +418,7 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
         train_or_reuse(config.train_config(circuit), run_dir, progress=progress, resume=resume, trainer=trainer)
         if not resume:
             (run_dir / LADDER_NAME).unlink(missing_ok=True)
+            (run_dir / SUBSET_LADDER_NAME).unlink(missing_ok=True)
         all_rows += [with_flags(config, r) for r in settle_and_measure(config, circuit, run_dir, progress=progress)]
     rows = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
     write_csv(out / "efficiency.csv", rows.to_dict("records"), fieldnames=ROW_COLUMNS)
@@ -346,15 +436,16 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
         analysis = analyse_efficiency(accepted, intercepts="D_seed", level=config.level,
                                       n_boot=config.n_boot, seed=config.analysis_seed)
     except ConfigError as exc:
-        summary["error"] = f"the P1 fit is impossible on the accepted networks: {exc}"
+        summary["error"] = f"the P1 fit is impossible on the accepted networks: {_why_empty(config, rows, accepted) or exc}"
         write_json(out / "efficiency.json", to_plain(summary))
         single = rows[rows["accepted"]]
         if set(single["circuit"]) == set(CIRCUITS):  # the measured points are still worth a look
             save_figure(plot_logit_vs_norm(single), out / "fig3_logit_vs_norm.png")
         raise RunError(f"{summary['error']} (counts {counts}; see {out / 'efficiency.csv'})") from None
 
+    verdict = V.p1(verdict_table(rows), level=config.level)
     summary.update({
-        "verdict": analysis.verdict.to_dict(),
+        "verdict": verdict.to_dict(),
         "fit_G": analysis.fit_G.to_dict(), "fit_M": analysis.fit_M.to_dict(),
         "trend_G": analysis.trend_G.to_dict(), "trend_M": analysis.trend_M.to_dict(),
         "crossover": analysis.crossover.to_dict(),
@@ -366,12 +457,12 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
                       ignore_index=True)
     save_figure(plot_logit_vs_norm(accepted, lines), out / "fig3_logit_vs_norm.png")
     save_figure(plot_efficiency(analysis), out / "efficiency_P_of_D.png")
-    return EfficiencyResult(rows=rows, analysis=analysis, out_dir=out)
+    return EfficiencyResult(rows=rows, analysis=analysis, verdict=verdict, out_dir=out)
 
 
 def describe(result: EfficiencyResult) -> list[str]:
-    """Human-readable lines: counts, P(D) per circuit with intervals, kappa, verdict, D_crit."""
-    a = result.analysis
+    """Human-readable lines: P(D) per circuit with intervals, kappa, D_crit, the verdict."""
+    a, v = result.analysis, result.verdict
     lines = []
     for fit, trend in ((a.fit_M, a.trend_M), (a.fit_G, a.trend_G)):
         k = fit.kappa
@@ -382,5 +473,5 @@ def describe(result: EfficiencyResult) -> list[str]:
     c = a.crossover.D_crit
     hi = "inf" if not np.isfinite(c.hi) else f"{c.hi:.4g}"
     lines.append(f"crossover D_crit {c.value:.4g} [{c.lo:.4g}, {hi}]")
-    lines.append(f"P1 {'holds' if a.verdict.holds else 'does not hold'}: {a.verdict.reason}")
+    lines.append(f"P1 {'holds' if v.holds else 'does not hold'}: {v.reason}")
     return lines

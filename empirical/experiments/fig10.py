@@ -6,8 +6,9 @@ until convergence (one engine batch, models = D x seed), and measure the correct
 of Appendix B on the training split (:mod:`circeff.empirical.circuits`): ``g_logit`` = the
 trigonometric (G) proxy, ``m_logit`` = the memorisation (M) proxy (both label-centred). The
 G:M ratio per network follows :func:`circeff.analysis.allocation.measured_ratios`
-(``+inf`` when nothing is left of M); the verdict is the rank correlation between D and the
-ratio with a bootstrap interval (:func:`~circeff.analysis.allocation.monotonic_verdict`).
+(``+inf`` when nothing is left of M); the verdict (:func:`circeff.analysis.verdicts.fig10a`) is
+Spearman's rank correlation between D and the ratio with a Fisher-z interval, and needs at
+least 3 networks (seeds) at every D.
 Final test accuracy against D (Figure 10b) comes from the same networks.
 
 The predicted-against-measured allocation of these networks (settled to a minimum first) is
@@ -29,7 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from circeff.analysis.allocation import MonotonicVerdict, measured_ratios, monotonic_verdict
+from circeff.analysis import verdicts as V
+from circeff.analysis.allocation import measured_ratios
 from circeff.analysis.plots import plot_ratio_vs_D, plot_ungrokking, save_figure
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
@@ -68,7 +70,8 @@ class Fig10Config:
         weight_decay, decay_budget: AdamW weight decay and ``weight_decay x steps``.
         log_every: evaluation interval.
         convergence_window, acc_tol, norm_tol: convergence numbers reported per network.
-        level, n_boot, analysis_seed: bootstrap of the rank correlation.
+        level: confidence level of the rank correlation's interval.
+        n_boot, analysis_seed: bootstrap of the allocation comparison's measured ratios.
     """
 
     base: BaseConfig = field(default_factory=BaseConfig)
@@ -117,7 +120,7 @@ class Fig10Config:
 @dataclass(frozen=True, eq=False)
 class Fig10Result:
     rows: pd.DataFrame           # FIG10_COLUMNS, one per network
-    verdict: MonotonicVerdict
+    verdict: V.Verdict
     base: BaseResult
     out_dir: Path
 
@@ -159,8 +162,7 @@ def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True
     rows = _measure(config, run_dir)
     write_csv(out / "fig10.csv", rows.to_dict("records"), fieldnames=FIG10_COLUMNS)
     usable = rows[rows["ratio"].notna()]
-    verdict = monotonic_verdict(usable["D"].to_numpy(float), usable["ratio"].to_numpy(float),
-                                seed=config.analysis_seed, n_boot=config.n_boot, level=config.level)
+    verdict = V.fig10a(rows[list(V.FIG10A_COLUMNS)], level=config.level)
     write_json(out / "fig10.json", to_plain({
         "config": config.to_dict(), "steps": config.steps, "base": base.rows.to_dict("records"),
         "n_networks": int(len(rows)), "n_ratio_undefined": int(rows["ratio"].isna().sum()),

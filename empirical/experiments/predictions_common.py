@@ -8,6 +8,8 @@ trains them on the full dataset (Appendix A, Figure 7: "each starting from a net
 trained on the full dataset"). :func:`train_base` trains one such network per seed in one
 engine batch and reports each one's trigonometric share (a G-only network has more than 95%
 of its logit norm there, Section 5.1), so a report can say whether the starting points were G-only.
+``spare_seeds`` are trained in the same batch; :meth:`BaseResult.chosen` replaces a base that is
+not G-only by a G-only spare (the continuations then keep the spare's seed).
 
 Continuing on a subset
 ----------------------
@@ -115,16 +117,22 @@ class BaseConfig(TrainingView):
             is the same number), device; shared with every continuation.
         train_frac: fraction of the pairs it is trained on (1.0: the full dataset, as the paper).
         g_only_share: trig share above which a network counts as G-only (Section 5.1: 0.95).
+        spare_seeds: more networks trained alongside, to replace a base that is not G-only.
     """
 
     training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3))
     train_frac: float = 1.0
     g_only_share: float = 0.95
+    spare_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.training, Training):
             raise ConfigError("training", "must be a Training", type(self.training).__name__)
         sorted_unique("seeds", self.training.seeds, int, at_least=2)
+        spares = tuple(int(s) for s in self.spare_seeds)
+        if set(spares) & set(self.training.seeds) or len(set(spares)) != len(spares):
+            raise ConfigError("spare_seeds", "must be distinct and not among the seeds", list(self.spare_seeds))
+        object.__setattr__(self, "spare_seeds", spares)
         in_range("train_frac", self.train_frac, 0.0, 1.0, lo_open=True)
         in_range("g_only_share", self.g_only_share, 0.0, 1.0)
 
@@ -136,17 +144,23 @@ class BaseConfig(TrainingView):
     def train_size(self) -> int:
         return self.training.size(self.train_frac)
 
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        """The seeds and then the spare seeds: model ``i`` of the base batch has ``all_seeds[i]``."""
+        return tuple(self.seeds) + self.spare_seeds
+
     def train_config(self) -> TrainConfig:
         runs = [RunSpec(seed=s, weight_decay=self.weight_decay, train_size=self.train_size, data_seed=s)
-                for s in self.seeds]
+                for s in self.all_seeds]
         return self.training.engine(self.task_config, runs)
 
     def continuation(self, specs: Sequence[tuple[int, float, int]], steps: int, *,
                      init_from: Path, log_every: int | None = None) -> TrainConfig:
         """A batch continuing base models on subsets: ``specs`` are ``(D', weight_decay,
         base index)``; each model keeps its base network's seed and data seed."""
-        runs = [RunSpec(seed=self.seeds[i], weight_decay=float(wd), train_size=int(d),
-                        data_seed=self.seeds[i], init_index=int(i)) for d, wd, i in specs]
+        seeds = self.all_seeds
+        runs = [RunSpec(seed=seeds[i], weight_decay=float(wd), train_size=int(d),
+                        data_seed=seeds[i], init_index=int(i)) for d, wd, i in specs]
         return self.training.engine(self.task_config, runs, steps=int(steps), log_every=log_every or self.log_every,
                                     init_from=str(init_from))
 
@@ -164,6 +178,14 @@ class BaseResult:
     @property
     def all_g_only(self) -> bool:
         return bool(self.rows["g_only"].all())
+
+    def chosen(self, n: int) -> tuple[int, ...]:
+        """Indices (into the base batch) of the ``n`` networks to continue: the G-only ones in
+        order (seeds first, then spares), filled up with the first others when too few are
+        G-only (the rules then say the bases are not G-only)."""
+        g = [i for i, ok in enumerate(self.rows["g_only"]) if ok]
+        rest = [i for i in range(len(self.rows)) if i not in g]
+        return tuple(sorted((g + rest)[:n]))
 
 
 def final_rows(run_dir: Path) -> list[dict]:

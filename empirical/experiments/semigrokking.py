@@ -6,15 +6,18 @@ from random initialisation memorises first and, after a delay, settles at a midd
 accuracy instead of near 1. The paper trained 10 seeds x 20 sizes evenly spaced in
 [1500, 2050] for P = 113, "somewhat above the D_crit estimate".
 
-Sizes: either given (``sizes``) or ``n_sizes`` values evenly spaced in
-``[low_factor x D_crit, high_factor x D_crit]`` for a D_crit estimate passed to
-:func:`run_semigrokking` (from ungrokking or the efficiency crossover). Without either,
+Sizes: either given (``sizes``) or, by rule, ``n_sizes`` values geometrically spaced in
+``[low_factor x D_crit, high_factor x D_crit]`` (:func:`circeff.analysis.verdicts.p4_sizes`)
+for the D_crit of the same run passed to :func:`run_semigrokking` (from ungrokking or the
+efficiency crossover), never from an earlier calibration. Without either,
 :func:`run_semigrokking` computes D_crit on demand by running the ungrokking config it is given,
 and otherwise stops with a one-line ConfigError naming ``dcrit``.
 
-Every run's test accuracy over time is classified by :mod:`circeff.analysis.semigrok` (grokked,
-semi, ungeneralised, unsettled; transient plateaus marked); P4 holds when at least ``min_semi``
-runs are semi-grokked.
+P4 is decided by :func:`circeff.analysis.verdicts.p4`: a run is semi-grokked when the last third
+of its steps is a converged plateau (train accuracy >= 0.99, the tail's Theil-Sen drift within
++-0.15) at middling test accuracy; the count gets a Clopper-Pearson interval, and transient
+plateaus are counted separately. The figure also marks the transient plateaus that
+:mod:`circeff.analysis.semigrok` finds; each run's class on the figure is the rule's.
 
 Outputs: ``runs/`` (one engine batch, models = size x seed), ``curves.csv`` (run, D, seed, step,
 test_acc, train_acc), ``classes.csv`` (one row per run), ``semigrokking.json`` (config, sizes,
@@ -23,20 +26,15 @@ D_crit used, counts, verdict), ``semigrokking.png``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from circeff.analysis.plots import plot_semigrok, save_figure
-from circeff.analysis.semigrok import (
-    SemiGrokThresholds,
-    SemiGrokVerdict,
-    TrajectoryClass,
-    classify_runs,
-    semigrok_verdict,
-)
+from circeff.analysis import verdicts as V
+from circeff.analysis.semigrok import SemiGrokThresholds, TrajectoryClass, classify_runs
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -44,7 +42,7 @@ from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingVie
 from circeff.empirical.experiments.predictions_common import (
     SMALL_MODEL,
     sizes_below,
-    sorted_unique,
+
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
@@ -66,19 +64,17 @@ class SemigrokConfig(TrainingView):
         training: task, P, model, optimiser, steps, seeds (each run's data seed is its model
             seed, a different subset each), device.
         sizes: explicit dataset sizes; ``()`` to derive them from a D_crit estimate.
-        n_sizes, low_factor, high_factor: the derived sizes, evenly spaced in
+        n_sizes, low_factor, high_factor: the derived sizes, geometrically spaced in
             ``[low_factor, high_factor] x D_crit``.
-        thresholds: the classifier's thresholds (:class:`SemiGrokThresholds`).
-        min_semi: P4 holds with at least this many semi-grokked runs.
+        thresholds: the transient-plateau finder's thresholds (figure only).
     """
 
     training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3, steps=4000))
     sizes: tuple[int, ...] = ()
-    n_sizes: int = 4
+    n_sizes: int = 8
     low_factor: float = 1.0
-    high_factor: float = 2.0
+    high_factor: float = 4.0
     thresholds: SemiGrokThresholds = field(default_factory=SemiGrokThresholds)
-    min_semi: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.training, Training):
@@ -91,7 +87,6 @@ class SemigrokConfig(TrainingView):
         in_range("high_factor", self.high_factor, self.low_factor, float("inf"))
         if not isinstance(self.thresholds, SemiGrokThresholds):
             raise ConfigError("thresholds", "must be SemiGrokThresholds", type(self.thresholds).__name__)
-        integer_at_least("min_semi", self.min_semi, 1)
 
     @property
     def task(self) -> str:
@@ -107,20 +102,19 @@ class SemigrokConfig(TrainingView):
 
 
 def sizes_above(dcrit: float, n_sizes: int, low_factor: float, high_factor: float, n_examples: int) -> tuple[int, ...]:
-    """``n_sizes`` integers evenly spaced in ``[low, high] x dcrit``, clipped to ``[2, n - 1]``
-    (deduplicated, so rounding may return fewer)."""
+    """:func:`circeff.analysis.verdicts.p4_sizes` clipped to ``[2, n - 1]`` (deduplicated)."""
     positive("dcrit", dcrit)
     if not np.isfinite(dcrit):
         raise ConfigError("dcrit", "must be a finite D_crit estimate", dcrit)
-    raw = np.linspace(low_factor * dcrit, high_factor * dcrit, n_sizes)
-    return tuple(sorted({int(np.clip(round(x), 2, n_examples - 1)) for x in raw}))
+    raw = V.p4_sizes(dcrit, n_sizes=n_sizes, low_factor=low_factor, high_factor=high_factor)
+    return tuple(sorted({int(np.clip(x, 2, n_examples - 1)) for x in raw}))
 
 
 @dataclass(frozen=True, eq=False)
 class SemigrokResult:
     curves: pd.DataFrame
     classes: tuple[TrajectoryClass, ...]
-    verdict: SemiGrokVerdict
+    verdict: V.Verdict
     sizes: tuple[int, ...]
     dcrit: float | None
     out_dir: Path
@@ -164,8 +158,15 @@ def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: floa
     curves["run"] = [f"D{d:05d}_s{s}" for d, s in zip(curves["train_size"], curves["seed"])]
     curves = curves.rename(columns={"train_size": "D"})[["run", "D", "seed", "step", "test_acc", "train_acc"]]
     write_csv(out / "curves.csv", curves.to_dict("records"))
-    classes = classify_runs(curves, thresholds=config.thresholds)
-    verdict = semigrok_verdict(classes, min_semi=config.min_semi)
+    chance = config.chance
+    verdict = V.p4(curves[list(V.P4_COLUMNS)], chance, d_crit=dcrit)
+    # the rule's class of every run, with the plateau brackets of the figure's finder
+    labels = {f"D{int(d):05d}_s{s}": V.classify_run(g["step"].to_numpy(), g["train_acc"].to_numpy(),
+                                                    g["test_acc"].to_numpy(), chance)
+              for (d, s), g in curves.groupby(["D", "seed"])}
+    classes = tuple(replace(c, label=labels[c.run]["label"], final_acc=labels[c.run]["final_test_acc"],
+                            reason=f"tail drift {labels[c.run]['drift']:.3g}")
+                    for c in classify_runs(curves, thresholds=config.thresholds))
     write_csv(out / "classes.csv", [c.to_dict() for c in classes])
     write_json(out / "semigrokking.json", to_plain({
         "config": config.to_dict(), "sizes": list(sizes), "D_crit_used": dcrit, "sizes_from": source,

@@ -6,11 +6,22 @@ D' (one model per (D', weight decay, seed)). Below the critical dataset size the
 circuit is the more efficient one and the network "ungroks": test accuracy at convergence falls
 from near 1 to near chance. Above it the network stays generalised.
 
-* P2: final test accuracy against D' shows a phase transition. D_crit is the midpoint of a
-  logistic fit in log D' with a bootstrap interval over seeds
-  (:func:`circeff.analysis.dcrit.fit_dcrit`, :func:`~circeff.analysis.dcrit.transition_verdict`).
-* P3: the transition does not depend on weight decay
-  (:func:`circeff.analysis.dcrit.weight_decay_verdict`: slope of log D_crit against log wd).
+* P2: final test accuracy against D' shows a phase transition, not a ramp
+  (:func:`circeff.analysis.verdicts.p2`). D_crit is the midpoint of a logistic fit in log D'
+  with a bootstrap interval over seeds (:func:`circeff.analysis.dcrit.fit_dcrit`, shown on
+  the figure and the pages).
+* P3: the transition does not depend on weight decay, by equivalence
+  (:func:`circeff.analysis.verdicts.p3`).
+
+Design for the rules: a coarse grid ``sizes`` first; a logistic fit of it gives a first D_crit,
+and ``n_refine`` more D' geometrically spaced in ``refine_range x`` that estimate are added (so
+that several D' fall inside the transition). A run that has not converged by the convergence
+numbers below is continued from where it stopped with another ``decay_budget`` (up to
+``max_extensions`` times) rather than dropped; what is still unconverged after that is
+reported and left out of the fits by the rules. Every row carries ``base_trig_share``, the
+trig share of the base network it started from (P2 needs G-only bases, share > 0.95); a base
+that is not G-only is replaced by a G-only spare base where one was trained
+(``BaseConfig.spare_seeds``).
 
 Equal decay budgets, not equal step counts: with AdamW the decay per step is
 ``lr * weight_decay``, so a run at a smaller weight decay is only slower. Every weight decay
@@ -19,8 +30,9 @@ batch per weight decay (``OUT/wd_<wd>``). Convergence of every run is measured a
 (:func:`~circeff.empirical.experiments.predictions_common.convergence_table`).
 
 Outputs in the out folder: ``base/`` (the starting networks), ``wd_*/`` (engine runs),
+``wd_*_refine/`` and ``wd_*_more*/`` (refinement and continuation batches),
 ``ungrokking.csv`` (one row per network: D, seed, weight_decay, steps, final accuracies,
-convergence), ``ungrokking.json`` (config, D_crit pooled and per weight decay, verdicts P2/P3,
+convergence, base trig share, stage), ``ungrokking.json`` (config, D_crit pooled and per weight decay, verdicts P2/P3,
 base trig shares), ``ungrokking.png`` (Figure 4/7/10b analogue).
 """
 
@@ -32,17 +44,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from circeff.analysis.dcrit import (
-    DcritEstimate,
-    TransitionVerdict,
-    WeightDecayVerdict,
-    fit_dcrit,
-    fit_dcrit_by_weight_decay,
-    transition_verdict,
-    weight_decay_verdict,
-)
+import numpy as np
+
+from circeff.analysis import verdicts as V
+from circeff.analysis.dcrit import DcritEstimate, fit_dcrit, fit_dcrit_by_weight_decay
 from circeff.analysis.plots import plot_ungrokking, save_figure
 from circeff.empirical.backend import Trainer, train_or_reuse
+from circeff.empirical.config import RunSpec
 from circeff.analysis.stats import to_plain
 from circeff.empirical.experiments.predictions_common import (
     BaseConfig,
@@ -56,7 +64,7 @@ from circeff.empirical.experiments.predictions_common import (
 )
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
-from circeff.validate import in_range, positive
+from circeff.validate import integer_at_least, positive
 
 __all__ = [
     "UNGROKKING_COLUMNS",
@@ -66,7 +74,8 @@ __all__ = [
 ]
 
 UNGROKKING_COLUMNS = ["D", "seed", "weight_decay", "steps", "final_test_acc", "final_train_acc",
-                      "final_test_loss", "param_norm", "acc_change", "norm_change", "converged", "status"]
+                      "final_test_loss", "param_norm", "acc_change", "norm_change", "converged", "status",
+                      "base_trig_share", "stage"]
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,9 @@ class UngrokkingConfig:
         log_every: evaluation interval of the continuations.
         convergence_window, acc_tol, norm_tol: convergence numbers reported per run.
         level, n_boot, analysis_seed: bootstrap intervals of D_crit.
-        min_jump: P2 needs the fitted transition to span at least this much accuracy.
-        p3_tolerance: P3 holds if the slope interval of log D_crit vs log wd contains 0 or lies
-            within +-tolerance.
+        n_refine, refine_range: the D' added around the coarse grid's first D_crit estimate.
+        max_extensions: how many times an unconverged run is continued (each time by
+            another ``decay_budget``).
     """
 
     base: BaseConfig = field(default_factory=BaseConfig)
@@ -97,8 +106,9 @@ class UngrokkingConfig:
     level: float = 0.95
     n_boot: int = 500
     analysis_seed: int = 0
-    min_jump: float = 0.5
-    p3_tolerance: float = 0.1
+    n_refine: int = 5
+    refine_range: tuple[float, float] = (0.7, 1.4)
+    max_extensions: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, BaseConfig):
@@ -110,8 +120,12 @@ class UngrokkingConfig:
             positive("weight_decays", w)
         object.__setattr__(self, "weight_decays", wds)
         check_continuation_fields(self)
-        in_range("min_jump", self.min_jump, 0.0, 1.0, lo_open=True)
-        positive("p3_tolerance", self.p3_tolerance)
+        integer_at_least("n_refine", self.n_refine, 0)
+        lo, hi = (float(v) for v in self.refine_range)
+        if not 0 < lo < hi:
+            raise ConfigError("refine_range", "must be two factors 0 < low < high", self.refine_range)
+        object.__setattr__(self, "refine_range", (lo, hi))
+        integer_at_least("max_extensions", self.max_extensions, 0)
 
     def steps_for(self, weight_decay: float) -> int:
         """Equal ``weight_decay x steps`` for every weight decay (AdamW: decay/step = lr x wd)."""
@@ -127,15 +141,23 @@ class UngrokkingConfig:
 
 @dataclass(frozen=True, eq=False)
 class UngrokkingResult:
-    """Rows (one per network), the pooled and per-weight-decay D_crit, the verdicts."""
+    """Rows (one per network), the pooled and per-weight-decay D_crit, the verdicts P2 and P3
+    (:mod:`circeff.analysis.verdicts`), the refinement sizes and the first D_crit estimate."""
 
     rows: pd.DataFrame
     base: BaseResult
     pooled: DcritEstimate
     by_weight_decay: tuple[DcritEstimate, ...]
-    transition: TransitionVerdict
-    weight_decay: WeightDecayVerdict | None
+    p2: V.Verdict
+    p3: V.Verdict
+    refined_sizes: tuple[int, ...]
+    first_D_crit: float | None
     out_dir: Path
+
+    def verdict_table(self) -> pd.DataFrame:
+        """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and
+        ``base_trig_share``)."""
+        return verdict_table(self.rows)
 
     @property
     def D_crit(self):  # noqa: ANN201 - an Interval
@@ -146,65 +168,133 @@ def _batch_dir(out: Path, wd: float) -> Path:
     return out / f"wd_{wd:g}"
 
 
-def _rows_of_batch(config: UngrokkingConfig, run_dir: Path, steps: int) -> list[dict]:
+def verdict_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows the P2/P3 rules read: finished networks, their convergence and base trig share."""
+    ok = rows[rows["status"] == "ok"]
+    return ok[[*V.P2_COLUMNS, "base_trig_share"]].reset_index(drop=True)
+
+
+def _rows_of_batch(config: UngrokkingConfig, run_dir: Path, steps: int, shares: dict[int, float],
+                   stage: str) -> list[dict]:
     conv = convergence_table(run_dir, window=config.convergence_window, acc_tol=config.acc_tol,
                              norm_tol=config.norm_tol).set_index("model")
     out = []
     for row in final_rows(run_dir):
         c = conv.loc[row["model"]]
-        out.append({"D": row["train_size"], "seed": row["seed"], "weight_decay": row["weight_decay"],
-                    "steps": steps, "final_test_acc": row["test_acc"], "final_train_acc": row["train_acc"],
-                    "final_test_loss": row["test_loss"], "param_norm": row["param_norm"],
-                    "acc_change": c["acc_change"], "norm_change": c["norm_change"],
-                    "converged": bool(c["converged"]), "status": row["status"]})
+        out.append({"model": row["model"], "D": row["train_size"], "seed": row["seed"],
+                    "weight_decay": row["weight_decay"], "steps": steps, "final_test_acc": row["test_acc"],
+                    "final_train_acc": row["train_acc"], "final_test_loss": row["test_loss"],
+                    "param_norm": row["param_norm"], "acc_change": c["acc_change"],
+                    "norm_change": c["norm_change"], "converged": bool(c["converged"]), "status": row["status"],
+                    "base_trig_share": shares.get(int(row["seed"]), float("nan")), "stage": stage})
     return out
+
+
+def refine_sizes(first_D_crit: float, config: UngrokkingConfig) -> tuple[int, ...]:
+    """``n_refine`` D' geometrically spaced in ``refine_range x first_D_crit``, new ones only,
+    each below the base networks' training-set size."""
+    if config.n_refine == 0 or not (np.isfinite(first_D_crit) and first_D_crit > 0):
+        return ()
+    lo, hi = config.refine_range
+    raw = np.geomspace(lo * first_D_crit, hi * first_D_crit, config.n_refine)
+    return tuple(sorted({int(round(x)) for x in raw if 2 <= round(x) < config.base.train_size}
+                        - set(config.sizes)))
+
+
+def _first_D_crit(rows: list[dict], chance: float) -> float | None:
+    """The coarse grid's logistic midpoint (all rows, weight decays pooled), or None."""
+    df = pd.DataFrame(rows)
+    df = df[df["status"] == "ok"]
+    popt = V._fit_logistic(np.log(df["D"].to_numpy(float)), df["final_test_acc"].to_numpy(float), chance)
+    return None if popt is None else float(np.exp(popt[2]))
+
+
+def _train_batch(config: UngrokkingConfig, specs: list[tuple[int, float, int]], steps: int, init_from: Path,
+                 run_dir: Path, *, progress: bool, resume: bool, trainer: Trainer | None) -> None:
+    train_config = config.base.continuation(specs, steps, init_from=init_from, log_every=config.log_every)
+    train_or_reuse(train_config, run_dir, progress=progress, resume=resume, trainer=trainer)
+
+
+def _extend(config: UngrokkingConfig, rows: list[dict], wd: float, batch: Path, steps: int,
+            shares: dict[int, float], *, progress: bool, resume: bool, trainer: Trainer | None) -> list[dict]:
+    """Continue the unconverged runs of ``batch`` by another decay budget (up to
+    ``max_extensions`` times); their rows are replaced by the continuation's."""
+    for k in range(1, config.max_extensions + 1):
+        todo = [r for r in rows if not r["converged"] and r["status"] == "ok"]
+        if not todo:
+            break
+        runs = [RunSpec(seed=int(r["seed"]), weight_decay=float(wd), train_size=int(r["D"]),
+                        data_seed=int(r["seed"]), init_index=int(r["model"])) for r in todo]
+        more = batch.parent / f"{batch.name}_more{k}"
+        t = config.base.training
+        train_or_reuse(t.engine(config.base.task_config, runs, steps=steps, log_every=config.log_every,
+                                init_from=str(batch)), more, progress=progress, resume=resume, trainer=trainer)
+        new = _rows_of_batch(config, more, steps * (k + 1), shares, f"{rows[0]['stage']}+{k}")
+        keep = [r for r in rows if r not in todo]
+        rows, batch = keep + new, more
+    return rows
 
 
 def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: bool = True,
                    resume: bool = True, base_dir: str | Path | None = None,
                    trainer: Trainer | None = None) -> UngrokkingResult:
-    """Train (or reuse) the base networks and the continuations; fit D_crit; write everything.
+    """Train (or reuse) the base networks and the continuations (coarse grid, refinement,
+    continuation of unconverged runs); fit D_crit; decide P2 and P3; write everything.
 
     Args:
         base_dir: an existing base run folder of ``config.base`` to reuse (default
             ``out_dir/base``, trained if missing).
 
     Raises:
-        ConfigError: bad config; RunError: training failed or the transition fit did not converge.
+        ConfigError: bad config; RunError: training failed.
     """
     out = ensure_dir(out_dir)
     base = train_base(config.base, Path(base_dir) if base_dir else out / "base", progress=progress, resume=resume,
                       trainer=trainer)
-    rows: list[dict] = []
-    for wd in config.weight_decays:
-        steps = config.steps_for(wd)
-        specs = [(d, wd, i) for d in config.sizes for i in range(len(config.base.seeds))]
-        train_config = config.base.continuation(specs, steps, init_from=base.run_dir,
-                                                log_every=config.log_every)
-        run_dir = _batch_dir(out, wd)
-        train_or_reuse(train_config, run_dir, progress=progress, resume=resume, trainer=trainer)
-        rows += _rows_of_batch(config, run_dir, steps)
-    df = pd.DataFrame(rows, columns=UNGROKKING_COLUMNS)
+    shares = {int(r["seed"]): float(r["trig_share"]) for r in base.rows.to_dict("records")}
+    chance = config.base.chance
+    # a base that is not G-only is replaced by a G-only spare where one was trained
+    indices = base.chosen(len(config.base.seeds))
+    kw_run = dict(progress=progress, resume=resume, trainer=trainer)
+
+    def grid(sizes: tuple[int, ...], suffix: str) -> list[dict]:
+        got: list[dict] = []
+        for wd in config.weight_decays:
+            steps = config.steps_for(wd)
+            specs = [(d, wd, i) for d in sizes for i in indices]
+            run_dir = out / f"wd_{wd:g}{suffix}"
+            _train_batch(config, specs, steps, base.run_dir, run_dir, **kw_run)
+            batch = _rows_of_batch(config, run_dir, steps, shares, suffix.strip("_") or "coarse")
+            got += _extend(config, batch, wd, run_dir, steps, shares, **kw_run)
+        return got
+
+    rows = grid(config.sizes, "")
+    first = _first_D_crit(rows, chance)
+    refined = refine_sizes(first, config) if first is not None else ()
+    if refined:
+        rows += grid(refined, "_refine")
+    df = pd.DataFrame(rows).sort_values(["weight_decay", "D", "seed"]).reset_index(drop=True)[UNGROKKING_COLUMNS]
     write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
 
     usable = df[df["status"] == "ok"]
-    chance = config.base.chance
+    fitted = usable[usable["converged"]]
     kw = dict(chance=chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
-    pooled = fit_dcrit(usable, **kw)
-    by_wd = fit_dcrit_by_weight_decay(usable, **kw)
-    transition = transition_verdict(pooled, min_jump=config.min_jump)
-    wd_verdict = (weight_decay_verdict(usable, tolerance=config.p3_tolerance, **kw)
-                  if len(config.weight_decays) >= 2 else None)
-    result = UngrokkingResult(df, base, pooled, by_wd, transition, wd_verdict, out)
+    pooled = fit_dcrit(fitted if len(fitted) else usable, **kw)
+    by_wd = fit_dcrit_by_weight_decay(fitted if len(fitted) else usable, **kw)
+    table = verdict_table(df)
+    p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
+    p3 = V.p3(table, chance)
+    result = UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out)
     write_json(out / "ungrokking.json", to_plain({
         "config": config.to_dict(),
         "steps_per_weight_decay": {f"{wd:g}": config.steps_for(wd) for wd in config.weight_decays},
         "base": base.rows.to_dict("records"),
+        "first_D_crit": first, "refined_sizes": list(refined),
         "converged": int(df["converged"].sum()), "n_networks": int(len(df)),
+        "excluded_unconverged": df.loc[~df["converged"], ["D", "seed", "weight_decay"]].to_dict("records"),
         "D_crit": pooled.to_dict(),
         "D_crit_by_weight_decay": [e.to_dict() for e in by_wd],
-        "P2": transition.to_dict(),
-        "P3": wd_verdict.to_dict() if wd_verdict else None,
+        "P2": p2.to_dict(), "P3": p3.to_dict(),
     }))
     save_figure(plot_ungrokking(usable, by_wd), out / "ungrokking.png")
     return result

@@ -1,4 +1,5 @@
-"""D_crit from ungrokking (P2), weight-decay independence (P3) and agreement of two estimates."""
+"""D_crit from ungrokking (the P2/P3 estimates), the P2/P3 rules on tables of known truth, and
+agreement of two estimates."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from circeff.analysis.dcrit import (
     fit_dcrit,
     fit_dcrit_by_weight_decay,
     sigmoid_accuracy,
-    transition_verdict,
-    weight_decay_verdict,
 )
+from circeff.analysis import verdicts as V
 from circeff.analysis.efficiency import analyse_efficiency
 from circeff.analysis.stats import Interval
 from circeff.errors import ConfigError
@@ -71,35 +71,42 @@ def test_P2_fitted_curve_evaluates_the_model():
     assert sigmoid_accuracy(np.array([0.0]), 0.1, 0.9, 0.0, 1.0)[0] == pytest.approx(0.5)
 
 
+def _with_converged(rows):
+    return rows.assign(converged=True)
+
+
 def test_P2_transition_verdict_holds_for_a_transition_and_fails_without_one():
-    rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=4)
-    assert transition_verdict(fit_dcrit(rows, chance=CHANCE, n_boot=50)).holds
+    # 9 D' over 1.2 decades put one D' inside this sharp transition: refine, as the experiment does
+    coarse = ungrokking_rows(800, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=4)
+    assert "refine the grid" in V.p2(_with_converged(coarse), CHANCE, n_boot=0).reason
+    rows = ungrokking_rows(800, D_values=tuple(sorted({*D_PRIME, *np.geomspace(0.7 * 800, 1.4 * 800, 5)})),
+                           n_seeds=6, chance=CHANCE, seed=4)
+    v = V.p2(_with_converged(rows), CHANCE, n_boot=0)
+    assert v.holds, v.reason
+    assert v.numbers["D_crit"]["value"] == pytest.approx(fit_dcrit(rows, chance=CHANCE, n_boot=30).D_crit.value,
+                                                         rel=0.05)
     # every D' already generalises: the transition lies far below the grid
     flat = ungrokking_rows(5, D_values=D_PRIME, n_seeds=6, chance=CHANCE, seed=4)
-    verdict = transition_verdict(fit_dcrit(flat, chance=CHANCE, n_boot=50))
-    assert not verdict.holds
-    assert "jump" in verdict.reason
+    assert not V.p2(_with_converged(flat), CHANCE, n_boot=0).holds
 
 
 def test_P3_holds_when_D_crit_does_not_depend_on_weight_decay():
-    rows = ungrokking_rows({0.3: 800, 1.0: 800, 3.0: 800}, D_values=D_PRIME, n_seeds=8,
-                           chance=CHANCE, seed=5)
-    v = weight_decay_verdict(rows, chance=CHANCE, n_boot=100)
-    assert v.holds
-    assert len(v.estimates) == 3
-    assert [e.weight_decay for e in v.estimates] == [0.3, 1.0, 3.0]
-    assert v.spread_ratio < 1.3
+    rows = ungrokking_rows({0.3: 800, 1.0: 800, 3.0: 800}, D_values=tuple(np.geomspace(200, 3000, 17)),
+                           n_seeds=8, chance=CHANCE, seed=5)
+    v = V.p3(_with_converged(rows), CHANCE)
+    assert v.holds, v.reason
+    est = fit_dcrit_by_weight_decay(rows, chance=CHANCE, n_boot=30)
+    assert [e.weight_decay for e in est] == [0.3, 1.0, 3.0]
     json.dumps(v.to_dict(), allow_nan=False)
 
 
 def test_P3_fails_when_D_crit_moves_with_weight_decay():
     # D_crit proportional to wd^0.4: ten times more weight decay, 2.5 times larger D_crit
-    rows = ungrokking_rows({wd: 800 * wd**0.4 for wd in (0.3, 1.0, 3.0)}, D_values=D_PRIME,
+    rows = ungrokking_rows({wd: 800 * wd**0.4 for wd in (0.3, 1.0, 3.0)}, D_values=tuple(np.geomspace(200, 3000, 17)),
                            n_seeds=8, chance=CHANCE, seed=6)
-    v = weight_decay_verdict(rows, chance=CHANCE, n_boot=100)
+    v = V.p3(_with_converged(rows), CHANCE)
     assert not v.holds
-    assert v.slope.value == pytest.approx(0.4, abs=0.1)
-    assert "excludes 0" in v.reason
+    assert v.numbers["slope"]["value"] == pytest.approx(0.4, abs=0.1)
 
 
 def test_P3_per_weight_decay_fits_match_the_pooled_fit_of_one_weight_decay():
@@ -149,11 +156,10 @@ def test_P2_bad_tables_are_one_line_errors(mutate, field):
     assert "\n" not in str(exc.value)
 
 
-def test_P3_needs_two_weight_decays_and_chance_must_be_a_probability():
+def test_P3_needs_three_weight_decays_and_chance_must_be_a_probability():
     rows = ungrokking_rows(800, D_values=D_PRIME, n_seeds=3, chance=CHANCE)
-    with pytest.raises(ConfigError) as exc:
-        weight_decay_verdict(rows, chance=CHANCE, n_boot=20)
-    assert exc.value.field == "weight_decay"
+    v = V.p3(_with_converged(rows), CHANCE)
+    assert not v.holds and "needs 3" in v.reason
     with pytest.raises(ConfigError) as exc:
         fit_dcrit(rows, chance=1.5, n_boot=20)
     assert exc.value.field == "chance"

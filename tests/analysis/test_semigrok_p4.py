@@ -1,4 +1,5 @@
-"""P4 trajectory classifier on constructed trajectories whose class is known."""
+"""The trajectory describer of the P4 figure on constructed trajectories whose class is known
+(the P4 rule itself is tested in tests/analysis/test_verdicts.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from circeff.analysis.semigrok import (
     SemiGrokThresholds,
     classify_runs,
     classify_trajectory,
-    semigrok_verdict,
 )
 from circeff.errors import ConfigError
 from tests.strategies.analysis import trajectory, trajectory_rows
@@ -85,20 +85,6 @@ def test_P4_a_spike_is_not_a_transient_plateau():
     c = classify_trajectory(np.arange(acc.size), acc)
     assert c.label == "semi"
     assert not c.transient_plateau
-
-
-def test_P4_verdict_counts_semi_runs_and_fails_without_them():
-    classes = classify_runs(trajectory_rows(list(EXPECTED)))
-    v = semigrok_verdict(classes)
-    assert v.holds
-    assert v.counts == {"grokked": 2, "semi": 1, "ungeneralised": 1, "unsettled": 2}
-    assert v.n_transient == 1
-    assert v.fraction_semi == pytest.approx(1 / 6)
-    assert not semigrok_verdict(classes, min_semi=2).holds
-    none = semigrok_verdict(classify_runs(trajectory_rows(["grok", "none", "transient"])))
-    assert not none.holds
-    json.dumps(v.to_dict(), allow_nan=False)
-    json.dumps([c.to_dict() for c in classes], allow_nan=False)
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [

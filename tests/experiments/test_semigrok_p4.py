@@ -13,13 +13,13 @@ from circeff.empirical.experiments.semigrokking import SemigrokConfig, run_semig
 from circeff.empirical.experiments.ungrokking import UngrokkingConfig
 from circeff.errors import ConfigError
 
-TINY = SemigrokConfig(Training(p=11, model=TINY_MODEL, lr=1e-2, seeds=(0, 1), steps=40, log_every=10,
-                               checkpoint_every=20), n_sizes=2)
+TINY = SemigrokConfig(Training(p=11, model=TINY_MODEL, lr=1e-2, seeds=(0, 1), steps=120, log_every=10,
+                               checkpoint_every=60), n_sizes=2, low_factor=1.0, high_factor=2.0)
 
 
-def test_P4_sizes_evenly_spaced_above_dcrit():
-    assert sizes_above(100.0, 3, 1.0, 2.0, 10_000) == (100, 150, 200)
-    assert sizes_above(100.0, 3, 1.0, 2.0, 160) == (100, 150, 159)  # clipped below the dataset size
+def test_P4_sizes_geometrically_spaced_from_dcrit():
+    assert sizes_above(100.0, 3, 1.0, 4.0, 10_000) == (100, 200, 400)
+    assert sizes_above(100.0, 3, 1.0, 4.0, 300) == (100, 200, 299)  # clipped below the dataset size
     with pytest.raises(ConfigError) as exc:
         sizes_above(float("nan"), 3, 1.0, 2.0, 100)
     assert exc.value.field == "dcrit"
@@ -38,11 +38,17 @@ def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
         assert (tmp_path / name).is_file(), name
     curves = pd.read_csv(tmp_path / "curves.csv")
     assert curves["run"].nunique() == 4 == len(r.classes)
-    assert curves.groupby("run")["step"].max().eq(40).all()
+    assert curves.groupby("run")["step"].max().eq(120).all()
     summary = json.loads((tmp_path / "semigrokking.json").read_text())
     assert summary["D_crit_used"] == 40.0
-    assert isinstance(summary["verdict"]["holds"], bool)
-    assert sum(summary["verdict"]["counts"].values()) == 4
+    v = summary["verdict"]
+    assert v["numbers"]["n_runs"] == 4 and sum(v["numbers"]["counts"].values()) == 4
+    assert v["numbers"]["sizes_over_D_crit"] == [1.0, 2.0]
+    # the figure's classes are the rule's classes
+    assert sorted(c.label for c in r.classes) == sorted(
+        lab for lab, n in v["numbers"]["counts"].items() for _ in range(n))
+    # holds exactly when the Clopper-Pearson interval of the semi fraction excludes 0
+    assert v["holds"] == (v["numbers"]["n_semi"] > 0) == (v["numbers"]["semi_fraction"]["lo"] > 0)
     # rerun: training is skipped (the checkpoint is not rewritten)
     stamp = (tmp_path / "runs" / "checkpoint.safetensors").stat().st_mtime_ns
     run_semigrokking(TINY, tmp_path, dcrit=40.0, progress=False)

@@ -1,4 +1,5 @@
-"""Ungrokking (P2, P3) at tiny scale: files, resume, equal decay budgets, bad input."""
+"""Ungrokking (P2, P3) at tiny scale: files, refinement, continuation of unconverged runs, resume,
+equal decay budgets, bad input, and what the rules say about a tiny run (and why)."""
 
 from __future__ import annotations
 
@@ -43,15 +44,62 @@ def test_P2_ungrokking_writes_rows_json_figure_and_engine_runs(tiny_run):
         assert (out / name).is_file(), name
     rows = pd.read_csv(out / "ungrokking.csv")
     assert list(rows.columns) == UNGROKKING_COLUMNS
-    assert len(rows) == TINY.n_models
-    assert sorted(rows["D"].unique()) == list(TINY.sizes)
-    assert dict(rows.groupby("weight_decay")["steps"].first()) == {1.0: 40, 2.0: 20}
+    coarse = rows[rows["stage"].str.startswith("coarse")]
+    assert len(coarse) == TINY.n_models and sorted(coarse["D"].unique()) == list(TINY.sizes)
+    assert dict(coarse[coarse["stage"] == "coarse"].groupby("weight_decay")["steps"].first()) == {1.0: 40, 2.0: 20}
     summary = json.loads((out / "ungrokking.json").read_text())
-    assert isinstance(summary["P2"]["holds"], bool) and isinstance(summary["P3"]["holds"], bool)
     assert summary["D_crit"]["D_crit"]["value"] == pytest.approx(result.D_crit.value)
+    # P3 needs three weight decays spanning 4x: two cannot show independence, whatever the data
+    assert summary["P3"]["holds"] is False and "needs 3 spanning x4" in summary["P3"]["reason"]
+    # P2: the tiny base networks are not G-only (trig share far below 0.95), so P2 cannot hold
+    assert summary["P2"]["holds"] is False
+    assert (rows["base_trig_share"] < 0.95).all() and "not G-only" in summary["P2"]["reason"]
     # each continuation starts from its own seed's base network (init_index) on its own subset
     cfg = json.loads((out / "wd_1" / "config.json").read_text())
     assert {(r["seed"], r["init_index"], r["data_seed"]) for r in cfg["runs"]} == {(0, 0, 0), (1, 1, 1)}
+
+
+def test_P2_refines_the_grid_around_the_first_D_crit(tiny_run):
+    out, result = tiny_run
+    rows = pd.read_csv(out / "ungrokking.csv")
+    first = result.first_D_crit
+    assert first is not None and result.refined_sizes
+    lo, hi = TINY.refine_range
+    # the added D' lie in [0.7, 1.4] x the coarse estimate (rounded), are new, and were trained
+    assert all(lo * first - 1 <= d <= hi * first + 1 for d in result.refined_sizes)
+    assert not set(result.refined_sizes) & set(TINY.sizes)
+    refined = rows[rows["stage"].str.startswith("refine")]
+    assert sorted(refined["D"].unique()) == list(result.refined_sizes)
+    assert (out / "wd_1_refine" / "config.json").is_file()
+
+
+def test_P2_unconverged_runs_are_continued_not_dropped(tiny_run):
+    out, result = tiny_run
+    rows = result.rows
+    # 40 steps at tiny scale leave runs unconverged; each was continued once ("+1", twice the steps)
+    continued = rows[rows["stage"].str.endswith("+1")]
+    assert len(continued) > 0
+    assert (continued["steps"] == 2 * continued["weight_decay"].map(TINY.steps_for)).all()
+    assert any(out.glob("wd_*_more1/checkpoint.safetensors"))
+    # every network appears once: the continuation replaces the unconverged row
+    assert not rows.duplicated(["D", "seed", "weight_decay"]).any()
+    excluded = json.loads((out / "ungrokking.json").read_text())["excluded_unconverged"]
+    assert len(excluded) == int((~rows["converged"]).sum())
+
+
+def test_P2_a_base_that_is_not_G_only_is_replaced_by_a_G_only_spare():
+    from circeff.empirical.experiments.predictions_common import BaseResult
+
+    rows = pd.DataFrame({"seed": [0, 1, 2, 3], "g_only": [True, False, True, True]})
+    assert BaseResult(None, rows).chosen(3) == (0, 2, 3)      # seed 1 replaced by spare seed 3
+    short = pd.DataFrame({"seed": [0, 1, 2, 3], "g_only": [False, False, True, False]})
+    assert BaseResult(None, short).chosen(3) == (0, 1, 2)     # too few G-only: the rule then says so
+    cfg = BaseConfig(BASE.training, spare_seeds=(7,))
+    assert cfg.all_seeds == (0, 1, 7) and cfg.train_config().n_models == 3
+    assert [r.seed for r in cfg.continuation([(10, 1.0, 2)], 5, init_from=".").runs] == [7]
+    with pytest.raises(ConfigError) as exc:
+        BaseConfig(BASE.training, spare_seeds=(1,))
+    assert exc.value.field == "spare_seeds"
 
 
 def test_P2_continuations_start_from_the_base_networks(tiny_run):
@@ -76,16 +124,16 @@ def test_P2_rerun_skips_finished_training(tiny_run):
 
 def test_ungrokking_resumes_with_more_steps(tmp_path):
     short = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0,
-                             log_every=10, n_boot=50)
+                             log_every=10, n_boot=50, n_refine=0, max_extensions=0)
     base_dir = tmp_path / "base"
     with pytest.raises(ConfigError):  # one weight decay: fine for P2; the fit needs >= 3 sizes and 2 seeds
         UngrokkingConfig(base=BASE, sizes=(10, 30), decay_budget=20.0)
     run_ungrokking(short, tmp_path / "u", progress=False, base_dir=base_dir)
     longer = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=40.0,
-                              log_every=10, n_boot=50)
+                              log_every=10, n_boot=50, n_refine=0, max_extensions=0)
     r = run_ungrokking(longer, tmp_path / "u", progress=False, base_dir=base_dir)
     assert set(r.rows["steps"]) == {40}
-    assert r.weight_decay is None  # P3 needs two weight decays
+    assert not r.p3.holds and "needs 3" in r.p3.reason  # P3 needs three weight decays
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -93,7 +141,8 @@ def test_ungrokking_resumes_with_more_steps(tmp_path):
     ({"sizes": (10, 10, 30)}, "sizes"),           # fewer than three distinct
     ({"weight_decays": (0.0, 1.0)}, "weight_decays"),
     ({"decay_budget": -1.0}, "decay_budget"),
-    ({"min_jump": 1.5}, "min_jump"),
+    ({"refine_range": (1.4, 0.7)}, "refine_range"),
+    ({"max_extensions": -1}, "max_extensions"),
 ])
 def test_ungrokking_bad_config_names_the_field(changes, field):
     with pytest.raises(ConfigError) as exc:
