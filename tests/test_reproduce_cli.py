@@ -32,7 +32,9 @@ def test_reproduce_writes_report_and_summary_with_all_six_verdicts(tiny_out):
     assert v["P2"]["holds"] is False and "not G-only" in v["P2"]["reason"]
     assert v["P3"]["holds"] is False and "needs 3 spanning x4" in v["P3"]["reason"]
     assert v["fig10a"]["holds"] is False and "fewer than 3 networks at D" in v["fig10a"]["reason"]
-    assert v["allocation"]["holds"] is False and "no P1 fit" in v["allocation"]["reason"]
+    # the allocation stage measures its own circuits (disjoint pairs, settled Figure 10 networks),
+    # so it runs at tiny scale; with two seeds the curves' difference interval contains 0
+    assert v["allocation"]["holds"] is False and "the data support neither curve" in v["allocation"]["reason"]
     assert v["P4"]["holds"] == (v["P4"]["semi_fraction"]["lo"] > 0)
     assert v["P4"]["sizes_over_D_crit"][0] == pytest.approx(1.0, abs=0.02)  # sizes by rule from D_crit
     # the P2 rule reads the refined grid: five D' around the coarse grid's first D_crit
