@@ -37,6 +37,7 @@ PACKAGE_DIRS = {"theory": "theory", "toy": "toy", "empirical": "empirical",
 FAST_NEGATIONS = ("D1", "D1.limit", "D2", "D3", "D4.boundary", "D4.toy_ratio",
                   "D4.homogeneity")
 JUDGE = [
+    "tests/theory/test_theory_records.py",
     "tests/theory/test_theory_claims.py::test_claim_result_ok_logic",
     "tests/theory/test_theory_claims.py::test_a_crashing_route_is_failed_not_passed",
     "tests/theory/test_theory_claims.py::test_undecided_sympy_fact_is_not_a_proof",

@@ -1,0 +1,55 @@
+"""What the theory layer records besides the verdicts: the JSON form of infinite values,
+the time a crashing route took, and which notes a certificate may state. Each test here
+was written against a broken version of the code that the other tests let through."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pytest
+
+from circeff.theory import certify as Z
+from circeff.theory import optima as O
+from circeff.theory.check import run_route
+from circeff.theory.results import Status, jsonable
+
+
+def test_jsonable_keeps_the_sign_of_infinity():
+    """+inf and -inf stay distinct strings (a loss of -inf is not a loss of +inf) and the
+    result survives a strict JSON round trip."""
+    assert jsonable(math.inf) == "inf"
+    assert jsonable(-math.inf) == "-inf"
+    assert jsonable(float("-inf")) != jsonable(float("inf"))
+    data = {"lo": -math.inf, "hi": math.inf, "mid": 1.5, "nan": math.nan}
+    back = json.loads(json.dumps(jsonable(data), allow_nan=False))
+    assert back == {"lo": "-inf", "hi": "inf", "mid": 1.5, "nan": None}
+
+
+def test_a_crashing_route_records_the_time_it_ran():
+    """A route that crashes after ~20 ms is recorded as failed with the time it took
+    (elapsed wall time, not some other combination of the two clock readings)."""
+    def slow_boom(seed):
+        time.sleep(0.02)
+        raise RuntimeError("late crash")
+    res = run_route(slow_boom, 0)
+    assert res.status is Status.FAILED
+    assert 0.015 <= res.seconds < 5.0
+    assert 0.015 <= res.to_dict()["seconds"] < 5.0
+
+
+@pytest.mark.parametrize("q,kappa,case,has_note", [
+    (0.3, 4.0, O.WINNER_TAKE_ALL, True),   # r < 1 with s* > 0: f(s*) < f(0) is proved
+    (1.5, 1.0, O.POWER_LAW, False),        # r = 1.5: nothing about f(0) was checked
+    (4.0, 4.0, O.BOUNDARY, False),         # r = 1
+])
+def test_certificate_states_f_below_f0_only_where_it_was_proved(q, kappa, case, has_note):
+    """The interval check ``f(s*) < f(0)`` is made only when r < 1 (where the optimum has
+    to beat the empty network, Theorem D.4's winner-take-all case); for r >= 1 the
+    certificate must not claim it."""
+    cert = Z.certify(O.OptimumProblem((0.05, 0.3), q, kappa, 0.01, 113))
+    assert cert.case == case
+    assert cert.s_star[1] > 0
+    stated = [n for n in cert.notes if "f(0)" in n and "f(s*)" in n]
+    assert bool(stated) is has_note, cert.notes
