@@ -27,6 +27,16 @@ def test_jsonable_keeps_the_sign_of_infinity():
     assert back == {"lo": "-inf", "hi": "inf", "mid": 1.5, "nan": None}
 
 
+
+def test_jsonable_turns_sequences_into_lists():
+    """Tuples and lists (nested, with numpy scalars and infinities inside) become JSON
+    arrays, not their printed form."""
+    import numpy as np
+
+    data = {"pair": (1, 2.5), "nested": [np.float64(0.25), (np.int64(3), -math.inf)]}
+    assert jsonable(data) == {"pair": [1, 2.5], "nested": [0.25, [3, "-inf"]]}
+    assert jsonable(()) == [] and jsonable([]) == []
+
 def test_a_crashing_route_records_the_time_it_ran():
     """A route that crashes after ~20 ms is recorded as failed with the time it took
     (elapsed wall time, not some other combination of the two clock readings)."""
