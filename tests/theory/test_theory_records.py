@@ -63,3 +63,18 @@ def test_certificate_states_f_below_f0_only_where_it_was_proved(q, kappa, case, 
     assert cert.s_star[1] > 0
     stated = [n for n in cert.notes if "f(0)" in n and "f(s*)" in n]
     assert bool(stated) is has_note, cert.notes
+
+
+def test_negation_row_sits_beside_the_variant_of_its_own_hypothesis():
+    """In the negation table of D2, the numeric variant D2~r (which breaks r <= 1) sits
+    beside the row that negates r <= 1, and not beside the row for x, y >= 0."""
+    from circeff.theory.check import negation_rows, run_claim
+    from circeff.theory.claims import CLAIMS
+
+    variant = run_claim(CLAIMS["D2~r"])
+    rows = {r["hypothesis_id"]: r for r in negation_rows(CLAIMS["D2"], (variant,))}
+    assert set(rows) == {"xy_nonneg", "r_le_1"}
+    assert (rows["r_le_1"]["numeric"] or "").startswith("D2~r: refuted"), rows["r_le_1"]
+    assert rows["r_le_1"]["numeric_counterexample"] is not None
+    assert rows["xy_nonneg"]["numeric"] is None
+    assert rows["xy_nonneg"]["numeric_counterexample"] is None
