@@ -78,3 +78,25 @@ def test_negation_row_sits_beside_the_variant_of_its_own_hypothesis():
     assert rows["r_le_1"]["numeric_counterexample"] is not None
     assert rows["xy_nonneg"]["numeric"] is None
     assert rows["xy_nonneg"]["numeric_counterexample"] is None
+
+
+@pytest.mark.parametrize("q,kappa,alpha", [(0.3, 4.0, 0.01), (5.0, 4.0, 0.1), (1.5, 1.0, 0.01)])
+def test_certified_bracket_has_f_prime_negative_left_and_positive_right(q, kappa, alpha):
+    """The enclosure of s* is a sign certificate: f' < 0 on its left end and f' > 0 on its
+    right end, both in interval arithmetic. (At q = 5, kappa = 4, alpha = 0.1 the float
+    root lies above the true one, so a bracket checked only on the right would miss it.)"""
+    from mpmath import iv
+
+    prob = O.OptimumProblem((0.05, 0.3), q, kappa, alpha, 113)
+    cert = Z.certify(prob)
+    lo, hi = cert.s_star
+    assert 0 < lo < hi
+    r = iv.mpf(q) / iv.mpf(kappa)
+    coefs = [iv.mpf(alpha) / iv.mpf(q) * iv.mpf(p) ** iv.mpf(q) for p in prob.P]
+    if cert.case == O.POWER_LAW:
+        coef = sum(c ** (-1 / (r - 1)) for c in coefs) ** (1 - r)
+    else:
+        coef = coefs[cert.winner]
+    log_k = iv.log(iv.mpf(112))
+    assert Z._df(iv.mpf(lo), log_k, coef, r).b < 0
+    assert Z._df(iv.mpf(hi), log_k, coef, r).a > 0
