@@ -100,3 +100,19 @@ def test_certified_bracket_has_f_prime_negative_left_and_positive_right(q, kappa
     log_k = iv.log(iv.mpf(112))
     assert Z._df(iv.mpf(lo), log_k, coef, r).b < 0
     assert Z._df(iv.mpf(hi), log_k, coef, r).a > 0
+
+
+def test_only_a_proved_negated_run_is_flagged():
+    """A negated run that comes out undecided, refuted, verified or failed is what the
+    check wants; only one that still comes out proved is flagged, and it alone makes the
+    report fail."""
+    from circeff.theory.check import CheckReport
+
+    rows = tuple({"claim": "X", "hypothesis_id": s.value, "symbolic_status": s.value}
+                 for s in Status)
+    report = CheckReport(seed=0, results=(), seconds=0.0, negations=rows)
+    assert report.proved_under_negation == ["X/proved"]
+    assert not report.ok
+    fine = CheckReport(seed=0, results=(), seconds=0.0,
+                       negations=tuple(r for r in rows if r["symbolic_status"] != "proved"))
+    assert fine.proved_under_negation == [] and fine.ok
