@@ -30,7 +30,11 @@ With one kappa per circuit (``kappa=(6.0, 4.4)``; claim ``D4.mixed_kappa``):
 origin, every single-circuit ray (each an exact 1-D solve, :mod:`circeff.theory.ray`),
 seeded multi-start SLSQP in ``v_i = w_i^(min(r_i, 1))`` (costs linear in v for r_i <= 1,
 gradients finite at 0), and a polish (Newton when every r_i > 1, where the problem is
-strictly convex). :func:`closed_form_weights` gives the theorem's prediction.
+strictly convex). For a partial problem with the cross-entropy it also takes the exact
+stationary points of every face the structure result allows (:func:`kkt_candidates`, a
+1-D reduction in s with at most two roots per face), which the local solves can miss
+where the loss is ~1e-8 and flat. :func:`closed_form_weights` gives the theorem's
+prediction.
 """
 
 from __future__ import annotations
@@ -447,6 +451,106 @@ def interior_weights(problem: OptimumProblem) -> np.ndarray | None:
         return np.exp(log_w(u_star))
 
 
+def _face_log_weights(log_p: float, log_cr: np.ndarray, rs: np.ndarray) -> np.ndarray:
+    """Stationary weights on a face at marginal value p: ``c_i r_i w_i^(r_i - 1) = p``."""
+    return (log_p - log_cr) / (rs - 1.0)
+
+
+def face_stationary_points(problem: OptimumProblem, support: Sequence[int]
+                           ) -> list[np.ndarray]:
+    """Every stationary point of the cross-entropy problem restricted to the face where
+    exactly the circuits in ``support`` are positive, when at most one of them has
+    ``r_j <= 1`` (the only faces the structure result leaves, see :func:`minimise`).
+
+    Stationarity ``c_i r_i w_i^(r_i - 1) = p(s)`` gives every ``w_i`` as a function of s,
+    and the face reduces to ``k(s) = sum_i w_i(s) - s = 0``. In ``x = -log p(s)`` each
+    ``w_i(x)`` is the exponential of an affine function (so convex) and ``s(x) =
+    log(n-1) + x + log(1 - e^-x)`` is concave: k is convex in x, with at most two roots,
+    on either side of its minimum. All signs are read in ``u = log s`` (x rises with u),
+    in log form, so the roots are found at every scale. A circuit with ``r_j = 1`` fixes
+    ``p(s) = c_j`` and takes what the others leave of that s. Empty for a generic L_x.
+    """
+    lx = problem.loss
+    if not isinstance(lx, CrossEntropyLoss):
+        return []
+    idx = np.asarray(support, dtype=int)
+    rs, coef = problem.rs[idx], problem.cost_coefficients[idx]
+    log_cr = np.log(coef * rs)
+    log_k = math.log(lx.n_classes - 1)
+    one = np.isclose(rs, 1.0, rtol=0.0, atol=1e-12)
+    low = rs < 1.0
+    if np.count_nonzero(rs <= 1.0) > 1:
+        raise ConfigError("support", "at most one circuit with r_j <= 1 per face",
+                          list(support))
+
+    def place(log_w: np.ndarray) -> np.ndarray:
+        w = np.zeros(problem.n_circuits)
+        with np.errstate(under="ignore", over="ignore"):
+            w[idx] = np.exp(log_w)
+        return w
+
+    if one.any():
+        # p(s) = c_j: s = log(n-1) - logit(c_j) when c_j < p(0) = (n-1)/n
+        j = int(np.flatnonzero(one)[0])
+        c_j = float(coef[j])
+        if not c_j < (lx.n_classes - 1) / lx.n_classes:
+            return []
+        s = log_k - math.log(c_j) + math.log1p(-c_j)
+        log_w = _face_log_weights(math.log(c_j), log_cr, rs)
+        rest = np.delete(np.arange(idx.size), j)
+        with np.errstate(under="ignore"):
+            w_j = s - float(np.exp(log_w[rest]).sum())
+        if not w_j > 0:
+            return []
+        log_w[j] = math.log(w_j)
+        return [place(log_w)]
+
+    u_lo = -745.0
+    with np.errstate(over="ignore", divide="ignore"):
+        u_hi = min(700.0, math.log(float(np.sum(problem.weight_bounds[idx]))) + 1.0)
+
+    def log_w_at(u: float) -> np.ndarray:
+        return _face_log_weights(R._log_p(math.exp(u), log_k), log_cr, rs)
+
+    def h(u: float) -> float:  # sign of k: log sum_i w_i(s) - log s
+        return float(np.logaddexp.reduce(log_w_at(u))) - u
+
+    def dk_sign(u: float) -> float:
+        # sign of dk/dx = w_j/(1 - r_j) - sum_{r_i > 1} w_i/(r_i - 1) - 1/(1 - p(s)),
+        # rising in x; log(1/(1 - p)) = log(1 + (n-1) e^-s)
+        log_w = log_w_at(u)
+        falling = np.append(log_w[~low] - np.log(rs[~low] - 1.0),
+                            float(np.logaddexp(0.0, log_k - math.exp(u))))
+        rising = log_w[low] - np.log(1.0 - rs[low])
+        if rising.size == 0:
+            return -1.0
+        return float(rising[0] - np.logaddexp.reduce(falling))
+
+    if dk_sign(u_hi) <= 0:
+        u_min = u_hi
+    elif dk_sign(u_lo) >= 0:
+        u_min = u_lo
+    else:
+        u_min = R._root_u(dk_sign, u_lo, u_hi)
+    if not h(u_min) < 0:
+        return []
+    points = []
+    for a, b in ((u_lo, u_min), (u_min, u_hi)):
+        if h(a) > 0 > h(b) or h(a) < 0 < h(b):
+            points.append(place(log_w_at(R._root_u(h, a, b))))
+    return points
+
+
+def kkt_candidates(problem: OptimumProblem) -> list[np.ndarray]:
+    """Stationary points of every face the structure result allows: all circuits with
+    ``r_i > 1`` positive, plus none or exactly one circuit with ``r_j <= 1``."""
+    rs = problem.rs
+    keep = [int(i) for i in np.flatnonzero(rs > 1)]
+    faces = [keep] if keep else []
+    faces += [keep + [int(j)] for j in np.flatnonzero(rs <= 1)]
+    return [w for face in faces for w in face_stationary_points(problem, face)]
+
+
 def closed_form_weights(problem: OptimumProblem) -> np.ndarray | None:
     """The theorem's prediction: power law (q > kappa) or winner-take-all (q <= kappa; at
     the boundary this is one representative of the optimal set). With kappa per circuit:
@@ -688,6 +792,16 @@ def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = N
             if obj.value(polished) <= obj.value(best) + 4 * np.finfo(float).eps * abs(
                     obj.value(best)):
                 best = polished
+    if np.any(rs > 1) and np.any(rs <= 1):
+        # partial: the local solves stop early where the loss is ~1e-8 and flat (a second
+        # stationary point of the weight of an r_i > 1 circuit lies a decade away, 1e-5
+        # relative in loss); the stationary points of every allowed face are exact
+        exact = kkt_candidates(problem)
+        if exact:
+            exact_best = min(exact, key=obj.value)
+            f_best = obj.value(best)
+            if obj.value(exact_best) <= f_best + 64 * np.finfo(float).eps * abs(f_best):
+                best = exact_best
     closed = closed_form_weights(problem)
     return Optimum(problem=problem, case=problem.case, weights=best, closed_form=closed,
                    loss=obj.value(best),
