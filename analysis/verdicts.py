@@ -166,6 +166,16 @@ def _base_problems(table: Any, min_share: float) -> tuple[list[str], dict[str, A
     return problems, {"base_trig_share_min": float(share.min())}
 
 
+def _run_problems(table: Any, n_all: int, n_dropped: int, min_base_trig_share: float,
+                  max_excluded_fraction: float) -> tuple[list[str], dict[str, Any]]:
+    """What P2 and P3 both ask of the runs: G-only base networks, and few unconverged runs."""
+    problems, numbers = _base_problems(table, min_base_trig_share)
+    if n_dropped > max_excluded_fraction * n_all:
+        problems.append(f"{n_dropped} of {n_all} runs unconverged (at most "
+                        f"{max_excluded_fraction:.0%} may be excluded: run them longer)")
+    return problems, numbers
+
+
 def _converged_rows(table: Any, chance: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(converged rows, excluded rows) of a P2/P3 table, validated."""
     if not 0.0 <= chance < 1.0:
@@ -339,15 +349,10 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
         raise ConfigError("band", "must satisfy 0 < low < high < 1", band)
     df, dropped = _converged_rows(table, chance)
     n_all = len(df) + len(dropped)
-    problems, facts = [], []
+    problems, base_numbers = _run_problems(table, n_all, len(dropped), min_base_trig_share, max_excluded_fraction)
+    facts: list[str] = []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped),
-                               "excluded": dropped[["D", "seed", "weight_decay"]].to_dict("records")}
-    base_problems, base_numbers = _base_problems(table, min_base_trig_share)
-    problems += base_problems
-    numbers.update(base_numbers)
-    if len(dropped) > max_excluded_fraction * n_all:
-        problems.append(f"{len(dropped)} of {n_all} runs unconverged (at most "
-                        f"{max_excluded_fraction:.0%} may be excluded: run them longer)")
+                               "excluded": dropped[["D", "seed", "weight_decay"]].to_dict("records"), **base_numbers}
     if df["D"].nunique() < 4 or len(df) < 6:
         problems.append(f"{df['D'].nunique()} distinct converged D' (needs 4 to compare the models)")
         return _verdict("P2", problems, facts, numbers, rule)
@@ -447,14 +452,9 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
     if (df["weight_decay"] <= 0).any():
         raise ConfigError("weight_decay", "must be > 0 (the slope is against log weight decay)",
                           float(df["weight_decay"][df["weight_decay"] <= 0].iloc[0]))
-    problems, facts = [], []
-    numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped)}
-    base_problems, base_numbers = _base_problems(table, min_base_trig_share)
-    problems += base_problems
-    numbers.update(base_numbers)
-    if len(dropped) > max_excluded_fraction * n_all:
-        problems.append(f"{len(dropped)} of {n_all} runs unconverged (at most "
-                        f"{max_excluded_fraction:.0%} may be excluded: run them longer)")
+    problems, base_numbers = _run_problems(table, n_all, len(dropped), min_base_trig_share, max_excluded_fraction)
+    facts: list[str] = []
+    numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped), **base_numbers}
     half = chance + 0.5 * (1 - chance)
     units = []
     for (wd, s), g in df.groupby(["weight_decay", "seed"], sort=True):
