@@ -142,7 +142,11 @@ def flag_for_field(field: str, argv: list[str]) -> str:
     """
     if field.startswith("-"):
         return field
-    params = _invoked_params(argv)
+    # only flags the user typed: a field read from a file (a grid's ``timeout_min``) keeps its
+    # name even when the command also has an option of that name
+    typed = {token.split("=", 1)[0] for token in argv if token.startswith("-")}
+    params = [p for p in _invoked_params(argv)
+              if getattr(p, "param_type_name", "") != "option" or typed & set(p.opts)]
     last = field.rsplit(".", 1)[-1]
     # a list flag names its elements' field in the singular (--seeds: seed)
     candidates = [field, last, last + "s"]
