@@ -116,3 +116,17 @@ def test_only_a_proved_negated_run_is_flagged():
     fine = CheckReport(seed=0, results=(), seconds=0.0,
                        negations=tuple(r for r in rows if r["symbolic_status"] != "proved"))
     assert fine.proved_under_negation == [] and fine.ok
+
+
+def test_a_small_nonzero_value_is_a_witness_against_an_identity():
+    # a non-identity whose value at the seeded point is small (x / 1000 is about 1e-3) must be
+    # refuted with its witness, not left to the simplifier: the witness test has no scale of
+    # its own beyond rounding noise (mutation run: threshold 1e-20 -> 1.0 survived before this)
+    import sympy as sp
+
+    from circeff.theory.symbols import identity_or_witness
+
+    x = sp.Symbol("x", positive=True)
+    fact = identity_or_witness("small", x / 1000 + sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1)
+    assert fact.value is False and 0 < fact.witness["value"] < 1e-2
+    assert identity_or_witness("zero", sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1).value is True
