@@ -130,3 +130,11 @@ def test_a_small_nonzero_value_is_a_witness_against_an_identity():
     fact = identity_or_witness("small", x / 1000 + sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1)
     assert fact.value is False and 0 < fact.witness["value"] < 1e-2
     assert identity_or_witness("zero", sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1).value is True
+
+
+@pytest.mark.parametrize("P, tied", [((1.5, 1.0, 1.0, 2.0), True), ((1.5, 1.0, 1.2, 2.0), False),
+                                     ((0.05, 0.3), False)])
+def test_certificate_states_a_tie_only_where_the_minimal_P_is_tied(P, tied):
+    # a mutation-run survivor compared the winner with itself, so every problem "had a tie"
+    cert = Z.certify(O.OptimumProblem(P, 2.0, 2.0, 0.01, 113))
+    assert any("tie at the minimal P" in n for n in cert.notes) is tied, cert.notes
