@@ -72,6 +72,10 @@ class _Design:
     def to_dict(self) -> dict:
         return to_plain({"key": self.key, **asdict(self)})
 
+    def verdict_kwargs(self) -> dict:
+        """Arguments the verdict takes besides the table (P2-P4 also need the chance level)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class P1Design(_Design):
@@ -93,9 +97,6 @@ class P1Design(_Design):
     rung_sd_M: float
     rung_sd_G: float
     key: str = "P1"
-
-    def verdict_kwargs(self) -> dict:
-        return {}
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,6 @@ class Fig10Design(_Design):
     intercept: float
     noise_sd: float
     key: str = "fig10a"
-
-    def verdict_kwargs(self) -> dict:
-        return {}
 
 
 Design = P1Design | TransitionDesign | P4Design | Fig10Design

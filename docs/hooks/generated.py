@@ -388,16 +388,21 @@ def _report():
     return report
 
 
+def _summary_section(section: str, key: str) -> tuple[dict | None, dict]:
+    """summary.json (None when there is none) and the entries of one of its sections, all of
+    them or only ``key``."""
+    summary = _load_json(SUMMARY)
+    entries = (summary or {}).get(section) or {}
+    return summary, {k: v for k, v in entries.items() if not key or k == key}
+
+
 def render_controls(key: str) -> str:
     """The measured false-accept and false-reject rates of one verdict (or all), from the
     ``controls`` of summary.json (each drawn with the run's own design and noise)."""
-    summary = _load_json(SUMMARY)
-    if summary is None:
-        return _missing(f"The controls of `{key or 'every verdict'}`", REPRODUCE_HINT)
-    controls = summary.get("controls") or {}
-    chosen = {k: v for k, v in controls.items() if not key or k == key}
+    summary, chosen = _summary_section("controls", key)
     if not chosen:
-        return _missing(f"The controls of `{key}` (absent from summary.json)", REPRODUCE_HINT)
+        return _missing(f"The controls of `{key or 'every verdict'}`"
+                        + (" (absent from summary.json)" if summary else ""), REPRODUCE_HINT)
     rep = _report()
     rows = ["| " + " | ".join(_cell(h) for h in rep.CONTROLS_HEADER) + " |", "|" + " --- |" * len(rep.CONTROLS_HEADER)]
     rows += ["| " + " | ".join(_cell(_fmt(c) if not isinstance(c, str) else c) for c in r) + " |"
@@ -410,13 +415,10 @@ def render_controls(key: str) -> str:
 
 def render_settings(stage: str) -> str:
     """P, model widths, lr, steps and seeds of one reproduce stage (or all) of summary.json."""
-    summary = _load_json(SUMMARY)
-    if summary is None:
-        return _missing(f"The settings of `{stage or 'every stage'}`", REPRODUCE_HINT)
-    settings = summary.get("settings") or {}
-    chosen = {k: v for k, v in settings.items() if not stage or k == stage}
+    summary, chosen = _summary_section("settings", stage)
     if not chosen:
-        return _missing(f"The settings of stage `{stage}` (absent from summary.json)", REPRODUCE_HINT)
+        return _missing(f"The settings of stage `{stage or 'every stage'}`"
+                        + (" (absent from summary.json)" if summary else ""), REPRODUCE_HINT)
     rep = _report()
     rows = ["| " + " | ".join(_cell(h) for h in rep.SETTINGS_HEADER) + " |", "|" + " --- |" * len(rep.SETTINGS_HEADER)]
     rows += ["| " + " | ".join(_cell(_fmt(c)) for c in r) + " |" for r in rep.settings_rows(chosen)]
