@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from circeff.cli.main import run
 from circeff.reproduce.config import reproduce_config
 from circeff.reproduce.plan import GPU_FLOPS, Work, plan_stages, stage_work
@@ -13,8 +15,14 @@ def test_plan_counts_every_model_step_of_the_stages():
     config = reproduce_config("cpu", "tiny")
     work = stage_work(config)
     ung, base = config.ungrokking, config.base
-    # ungrokking: one model per (D', seed) trained steps_for(wd) steps, one batch per weight decay
-    want = sum(len(ung.sizes) * len(base.seeds) * ung.steps_for(wd) for wd in ung.weight_decays)
+    # ungrokking: one model per (D', seed) trained steps_for(wd) steps, one batch per weight
+    # decay, over the coarse grid and the n_refine D' added around D_crit at run time
+    from circeff.empirical.experiments.ungrokking import refine_sizes
+
+    middle = float(np.exp(np.mean(np.log(ung.sizes))))
+    n_sizes = len(ung.sizes) + len(refine_sizes(middle, ung))
+    assert len(refine_sizes(middle, ung)) > 0
+    want = sum(n_sizes * len(base.seeds) * ung.steps_for(wd) for wd in ung.weight_decays)
     assert sum(w.model_steps for w in work["p2_p3"]) == want
     assert sum(w.model_steps for w in work["base"]) == len(base.seeds) * base.steps
     eff = config.efficiency

@@ -99,9 +99,7 @@ def stage_work(config: Any) -> dict[str, list[Work]]:
     base = config.base
     work["base"] = [Work.of("base", base.train_config())]
     ung = config.ungrokking
-    work["p2_p3"] = [Work("p2_p3", "train", base.model, base.task_config,
-                          tuple(d for d in ung.sizes for _ in base.seeds), ung.steps_for(wd), ung.log_every)
-                     for wd in ung.weight_decays]
+    work["p2_p3"] = ungrokking_work("p2_p3", ung)
     semi = config.semigrok
     sizes = semi.sizes
     if not sizes:
@@ -123,9 +121,25 @@ def fig8_work(fig8: Any, task: str) -> list[Work]:
     """A Figure 8 task's work: its base networks, then one ungrokking batch per weight decay."""
     ung = fig8.ungrokking_for(task)
     base = ung.base
-    return [Work.of("figure8", base.train_config()),
-            *(Work("figure8", "train", base.model, base.task_config, tuple(d for d in ung.sizes for _ in base.seeds),
-                   ung.steps_for(wd), ung.log_every) for wd in ung.weight_decays)]
+    return [Work.of("figure8", base.train_config()), *ungrokking_work("figure8", ung)]
+
+
+def ungrokking_work(stage: str, ung: Any) -> list[Work]:
+    """One batch per weight decay over the coarse D' grid and the refinement around D_crit.
+
+    The refinement's D' depend on the coarse grid's first D_crit estimate, known only at run
+    time; it is planned at the grid's geometric middle (the grid is chosen to straddle D_crit),
+    so its count, not its sizes, is what the plan gets right. Unconverged runs continued once
+    are not planned.
+    """
+    import numpy as np
+
+    from circeff.empirical.experiments.ungrokking import refine_sizes
+
+    base = ung.base
+    sizes = ung.sizes + refine_sizes(float(np.exp(np.mean(np.log(ung.sizes)))), ung)
+    return [Work(stage, "train", base.model, base.task_config, tuple(d for d in sizes for _ in base.seeds),
+                 ung.steps_for(wd), ung.log_every) for wd in ung.weight_decays]
 
 
 @dataclass(frozen=True)
