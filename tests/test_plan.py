@@ -29,8 +29,16 @@ def test_plan_counts_every_model_step_of_the_stages():
     n_nets = len(eff.seeds) * (len(eff.m_train_sizes) + len(eff.g_train_sizes))
     trained = sum(w.model_steps for w in work["p1"] if w.kind == "train")
     settled = sum(w.model_steps for w in work["p1"] if w.kind == "settle")
-    assert trained == n_nets * eff.steps and settled == n_nets * eff.settle_iterations * len(eff.alphas)
+    n_settled = n_nets + len(eff.seeds) * len(eff.g_subset_sizes)  # G is settled again on subsets
+    assert trained == n_nets * eff.steps and settled == n_settled * eff.settle_iterations * len(eff.alphas)
     assert set(work) == {"grokking", "p1", "base", "p2_p3", "p4", "fig10"}
+
+
+def test_plan_counts_the_G_networks_settled_again_on_subsets():
+    eff = reproduce_config("cpu", "quick").efficiency
+    assert eff.g_subset_sizes
+    settle_G = [w for w in stage_work(reproduce_config("cpu", "quick"))["p1"] if w.kind == "settle"][-1]
+    assert settle_G.n_models == len(eff.seeds) * (len(eff.g_train_sizes) + len(eff.g_subset_sizes))
 
 
 def test_plan_time_scales_with_flops_and_the_measured_rate():

@@ -1,8 +1,9 @@
 """The plan of a long run, before it runs: the work of every stage and its estimated wall time.
 
 Each stage's work is listed as engine batches (:class:`Work`: E models of one task trained for
-some steps on their training sets) and L-BFGS settles (counted as one model-step of the same
-size per iteration; line-search evaluations make the real count somewhat higher). From them:
+some steps on their training sets) and L-BFGS settles (one iteration counted as
+:data:`SETTLE_COST` model-steps of the same size: a float64 objective and the line search's
+extra evaluations). From them:
 
 * **model-steps**: sum over batches of E x steps (one model's full-batch optimiser step);
 * **examples**: sum over models of training-set size x steps (example-steps);
@@ -15,8 +16,9 @@ once per distinct (model, P, training-set size) shape, and turns them into an ef
 rate; the CPU estimate of a stage is its FLOPs over that rate. The GPU estimate divides the
 same FLOPs by :data:`GPU_FLOPS`, a stated assumption, not a measurement.
 
-Not counted: analysis after training (Fourier decomposition, bootstrap fits), which the
-recorded runs show is small beside training, and the theory and toy stages (seconds to minutes).
+Not counted: analysis after training (Fourier decomposition, bootstrap fits, negative
+controls), the allocation stage's settles, ungrokking runs continued once because they had not
+converged, and the theory and toy stages (seconds to minutes).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
 from circeff.empirical.tasks import TaskConfig
 
-__all__ = ["GPU_FLOPS", "GPU_NOTE", "Calibration", "StagePlan", "Work", "calibrate", "format_plan", "plan_stages",
+__all__ = ["GPU_FLOPS", "GPU_NOTE", "SETTLE_COST", "Calibration", "StagePlan", "Work", "calibrate", "format_plan", "plan_stages",
            "plan_train_configs", "stage_work"]
 
 # Assumed sustained throughput of an H100/H200 on this engine's float32 batched matmuls (the
@@ -39,6 +41,13 @@ __all__ = ["GPU_FLOPS", "GPU_NOTE", "Calibration", "StagePlan", "Work", "calibra
 GPU_FLOPS = 20e12
 GPU_NOTE = ("GPU estimate: FLOPs / 20 TFLOP/s, an assumed sustained float32 rate of one H100/H200 "
             "(about 30% of its 67 TFLOP/s FP32 peak; not measured)")
+
+
+# One L-BFGS iteration of a settle, in engine model-steps of the same size. Measured in the full
+# run of 2026-11-29 (P = 31, the paper's model, 2 cores): P1's 12 M networks took 19 ms per
+# model-iteration against 4.2 ms per training step (4.6x); its G networks 23 ms against about
+# 7 ms at their mean size (about 3x).
+SETTLE_COST = 4.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,8 @@ class Work:
     def flops(self) -> float:
         from circeff.empirical.batched import forward_matmul_flops
 
-        train = sum(3 * forward_matmul_flops(self.model, self.task, n) for n in self.sizes) * self.steps
+        per_step = SETTLE_COST if self.kind == "settle" else 1.0
+        train = sum(3 * forward_matmul_flops(self.model, self.task, n) for n in self.sizes) * self.steps * per_step
         evals = 0.0
         if self.log_every:
             n_evals = self.steps // self.log_every + 1
@@ -96,6 +106,10 @@ def stage_work(config: Any) -> dict[str, list[Work]]:
     work["p1"] = [Work.of("p1", eff.train_config(c)) for c in ("M", "G")]
     work["p1"] += [replace(Work.of("p1", eff.train_config(c), eff.settle_iterations * len(eff.alphas)),
                            kind="settle", log_every=0) for c in ("M", "G")]
+    if eff.g_subset_sizes:
+        # the G networks settled again on random subsets of their training set
+        work["p1"][-1] = replace(work["p1"][-1], sizes=work["p1"][-1].sizes + tuple(
+            d for d in eff.g_subset_sizes for _ in eff.seeds))
     base = config.base
     work["base"] = [Work.of("base", base.train_config())]
     ung = config.ungrokking
@@ -289,7 +303,8 @@ def format_plan(title: str, plans: list[StagePlan], calibrations: dict[tuple, Ca
                  f"{sum(p.examples for p in plans):>14,} {sum(p.flops for p in plans) / 1e12:>9.2f} {'':>8} "
                  f"{_hms(total_cpu):>10}" + (f" {_hms(total_gpu):>10}" if gpu else ""))
     lines.append("estimated wall time on this machine (an estimate from the calibration, not a measurement); "
-                 "not included: analysis after training (and reproduce's theory and toy stages)")
+                 "not included: analysis after training, the allocation stage's settles, unconverged "
+                 "ungrokking runs continued once (and reproduce's theory and toy stages)")
     if gpu:
         lines.append(GPU_NOTE)
     return lines

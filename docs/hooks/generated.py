@@ -24,6 +24,11 @@ A page asks for generated content with a marker on a line of its own::
     <!-- circeff:benchmarks -->               docs/data/benchmarks.json as tables
     <!-- circeff:tests-by-id -->              which tests carry which claim/prediction id
 
+The reproduce markers (verdict, verdict-summary, controls, settings, stage-figures, stage-notes,
+reproduce-run) read the quick run's ``summary.json``; with ``@full`` as the first word of the
+argument (``<!-- circeff:controls @full P1 -->``) they read the full run's
+``summary_full.json`` and its figures under ``docs/figures/reproduce-full/`` instead.
+
 The sources: the claims registry (``circeff.theory.claims.CLAIMS``), the CLI itself, and the
 data files that ``docs/scripts/build_figures.py`` and ``docs/scripts/record_benchmark.py``
 write into ``docs/data/`` (never edited by hand). An unknown marker, or a claim id that the
@@ -49,6 +54,9 @@ ROOT = DOCS.parent
 DATA = DOCS / "data"
 FIGURES = DOCS / "figures"
 SUMMARY = DATA / "summary.json"
+# the recorded runs the reproduce markers can show: "" the quick run, "full" the full one
+# (docs/scripts/build_figures.py RESULTS_DIR [--run full] writes both files and folders)
+RUNS = {"": ("summary.json", "reproduce"), "full": ("summary_full.json", "reproduce-full")}
 THEORY_CHECK = DATA / "theory_check.json"
 TOY_SUMMARY = DATA / "toy_summary.json"
 BENCHMARKS = DATA / "benchmarks.json"
@@ -56,6 +64,20 @@ BENCHMARKS = DATA / "benchmarks.json"
 MARKER = re.compile(r"^<!--\s*circeff:(?P<kind>[\w-]+)(?:\s+(?P<arg>.*?))?\s*-->\s*$", re.M)
 REPRODUCE_HINT = ("circeff reproduce --quick --out results/quick\n"
                   "python docs/scripts/build_figures.py results/quick")
+
+
+def _run_of(arg: str) -> tuple[str, str]:
+    """(run, rest of the argument): ``"@full P1"`` -> ``("full", "P1")``; no ``@``: the quick run."""
+    first, _, rest = arg.partition(" ")
+    if not first.startswith("@"):
+        return "", arg
+    if first[1:] not in RUNS:
+        raise PluginError(f"unknown run {first!r} (known: {', '.join('@' + r for r in RUNS if r)})")
+    return first[1:], rest.strip()
+
+
+def _summary(run: str = "") -> Any | None:
+    return _load_json(DATA / RUNS[run][0])
 
 
 # ---------------------------------------------------------------- small helpers
@@ -321,8 +343,9 @@ def render_cli() -> str:
 
 # ---------------------------------------------------------------- predictions
 
-def render_verdict(key: str) -> str:
-    summary = _load_json(SUMMARY)
+def render_verdict(arg: str) -> str:
+    run, key = _run_of(arg)
+    summary = _summary(run)
     if summary is None:
         return _missing(f"The verdict `{key}`", REPRODUCE_HINT)
     verdicts = summary.get("verdicts", {})
@@ -368,16 +391,17 @@ PAGES = {"P1": "p1.md", "P2": "p2.md", "P3": "p3.md", "P4": "p4.md", "fig10a": "
          "allocation": "allocation.md"}
 
 
-def render_verdict_summary() -> str:
+def render_verdict_summary(arg: str = "") -> str:
     """One line per verdict of summary.json: holds or not, and the reason the data gave."""
-    summary = _load_json(SUMMARY)
+    run, _ = _run_of(arg)
+    summary = _summary(run)
     if summary is None:
         return _missing("The verdicts", REPRODUCE_HINT)
     rows = ["| key | verdict | why (computed from the data) |", "| --- | --- | --- |"]
     for key, v in summary.get("verdicts", {}).items():
         word = ('<span class="verdict-holds">holds</span>' if v.get("holds")
                 else '<span class="verdict-fails">does not hold</span>')
-        link = f"[{_code(key)}]({PAGES[key]})" if key in PAGES else _code(key)
+        link = f"[{_code(key)}]({PAGES[key]})" if key in PAGES and not run else _code(key)
         rows.append(f"| {link} | {word} | {_cell(v.get('reason', ''))} |")
     return "\n".join(rows) + "\n"
 
@@ -388,10 +412,11 @@ def _report():
     return report
 
 
-def _summary_section(section: str, key: str) -> tuple[dict | None, dict]:
+def _summary_section(section: str, arg: str) -> tuple[dict | None, dict]:
     """summary.json (None when there is none) and the entries of one of its sections, all of
-    them or only ``key``."""
-    summary = _load_json(SUMMARY)
+    them or only the key the argument names."""
+    run, key = _run_of(arg)
+    summary = _summary(run)
     entries = (summary or {}).get(section) or {}
     return summary, {k: v for k, v in entries.items() if not key or k == key}
 
@@ -447,9 +472,10 @@ def render_figures(arg: str, page) -> str:
                      for p in found)
 
 
-def render_stage_figures(stage: str, page) -> str:
+def render_stage_figures(arg: str, page) -> str:
     """The figures one ``circeff reproduce`` stage lists in summary.json, with its captions."""
-    summary = _load_json(SUMMARY)
+    run, stage = _run_of(arg)
+    summary = _summary(run)
     if summary is None:
         return _missing(f"The figures of the reproduce stage `{stage}`", REPRODUCE_HINT)
     info = summary.get("stages", {}).get(stage)
@@ -459,7 +485,7 @@ def render_stage_figures(stage: str, page) -> str:
     if info.get("status") == "failed":
         out.append(f'!!! failure "Stage {stage} failed"\n    {_cell(info.get("error"))}\n')
     for caption, rel in (info.get("figures") or {}).items():
-        out.append(render_figure(f"reproduce/{rel} {caption}", page))
+        out.append(render_figure(f"{RUNS[run][1]}/{rel} {caption}", page))
     return "\n".join(out) or _missing(f"A figure of stage `{stage}`", REPRODUCE_HINT)
 
 
@@ -470,9 +496,9 @@ def _minutes(t: dict) -> str:
     return f"all stages {t['stages_s'] / 60:.1f} min ({this_call}; skipped stages were done earlier)"
 
 
-def render_reproduce_run() -> str:
+def render_reproduce_run(arg: str = "") -> str:
     """Which run the prediction pages show: command, scale, machine, time per stage."""
-    s = _load_json(SUMMARY)
+    s = _summary(_run_of(arg)[0])
     if s is None:
         return _missing("The reproduce run", REPRODUCE_HINT)
     env = s.get("environment", {})
@@ -584,10 +610,11 @@ def check_api_coverage(config) -> None:
 
 # ---------------------------------------------------------------- mkdocs events
 
-def render_stage_notes(stage: str) -> str:
+def render_stage_notes(arg: str) -> str:
     """The notes one ``circeff reproduce`` stage lists in summary.json (e.g. the allocation's
     kappa_eff, the circuits' D ranges and the D_crit goal), as a list."""
-    summary = _load_json(SUMMARY)
+    run, stage = _run_of(arg)
+    summary = _summary(run)
     if summary is None:
         return _missing(f"The notes of the reproduce stage `{stage}`", REPRODUCE_HINT)
     notes = (summary.get("stages", {}).get(stage) or {}).get("notes") or []
@@ -605,8 +632,8 @@ RENDERERS = {
     "figures": render_figures,
     "stage-figures": render_stage_figures,
     "stage-notes": lambda arg, page: render_stage_notes(arg),
-    "reproduce-run": lambda arg, page: render_reproduce_run(),
-    "verdict-summary": lambda arg, page: render_verdict_summary(),
+    "reproduce-run": lambda arg, page: render_reproduce_run(arg),
+    "verdict-summary": lambda arg, page: render_verdict_summary(arg),
     "controls": lambda arg, page: render_controls(arg),
     "settings": lambda arg, page: render_settings(arg),
     "toy": lambda arg, page: render_toy(arg),

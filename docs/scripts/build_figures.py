@@ -1,11 +1,13 @@
 """Make every figure and data file of the documentation from the package's own commands.
 
-    python docs/scripts/build_figures.py [RESULTS_DIR] [--no-toy] [--no-theory]
+    python docs/scripts/build_figures.py [RESULTS_DIR] [--run full] [--no-toy] [--no-theory]
 
 - ``RESULTS_DIR`` (optional): the output folder of ``circeff reproduce --quick --out DIR``.
   The figures each stage lists in its ``summary.json`` are copied to
   ``docs/figures/reproduce/`` (same relative paths) and ``summary.json`` to
-  ``docs/data/summary.json``; the prediction pages read both.
+  ``docs/data/summary.json``; the prediction pages read both. With ``--run full`` (the
+  output of ``circeff reproduce --full``) they go to ``docs/figures/reproduce-full/`` and
+  ``docs/data/summary_full.json`` instead, which the full-run page reads.
 - toy (default on): runs ``circeff toy figure2 | phase | ungrok | semigrok`` with their
   defaults into a temporary folder, copies the PNGs to ``docs/figures/toy/`` and writes the
   numbers the toy page shows to ``docs/data/toy_summary.json`` (about a minute on 2 cores).
@@ -46,13 +48,17 @@ def write_json(path: Path, data) -> None:
     tmp.replace(path)
 
 
-def copy_reproduce(results: Path) -> None:
+RUNS = {"quick": ("summary.json", "reproduce"), "full": ("summary_full.json", "reproduce-full")}
+
+
+def copy_reproduce(results: Path, run: str = "quick") -> None:
     """The figures each stage lists in summary.json (same relative paths) and summary.json."""
+    data_name, figure_dir = RUNS[run]
     summary = results / "summary.json"
     if not summary.is_file():
         sys.exit(f"error: RESULTS_DIR: no summary.json in {results} (run circeff reproduce first)")
     data = json.loads(summary.read_text())
-    dest = FIGURES / "reproduce"
+    dest = FIGURES / figure_dir
     shutil.rmtree(dest, ignore_errors=True)
     for stage, info in data.get("stages", {}).items():
         for caption, rel in (info.get("figures") or {}).items():
@@ -64,8 +70,8 @@ def copy_reproduce(results: Path) -> None:
             shutil.copy2(src, dest / rel)
             print(f"copied {rel} -> {(dest / rel).relative_to(DOCS)}  ({caption})")
     data["_source"] = data.get("command") or f"circeff reproduce (output folder {results.name})"
-    write_json(DATA / "summary.json", data)
-    print(f"copied summary.json -> {(DATA / 'summary.json').relative_to(DOCS)}")
+    write_json(DATA / data_name, data)
+    print(f"copied summary.json -> {(DATA / data_name).relative_to(DOCS)}")
 
 
 def toy_summary(out: Path) -> dict:
@@ -146,12 +152,14 @@ def build_theory() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", type=Path, help="output folder of circeff reproduce")
+    ap.add_argument("--run", choices=tuple(RUNS), default="quick",
+                    help="which recorded run RESULTS_DIR is (quick: the prediction pages; full: the full-run page)")
     ap.add_argument("--no-toy", dest="toy", action="store_false", help="skip the toy figures")
     ap.add_argument("--no-theory", dest="theory", action="store_false",
                     help="skip the theory check output")
     args = ap.parse_args()
     if args.results is not None:
-        copy_reproduce(args.results)
+        copy_reproduce(args.results, args.run)
     if args.toy:
         build_toy()
     if args.theory:
