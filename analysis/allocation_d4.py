@@ -215,6 +215,8 @@ def compare_disjoint(alone: object, pair: object, *, n_classes: int, q: float = 
     reason = (f"winner agrees with D.4 at {k} of {len(cells)} (D, seed) "
               f"({agreement.value:.0%} [{agreement.lo:.0%}, {agreement.hi:.0%}]); "
               f"{n_wta} of {len(cells)} settled winner-take-all (loser < {wta_share:.0%} of the logit); "
-              f"kappa_G {kG.value:.3g} [{kG.lo:.3g}, {kG.hi:.3g}], kappa_M {kM.value:.3g} [{kM.lo:.3g}, {kM.hi:.3g}]")
+              f"kappas of the circuits settled alone (every G-initialised network, whatever its trig share "
+              f"became): kappa_G {kG.value:.3g} [{kG.lo:.3g}, {kG.hi:.3g}], "
+              f"kappa_M {kM.value:.3g} [{kM.lo:.3g}, {kM.hi:.3g}]")
     return DisjointComparison(kG, kM, float(settled["alpha"].iloc[0]), int(n_classes), tuple(cells), agreement,
                               int(n_wta), len(cells), tuple(per_D), reason)

@@ -56,7 +56,7 @@ def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
 QUICK = Training(p=23, model=SMALL_MODEL, lr=3e-3, steps=1500, seeds=(0, 1, 2), log_every=50, checkpoint_every=500)
 # The full scale is the paper's architecture and optimiser (d_model 128, 4 heads of 32, d_mlp 512,
 # ReLU, AdamW lr 1e-3, betas 0.9/0.98; weight decays as in each entry) at P = 31: see
-# FULL_ESTIMATE for what `circeff reproduce --full --plan` estimates it costs on 2 CPU cores.
+# FULL_ESTIMATE for its planned and measured cost on 2 CPU cores.
 FULL = Training(p=31, model=ModelConfig(), lr=1e-3, steps=3000, seeds=(0, 1, 2), log_every=50,
                 checkpoint_every=500)
 PAPER = Training(p=113, model=ModelConfig(), lr=1e-3, steps=20_000, seeds=tuple(range(10)), log_every=200,
@@ -153,24 +153,28 @@ PRESETS.update({
 })
 
 # `circeff reproduce --full --plan` on 2 quiet CPU cores (torch threads 2), 2026-11-29: an ESTIMATE
-# from a calibration of the engine, not a measured run (MEASURED has the run). P = 31 is the
-# largest prime at which the full design fits two hours with the paper's model: the engine's
-# cost per model-step grows with the P^2 pairs, and P = 37 would cost about 1.4x more per step.
+# from a calibration of the engine, not a measured run (MEASURED has the run). Why P = 31: the
+# work per model-step grows with the P^2 pairs, (37/31)^2 = 1.42x at the next prime, P = 37:
+# about 91 min if Figure 8 continues the same three tasks, but up to about 2.4 h if more tasks
+# generalise with more pairs (each continued task cost about 6.5 min at P = 31). P = 37 was not
+# run; P = 31 is the largest prime that fits two hours whatever Figure 8's bases do.
 # Figure 8 is planned as if all nine tasks generalise; in calibration (3000 steps at 80% of the
 # pairs) sub, mul, x2_plus_y2 did, div did for one of two seeds, the others did not, and tasks
 # whose bases do not generalise are not continued.
-FULL_ESTIMATE = ("estimate (not measured): P = 31 with the paper's model, 0.92 M model-steps, about 1.2 h of "
-                 "training on 2 quiet cores (Figure 8 43 min if all nine tasks generalise, P4 11 min, P1 5 min, "
-                 "Figure 10 5 min, ungrokking 5 min, base 3 min), plus settles and analysis")
+FULL_ESTIMATE = ("planned 1.2 h of training (`--plan`, before settles were costed); measured 64 min on a fresh "
+                 "clone on 2 quiet cores (3835 s: Figure 8 26 min with 3 of its 9 tasks generalised and continued, "
+                 "P1 12 min, P4 8 min, ungrokking 6 min, Figure 10 5 min, allocation 4 min, base 2.5 min)")
 
-# Wall time (s) of each stage in the recorded runs: 2 shared CPU cores, torch 2.13, one thread.
-# quick: `circeff reproduce --quick` finished 2026-11-26 (docs/data/summary.json); the P1, P2/P3,
-# P4 and Figure 10 designs have changed since (G settled on subsets, refined D' grid with three
-# weight decays, P4 sizes from D_crit, three Figure 10 seeds), so their entries are left out
-# until a run of these designs is recorded. The full scale's recorded times were of the 64-wide
-# model; the paper's model has not run at the full scale yet (FULL_ESTIMATE).
+# Wall time (s) of each stage in the recorded runs, on a fresh clone on 2 quiet CPU cores, torch
+# 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 3835 s in all (its base
+# networks 149 s, Figure 8 1573 s, theory and toy 7 s are not entries of this table).
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 5.71,
+    ("progress", "full"): 34.2,
+    ("efficiency", "full"): 711.6,
+    ("ungrokking", "full"): 342.7,
+    ("semigrok", "full"): 465.9,
+    ("fig10", "full"): 325.9,
+    ("allocation", "full"): 220.4,
 }
 
 
