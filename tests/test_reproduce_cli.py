@@ -26,6 +26,7 @@ def tiny_out(tmp_path_factory):
 def test_reproduce_writes_report_and_summary_with_all_six_verdicts(tiny_out):
     summary = json.loads((tiny_out / "summary.json").read_text())
     assert tuple(summary["verdicts"]) == VERDICT_KEYS
+    assert summary["stage_verdicts"] == {}  # only Figure 8 (full scale) adds verdicts of its own
     v = summary["verdicts"]
     # what the rules conclude at tiny scale, and why (P = 11 cannot make G-only networks)
     assert v["P1"]["holds"] is False and "trig share at most" in v["P1"]["reason"]

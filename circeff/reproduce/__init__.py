@@ -13,7 +13,9 @@ config stops with a one-line error unless ``force`` (which deletes the stage fol
 
 Verdicts: ``summary.json["verdicts"]`` has exactly the keys ``P1, P2, P3, P4, fig10a,
 allocation``, each with a boolean ``holds``, the reason, the numbers behind it and the rule's
-parameters (``rule``), computed from the data. A stage that fails (for example a fit that is
+parameters (``rule``), computed from the data. ``summary.json["stage_verdicts"]`` has the
+verdicts a stage adds beyond those, in the same form: Figure 8's P2 and P3 per task
+(``"P2 sub"``, ``"P3 sub"``, ...). A stage that fails (for example a fit that is
 impossible on too few accepted networks) is reported with its error and its verdicts do not
 hold; the other stages still run.
 
@@ -139,6 +141,9 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         "command": command,
         "preset": config.preset, "scale": config.scale,
         "verdicts": {v.key: verdict_entry(v) for v in verdicts},
+        # a stage's verdicts beyond the paper's predictions: Figure 8's P2 and P3 per task ("P2 sub")
+        "stage_verdicts": {v.key: verdict_entry(v) for r in ctx.results.values() for v in r.verdicts
+                           if v.key not in VERDICT_KEYS},
         "controls": {k: c for r in ctx.results.values() for k, c in r.controls.items()},
         "controls_n": config.controls_n,
         "settings": _settings(config, ctx),

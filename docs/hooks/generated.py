@@ -391,18 +391,23 @@ PAGES = {"P1": "p1.md", "P2": "p2.md", "P3": "p3.md", "P4": "p4.md", "fig10a": "
          "allocation": "allocation.md"}
 
 
+def _verdict_row(label: str, v: dict) -> str:
+    word = ('<span class="verdict-holds">holds</span>' if v.get("holds")
+            else '<span class="verdict-fails">does not hold</span>')
+    return f"| {label} | {word} | {_cell(v.get('reason', ''))} |"
+
+
 def render_verdict_summary(arg: str = "") -> str:
-    """One line per verdict of summary.json: holds or not, and the reason the data gave."""
+    """One line per verdict of summary.json: holds or not, and the reason the data gave; then a
+    stage's own verdicts (``stage_verdicts``: Figure 8's P2 and P3 per task)."""
     run, _ = _run_of(arg)
     summary = _summary(run)
     if summary is None:
         return _missing("The verdicts", REPRODUCE_HINT)
     rows = ["| key | verdict | why (computed from the data) |", "| --- | --- | --- |"]
     for key, v in summary.get("verdicts", {}).items():
-        word = ('<span class="verdict-holds">holds</span>' if v.get("holds")
-                else '<span class="verdict-fails">does not hold</span>')
-        link = f"[{_code(key)}]({PAGES[key]})" if key in PAGES and not run else _code(key)
-        rows.append(f"| {link} | {word} | {_cell(v.get('reason', ''))} |")
+        rows.append(_verdict_row(f"[{_code(key)}]({PAGES[key]})" if key in PAGES and not run else _code(key), v))
+    rows += [_verdict_row(_code(key), v) for key, v in (summary.get("stage_verdicts") or {}).items()]
     return "\n".join(rows) + "\n"
 
 
