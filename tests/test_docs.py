@@ -109,11 +109,28 @@ def test_docs_verdict_renders_per_D_rows_as_their_own_table(tmp_path, monkeypatc
         "holds": False, "reason": "case 1", "q": 2.0,
         "rows": [{"D": 20.0, "predicted": "M takes all", "predicted_ratio": 0.0},
                  {"D": 500.0, "predicted": "G takes all", "predicted_ratio": None}]}}}
-    path = tmp_path / "summary.json"
-    path.write_text(json.dumps(summary))
-    monkeypatch.setattr(generated, "SUMMARY", path)
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(generated, "DATA", tmp_path)
     text = generated.render_verdict("allocation")
     assert "| q | 2 |" in text.replace("2.0", "2")
     assert "| D | predicted | predicted\\_ratio |" in text
     assert "| 500 | G takes all | — |" in text
     assert "| rows |" not in text  # not squeezed into one cell of the quantity table
+
+
+def test_docs_markers_read_the_full_run_with_at_full(tmp_path, monkeypatch):
+    """``@full`` reads summary_full.json (the full run); no ``@``, the quick run's summary.json;
+    a stage's own verdicts (Figure 8's per task) are listed after the paper's."""
+    generated = _hook("generated")
+    quick = {"verdicts": {"P2": {"holds": True, "reason": "quick reason"}}}
+    full = {"verdicts": {"P2": {"holds": False, "reason": "full reason"}},
+            "stage_verdicts": {"P2 sub": {"holds": True, "reason": "sub reason"}}}
+    (tmp_path / "summary.json").write_text(json.dumps(quick))
+    (tmp_path / "summary_full.json").write_text(json.dumps(full))
+    monkeypatch.setattr(generated, "DATA", tmp_path)
+    assert "quick reason" in generated.render_verdict_summary("") and "full reason" not in generated.render_verdict_summary("")
+    text = generated.render_verdict_summary("@full")
+    assert "full reason" in text and "sub reason" in text and "quick reason" not in text
+    assert "full reason" in generated.render_verdict("@full P2")
+    with pytest.raises(Exception, match="unknown run"):
+        generated.render_verdict("@paper P2")
