@@ -88,9 +88,12 @@ def main() -> None:
     ap.add_argument("kind", choices=sorted(SCRIPTS))
     ap.add_argument("--name", help="entry name (default: the kind)")
     ap.add_argument("--note", default="", help="free text shown with the numbers")
-    ap.add_argument("extra", nargs=argparse.REMAINDER, help="-- then arguments for the script")
-    args = ap.parse_args()
-    extra = args.extra[1:] if args.extra[:1] == ["--"] else args.extra
+    # what follows "--" goes to the script; argparse's REMAINDER after the positional kind would
+    # also swallow --name and --note written before the "--"
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = ap.parse_args(argv[:cut])
+    extra = argv[cut + 1:]
     cmd = [sys.executable, SCRIPTS[args.kind], *extra]
     load = os.getloadavg()
     started = dt.datetime.now(dt.timezone.utc)
