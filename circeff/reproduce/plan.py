@@ -103,13 +103,12 @@ def stage_work(config: Any) -> dict[str, list[Work]]:
 
     work: dict[str, list[Work]] = {"grokking": [Work.of("grokking", config.progress.train_config())]}
     eff = config.efficiency
-    work["p1"] = [Work.of("p1", eff.train_config(c)) for c in ("M", "G")]
-    work["p1"] += [replace(Work.of("p1", eff.train_config(c), eff.settle_iterations * len(eff.alphas)),
-                           kind="settle", log_every=0) for c in ("M", "G")]
-    if eff.g_subset_sizes:
-        # the G networks settled again on random subsets of their training set
-        work["p1"][-1] = replace(work["p1"][-1], sizes=work["p1"][-1].sizes + tuple(
-            d for d in eff.g_subset_sizes for _ in eff.seeds))
+    trained = {c: Work.of("p1", eff.train_config(c)) for c in ("M", "G")}
+    # every trained network is settled, and the G networks again on random subsets of their data
+    resettled = {"M": (), "G": tuple(d for d in eff.g_subset_sizes for _ in eff.seeds)}
+    work["p1"] = [*trained.values(), *(replace(w, kind="settle", log_every=0, sizes=w.sizes + resettled[c],
+                                               steps=eff.settle_iterations * len(eff.alphas))
+                                       for c, w in trained.items())]
     base = config.base
     work["base"] = [Work.of("base", base.train_config())]
     ung = config.ungrokking

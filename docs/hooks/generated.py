@@ -380,11 +380,16 @@ def _is_records(value: Any) -> bool:
             and all(r.keys() == value[0].keys() for r in value))
 
 
+def _table(header: list[Any], rows: list[list[Any]]) -> str:
+    """A Markdown table: header cells escaped, row cells formatted (:func:`_fmt`) and escaped."""
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(_fmt(c)) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def _records_table(records: list[dict]) -> str:
     keys = list(records[0])
-    lines = ["| " + " | ".join(_cell(k) for k in keys) + " |", "|" + " --- |" * len(keys)]
-    lines += ["| " + " | ".join(_cell(_fmt(r[k])) for k in keys) + " |" for r in records]
-    return "\n".join(lines) + "\n"
+    return _table(keys, [[r[k] for k in keys] for r in records])
 
 
 PAGES = {"P1": "p1.md", "P2": "p2.md", "P3": "p3.md", "P4": "p4.md", "fig10a": "fig10.md",
@@ -434,13 +439,11 @@ def render_controls(key: str) -> str:
         return _missing(f"The controls of `{key or 'every verdict'}`"
                         + (" (absent from summary.json)" if summary else ""), REPRODUCE_HINT)
     rep = _report()
-    rows = ["| " + " | ".join(_cell(h) for h in rep.CONTROLS_HEADER) + " |", "|" + " --- |" * len(rep.CONTROLS_HEADER)]
-    rows += ["| " + " | ".join(_cell(_fmt(c) if not isinstance(c, str) else c) for c in r) + " |"
-             for r in rep.controls_rows(chosen)]
+    table = _table(rep.CONTROLS_HEADER, rep.controls_rows(chosen))
     n = summary.get("controls_n", "n")
     return (f"Measured on {n} synthetic tables per truth, drawn with this run's own design (grid, seeds) "
             "and noise (from its residuals); targets: false accept at most 5%, false reject at most 20%.\n\n"
-            + "\n".join(rows) + "\n")
+            + table)
 
 
 def render_settings(stage: str) -> str:
@@ -450,9 +453,7 @@ def render_settings(stage: str) -> str:
         return _missing(f"The settings of stage `{stage or 'every stage'}`"
                         + (" (absent from summary.json)" if summary else ""), REPRODUCE_HINT)
     rep = _report()
-    rows = ["| " + " | ".join(_cell(h) for h in rep.SETTINGS_HEADER) + " |", "|" + " --- |" * len(rep.SETTINGS_HEADER)]
-    rows += ["| " + " | ".join(_cell(_fmt(c)) for c in r) + " |" for r in rep.settings_rows(chosen)]
-    return "\n".join(rows) + "\n"
+    return _table(rep.SETTINGS_HEADER, rep.settings_rows(chosen))
 
 
 def render_figure(arg: str, page) -> str:

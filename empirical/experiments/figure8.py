@@ -38,7 +38,7 @@ from circeff.errors import ConfigError, RunError
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import in_range
 
-__all__ = ["OTHER_TASKS", "Figure8Config", "Figure8Result", "plot_figure8", "run_figure8", "task_p", "verdict_table"]
+__all__ = ["OTHER_TASKS", "Figure8Config", "Figure8Result", "plot_figure8", "run_figure8", "task_p"]
 
 # the nine operations of the registry besides modular addition
 OTHER_TASKS = ("sub", "mul", "div", "x2_plus_y2", "x2_xy_y2", "x2_xy_y2_x", "x3_xy", "div_or_sub", "perm")
@@ -112,7 +112,6 @@ def run_figure8(config: Figure8Config, out_dir: str | Path, *, progress: bool = 
                 trainer: Trainer | None = None) -> Figure8Result:
     """Every task's bases and ungrokking; D_crit, P2 and P3 per task; the table, JSON and figure."""
     from circeff.analysis.plots import save_figure
-    from circeff.analysis.verdicts import p2, p3
 
     out = ensure_dir(out_dir)
     rows, tables, verdicts = [], {}, {}
@@ -137,11 +136,9 @@ def run_figure8(config: Figure8Config, out_dir: str | Path, *, progress: bool = 
             row["note"] = f"ungrokking failed: {exc}"
             rows.append(row)
             continue
-        table = r.rows.copy()
-        tables[task] = table
-        chance = ung.base.chance
-        v2, v3 = (p2(verdict_table(table), chance, n_boot=ung.n_boot, seed=ung.analysis_seed),
-                  p3(verdict_table(table), chance))
+        tables[task] = r.rows.copy()
+        # ungrokking's own P2/P3 (its bases have no trig share, so the rules skip the G-only check)
+        v2, v3 = r.p2, r.p3
         verdicts[task] = {"P2": v2, "P3": v3}
         iv = r.pooled.D_crit
         row.update(D_crit=iv.value, D_crit_lo=iv.lo, D_crit_hi=iv.hi, P2=bool(v2.holds), P3=bool(v3.holds))
@@ -156,16 +153,6 @@ def run_figure8(config: Figure8Config, out_dir: str | Path, *, progress: bool = 
     if tables:
         save_figure(plot_figure8(tables, df), out / "figure8.png")
     return Figure8Result(df, tables, verdicts)
-
-
-def verdict_table(table: pd.DataFrame) -> pd.DataFrame:
-    """A task's ungrokking table as the P2/P3 rules get it: without ``base_trig_share``.
-
-    The rules' G-only check of the bases reads that column, and the trig share is defined for
-    modular addition only (it is NaN here, which the check would read as "not G-only"). For
-    these tasks the held-out accuracy check above is what establishes that the bases generalised.
-    """
-    return table.drop(columns=["base_trig_share"], errors="ignore")
 
 
 def plot_figure8(tables: dict[str, pd.DataFrame], summary: pd.DataFrame):  # noqa: ANN201 - a Figure

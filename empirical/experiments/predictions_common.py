@@ -179,6 +179,12 @@ class BaseResult:
     def all_g_only(self) -> bool:
         return bool(self.rows["g_only"].all())
 
+    @property
+    def trig_share_measured(self) -> bool:
+        """Whether the bases have a trig share: :func:`train_base` measures it for modular
+        addition only (the Fourier circuit is addition's) and leaves it NaN for other tasks."""
+        return bool(self.rows["trig_share"].notna().any())
+
     def chosen(self, n: int) -> tuple[int, ...]:
         """Indices (into the base batch) of the ``n`` networks to continue: the G-only ones in
         order (seeds first, then spares), filled up with the first others when too few are

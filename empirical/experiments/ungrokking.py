@@ -155,9 +155,9 @@ class UngrokkingResult:
     out_dir: Path
 
     def verdict_table(self) -> pd.DataFrame:
-        """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and
-        ``base_trig_share``)."""
-        return verdict_table(self.rows)
+        """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and,
+        where the bases have one, ``base_trig_share``)."""
+        return verdict_table(self.rows, trig_share=self.base.trig_share_measured)
 
     @property
     def D_crit(self):  # noqa: ANN201 - an Interval
@@ -168,10 +168,14 @@ def _batch_dir(out: Path, wd: float) -> Path:
     return out / f"wd_{wd:g}"
 
 
-def verdict_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows the P2/P3 rules read: finished networks, their convergence and base trig share."""
+def verdict_table(rows: pd.DataFrame, *, trig_share: bool = True) -> pd.DataFrame:
+    """The rows the P2/P3 rules read: finished networks, their convergence and base trig share.
+
+    ``trig_share=False`` (bases of a task other than modular addition, which have no trig
+    share) leaves the column out, so the rules do not read its NaN as "not G-only"; there the
+    bases' held-out accuracy establishes that they generalised (Figure 8)."""
     ok = rows[rows["status"] == "ok"]
-    return ok[[*V.P2_COLUMNS, "base_trig_share"]].reset_index(drop=True)
+    return ok[[*V.P2_COLUMNS, *(["base_trig_share"] if trig_share else [])]].reset_index(drop=True)
 
 
 def _rows_of_batch(config: UngrokkingConfig, run_dir: Path, steps: int, shares: dict[int, float],
@@ -281,7 +285,7 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     kw = dict(chance=chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
     pooled = fit_dcrit(fitted if len(fitted) else usable, **kw)
     by_wd = fit_dcrit_by_weight_decay(fitted if len(fitted) else usable, **kw)
-    table = verdict_table(df)
+    table = verdict_table(df, trig_share=base.trig_share_measured)
     p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
     p3 = V.p3(table, chance)
     result = UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out)

@@ -51,6 +51,12 @@ def test_generalised_tasks_get_dcrit_p2_p3_and_the_figure(tmp_path):
     assert r.rows["generalised"].all()
     # the trig share is addition's: the rules must not reject other tasks' bases as "not G-only"
     assert all("G-only" not in v.reason for vs in r.verdicts.values() for v in vs.values())
+    # one decision per task: the task's own ungrokking.json says what figure8.json says
+    import json
+
+    for task, vs in r.verdicts.items():
+        own = json.loads((tmp_path / task / "ungrokking.json").read_text())
+        assert own["P2"]["reason"] == vs["P2"].reason and own["P3"]["reason"] == vs["P3"].reason
 
 
 def test_other_tasks_are_not_held_to_the_trig_share_check():
@@ -58,13 +64,14 @@ def test_other_tasks_are_not_held_to_the_trig_share_check():
     import pandas as pd
 
     from circeff.analysis.verdicts import p3
-    from circeff.empirical.experiments.figure8 import verdict_table
+    from circeff.empirical.experiments.ungrokking import verdict_table
 
     # a clean P3 design (D_crit flat across three weight decays spanning 4x), bases without a
     # trig share (NaN: another task); the same table with the column is rejected as "not G-only"
     rows = [{"D": d, "seed": s, "weight_decay": wd, "final_test_acc": 1.0 / (1.0 + (100.0 / d) ** 8),
-             "converged": True, "base_trig_share": np.nan}
+             "converged": True, "status": "ok", "base_trig_share": np.nan}
             for d in np.geomspace(40, 400, 9) for s in (0, 1) for wd in (2.0, 4.0, 8.0)]
     table = pd.DataFrame(rows)
     assert not p3(table, 1 / 31).holds and "G-only" in p3(table, 1 / 31).reason
-    assert p3(verdict_table(table), 1 / 31).holds
+    assert not p3(verdict_table(table), 1 / 31).holds  # the column kept (addition's bases)
+    assert p3(verdict_table(table, trig_share=False), 1 / 31).holds
