@@ -188,7 +188,10 @@ def compare_disjoint(alone: object, pair: object, *, n_classes: int, q: float = 
         P_G, P_M = math.exp(logP[key_G]), math.exp(logP[key_M])
         w = d4_optimum(P_G, P_M, kG.value, kM.value, alpha=r.alpha, n_classes=n_classes, q=q)
         predicted = _winner(*w)
+        # A corner of the kappa intervals at or below 0 is outside D.4 (its logits do not grow
+        # with the norm): there the winner is undetermined, so the prediction is not robust.
         corners = {_winner(*d4_optimum(P_G, P_M, g, m, alpha=r.alpha, n_classes=n_classes, q=q))
+                   if g > 0 and m > 0 else "undetermined"
                    for g in (kG.lo, kG.hi) for m in (kM.lo, kM.hi)}
         loser = min(r.g_logit, r.m_logit) / max(r.total_logit, 1e-300)
         cells.append(DisjointCell(

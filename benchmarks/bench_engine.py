@@ -14,14 +14,16 @@ steps; the variants are interleaved so that load on the machine hits all of them
 speed-up over (a), and achieved GFLOP/s with the fraction of a torch matmul peak measured in
 the same run (the best of square float32 matmuls of size 1024, 2048 and 3072).
 
-FLOP count (documented, approximate): forward + backward = 3 x the forward matmul FLOPs
-(2 per multiply-add), counting only matrix products, which dominate:
-- reference, per example: 4 positions x (Q, K, V: 3 d_model H d_head; W_O: H d_head d_model;
-  W_in, W_out: 2 d_model d_mlp; W_U: d_model P) + scores and mixing (2 H 4 4 d_head);
-- engine: :func:`circeff.empirical.batched.forward_matmul_flops`: per model and step the
-  vocabulary tables (query, scores, values of the P element tokens) and, when it multiplies
-  out W_O W_in, W_O W_U and W_out W_U, those products; per example the 4-way mixing and the
-  products at the last position only.
+FLOP count (documented, approximate; 2 per multiply-add), counting only matrix products (and
+the engine's row sums that replace two of them), which dominate:
+- reference, per example, forward + backward = 3 x forward: 4 positions x (Q, K, V:
+  3 d_model H d_head; W_O: H d_head d_model; W_in, W_out: 2 d_model d_mlp; W_U: d_model P)
+  + scores and mixing (2 H 4 4 d_head);
+- engine: :func:`circeff.empirical.batched.training_matmul_flops`: per model and step the
+  vocabulary tables (query, scores, values of the P element tokens, the maps multiplied
+  out) and their backward, the rows per token and head that replace ``z W_OI`` and
+  ``z W_OU`` in the forward, and per example the 4-way mixing, the row sums, ``post W_outU``
+  and the backward's products.
 Elementwise work (softmax, ReLU, the float64 loss, AdamW) is not counted, so GFLOP/s measure
 how much of the time goes into useful matrix products.
 """
@@ -37,7 +39,7 @@ import torch
 from _timing import add_timing_options, clock_of
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.empirical.batched import forward_matmul_flops, uses_fold
+from circeff.empirical.batched import training_matmul_flops, uses_fold
 from circeff.empirical.model import Transformer, cross_entropy_high_precision, init_params
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
@@ -74,7 +76,7 @@ def reference_flops_per_step(cfg: ModelConfig, task: TaskConfig, n: int) -> floa
 
 
 def engine_flops_per_model_step(cfg: ModelConfig, task: TaskConfig, n: int) -> float:
-    return 3 * forward_matmul_flops(cfg, task, n)
+    return training_matmul_flops(cfg, task, n)
 
 
 def main() -> None:

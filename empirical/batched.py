@@ -17,8 +17,16 @@ Every weight of :mod:`circeff.empirical.model` gets a leading model axis ``E`` (
 
 So :func:`final_logits` has two stages: :func:`vocabulary_tables` (per model, per step: the
 tables above and the weight products after attention) and :func:`logits_from_tables` (per
-example). The training loop runs stage 2 in blocks of examples (small enough for the CPU
-caches) and back-propagates through stage 1 once per step.
+example, differentiable by autograd).
+
+Training runs stage 2 through :func:`loss_and_table_grads` instead: the same function, with
+its forward and backward written out (tests check both against autograd), in blocks of
+examples small enough for the CPU caches, and back-propagates through stage 1 once per step.
+Written out, it spends less time outside the matrix products than autograd does, and with
+the maps after attention multiplied out its forward needs one product per example
+(``post W_out W_U``) instead of three: the attention output ``z`` is a weighted sum of value
+vectors, so ``z W_O W_in`` and ``z W_O W_U`` are the same weighted sums of rows made once
+per step for every (position, head, token).
 
 This is the same function as :class:`circeff.empirical.model.Transformer` (tests check
 equality to 1e-5); only the order of floating-point operations differs.
@@ -27,11 +35,14 @@ equality to 1e-5); only the order of floating-point operations differs.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from circeff.empirical.config import ModelConfig
+from circeff.empirical.metrics import cross_entropy64_and_grad
 from circeff.empirical.model import Params
 from circeff.empirical.tasks import TaskConfig
 
@@ -40,6 +51,8 @@ __all__ = [
     "forward_matmul_flops",
     "logits_all",
     "logits_from_tables",
+    "loss_and_table_grads",
+    "training_matmul_flops",
     "uses_fold",
     "vocabulary_tables",
 ]
@@ -113,35 +126,189 @@ def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
 
 def logits_from_tables(t: Params, a: Tensor, b: Tensor) -> Tensor:
     """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``."""
+    return _after_attention(t, _attend(t, a, b).z)[-1]
+
+
+def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
+                         block_size: int | None = None) -> tuple[Tensor, Params]:
+    """Stage 2 forward and backward by hand, for training: the ``[E]`` float64 weighted
+    cross-entropy (:func:`circeff.empirical.metrics.cross_entropy64`) of the examples ``[E, N]``,
+    taken ``block_size`` at a time, and its gradient with respect to every table.
+
+    The same function and gradient as autograd through :func:`logits_from_tables` (tests check
+    both to float rounding). Written out because autograd spends a third of a training step
+    outside the matrix products here (separate ReLU and float64 passes, the temporaries it
+    keeps, a scatter per gathered table), and because with the maps multiplied out the
+    forward needs no product per example for ``z W_OI`` and ``z W_OU``: those are sums of 4H
+    rows of tables made once per step (:func:`_products_per_token`). The backward still
+    multiplies by ``W_OI`` and ``W_OU`` per example (the gradients of ``z`` and of those maps).
+    """
+    grads = {k: torch.zeros_like(v) for k, v in t.items()}
+    loss = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
+    per_token = _products_per_token(t) if "W_OI" in t else None
+    block = block_size or a.shape[1]
+    for j in range(0, a.shape[1], block):
+        cols = slice(j, j + block)
+        mix = _attend(t, a[:, cols], b[:, cols])
+        saved = _after_attention(t, mix.z) if per_token is None else _after_attention_by_rows(t, mix, per_token)
+        block_loss, g_logits = cross_entropy64_and_grad(saved[-1], labels[:, cols], weights[:, cols])
+        loss += block_loss
+        g_z = _after_attention_backward(t, mix.z, saved, g_logits, grads)
+        _attend_backward(t, mix, g_z, grads)
+    return loss, grads
+
+
+def _products_per_token(t: Params) -> tuple[Tensor, Tensor]:
+    """``z W_OI`` and ``z W_OU`` split into rows: ``z`` is a weighted sum over positions and
+    heads of value vectors, so each product is the same weighted sum of rows
+    ``v[token, head] W_O[head] W_in`` (and ``... W_U``), one row per model, position, head and
+    token that position can hold, plus one row per model for the constant ``c_in`` (``c_U``).
+
+    Returns ``[R, d_mlp]`` and ``[R, d_vocab_out]`` in the row order of :func:`_rows_of`.
+    """
+    E, p, n_heads = t["s_a"].shape
+    d_head = t["v_a"].shape[-1] // n_heads
+    out = []
+    for W, c in ((t["W_OI"], t["c_in"]), (t["W_OU"], t["c_U"])):
+        m = W.shape[-1]
+        W = W.view(E * n_heads, d_head, m)
+        rows = W.new_empty(2 * E * n_heads * (p + 1) + E, m)
+        at = 0
+        for v in (t["v_a"], t["v_op"].unsqueeze(1), t["v_b"], t["v_eq"].unsqueeze(1)):  # positions a, o, b, =
+            n = v.shape[1]
+            v = v.view(E, n, n_heads, d_head).transpose(1, 2).reshape(E * n_heads, n, d_head)
+            torch.bmm(v, W, out=rows[at:at + E * n_heads * n].view(E * n_heads, n, m))
+            at += E * n_heads * n
+        rows[at:] = c.view(E, m)
+        out.append(rows)
+    return out[0], out[1]
+
+
+def _rows_of(mix: _Mixed, p: int) -> tuple[Tensor, Tensor]:
+    """Which rows of :func:`_products_per_token` each example sums, and with what weights:
+    ``[E*N, 4H + 1]`` each. Rows: position a (model, head, token), o (model, head), b (model,
+    head, token), = (model, head), and the constant (model)."""
+    E, N, _, n_heads = mix.pattern.shape
+    device = mix.rows_a.device
+    model = torch.arange(E, device=device).repeat_interleave(N).unsqueeze(1)   # [E*N, 1]
+    head = (model * n_heads + torch.arange(n_heads, device=device))           # [E*N, H]: model-head
+    a, b = (rows.remainder(p).unsqueeze(1) for rows in (mix.rows_a, mix.rows_b))
+    n_a = E * n_heads * p
+    rows = torch.cat([head * p + a, n_a + head, n_a + E * n_heads + head * p + b,
+                      2 * n_a + E * n_heads + head, 2 * n_a + 2 * E * n_heads + model], dim=1)
+    weight = torch.cat([mix.pattern.reshape(E * N, 4 * n_heads), mix.pattern.new_ones(E * N, 1)], dim=1)
+    return rows, weight
+
+
+def _after_attention_by_rows(t: Params, mix: _Mixed, per_token: tuple[Tensor, Tensor]) -> tuple[Tensor, ...]:
+    """:func:`_after_attention` (maps multiplied out) with ``c_in + z W_OI`` and
+    ``c_U + z W_OU`` as weighted sums of rows of :func:`_products_per_token`."""
+    E, N = mix.pattern.shape[:2]
+    rows, weight = _rows_of(mix, t["s_a"].shape[1])
+    T_in, T_U = per_token
+    post = F.embedding_bag(rows, T_in, per_sample_weights=weight, mode="sum").view(E, N, -1).relu_()
+    logits = F.embedding_bag(rows, T_U, per_sample_weights=weight, mode="sum").view(E, N, -1)
+    return post, logits.baddbmm_(post, t["W_outU"])
+
+
+class _Mixed(NamedTuple):
+    """What the 4-way attention of the last position computed for a block (kept for the backward)."""
+
+    rows_a: Tensor    # [E*N] row of each example's ``a`` in the tables flattened over models
+    rows_b: Tensor
+    pattern: Tensor   # [E, N, 4, H] attention of the last query on positions a, o, b, =
+    v_a: Tensor       # [E, N, H, d_head] value of each example's ``a`` (and ``b``)
+    v_b: Tensor
+    z: Tensor         # [E, N, H*d_head] attention output, heads side by side
+
+
+def _attend(t: Params, a: Tensor, b: Tensor) -> _Mixed:
     E, N = a.shape
-    n_heads = t["s_a"].shape[-1]
+    p, n_heads = t["s_a"].shape[1], t["s_a"].shape[2]
     hd = t["v_a"].shape[-1]
     d_head = hd // n_heads
-
+    # One index_select on the tables flattened over models (model e's rows start at e * P).
+    first_row = torch.arange(E, device=a.device).unsqueeze(1) * p
+    rows_a, rows_b = (a + first_row).reshape(-1), (b + first_row).reshape(-1)
+    s_a = t["s_a"].reshape(E * p, n_heads).index_select(0, rows_a).view(E, N, n_heads)
+    s_b = t["s_b"].reshape(E * p, n_heads).index_select(0, rows_b).view(E, N, n_heads)
     # A 4-way softmax per head over the positions a, o, b, = (the last query sees all four).
-    scores = torch.stack([
-        torch.gather(t["s_a"], 1, a.unsqueeze(-1).expand(E, N, n_heads)),
-        t["s_op"].unsqueeze(1).expand(E, N, n_heads),
-        torch.gather(t["s_b"], 1, b.unsqueeze(-1).expand(E, N, n_heads)),
-        t["s_eq"].unsqueeze(1).expand(E, N, n_heads),
-    ], dim=-1)                                               # [E, N, H, 4]
-    pattern = scores.softmax(dim=-1).unsqueeze(-1)           # [E, N, H, 4, 1]
+    scores = torch.stack([s_a, t["s_op"].unsqueeze(1).expand(E, N, n_heads),
+                          s_b, t["s_eq"].unsqueeze(1).expand(E, N, n_heads)], dim=2)  # [E, N, 4, H]
+    pattern = scores.softmax(dim=2)
+    w = pattern.unsqueeze(-1)                                 # [E, N, 4, H, 1]
     # ... and the weighted sum of the four value vectors.
-    v_a = torch.gather(t["v_a"], 1, a.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
-    v_b = torch.gather(t["v_b"], 1, b.unsqueeze(-1).expand(E, N, hd)).view(E, N, n_heads, d_head)
-    z = (pattern[..., 0, :] * v_a
-         + pattern[..., 1, :] * t["v_op"].view(E, 1, n_heads, d_head)
-         + pattern[..., 2, :] * v_b
-         + pattern[..., 3, :] * t["v_eq"].view(E, 1, n_heads, d_head)).reshape(E, N, hd)  # [E, N, H*d_head]
+    v_a = t["v_a"].reshape(E * p, hd).index_select(0, rows_a).view(E, N, n_heads, d_head)
+    v_b = t["v_b"].reshape(E * p, hd).index_select(0, rows_b).view(E, N, n_heads, d_head)
+    z = (torch.mul(v_a, w[:, :, 0]).addcmul_(t["v_op"].view(E, 1, n_heads, d_head), w[:, :, 1])
+         .addcmul_(v_b, w[:, :, 2]).addcmul_(t["v_eq"].view(E, 1, n_heads, d_head), w[:, :, 3]))
+    return _Mixed(rows_a, rows_b, pattern, v_a, v_b, z.view(E, N, hd))
 
+
+def _after_attention(t: Params, z: Tensor) -> tuple[Tensor, ...]:
+    """The residual stream after attention, the MLP and the unembedding at the last position.
+    Returns the activations the backward needs, logits last."""
     if "W_OI" not in t:
         # Literal order: attention output, residual, MLP, residual, unembedding.
-        resid_mid = torch.bmm(z, t["W_O"]) + t["x_eq"].unsqueeze(1)      # [E, N, d_model]
+        resid_mid = torch.baddbmm(t["x_eq"].unsqueeze(1), z, t["W_O"])  # [E, N, d_model]
         post = torch.bmm(resid_mid, t["W_in"]).relu_()                   # [E, N, d_mlp]
-        resid_post = resid_mid + torch.bmm(post, t["W_out"])             # [E, N, d_model]
-        return torch.bmm(resid_post, t["W_U"])                           # [E, N, d_vocab_out]
+        resid_post = torch.baddbmm(resid_mid, post, t["W_out"])          # [E, N, d_model]
+        return resid_mid, post, resid_post, torch.bmm(resid_post, t["W_U"])
     post = torch.baddbmm(t["c_in"], z, t["W_OI"]).relu_()                # [E, N, d_mlp]
-    return torch.baddbmm(torch.baddbmm(t["c_U"], z, t["W_OU"]), post, t["W_outU"])  # [E, N, d_vocab_out]
+    return post, torch.baddbmm(t["c_U"], z, t["W_OU"]).baddbmm_(post, t["W_outU"])  # [E, N, d_vocab_out]
+
+
+def _after_attention_backward(t: Params, z: Tensor, saved: tuple[Tensor, ...], g_logits: Tensor,
+                              grads: Params) -> Tensor:
+    """Backward of :func:`_after_attention`: adds the gradients of its tables into ``grads``
+    and returns the gradient of ``z``."""
+    zT = z.transpose(1, 2)
+    if "W_OI" not in t:
+        resid_mid, post, resid_post, _ = saved
+        grads["W_U"].baddbmm_(resid_post.transpose(1, 2), g_logits)
+        g_resid = torch.bmm(g_logits, t["W_U"].transpose(1, 2))          # d resid_post
+        grads["W_out"].baddbmm_(post.transpose(1, 2), g_resid)
+        g_pre = _relu_backward(torch.bmm(g_resid, t["W_out"].transpose(1, 2)), post)
+        grads["W_in"].baddbmm_(resid_mid.transpose(1, 2), g_pre)
+        g_resid.baddbmm_(g_pre, t["W_in"].transpose(1, 2))                # d resid_mid
+        grads["x_eq"] += g_resid.sum(dim=1)
+        grads["W_O"].baddbmm_(zT, g_resid)
+        return torch.bmm(g_resid, t["W_O"].transpose(1, 2))
+    post, _ = saved
+    grads["W_outU"].baddbmm_(post.transpose(1, 2), g_logits)
+    grads["c_U"] += g_logits.sum(dim=1, keepdim=True)
+    g_pre = _relu_backward(torch.bmm(g_logits, t["W_outU"].transpose(1, 2)), post)
+    grads["c_in"] += g_pre.sum(dim=1, keepdim=True)
+    grads["W_OI"].baddbmm_(zT, g_pre)
+    grads["W_OU"].baddbmm_(zT, g_logits)
+    return torch.bmm(g_logits, t["W_OU"].transpose(1, 2)).baddbmm_(g_pre, t["W_OI"].transpose(1, 2))
+
+
+def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, grads: Params) -> None:
+    """Backward of :func:`_attend`: adds the gradients of the score and value tables into ``grads``."""
+    E, N, n_heads = mix.pattern.shape[0], mix.pattern.shape[1], mix.pattern.shape[3]
+    p, hd = t["s_a"].shape[1], g_z.shape[-1]
+    g_z = g_z.view(E, N, n_heads, hd // n_heads)
+    v_op, v_eq = (t[k].view(E, 1, n_heads, hd // n_heads) for k in ("v_op", "v_eq"))
+    # Through the weighted sum: to the pattern, and to the four value vectors.
+    g_pattern = torch.stack([torch.linalg.vecdot(g_z, v) for v in (mix.v_a, v_op, mix.v_b, v_eq)], dim=2)
+    w = mix.pattern
+    grads["v_a"].view(E * p, hd).index_add_(0, mix.rows_a, (g_z * w[:, :, 0, :, None]).view(E * N, hd))
+    grads["v_b"].view(E * p, hd).index_add_(0, mix.rows_b, (g_z * w[:, :, 2, :, None]).view(E * N, hd))
+    grads["v_op"] += torch.einsum("enhd,enh->ehd", g_z, w[:, :, 1]).reshape(E, hd)
+    grads["v_eq"] += torch.einsum("enhd,enh->ehd", g_z, w[:, :, 3]).reshape(E, hd)
+    # Through the softmax over the four positions, to the scores.
+    g_scores = w * (g_pattern - (w * g_pattern).sum(dim=2, keepdim=True))
+    grads["s_a"].view(E * p, n_heads).index_add_(0, mix.rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
+    grads["s_b"].view(E * p, n_heads).index_add_(0, mix.rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
+    grads["s_op"] += g_scores[:, :, 1].sum(dim=1)
+    grads["s_eq"] += g_scores[:, :, 3].sum(dim=1)
+
+
+def _relu_backward(grad: Tensor, post: Tensor) -> Tensor:
+    """``grad`` where relu's OUTPUT ``post`` is positive, else 0, in place (the kernel autograd's
+    own ReLU backward calls, one pass)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, post, 0.0, grad_input=grad)
 
 
 def uses_fold(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> bool:
@@ -187,6 +354,27 @@ def forward_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int, fo
     literal = hd * cfg.d_model + cfg.d_model * cfg.d_mlp + cfg.d_mlp * cfg.d_model + cfg.d_model * task.d_vocab_out
     per_example = mixing + literal - (_fold_saving(*dims) if fold else 0)
     return 2 * (tables + (_fold_cost(*dims) if fold else 0) + n_examples * per_example)
+
+
+def training_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> int:
+    """FLOPs (2 per multiply-add) of one training step of ONE model on ``n_examples``
+    examples: :func:`vocabulary_tables` and its backward to the weights (counted as 2x its
+    forward) and :func:`loss_and_table_grads`.
+
+    With the maps multiplied out, the forward sums 4H + 1 rows per example instead of
+    multiplying ``z`` by ``W_OI`` and ``W_OU`` (the rows cost one product per token and head,
+    once per step), and the backward multiplies twice by each map per example (the gradient
+    of ``z`` and of the map). The literal path is 3x its forward (each product's backward is
+    two products). Elementwise work (softmax, ReLU, the float64 loss) is not counted.
+    """
+    if not uses_fold(cfg, task, n_examples):
+        return 3 * forward_matmul_flops(cfg, task, n_examples, fold=False)
+    hd, p, d_mlp, d_out = cfg.n_heads * cfg.d_head, task.p, cfg.d_mlp, task.d_vocab_out
+    tables = forward_matmul_flops(cfg, task, 0, fold=True) // 2        # per model, no example
+    rows = (2 * p + 2) * hd * (d_mlp + d_out)                           # _products_per_token
+    forward = 4 * hd + (4 * cfg.n_heads + 1) * (d_mlp + d_out) + d_mlp * d_out
+    backward = 2 * 4 * hd + 2 * hd * (d_mlp + d_out) + 2 * d_mlp * d_out
+    return 2 * (3 * tables + rows + n_examples * (forward + backward))
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["METRIC_COLUMNS", "cross_entropy64", "metric_rows", "milestones", "per_example_loss64"]
+__all__ = ["METRIC_COLUMNS", "cross_entropy64", "cross_entropy64_and_grad", "metric_rows", "milestones", "per_example_loss64"]
 
 METRIC_COLUMNS = [
     "step", "model", "seed", "data_seed", "weight_decay", "train_size",
@@ -34,6 +34,22 @@ def cross_entropy64(logits: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
     is that model's mean training loss.
     """
     return (per_example_loss64(logits, labels) * weights).sum(dim=-1)
+
+
+@torch.no_grad()
+def cross_entropy64_and_grad(logits: Tensor, labels: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`cross_entropy64` and its gradient with respect to the float32 logits, without
+    autograd: ``d loss_e / d logits[e, n] = weights[e, n] * (softmax(logits[e, n]) - onehot(label))``,
+    computed in float64 and returned in the logits' dtype (as autograd would)."""
+    z = logits.double()
+    z -= z.amax(dim=-1, keepdim=True)
+    correct = z.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    probs = z.exp_()                                   # unnormalised from here on
+    total = probs.sum(dim=-1)
+    loss = ((total.log() - correct) * weights).sum(dim=-1)
+    probs *= (weights / total).unsqueeze(-1)
+    probs.scatter_add_(-1, labels.unsqueeze(-1), -weights.unsqueeze(-1))
+    return loss, probs.to(logits.dtype)
 
 
 @torch.no_grad()

@@ -45,7 +45,7 @@ from circeff.empirical.checkpoint import (
 )
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, metric_rows, per_example_loss64
-from circeff.empirical.batched import logits_from_tables, uses_fold, vocabulary_tables
+from circeff.empirical.batched import logits_from_tables, loss_and_table_grads, uses_fold, vocabulary_tables
 from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import Dataset, make_dataset, train_indices
@@ -109,9 +109,10 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
     """``[E]`` float64 mean training loss of every model and the gradients of the stacked weights.
 
     Per chunk of models (one batched computation): the vocabulary tables once, then the
-    examples block by block, each block's backward accumulating into the tables' gradients,
-    and finally one backward from the tables to the weights. The loss of a chunk is the SUM of
-    its models' losses, so each model's slice of the gradient is that of its own loss.
+    examples block by block, each block's forward and backward (written out by hand in
+    :func:`~circeff.empirical.batched.loss_and_table_grads`) adding into the tables'
+    gradients, and finally one autograd backward from the tables to the weights. Each model's
+    slice of the gradient is that of its own loss.
     """
     grads = {n: torch.empty_like(p) for n, p in params.items()}
     losses = torch.zeros(config.n_models, dtype=torch.float64, device=params["W_E"].device)
@@ -120,15 +121,9 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
         n_max = data.a[c].shape[1]
         block = config.resolved_block_size or n_max
         tables = vocabulary_tables(leaf, config.task, fold=uses_fold(config.model, config.task, n_max))
-        tables_leaf = {k: t.detach().requires_grad_() for k, t in tables.items()}
-        for j in range(0, n_max, block):
-            cols = slice(j, j + block)
-            logits = logits_from_tables(tables_leaf, data.a[c][:, cols], data.b[c][:, cols])
-            loss = cross_entropy64(logits, data.labels[c][:, cols], data.weights[c][:, cols])
-            loss.sum().backward()
-            losses[sl] += loss.detach()
-        used = [k for k in tables if tables_leaf[k].grad is not None]
-        torch.autograd.backward([tables[k] for k in used], [tables_leaf[k].grad for k in used])
+        losses[sl], table_grads = loss_and_table_grads({k: t.detach() for k, t in tables.items()}, data.a[c],
+                                                       data.b[c], data.labels[c], data.weights[c], block)
+        torch.autograd.backward(list(tables.values()), [table_grads[k] for k in tables])
         for n in WEIGHT_NAMES:
             grads[n][sl] = leaf[n].grad
     return losses, grads

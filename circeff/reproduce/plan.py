@@ -7,8 +7,8 @@ extra evaluations). From them:
 
 * **model-steps**: sum over batches of E x steps (one model's full-batch optimiser step);
 * **examples**: sum over models of training-set size x steps (example-steps);
-* **FLOPs**: matrix-product FLOPs of forward and backward, 3 x
-  :func:`circeff.empirical.model.forward_matmul_flops` per model-step, plus the forward pass over
+* **FLOPs**: matrix-product FLOPs of forward and backward,
+  :func:`circeff.empirical.batched.training_matmul_flops` per model-step, plus the forward pass over
   all P^2 pairs at every evaluation (every ``log_every`` steps).
 
 :func:`calibrate` times a few steps of the real engine (loss, gradients, AdamW) on this machine,
@@ -79,10 +79,10 @@ class Work:
         return max(1, int(round(sum(self.sizes) / max(1, self.n_models))))
 
     def flops(self) -> float:
-        from circeff.empirical.batched import forward_matmul_flops
+        from circeff.empirical.batched import forward_matmul_flops, training_matmul_flops
 
         per_step = SETTLE_COST if self.kind == "settle" else 1.0
-        train = sum(3 * forward_matmul_flops(self.model, self.task, n) for n in self.sizes) * self.steps * per_step
+        train = sum(training_matmul_flops(self.model, self.task, n) for n in self.sizes) * self.steps * per_step
         evals = 0.0
         if self.log_every:
             n_evals = self.steps // self.log_every + 1
@@ -209,7 +209,7 @@ def calibrate(works: Iterable[Work], *, budget_s: float = 20.0, device: str = "c
 
     Shapes are (model, P, training size rounded to a power of two); once the budget is spent
     the remaining shapes use the FLOP rate of the nearest measured one (:func:`rate_for`)."""
-    from circeff.empirical.batched import forward_matmul_flops
+    from circeff.empirical.batched import training_matmul_flops
 
     shapes: dict[tuple, tuple[ModelConfig, TaskConfig, int, float]] = {}
     for w in works:
@@ -223,7 +223,7 @@ def calibrate(works: Iterable[Work], *, budget_s: float = 20.0, device: str = "c
             break
         n = min(n, task.n_examples)
         s = _time_shape(model, task, n, device=device)
-        out[key] = Calibration(model, task.p, n, 1e3 * s, 3.0 * forward_matmul_flops(model, task, n))
+        out[key] = Calibration(model, task.p, n, 1e3 * s, float(training_matmul_flops(model, task, n)))
     return out
 
 

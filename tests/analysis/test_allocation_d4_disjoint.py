@@ -104,6 +104,19 @@ def test_D4_disjoint_comparison_catches_a_mutated_prediction(monkeypatch):
     assert c.winner_agreement.value == 0.0 and c.winner_agreement.hi < 0.5
 
 
+def test_D4_winner_is_not_robust_when_a_kappa_interval_reaches_zero():
+    """kappa_G 0.3 with noisy logits: the point estimate is positive, its interval is not, and
+    D.4 says nothing at a corner with kappa <= 0: no cell's winner is robust (and none fails)."""
+    alone = _alone(P_TRUE, {"G": 0.3, "M": 4.0}, D_VALUES, noise=0.2)
+    c = compare_disjoint(alone, _pair(_true_winner, D_VALUES), n_classes=N, n_boot=200)
+    assert c.kappa_G.lo < 0 < c.kappa_G.value
+    assert c.n_cells == 8 and not any(cell.winner_robust for cell in c.cells)
+    # negative control: the same circuits with clean logits have positive intervals and robust winners
+    c = compare_disjoint(_alone(P_TRUE, {"G": 0.3, "M": 4.0}, D_VALUES, noise=0.01), _pair(_true_winner, D_VALUES),
+                         n_classes=N, n_boot=200)
+    assert c.kappa_G.lo > 0 and all(cell.winner_robust for cell in c.cells)
+
+
 def test_kappa_eff_inverts_the_case2_exponent():
     for k in (0.5, 1.0, 1.68, 1.9):
         assert math.isclose(float(kappa_from_exponent(optima.power_law_exponent(2.0, k))), k, rel_tol=1e-12)

@@ -46,11 +46,35 @@ def test_loss_is_float64_and_has_no_float32_floor():
     assert -torch.log_softmax(logits[0, 0], -1)[3].item() == 0.0  # the float32 floor
 
 
+def test_loss_gradient_resolves_losses_below_the_float32_floor():
+    """The training pass's own gradient (no autograd) of the float64 loss: where float32
+    rounds the loss to 0, the correct class still gets its gradient -w * 12 e^-30."""
+    from circeff.empirical.metrics import cross_entropy64_and_grad
+
+    logits = torch.zeros(1, 2, 13)
+    logits[0, 0, 3] = 30.0
+    labels, weights = torch.tensor([[3, 5]]), torch.tensor([[0.25, 0.75]], dtype=torch.float64)
+    loss, grad = cross_entropy64_and_grad(logits, labels, weights)
+    assert grad.dtype == torch.float32 and math.isclose(loss.item(), cross_entropy64(logits, labels, weights).item(), rel_tol=1e-12)
+    assert math.isclose(grad[0, 0, 3].item(), -0.25 * 12 * math.exp(-30), rel_tol=1e-3)  # a few digits, as the loss
+    leaf = logits.double().requires_grad_()
+    cross_entropy64(leaf, labels, weights).sum().backward()
+    torch.testing.assert_close(grad.double(), leaf.grad, rtol=1e-6, atol=0)
+    # softmax is shift-invariant; float64's exp overflows at 710 unless the max comes off first
+    shifted_loss, shifted_grad = cross_entropy64_and_grad(logits + 1000.0, labels, weights)
+    torch.testing.assert_close(shifted_loss, loss, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(shifted_grad, grad, rtol=1e-6, atol=1e-12)
+
+
 @pytest.mark.parametrize("block_size", [None, 16])
-def test_engine_loss_and_gradients_equal_reference_autograd(block_size):
+@pytest.mark.parametrize("sizes", [(70, 90), (150, 140)])  # the literal and the multiplied-out path
+def test_engine_loss_and_gradients_equal_reference_autograd(block_size, sizes):
     """Also when the examples go through in blocks (gradients accumulated over blocks)."""
-    cfg = _config(model=ModelConfig(), runs=(RunSpec(seed=4, train_size=70), RunSpec(seed=9, train_size=90, data_seed=1)),
-                  block_size=block_size)
+    from circeff.empirical.batched import uses_fold
+
+    cfg = _config(model=ModelConfig(), runs=(RunSpec(seed=4, train_size=sizes[0]),
+                                             RunSpec(seed=9, train_size=sizes[1], data_seed=1)), block_size=block_size)
+    assert uses_fold(cfg.model, cfg.task, max(sizes)) == (sizes[0] > 100)
     data = make_dataset(cfg.task)
     batch = build_training_data(data, cfg, torch.device("cpu"))
     from circeff.empirical.model import init_params

@@ -77,10 +77,12 @@ def test_one_row_per_network_and_rung_and_the_subset_copies(tiny_run):
 
 
 def test_the_fit_and_the_P1_rule_on_a_run_with_a_lowered_threshold(tiny_run, tmp_path):
-    # P = 11 G networks reach trig shares near 0.5-0.7; with the threshold at 0.3 the fit runs and
-    # the rule judges it: G's sizes 60-110 span a quarter of a decade, so P1 cannot hold
+    # P = 11 G networks reach trig shares of 0.3-0.8; with the threshold at 0.2 (and a norm drift
+    # up to 5%, so that which of these tiny networks count as settled does not hang on float
+    # rounding) the fit runs and the rule judges it: G's sizes 60-110 span a quarter of a
+    # decade, so P1 cannot hold
     out, _, _ = tiny_run
-    loose = with_overrides(TINY, trig_share_threshold=0.3)
+    loose = with_overrides(TINY, trig_share_threshold=0.2, convergence_tol=0.05)
     for c in ("M", "G"):
         shutil.copytree(out / c, tmp_path / c)
     result = run_efficiency(loose, tmp_path, progress=False)
