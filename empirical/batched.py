@@ -286,18 +286,29 @@ def _after_attention_backward(t: Params, z: Tensor, saved: tuple[Tensor, ...], g
 
 def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, grads: Params) -> None:
     """Backward of :func:`_attend`: adds the gradients of the score and value tables into ``grads``."""
-    E, N, n_heads = mix.pattern.shape[0], mix.pattern.shape[1], mix.pattern.shape[3]
+    E, N, _, n_heads = mix.pattern.shape
     p, hd = t["s_a"].shape[1], g_z.shape[-1]
-    g_z = g_z.view(E, N, n_heads, hd // n_heads)
-    v_op, v_eq = (t[k].view(E, 1, n_heads, hd // n_heads) for k in ("v_op", "v_eq"))
-    # Through the weighted sum: to the pattern, and to the four value vectors.
-    g_pattern = torch.stack([torch.linalg.vecdot(g_z, v) for v in (mix.v_a, v_op, mix.v_b, v_eq)], dim=2)
+    d_head = hd // n_heads
     w = mix.pattern
+    # Positions o and = hold one token each, so their terms are products over all examples:
+    # <g_z head h, v_o head h> for every example is g_z times a block-diagonal [H*d_head, H]
+    # matrix, and sum_n w(n) g_z(n) is one [2H, N] x [N, H*d_head] product whose head-h block of
+    # row h is kept (the other blocks mix heads and are dropped; H times the work, no copies).
+    v_fixed = torch.stack([t["v_op"], t["v_eq"]], dim=1).view(E, 2, n_heads, d_head)
+    blocks = torch.diag_embed(v_fixed.transpose(2, 3))                       # [E, 2, d_head, H, H]
+    blocks = blocks.permute(0, 3, 2, 1, 4).reshape(E, hd, 2 * n_heads)
+    g_fixed = torch.bmm(g_z, blocks).view(E, N, 2, n_heads)
+    sums = torch.bmm(w[:, :, 1::2].reshape(E, N, 2 * n_heads).transpose(1, 2), g_z)
+    sums = sums.view(E, 2, n_heads, n_heads, d_head).diagonal(dim1=2, dim2=3).transpose(2, 3)
+    grads["v_op"] += sums[:, 0].reshape(E, hd)
+    grads["v_eq"] += sums[:, 1].reshape(E, hd)
+    # Positions a and b: a value row per example, scattered back to its token's row.
+    g_z = g_z.view(E, N, n_heads, d_head)
     grads["v_a"].view(E * p, hd).index_add_(0, mix.rows_a, (g_z * w[:, :, 0, :, None]).view(E * N, hd))
     grads["v_b"].view(E * p, hd).index_add_(0, mix.rows_b, (g_z * w[:, :, 2, :, None]).view(E * N, hd))
-    grads["v_op"] += torch.einsum("enhd,enh->ehd", g_z, w[:, :, 1]).reshape(E, hd)
-    grads["v_eq"] += torch.einsum("enhd,enh->ehd", g_z, w[:, :, 3]).reshape(E, hd)
-    # Through the softmax over the four positions, to the scores.
+    # Through the weighted sum to the pattern, then through the softmax over the four positions.
+    g_pattern = torch.stack([torch.linalg.vecdot(g_z, mix.v_a), g_fixed[:, :, 0],
+                             torch.linalg.vecdot(g_z, mix.v_b), g_fixed[:, :, 1]], dim=2)
     g_scores = w * (g_pattern - (w * g_pattern).sum(dim=2, keepdim=True))
     grads["s_a"].view(E * p, n_heads).index_add_(0, mix.rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
     grads["s_b"].view(E * p, n_heads).index_add_(0, mix.rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
