@@ -168,14 +168,14 @@ FULL_ESTIMATE = ("planned 1.2 h of training (`--plan`, before settles were coste
 # Wall time (s) of each stage in the recorded runs, on a fresh clone on 2 quiet CPU cores, torch
 # 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 3835 s in all (its base
 # networks 149 s, Figure 8 1573 s, theory and toy 7 s are not entries of this table).
-# quick: `circeff reproduce --quick`, 2026-11-29, 588 s in all (base 24.8 s, theory and toy 4 s).
+# quick: `circeff reproduce --quick`, 2026-11-29, 571 s in all (base 25.1 s, theory and toy 4 s).
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 6.4,
-    ("efficiency", "quick"): 260.7,
-    ("ungrokking", "quick"): 131.8,
-    ("semigrok", "quick"): 70.5,
-    ("fig10", "quick"): 47.2,
-    ("allocation", "quick"): 37.8,
+    ("progress", "quick"): 5.2,
+    ("efficiency", "quick"): 260.4,
+    ("ungrokking", "quick"): 132.3,
+    ("semigrok", "quick"): 65.1,
+    ("fig10", "quick"): 42.1,
+    ("allocation", "quick"): 36.9,
     ("progress", "full"): 34.2,
     ("efficiency", "full"): 711.6,
     ("ungrokking", "full"): 342.7,
