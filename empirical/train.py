@@ -44,7 +44,7 @@ from circeff.empirical.checkpoint import (
     save_checkpoint,
 )
 from circeff.empirical.config import TrainConfig
-from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, metric_rows, per_example_loss64
+from circeff.empirical.metrics import METRIC_COLUMNS, metric_rows, per_example_loss64
 from circeff.empirical.batched import logits_from_tables, loss_and_table_grads, uses_fold, vocabulary_tables
 from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
 from circeff.empirical.optim import adamw_init, adamw_step
