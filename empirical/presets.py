@@ -161,13 +161,13 @@ PRESETS.update({
 # Figure 8 is planned as if all nine tasks generalise; in calibration (3000 steps at 80% of the
 # pairs) sub, mul, x2_plus_y2 did, div did for one of two seeds, the others did not, and tasks
 # whose bases do not generalise are not continued.
-FULL_ESTIMATE = ("planned 1.2 h of training (`--plan`, before settles were costed); measured 64 min on a fresh "
-                 "clone on 2 quiet cores (3835 s: Figure 8 26 min with 3 of its 9 tasks generalised and continued, "
-                 "P1 12 min, P4 8 min, ungrokking 6 min, Figure 10 5 min, allocation 4 min, base 2.5 min)")
+FULL_ESTIMATE = ("planned 1.2 h of training (`--plan`, before settles were costed); measured 49 min on a fresh "
+                 "clone on 2 quiet cores (2933 s: Figure 8 16 min with 2 of its 9 tasks generalised and continued, "
+                 "P1 10 min, P4 7.5 min, ungrokking 5 min, Figure 10 4.5 min, allocation 3 min, base 2 min)")
 
 # Wall time (s) of each stage in the recorded runs, on a fresh clone on 2 quiet CPU cores, torch
-# 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 3835 s in all (its base
-# networks 149 s, Figure 8 1573 s, theory and toy 7 s are not entries of this table).
+# 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 2933 s in all (its base
+# networks 120 s, Figure 8 975 s, theory and toy 4 s are not entries of this table).
 # quick: `circeff reproduce --quick`, 2026-11-29, 571 s in all (base 25.1 s, theory and toy 4 s).
 MEASURED: dict[tuple[str, str], float] = {
     ("progress", "quick"): 5.2,
@@ -176,12 +176,12 @@ MEASURED: dict[tuple[str, str], float] = {
     ("semigrok", "quick"): 65.1,
     ("fig10", "quick"): 42.1,
     ("allocation", "quick"): 36.9,
-    ("progress", "full"): 34.2,
-    ("efficiency", "full"): 711.6,
-    ("ungrokking", "full"): 342.7,
-    ("semigrok", "full"): 465.9,
-    ("fig10", "full"): 325.9,
-    ("allocation", "full"): 220.4,
+    ("progress", "full"): 20.1,
+    ("efficiency", "full"): 591.6,
+    ("ungrokking", "full"): 309.8,
+    ("semigrok", "full"): 446.9,
+    ("fig10", "full"): 276.0,
+    ("allocation", "full"): 188.9,
 }
 
 
