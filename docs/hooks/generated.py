@@ -39,6 +39,7 @@ registry does not know, stops the build. So does a public module without an API 
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import posixpath
 import re
@@ -53,10 +54,12 @@ DOCS = Path(__file__).resolve().parents[1]
 ROOT = DOCS.parent
 DATA = DOCS / "data"
 FIGURES = DOCS / "figures"
-SUMMARY = DATA / "summary.json"
-# the recorded runs the reproduce markers can show: "" the quick run, "full" the full one
-# (docs/scripts/build_figures.py RESULTS_DIR [--run full] writes both files and folders)
-RUNS = {"": ("summary.json", "reproduce"), "full": ("summary_full.json", "reproduce-full")}
+# The recorded runs the reproduce markers can show, with their data file and figure folder under
+# docs/: the mapping of docs/scripts/build_figures.py, which writes them (one definition).
+_spec = importlib.util.spec_from_file_location("circeff_docs_build_figures", DOCS / "scripts" / "build_figures.py")
+_build_figures = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_build_figures)
+RUNS: dict[str, tuple[str, str]] = _build_figures.RUNS
 THEORY_CHECK = DATA / "theory_check.json"
 TOY_SUMMARY = DATA / "toy_summary.json"
 BENCHMARKS = DATA / "benchmarks.json"
@@ -70,13 +73,13 @@ def _run_of(arg: str) -> tuple[str, str]:
     """(run, rest of the argument): ``"@full P1"`` -> ``("full", "P1")``; no ``@``: the quick run."""
     first, _, rest = arg.partition(" ")
     if not first.startswith("@"):
-        return "", arg
+        return "quick", arg
     if first[1:] not in RUNS:
-        raise PluginError(f"unknown run {first!r} (known: {', '.join('@' + r for r in RUNS if r)})")
+        raise PluginError(f"unknown run {first!r} (known: {', '.join('@' + r for r in RUNS)})")
     return first[1:], rest.strip()
 
 
-def _summary(run: str = "") -> Any | None:
+def _summary(run: str = "quick") -> Any | None:
     return _load_json(DATA / RUNS[run][0])
 
 
@@ -411,7 +414,7 @@ def render_verdict_summary(arg: str = "") -> str:
         return _missing("The verdicts", REPRODUCE_HINT)
     rows = ["| key | verdict | why (computed from the data) |", "| --- | --- | --- |"]
     for key, v in summary.get("verdicts", {}).items():
-        rows.append(_verdict_row(f"[{_code(key)}]({PAGES[key]})" if key in PAGES and not run else _code(key), v))
+        rows.append(_verdict_row(f"[{_code(key)}]({PAGES[key]})" if key in PAGES and run == "quick" else _code(key), v))
     rows += [_verdict_row(_code(key), v) for key, v in (summary.get("stage_verdicts") or {}).items()]
     return "\n".join(rows) + "\n"
 

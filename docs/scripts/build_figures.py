@@ -48,6 +48,8 @@ def write_json(path: Path, data) -> None:
     tmp.replace(path)
 
 
+# Each recorded run: its data file under docs/data/ and figure folder under docs/figures/ (the
+# docs hook docs/hooks/generated.py reads this mapping to find them).
 RUNS = {"quick": ("summary.json", "reproduce"), "full": ("summary_full.json", "reproduce-full")}
 
 
