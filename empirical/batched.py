@@ -189,10 +189,10 @@ def _rows_of(mix: _Mixed, p: int) -> tuple[Tensor, Tensor]:
     ``[E*N, 4H + 1]`` each. Rows: position a (model, head, token), o (model, head), b (model,
     head, token), = (model, head), and the constant (model)."""
     E, N, _, n_heads = mix.pattern.shape
-    device = mix.rows_a.device
+    device = mix.a.device
     model = torch.arange(E, device=device).repeat_interleave(N).unsqueeze(1)   # [E*N, 1]
     head = (model * n_heads + torch.arange(n_heads, device=device))           # [E*N, H]: model-head
-    a, b = (rows.remainder(p).unsqueeze(1) for rows in (mix.rows_a, mix.rows_b))
+    a, b = mix.a.reshape(E * N, 1), mix.b.reshape(E * N, 1)
     n_a = E * n_heads * p
     rows = torch.cat([head * p + a, n_a + head, n_a + E * n_heads + head * p + b,
                       2 * n_a + E * n_heads + head, 2 * n_a + 2 * E * n_heads + model], dim=1)
@@ -214,6 +214,8 @@ def _after_attention_by_rows(t: Params, mix: _Mixed, per_token: tuple[Tensor, Te
 class _Mixed(NamedTuple):
     """What the 4-way attention of the last position computed for a block (kept for the backward)."""
 
+    a: Tensor         # [E, N] element tokens of the block
+    b: Tensor
     rows_a: Tensor    # [E*N] row of each example's ``a`` in the tables flattened over models
     rows_b: Tensor
     pattern: Tensor   # [E, N, 4, H] attention of the last query on positions a, o, b, =
@@ -242,7 +244,7 @@ def _attend(t: Params, a: Tensor, b: Tensor) -> _Mixed:
     v_b = t["v_b"].reshape(E * p, hd).index_select(0, rows_b).view(E, N, n_heads, d_head)
     z = (torch.mul(v_a, w[:, :, 0]).addcmul_(t["v_op"].view(E, 1, n_heads, d_head), w[:, :, 1])
          .addcmul_(v_b, w[:, :, 2]).addcmul_(t["v_eq"].view(E, 1, n_heads, d_head), w[:, :, 3]))
-    return _Mixed(rows_a, rows_b, pattern, v_a, v_b, z.view(E, N, hd))
+    return _Mixed(a, b, rows_a, rows_b, pattern, v_a, v_b, z.view(E, N, hd))
 
 
 def _after_attention(t: Params, z: Tensor) -> tuple[Tensor, ...]:
