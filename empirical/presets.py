@@ -153,16 +153,17 @@ PRESETS.update({
 })
 
 # `circeff reproduce --full --plan` on 2 quiet CPU cores (torch threads 2), 2026-11-29: an ESTIMATE
-# from a calibration of the engine, not a measured run (MEASURED has the run). Why P = 31: the
-# work per model-step grows with the P^2 pairs, (37/31)^2 = 1.42x at the next prime, P = 37:
+# from a calibration of the engine (33 min of it Figure 8's), beside the measured run (MEASURED
+# has its stages). Why P = 31: the work per model-step grows with the P^2 pairs, (37/31)^2 = 1.42x at the next prime, P = 37:
 # about 91 min if Figure 8 continues the same three tasks, but up to about 2.4 h if more tasks
 # generalise with more pairs (each continued task cost about 6.5 min at P = 31). P = 37 was not
 # run; P = 31 is the largest prime that fits two hours whatever Figure 8's bases do.
 # Figure 8 is planned as if all nine tasks generalise; in calibration (3000 steps at 80% of the
 # pairs) sub, mul, x2_plus_y2 did, div did for one of two seeds, the others did not, and tasks
 # whose bases do not generalise are not continued.
-FULL_ESTIMATE = ("planned 1.2 h of training (`--plan`, before settles were costed); measured 49 min on a fresh "
-                 "clone on 2 quiet cores (2933 s: Figure 8 16 min with 2 of its 9 tasks generalised and continued, "
+FULL_ESTIMATE = ("planned 1.01 h of training (`--plan` on the same machine, Figure 8 as if all nine tasks "
+                 "continue); measured 49 min on a fresh clone on 2 quiet cores (2933 s: Figure 8 16 min with 2 "
+                 "of its 9 tasks generalised and continued, "
                  "P1 10 min, P4 7.5 min, ungrokking 5 min, Figure 10 4.5 min, allocation 3 min, base 2 min)")
 
 # Wall time (s) of each stage in the recorded runs, on a fresh clone on 2 quiet CPU cores, torch
