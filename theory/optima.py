@@ -774,6 +774,13 @@ def minimise(problem: OptimumProblem, *, seed: int = 0, n_starts: int | None = N
             candidates.append(kkt)
     best = min(candidates, key=obj.value)
     if convex:
+        # where the loss is flat to rounding (r just above 1: a total of 1e-8 whose 5e-4
+        # relative move changes no digit of it), the local solves stop anywhere on the flat
+        # part and Newton cannot see the way; among the points equal in loss, the most
+        # stationary one is the minimiser
+        f_best = obj.value(best)
+        ties = [c for c in candidates if obj.value(c) <= f_best + 64 * np.finfo(float).eps * abs(f_best)]
+        best = min(ties, key=obj.kkt_residual)
         best = _stationary_tiny_weights(obj, _newton_polish(obj, best))
     else:
         if np.count_nonzero(best) > 1:

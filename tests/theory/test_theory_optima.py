@@ -125,10 +125,21 @@ def _assert_agrees(problem):
     w = np.asarray(got["weights"])
     assert got["loss"] <= l_bf * (1 + 1e-10) + 1e-14, (got["loss"], l_bf)
     np.testing.assert_allclose(got["loss"], l_bf, rtol=1e-6, atol=1e-300)
-    # weights below 1e-6 of the total move the loss by less than BFGS resolves
-    np.testing.assert_allclose(w, w_bf, rtol=1e-4, atol=1e-4 * max(np.abs(w_bf).max(), 1e-12))
     if got["closed_form"] is not None:
         np.testing.assert_allclose(got["closed_form_loss"], got["loss"], rtol=1e-12)
+    if math.log(problem.n_classes) - got["loss"] <= 64 * np.finfo(float).eps * l_bf:
+        # the optimum lowers the loss below its value at w = 0 (log n) by less than 64 ulps
+        # (r just above 1: a total of 1e-14 at r = 1.001), so the brute force, which keeps 0
+        # unless a point is strictly lower, cannot place it: the closed form, where there is
+        # one, still can; elsewhere the point must be stationary
+        if got["closed_form"] is not None:
+            closed = np.asarray(got["closed_form"])
+            np.testing.assert_allclose(w, closed, rtol=1e-4, atol=1e-4 * np.abs(closed).max())
+        else:
+            assert got["kkt_residual"] <= 1e-9, got
+        return
+    # weights below 1e-6 of the total move the loss by less than BFGS resolves
+    np.testing.assert_allclose(w, w_bf, rtol=1e-4, atol=1e-4 * max(np.abs(w_bf).max(), 1e-12))
 
 
 #: the problem that once went wrong: a closed form 5e7 beside the optimum 14.05 (r = 0.075)
@@ -251,7 +262,13 @@ def test_D4_mixed_kappa_winner_is_not_always_the_minimal_P():
     assert {0, 1} <= winners
 
 
+#: r just above 1, where the loss is flat to rounding around a total of 1e-8: the local solves
+#: once stopped 5e-4 (relative) away from the exact stationary point
+FLAT_R = O.OptimumProblem((1.25, 1.875), 1.001953125, 1.0, 0.8161762130223398, 67)
+
+
 @settings(max_examples=10)
+@example(FLAT_R)
 @given(cross_check_problems())
 def test_D4_optimum_agrees_with_brute_force(problem):
     _assert_agrees(problem)
