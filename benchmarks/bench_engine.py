@@ -20,10 +20,10 @@ the engine's row sums that replace two of them), which dominate:
   3 d_model H d_head; W_O: H d_head d_model; W_in, W_out: 2 d_model d_mlp; W_U: d_model P)
   + scores and mixing (2 H 4 4 d_head);
 - engine: :func:`circeff.empirical.batched.training_matmul_flops`: per model and step the
-  vocabulary tables (query, scores, values of the P element tokens, the maps multiplied
-  out) and their backward, the rows per token and head that replace ``z W_OI`` and
-  ``z W_OU`` in the forward, and per example the 4-way mixing, the row sums, ``post W_outU``
-  and the backward's products.
+  vocabulary tables (query, scores, the maps multiplied out and applied to every value: the
+  rows per head and token that replace ``z W_OI`` and ``z W_OU``) and their backward, and
+  per example the row sums (forward; backward: the rows' gradients and one dot per row),
+  ``post W_outU`` and its two backward products.
 Elementwise work (softmax, ReLU, the float64 loss, AdamW) is not counted, so GFLOP/s measure
 how much of the time goes into useful matrix products.
 """

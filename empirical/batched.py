@@ -22,11 +22,13 @@ example, differentiable by autograd).
 Training runs stage 2 through :func:`loss_and_table_grads` instead: the same function, with
 its forward and backward written out (tests check both against autograd), in blocks of
 examples small enough for the CPU caches, and back-propagates through stage 1 once per step.
-Written out, it spends less time outside the matrix products than autograd does, and with
-the maps after attention multiplied out its forward needs one product per example
-(``post W_out W_U``) instead of three: the attention output ``z`` is a weighted sum of value
-vectors, so ``z W_O W_in`` and ``z W_O W_U`` are the same weighted sums of rows made once
-per step for every (position, head, token).
+With the maps after attention multiplied out, no product per example involves the attention
+output ``z``: ``z`` is a weighted sum of value vectors, so ``z W_O W_in`` and ``z W_O W_U`` are
+the same weighted sums of rows ``v W_O W_in`` (``v W_O W_U``) made once per step for every
+(head, position, token). The forward sums 4H + 1 rows per example; the backward makes the
+same sums the other way round (each row collects its examples) and one dot per (example,
+row) for the attention weights. Per example only ``post W_out W_U`` and its backward remain
+as matrix products.
 
 This is the same function as :class:`circeff.empirical.model.Transformer` (tests check
 equality to 1e-5); only the order of floating-point operations differs.
@@ -35,6 +37,7 @@ equality to 1e-5); only the order of floating-point operations differs.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -47,6 +50,8 @@ from circeff.empirical.model import Params
 from circeff.empirical.tasks import TaskConfig
 
 __all__ = [
+    "Incidence",
+    "build_incidence",
     "final_logits",
     "forward_matmul_flops",
     "logits_all",
@@ -78,8 +83,9 @@ def final_logits(params: Params, a: Tensor, b: Tensor, task: TaskConfig, fold: b
 
 def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
     """Stage 1 of :func:`final_logits`, once per model and step: everything that depends on
-    the weights but not on the example (attention scores and values of every token a
-    position can hold, the one query, and the maps after attention).
+    the weights but not on the example (attention scores of every token a position can hold,
+    the one query, and either the values and the maps after attention, or, with ``fold``, the
+    maps multiplied out and applied to every value: the rows of :func:`_rows_per_token`).
     """
     W_E, W_pos = params["W_E"], params["W_pos"]      # [E, d_vocab, d_model], [E, n_ctx, d_model]
     W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
@@ -104,6 +110,8 @@ def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
         "s_b": torch.bmm(x_b, k_q),                          # [E, P, H]
         "s_op": torch.einsum("ed,edh->eh", x_op, k_q),       # [E, H]
         "s_eq": torch.einsum("ed,edh->eh", x_eq, k_q),       # [E, H]
+    }
+    values = {
         "v_a": torch.bmm(x_a, W_V_all),                      # [E, P, H*d_head]
         "v_b": torch.bmm(x_b, W_V_all),                      # [E, P, H*d_head]
         "v_op": torch.einsum("ed,edk->ek", x_op, W_V_all),   # [E, H*d_head]
@@ -111,26 +119,41 @@ def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
     }
     W_O_all = W_O.reshape(E, hd, d_model)                    # [E, H*d_head, d_model]
     if not fold:
-        return tables | {"W_O": W_O_all, "x_eq": x_eq, "W_in": W_in, "W_out": W_out, "W_U": W_U}
+        return tables | values | {"W_O": W_O_all, "x_eq": x_eq, "W_in": W_in, "W_out": W_out, "W_U": W_U}
     # resid_mid = x_eq + z W_O, so (same function, fewer products per example):
     #   resid_mid W_in = x_eq W_in + z (W_O W_in)
-    #   resid_post W_U = x_eq W_U + z (W_O W_U) + post (W_out W_U).
+    #   resid_post W_U = x_eq W_U + z (W_O W_U) + post (W_out W_U),
+    # and z is a weighted sum of value vectors, so z (W_O W_in) is the same weighted sum of
+    # the rows v W_O W_in, one per (head, position, token), made here once per step.
     return tables | {
-        "W_OI": torch.bmm(W_O_all, W_in),                    # [E, H*d_head, d_mlp]
-        "W_OU": torch.bmm(W_O_all, W_U),                     # [E, H*d_head, d_vocab_out]
+        "rows_in": _rows_per_token(values, n_heads, torch.bmm(W_O_all, W_in), torch.bmm(x_eq.unsqueeze(1), W_in)),
+        "rows_U": _rows_per_token(values, n_heads, torch.bmm(W_O_all, W_U), torch.bmm(x_eq.unsqueeze(1), W_U)),
         "W_outU": torch.bmm(W_out, W_U),                     # [E, d_mlp, d_vocab_out]
-        "c_in": torch.bmm(x_eq.unsqueeze(1), W_in),          # [E, 1, d_mlp]
-        "c_U": torch.bmm(x_eq.unsqueeze(1), W_U),            # [E, 1, d_vocab_out]
     }
+
+
+def _rows_per_token(values: Params, n_heads: int, W: Tensor, const: Tensor) -> Tensor:
+    """``[E, R, m]``: for each head h and each token a position can hold, its value times
+    ``W_O[h] W`` (``W`` is ``[E, H*d_head, m]``, the map from attention output onwards), then the
+    constant ``const`` ``[E, 1, m]``; the row order is :func:`_row_index`'s."""
+    E, p, hd = values["v_a"].shape
+    n_slots, d_head = 2 * p + 2, hd // n_heads
+    v = torch.cat([values["v_a"], values["v_op"].unsqueeze(1), values["v_b"], values["v_eq"].unsqueeze(1)], dim=1)
+    v = v.view(E, n_slots, n_heads, d_head).transpose(1, 2)                  # [E, H, slots, d_head]
+    per_head = torch.matmul(v, W.view(E, n_heads, d_head, -1))               # [E, H, slots, m]
+    return torch.cat([per_head.reshape(E, n_heads * n_slots, -1), const], dim=1)
 
 
 def logits_from_tables(t: Params, a: Tensor, b: Tensor) -> Tensor:
     """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``."""
+    if "rows_in" in t:
+        rows = _row_index(a, b, *t["s_a"].shape[1:])
+        return _after_attention_by_rows(t, rows, _row_weights(_pattern(t, a, b)))[-1]
     return _after_attention(t, _attend(t, a, b).z)[-1]
 
 
 def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
-                         block_size: int | None = None) -> tuple[Tensor, Params]:
+                         block_size: int | None = None, incidence: Incidence | None = None) -> tuple[Tensor, Params]:
     """Stage 2 forward and backward by hand, for training: the ``[E]`` float64 weighted
     cross-entropy (:func:`circeff.empirical.metrics.cross_entropy64`) of the examples ``[E, N]``,
     taken ``block_size`` at a time, and its gradient with respect to every table.
@@ -138,155 +161,237 @@ def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weight
     The same function and gradient as autograd through :func:`logits_from_tables` (tests check
     both to float rounding). Written out because autograd spends a third of a training step
     outside the matrix products here (separate ReLU and float64 passes, the temporaries it
-    keeps, a scatter per gathered table), and because with the maps multiplied out the
-    forward needs no product per example for ``z W_OI`` and ``z W_OU``: those are sums of 4H
-    rows of tables made once per step (:func:`_products_per_token`). The backward still
-    multiplies by ``W_OI`` and ``W_OU`` per example (the gradients of ``z`` and of those maps).
+    keeps, a scatter per gathered table). With the maps multiplied out, ``c_in + z W_OI`` (and
+    ``c_U + z W_OU``) is a weighted sum of 4H + 1 rows per example, and its backward is the
+    same sums the other way round (:func:`_rows_backward`): no product per example touches the
+    attention output. ``incidence`` is :func:`build_incidence` of ``(a, b)``, for a caller
+    that keeps it between steps; its block size is then the one used.
     """
+    if "rows_in" not in t:
+        return _literal_loss_and_table_grads(t, a, b, labels, weights, block_size)
+    E, N = a.shape
+    p, n_heads = t["s_a"].shape[1:]
+    inc = incidence or build_incidence(a, b, p, n_heads, block_size)
     grads = {k: torch.zeros_like(v) for k, v in t.items()}
-    loss = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
-    per_token = _products_per_token(t) if "W_OI" in t else None
-    block = block_size or a.shape[1]
-    for j in range(0, a.shape[1], block):
-        cols = slice(j, j + block)
-        mix = _attend(t, a[:, cols], b[:, cols])
-        saved = _after_attention(t, mix.z) if per_token is None else _after_attention_by_rows(t, mix, per_token)
-        block_loss, g_logits = cross_entropy64_and_grad(saved[-1], labels[:, cols], weights[:, cols])
+    loss = torch.zeros(E, dtype=torch.float64, device=a.device)
+    # Per example, block after block: the rows' weights, and the gradients at the row sums.
+    row_weight = t["s_a"].new_empty(E * N, 4 * n_heads + 1)
+    g_pre = t["rows_in"].new_empty(E * N, t["rows_in"].shape[-1])
+    g_logits = t["rows_U"].new_empty(E * N, t["rows_U"].shape[-1])
+    for cols, at in _blocks(E, N, inc.block):
+        weight = row_weight[at]
+        torch.cat([_pattern(t, a[:, cols], b[:, cols]).view(weight.shape[0], -1), weight.new_ones(weight.shape[0], 1)],
+                  dim=1, out=weight)
+        post, logits = _after_attention_by_rows(t, inc.rows[at], weight)
+        block_loss, g_block = cross_entropy64_and_grad(logits, labels[:, cols], weights[:, cols])
         loss += block_loss
-        g_z = _after_attention_backward(t, mix.z, saved, g_logits, grads)
-        _attend_backward(t, mix, g_z, grads)
+        g_logits[at] = g_block.view(weight.shape[0], -1)
+        grads["W_outU"].baddbmm_(post.transpose(1, 2), g_block)
+        _relu_backward(torch.bmm(g_block, t["W_outU"].transpose(1, 2), out=g_pre[at].view_as(post)), post)
+    g_weight = _rows_backward(t, inc, row_weight, g_pre, g_logits, grads)
+    for cols, at in _blocks(E, N, inc.block):
+        n = cols.stop - cols.start
+        pattern, g_pattern = (w[at, :-1].view(E, n, 4, n_heads) for w in (row_weight, g_weight))
+        _pattern_backward(pattern, g_pattern, a[:, cols], b[:, cols], grads)
     return loss, grads
 
 
-def _products_per_token(t: Params) -> tuple[Tensor, Tensor]:
-    """``z W_OI`` and ``z W_OU`` split into rows: ``z`` is a weighted sum over positions and
-    heads of value vectors, so each product is the same weighted sum of rows
-    ``v[token, head] W_O[head] W_in`` (and ``... W_U``), one row per model, position, head and
-    token that position can hold, plus one row per model for the constant ``c_in`` (``c_U``).
+def _blocks(E: int, N: int, block: int):  # noqa: ANN202 - a generator of slice pairs
+    """The blocks of ``block`` examples: each block's columns of ``[E, N]`` and its rows of the
+    block-major ``[E*N, ...]`` buffers (all models' examples of block 0, then of block 1, ...),
+    where a block is one contiguous ``[E, n, ...]`` piece."""
+    for j in range(0, N, block):
+        n = min(block, N - j)
+        yield slice(j, j + n), slice(E * j, E * (j + n))
 
-    Returns ``[R, d_mlp]`` and ``[R, d_vocab_out]`` in the row order of :func:`_rows_of`.
+
+class Incidence(NamedTuple):
+    """Which rows of the row tables (``rows_in``, ``rows_U``) each example sums, and the same
+    pairs sorted by row: the forward gathers rows per example, the backward collects examples
+    per row. It depends only on the tokens and the block size, so a training loop makes it once.
+
+    Examples are numbered block-major (:func:`_blocks`), rows across models (model e's start at
+    ``e * R``) as in :func:`_row_index`.
     """
-    E, p, n_heads = t["s_a"].shape
-    d_head = t["v_a"].shape[-1] // n_heads
-    out = []
-    for W, c in ((t["W_OI"], t["c_in"]), (t["W_OU"], t["c_U"])):
-        m = W.shape[-1]
-        W = W.view(E * n_heads, d_head, m)
-        rows = W.new_empty(2 * E * n_heads * (p + 1) + E, m)
-        at = 0
-        for v in (t["v_a"], t["v_op"].unsqueeze(1), t["v_b"], t["v_eq"].unsqueeze(1)):  # positions a, o, b, =
-            n = v.shape[1]
-            v = v.view(E, n, n_heads, d_head).transpose(1, 2).reshape(E * n_heads, n, d_head)
-            torch.bmm(v, W, out=rows[at:at + E * n_heads * n].view(E * n_heads, n, m))
-            at += E * n_heads * n
-        rows[at:] = c.view(E, m)
-        out.append(rows)
-    return out[0], out[1]
+
+    rows: Tensor      # [E*N, 4H + 1] the rows each example sums (see _row_index)
+    order: Tensor     # [E*N*(4H + 1)] the entries of ``rows.flatten()``, sorted by row (stable)
+    examples: Tensor  # [E*N*(4H + 1)] the example of each sorted entry
+    offsets: Tensor   # [E*R + 1] where each row's entries start among the sorted ones
+    block: int        # examples per block
 
 
-def _rows_of(mix: _Mixed, p: int) -> tuple[Tensor, Tensor]:
-    """Which rows of :func:`_products_per_token` each example sums, and with what weights:
-    ``[E*N, 4H + 1]`` each. Rows: position a (model, head, token), o (model, head), b (model,
-    head, token), = (model, head), and the constant (model)."""
-    E, N, _, n_heads = mix.pattern.shape
-    device = mix.a.device
-    model = torch.arange(E, device=device).repeat_interleave(N).unsqueeze(1)   # [E*N, 1]
-    head = (model * n_heads + torch.arange(n_heads, device=device))           # [E*N, H]: model-head
-    a, b = mix.a.reshape(E * N, 1), mix.b.reshape(E * N, 1)
-    n_a = E * n_heads * p
-    rows = torch.cat([head * p + a, n_a + head, n_a + E * n_heads + head * p + b,
-                      2 * n_a + E * n_heads + head, 2 * n_a + 2 * E * n_heads + model], dim=1)
-    weight = torch.cat([mix.pattern.reshape(E * N, 4 * n_heads), mix.pattern.new_ones(E * N, 1)], dim=1)
-    return rows, weight
+def build_incidence(a: Tensor, b: Tensor, p: int, n_heads: int, block_size: int | None = None) -> Incidence:
+    """:class:`Incidence` of the examples ``(a, b)`` (``[E, N]`` each), taken ``block_size`` at a time."""
+    E, N = a.shape
+    block = block_size or N
+    rows = torch.cat([_row_index(a[:, cols], b[:, cols], p, n_heads) for cols, _ in _blocks(E, N, block)])
+    sorted_rows, order = torch.sort(rows.flatten(), stable=True)
+    offsets = torch.searchsorted(sorted_rows, torch.arange(E * _rows_per_model(p, n_heads) + 1, device=a.device))
+    return Incidence(rows, order, order // rows.shape[1], offsets, block)
 
 
-def _after_attention_by_rows(t: Params, mix: _Mixed, per_token: tuple[Tensor, Tensor]) -> tuple[Tensor, ...]:
-    """:func:`_after_attention` (maps multiplied out) with ``c_in + z W_OI`` and
-    ``c_U + z W_OU`` as weighted sums of rows of :func:`_products_per_token`."""
-    E, N = mix.pattern.shape[:2]
-    rows, weight = _rows_of(mix, t["s_a"].shape[1])
-    T_in, T_U = per_token
-    post = F.embedding_bag(rows, T_in, per_sample_weights=weight, mode="sum").view(E, N, -1).relu_()
-    logits = F.embedding_bag(rows, T_U, per_sample_weights=weight, mode="sum").view(E, N, -1)
-    return post, logits.baddbmm_(post, t["W_outU"])
+def _rows_per_model(p: int, n_heads: int) -> int:
+    return n_heads * (2 * p + 2) + 1
+
+
+def _row_index(a: Tensor, b: Tensor, p: int, n_heads: int) -> Tensor:
+    """``[E*N, 4H + 1]``: the rows of :func:`_rows_per_token` each example ``(a, b)`` sums,
+    numbered across models. Per model, head h has 2P + 2 slots (a = 0..P-1, o, b = 0..P-1,
+    =), heads one after another, then the constant. The columns follow
+    ``pattern.reshape(E, N, 4H)`` (positions a, o, b, =, each by head), then the constant."""
+    E, N = a.shape
+    slots = 2 * p + 2
+    first = torch.arange(E, device=a.device).view(E, 1, 1) * _rows_per_model(p, n_heads)
+    head = first + torch.arange(n_heads, device=a.device) * slots                  # [E, 1, H]
+    a, b = a.unsqueeze(-1), b.unsqueeze(-1)
+    return torch.cat([head + a, (head + p).expand(E, N, n_heads), head + (p + 1) + b,
+                      (head + slots - 1).expand(E, N, n_heads), (first + n_heads * slots).expand(E, N, 1)],
+                     dim=-1).view(E * N, 4 * n_heads + 1)
+
+
+def _row_weights(pattern: Tensor) -> Tensor:
+    """``[E*N, 4H + 1]``: the attention weight of each row of :func:`_row_index`, 1 for the constant."""
+    flat = pattern.reshape(pattern.shape[0] * pattern.shape[1], -1)
+    return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], dim=1)
+
+
+def _after_attention_by_rows(t: Params, rows: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    """``post`` (after the ReLU) and logits, ``[E, n, ...]``, with ``c_in + z W_OI`` and
+    ``c_U + z W_OU`` as sums of the rows of :func:`_rows_per_token` (``rows`` from
+    :func:`_row_index`, with weights ``weight``, ``[E*n, 4H + 1]`` each)."""
+    E = t["W_outU"].shape[0]
+    T_in, T_U = t["rows_in"], t["rows_U"]
+    post = F.embedding_bag(rows, T_in.view(-1, T_in.shape[-1]), per_sample_weights=weight, mode="sum")
+    logits = F.embedding_bag(rows, T_U.view(-1, T_U.shape[-1]), per_sample_weights=weight, mode="sum")
+    post = post.view(E, -1, post.shape[-1]).relu_()
+    return post, logits.view(E, -1, logits.shape[-1]).baddbmm_(post, t["W_outU"])
+
+
+def _rows_backward(t: Params, inc: Incidence, weight: Tensor, g_pre: Tensor, g_logits: Tensor,
+                   grads: Params) -> Tensor:
+    """Backward of the row sums of :func:`_after_attention_by_rows` over all examples
+    (block-major ``[E*N, ...]``): sets the gradients of ``rows_in`` and ``rows_U`` and returns
+    that of ``weight``.
+
+    A row's gradient is the sum over the examples that use it of their weight times the
+    gradient there: a weighted sum of example rows, grouped by ``inc``'s sorted order (the
+    forward's ``embedding_bag`` the other way round). A weight's gradient is the dot of its
+    row with the example's gradient: a product sampled at the incidence's pairs.
+    """
+    sorted_weight = weight.flatten()[inc.order]
+    dots = 0
+    for name, g in (("rows_in", g_pre), ("rows_U", g_logits)):
+        table = t[name].view(-1, t[name].shape[-1])
+        grads[name] = F.embedding_bag(inc.examples, g, inc.offsets, per_sample_weights=sorted_weight, mode="sum",
+                                      include_last_offset=True).view_as(t[name])
+        dots = dots + _sampled_dots(table, g, inc, sorted_weight)
+    return torch.empty_like(dots).index_copy_(0, inc.order, dots).view_as(weight)
+
+
+def _sampled_dots(rows: Tensor, g: Tensor, inc: Incidence, values: Tensor) -> Tensor:
+    """``rows[r] . g[n]`` for each (row r, example n) pair of ``inc``, in its sorted order."""
+    if g.device.type == "meta":  # torch has no meta kernel for sampled_addmm (shapes only)
+        return values.new_empty(values.shape)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+        pairs = torch.sparse_csr_tensor(inc.offsets, inc.examples, values, size=(rows.shape[0], g.shape[0]),
+                                        check_invariants=False)
+    # beta = 0: the pairs' values are not read, only where they are.
+    return torch.sparse.sampled_addmm(pairs, rows, g.T, beta=0.0).values()
 
 
 class _Mixed(NamedTuple):
-    """What the 4-way attention of the last position computed for a block (kept for the backward)."""
+    """What the 4-way attention of the last position computed for a block (kept for the
+    backward of the literal path)."""
 
-    a: Tensor         # [E, N] element tokens of the block
-    b: Tensor
+    pattern: Tensor   # [E, N, 4, H] attention of the last query on positions a, o, b, =
     rows_a: Tensor    # [E*N] row of each example's ``a`` in the tables flattened over models
     rows_b: Tensor
-    pattern: Tensor   # [E, N, 4, H] attention of the last query on positions a, o, b, =
     v_a: Tensor       # [E, N, H, d_head] value of each example's ``a`` (and ``b``)
     v_b: Tensor
     z: Tensor         # [E, N, H*d_head] attention output, heads side by side
 
 
+def _token_rows(a: Tensor, b: Tensor, p: int) -> tuple[Tensor, Tensor]:
+    """``[E*N]`` rows of each example's ``a`` and ``b`` in P-row tables flattened over models
+    (model e's rows start at e * P), for one ``index_select`` or ``index_add_`` across models."""
+    first_row = torch.arange(a.shape[0], device=a.device).unsqueeze(1) * p
+    return (a + first_row).reshape(-1), (b + first_row).reshape(-1)
+
+
+def _pattern(t: Params, a: Tensor, b: Tensor) -> Tensor:
+    """``[E, N, 4, H]``: the last query's 4-way softmax per head over positions a, o, b, = (it
+    sees all four)."""
+    E, N = a.shape
+    p, n_heads = t["s_a"].shape[1], t["s_a"].shape[2]
+    rows_a, rows_b = _token_rows(a, b, p)
+    s_a = t["s_a"].reshape(E * p, n_heads).index_select(0, rows_a).view(E, N, n_heads)
+    s_b = t["s_b"].reshape(E * p, n_heads).index_select(0, rows_b).view(E, N, n_heads)
+    scores = torch.stack([s_a, t["s_op"].unsqueeze(1).expand(E, N, n_heads),
+                          s_b, t["s_eq"].unsqueeze(1).expand(E, N, n_heads)], dim=2)
+    return scores.softmax(dim=2)
+
+
 def _attend(t: Params, a: Tensor, b: Tensor) -> _Mixed:
+    """The attention pattern and the weighted sum of the four value vectors (literal path)."""
     E, N = a.shape
     p, n_heads = t["s_a"].shape[1], t["s_a"].shape[2]
     hd = t["v_a"].shape[-1]
     d_head = hd // n_heads
-    # One index_select on the tables flattened over models (model e's rows start at e * P).
-    first_row = torch.arange(E, device=a.device).unsqueeze(1) * p
-    rows_a, rows_b = (a + first_row).reshape(-1), (b + first_row).reshape(-1)
-    s_a = t["s_a"].reshape(E * p, n_heads).index_select(0, rows_a).view(E, N, n_heads)
-    s_b = t["s_b"].reshape(E * p, n_heads).index_select(0, rows_b).view(E, N, n_heads)
-    # A 4-way softmax per head over the positions a, o, b, = (the last query sees all four).
-    scores = torch.stack([s_a, t["s_op"].unsqueeze(1).expand(E, N, n_heads),
-                          s_b, t["s_eq"].unsqueeze(1).expand(E, N, n_heads)], dim=2)  # [E, N, 4, H]
-    pattern = scores.softmax(dim=2)
+    pattern = _pattern(t, a, b)
     w = pattern.unsqueeze(-1)                                 # [E, N, 4, H, 1]
-    # ... and the weighted sum of the four value vectors.
+    rows_a, rows_b = _token_rows(a, b, p)
     v_a = t["v_a"].reshape(E * p, hd).index_select(0, rows_a).view(E, N, n_heads, d_head)
     v_b = t["v_b"].reshape(E * p, hd).index_select(0, rows_b).view(E, N, n_heads, d_head)
     z = (torch.mul(v_a, w[:, :, 0]).addcmul_(t["v_op"].view(E, 1, n_heads, d_head), w[:, :, 1])
          .addcmul_(v_b, w[:, :, 2]).addcmul_(t["v_eq"].view(E, 1, n_heads, d_head), w[:, :, 3]))
-    return _Mixed(a, b, rows_a, rows_b, pattern, v_a, v_b, z.view(E, N, hd))
+    return _Mixed(pattern, rows_a, rows_b, v_a, v_b, z.view(E, N, hd))
+
+
+def _literal_loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
+                                  block_size: int | None) -> tuple[Tensor, Params]:
+    """:func:`loss_and_table_grads` for the literal path (maps not multiplied out)."""
+    grads = {k: torch.zeros_like(v) for k, v in t.items()}
+    loss = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
+    block = block_size or a.shape[1]
+    for j in range(0, a.shape[1], block):
+        cols = slice(j, j + block)
+        mix = _attend(t, a[:, cols], b[:, cols])
+        saved = _after_attention(t, mix.z)
+        block_loss, g_logits = cross_entropy64_and_grad(saved[-1], labels[:, cols], weights[:, cols])
+        loss += block_loss
+        g_z = _after_attention_backward(t, mix.z, saved, g_logits, grads)
+        _attend_backward(t, mix, g_z, a[:, cols], b[:, cols], grads)
+    return loss, grads
 
 
 def _after_attention(t: Params, z: Tensor) -> tuple[Tensor, ...]:
-    """The residual stream after attention, the MLP and the unembedding at the last position.
-    Returns the activations the backward needs, logits last."""
-    if "W_OI" not in t:
-        # Literal order: attention output, residual, MLP, residual, unembedding.
-        resid_mid = torch.baddbmm(t["x_eq"].unsqueeze(1), z, t["W_O"])  # [E, N, d_model]
-        post = torch.bmm(resid_mid, t["W_in"]).relu_()                   # [E, N, d_mlp]
-        resid_post = torch.baddbmm(resid_mid, post, t["W_out"])          # [E, N, d_model]
-        return resid_mid, post, resid_post, torch.bmm(resid_post, t["W_U"])
-    post = torch.baddbmm(t["c_in"], z, t["W_OI"]).relu_()                # [E, N, d_mlp]
-    return post, torch.baddbmm(t["c_U"], z, t["W_OU"]).baddbmm_(post, t["W_outU"])  # [E, N, d_vocab_out]
+    """The literal order after attention (attention output, residual, MLP, residual,
+    unembedding) at the last position. Returns the activations the backward needs, logits last."""
+    resid_mid = torch.baddbmm(t["x_eq"].unsqueeze(1), z, t["W_O"])  # [E, N, d_model]
+    post = torch.bmm(resid_mid, t["W_in"]).relu_()                   # [E, N, d_mlp]
+    resid_post = torch.baddbmm(resid_mid, post, t["W_out"])          # [E, N, d_model]
+    return resid_mid, post, resid_post, torch.bmm(resid_post, t["W_U"])
 
 
 def _after_attention_backward(t: Params, z: Tensor, saved: tuple[Tensor, ...], g_logits: Tensor,
                               grads: Params) -> Tensor:
     """Backward of :func:`_after_attention`: adds the gradients of its tables into ``grads``
     and returns the gradient of ``z``."""
-    zT = z.transpose(1, 2)
-    if "W_OI" not in t:
-        resid_mid, post, resid_post, _ = saved
-        grads["W_U"].baddbmm_(resid_post.transpose(1, 2), g_logits)
-        g_resid = torch.bmm(g_logits, t["W_U"].transpose(1, 2))          # d resid_post
-        grads["W_out"].baddbmm_(post.transpose(1, 2), g_resid)
-        g_pre = _relu_backward(torch.bmm(g_resid, t["W_out"].transpose(1, 2)), post)
-        grads["W_in"].baddbmm_(resid_mid.transpose(1, 2), g_pre)
-        g_resid.baddbmm_(g_pre, t["W_in"].transpose(1, 2))                # d resid_mid
-        grads["x_eq"] += g_resid.sum(dim=1)
-        grads["W_O"].baddbmm_(zT, g_resid)
-        return torch.bmm(g_resid, t["W_O"].transpose(1, 2))
-    post, _ = saved
-    grads["W_outU"].baddbmm_(post.transpose(1, 2), g_logits)
-    grads["c_U"] += g_logits.sum(dim=1, keepdim=True)
-    g_pre = _relu_backward(torch.bmm(g_logits, t["W_outU"].transpose(1, 2)), post)
-    grads["c_in"] += g_pre.sum(dim=1, keepdim=True)
-    grads["W_OI"].baddbmm_(zT, g_pre)
-    grads["W_OU"].baddbmm_(zT, g_logits)
-    return torch.bmm(g_logits, t["W_OU"].transpose(1, 2)).baddbmm_(g_pre, t["W_OI"].transpose(1, 2))
+    resid_mid, post, resid_post, _ = saved
+    grads["W_U"].baddbmm_(resid_post.transpose(1, 2), g_logits)
+    g_resid = torch.bmm(g_logits, t["W_U"].transpose(1, 2))          # d resid_post
+    grads["W_out"].baddbmm_(post.transpose(1, 2), g_resid)
+    g_pre = _relu_backward(torch.bmm(g_resid, t["W_out"].transpose(1, 2)), post)
+    grads["W_in"].baddbmm_(resid_mid.transpose(1, 2), g_pre)
+    g_resid.baddbmm_(g_pre, t["W_in"].transpose(1, 2))                # d resid_mid
+    grads["x_eq"] += g_resid.sum(dim=1)
+    grads["W_O"].baddbmm_(z.transpose(1, 2), g_resid)
+    return torch.bmm(g_resid, t["W_O"].transpose(1, 2))
 
 
-def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, grads: Params) -> None:
+def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, a: Tensor, b: Tensor, grads: Params) -> None:
     """Backward of :func:`_attend`: adds the gradients of the score and value tables into ``grads``."""
     E, N, _, n_heads = mix.pattern.shape
     p, hd = t["s_a"].shape[1], g_z.shape[-1]
@@ -308,12 +413,20 @@ def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, grads: Params) -> None
     g_z = g_z.view(E, N, n_heads, d_head)
     grads["v_a"].view(E * p, hd).index_add_(0, mix.rows_a, (g_z * w[:, :, 0, :, None]).view(E * N, hd))
     grads["v_b"].view(E * p, hd).index_add_(0, mix.rows_b, (g_z * w[:, :, 2, :, None]).view(E * N, hd))
-    # Through the weighted sum to the pattern, then through the softmax over the four positions.
+    # Through the weighted sum to the pattern.
     g_pattern = torch.stack([torch.linalg.vecdot(g_z, mix.v_a), g_fixed[:, :, 0],
                              torch.linalg.vecdot(g_z, mix.v_b), g_fixed[:, :, 1]], dim=2)
-    g_scores = w * (g_pattern - (w * g_pattern).sum(dim=2, keepdim=True))
-    grads["s_a"].view(E * p, n_heads).index_add_(0, mix.rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
-    grads["s_b"].view(E * p, n_heads).index_add_(0, mix.rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
+    _pattern_backward(w, g_pattern, a, b, grads)
+
+
+def _pattern_backward(pattern: Tensor, g_pattern: Tensor, a: Tensor, b: Tensor, grads: Params) -> None:
+    """Through the softmax over the four positions to the score tables (adds into ``grads``)."""
+    E, N, _, n_heads = pattern.shape
+    p = grads["s_a"].shape[1]
+    g_scores = pattern * (g_pattern - (pattern * g_pattern).sum(dim=2, keepdim=True))
+    rows_a, rows_b = _token_rows(a, b, p)
+    grads["s_a"].view(E * p, n_heads).index_add_(0, rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
+    grads["s_b"].view(E * p, n_heads).index_add_(0, rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
     grads["s_op"] += g_scores[:, :, 1].sum(dim=1)
     grads["s_eq"] += g_scores[:, :, 3].sum(dim=1)
 
@@ -327,46 +440,64 @@ def _relu_backward(grad: Tensor, post: Tensor) -> Tensor:
 def uses_fold(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> bool:
     """Whether :func:`final_logits` multiplies the maps out for ``n_examples`` per model: when
     the multiply-adds it saves on the examples exceed what multiplying out costs per model."""
-    return _fold_pays((cfg.d_model, cfg.n_heads * cfg.d_head, cfg.d_mlp, task.d_vocab_out), n_examples)
+    return _fold_pays(_Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out), n_examples)
 
 
-def _dims_of(params: Params) -> tuple[int, int, int, int]:
-    """The widths of a stacked batch, read from its weights (the same four as from its config)."""
+class _Widths(NamedTuple):
+    d_model: int
+    n_heads: int
+    d_head: int
+    d_mlp: int
+    p: int       # element tokens
+    d_out: int
+
+
+def _dims_of(params: Params) -> _Widths:
+    """The widths of a stacked batch, read from its weights (the same as from its config)."""
     _, n_heads, d_model, d_head = params["W_Q"].shape
-    return d_model, n_heads * d_head, params["W_in"].shape[-1], params["W_U"].shape[-1]
+    return _Widths(d_model, n_heads, d_head, params["W_in"].shape[-1], params["W_E"].shape[1] - 2,
+                   params["W_U"].shape[-1])
 
 
-def _fold_pays(dims: tuple[int, int, int, int], n_examples: int) -> bool:
+def _fold_pays(w: _Widths, n_examples: int) -> bool:
     # The one rule; uses_fold (from a config) and final_logits (from weights) both ask it.
-    return n_examples * _fold_saving(*dims) > _fold_cost(*dims)
+    return n_examples * (_per_example(w, fold=False) - _per_example(w, fold=True)) > _fold_cost(w)
 
 
-def _fold_saving(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
-    """Multiply-adds per example saved by multiplying out W_O W_in, W_O W_U and W_out W_U."""
-    literal = hd * d_model + d_model * d_mlp + d_mlp * d_model + d_model * d_out
-    folded = hd * d_mlp + hd * d_out + d_mlp * d_out
-    return literal - folded
+def _per_example(w: _Widths, fold: bool) -> int:
+    """Multiply-adds per example of the forward after the attention scores: the literal path
+    mixes the values and multiplies by W_O, W_in, W_out, W_U; the multiplied-out path sums
+    4H + 1 rows into the MLP input and the logits and multiplies by W_out W_U."""
+    hd = w.n_heads * w.d_head
+    if fold:
+        return (4 * w.n_heads + 1) * (w.d_mlp + w.d_out) + w.d_mlp * w.d_out
+    return 4 * hd + hd * w.d_model + 2 * w.d_model * w.d_mlp + w.d_model * w.d_out
 
 
-def _fold_cost(d_model: int, hd: int, d_mlp: int, d_out: int) -> int:
-    """Multiply-adds per model of multiplying them out."""
-    return hd * d_model * d_mlp + hd * d_model * d_out + d_mlp * d_model * d_out + d_model * (d_mlp + d_out)
+def _fold_cost(w: _Widths) -> int:
+    """Multiply-adds per model of multiplying the maps out (W_O W_in, W_O W_U, W_out W_U, the
+    constants) and of the rows: 2P + 2 value vectors per head times W_O W_in and W_O W_U."""
+    hd, m = w.n_heads * w.d_head, w.d_mlp + w.d_out
+    return hd * w.d_model * m + w.d_mlp * w.d_model * w.d_out + w.d_model * m + (2 * w.p + 2) * hd * m
+
+
+def _tables_cost(w: _Widths) -> int:
+    """Multiply-adds per model of the attention tables: the query, the keys folded with it,
+    and scores and values of the 2P + 2 tokens the positions can hold."""
+    hd = w.n_heads * w.d_head
+    return 2 * w.d_model * hd + (2 * w.p + 2) * w.d_model * (w.n_heads + hd)
 
 
 def forward_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int, fold: bool | None = None) -> int:
     """Matrix-product FLOPs (2 per multiply-add) of :func:`final_logits` for ONE model on
-    ``n_examples`` examples: the vocabulary tables (query, scores, values), the 4-way mixing,
-    and the per-example products of the chosen path. Forward + backward is about 3x this.
+    ``n_examples`` examples: the vocabulary tables and the per-example work of the chosen path
+    (:func:`_per_example`). The row sums count as products (one multiply-add per element).
     """
-    hd, p = cfg.n_heads * cfg.d_head, task.p
-    dims = (cfg.d_model, hd, cfg.d_mlp, task.d_vocab_out)
+    w = _Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out)
     if fold is None:
-        fold = uses_fold(cfg, task, n_examples)
-    tables = 2 * cfg.d_model * hd + 2 * (p + 1) * cfg.d_model * (cfg.n_heads + hd)  # 2P + 2 rows
-    mixing = 4 * hd
-    literal = hd * cfg.d_model + cfg.d_model * cfg.d_mlp + cfg.d_mlp * cfg.d_model + cfg.d_model * task.d_vocab_out
-    per_example = mixing + literal - (_fold_saving(*dims) if fold else 0)
-    return 2 * (tables + (_fold_cost(*dims) if fold else 0) + n_examples * per_example)
+        fold = _fold_pays(w, n_examples)
+    per_model = _tables_cost(w) + (_fold_cost(w) if fold else 0)
+    return 2 * (per_model + n_examples * _per_example(w, fold))
 
 
 def training_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> int:
@@ -374,20 +505,19 @@ def training_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int) -
     examples: :func:`vocabulary_tables` and its backward to the weights (counted as 2x its
     forward) and :func:`loss_and_table_grads`.
 
-    With the maps multiplied out, the forward sums 4H + 1 rows per example instead of
-    multiplying ``z`` by ``W_OI`` and ``W_OU`` (the rows cost one product per token and head,
-    once per step), and the backward multiplies twice by each map per example (the gradient
-    of ``z`` and of the map). The literal path is 3x its forward (each product's backward is
-    two products). Elementwise work (softmax, ReLU, the float64 loss) is not counted.
+    With the maps multiplied out, per example the forward sums 4H + 1 rows (into the MLP input
+    and into the logits) and multiplies by ``W_outU``; the backward takes ``W_outU``'s
+    gradient and the MLP input's (two products) and, per row sum, the rows' gradients (the
+    sums the other way round) and the weights' (one dot per row). The literal path is 3x
+    its forward (each product's backward is two products). Elementwise work (softmax, ReLU,
+    the float64 loss) is not counted.
     """
     if not uses_fold(cfg, task, n_examples):
         return 3 * forward_matmul_flops(cfg, task, n_examples, fold=False)
-    hd, p, d_mlp, d_out = cfg.n_heads * cfg.d_head, task.p, cfg.d_mlp, task.d_vocab_out
-    tables = forward_matmul_flops(cfg, task, 0, fold=True) // 2        # per model, no example
-    rows = (2 * p + 2) * hd * (d_mlp + d_out)                           # _products_per_token
-    forward = 4 * hd + (4 * cfg.n_heads + 1) * (d_mlp + d_out) + d_mlp * d_out
-    backward = 2 * 4 * hd + 2 * hd * (d_mlp + d_out) + 2 * d_mlp * d_out
-    return 2 * (3 * tables + rows + n_examples * (forward + backward))
+    w = _Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out)
+    row_sums = (4 * w.n_heads + 1) * (w.d_mlp + w.d_out)
+    per_example = 3 * row_sums + 3 * w.d_mlp * w.d_out
+    return 2 * (3 * (_tables_cost(w) + _fold_cost(w)) + n_examples * per_example)
 
 
 @torch.no_grad()

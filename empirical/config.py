@@ -102,7 +102,7 @@ class TrainConfig:
         checkpoint_every: checkpoint every this many steps (and at the end).
         device: ``cpu`` or ``cuda`` (``cuda:N``).
         chunk_size: models per forward/backward chunk (None: 4 on CPU, all on CUDA).
-        block_size: examples per block of the per-example stage (None: 512 on CPU, all on
+        block_size: examples per block of the per-example stage (None: 1024 on CPU, all on
             CUDA). Chunks and blocks keep the working set in the CPU caches. Only speed and
             memory depend on them, but they are part of the config because float rounding
             (the order of sums) does, and resume must be bit-identical.
@@ -175,7 +175,7 @@ class TrainConfig:
         """Examples per block; None: all at once."""
         if self.block_size is not None:
             return self.block_size
-        return None if self.device.startswith("cuda") else 512
+        return None if self.device.startswith("cuda") else 1024
 
     # ---- constructors ------------------------------------------------------------------------
     @classmethod

@@ -45,7 +45,8 @@ from circeff.empirical.checkpoint import (
 )
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.metrics import METRIC_COLUMNS, metric_rows, per_example_loss64
-from circeff.empirical.batched import logits_from_tables, loss_and_table_grads, uses_fold, vocabulary_tables
+from circeff.empirical.batched import (Incidence, build_incidence, logits_from_tables, loss_and_table_grads, uses_fold,
+                                       vocabulary_tables)
 from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import Dataset, make_dataset, train_indices
@@ -75,6 +76,7 @@ class TrainingData:
     all_b: Tensor
     all_labels: Tensor
     train_mask: Tensor       # [E, n] bool
+    incidence: tuple[Incidence | None, ...]  # per chunk, where the maps are multiplied out
 
 
 def build_training_data(dataset: Dataset, config: TrainConfig, device: torch.device) -> TrainingData:
@@ -97,9 +99,13 @@ def build_training_data(dataset: Dataset, config: TrainConfig, device: torch.dev
         b.append(torch.from_numpy(dataset.b[idx]).to(device))
         labels.append(torch.from_numpy(dataset.labels[idx]).to(device))
         weights.append(torch.from_numpy(w).to(device))
+    # Which rows each example sums depends only on the tokens: made once, used every step.
+    incidence = tuple(build_incidence(a_c, b_c, config.task.p, config.model.n_heads, config.resolved_block_size)
+                      if uses_fold(config.model, config.task, a_c.shape[1]) else None for a_c, b_c in zip(a, b, strict=True))
     return TrainingData(tuple(chunks), tuple(a), tuple(b), tuple(labels), tuple(weights),
                         torch.from_numpy(dataset.a.copy()).to(device), torch.from_numpy(dataset.b.copy()).to(device),
-                        torch.from_numpy(dataset.labels.copy()).to(device), torch.from_numpy(train_mask).to(device))
+                        torch.from_numpy(dataset.labels.copy()).to(device), torch.from_numpy(train_mask).to(device),
+                        incidence)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +128,8 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
         block = config.resolved_block_size or n_max
         tables = vocabulary_tables(leaf, config.task, fold=uses_fold(config.model, config.task, n_max))
         losses[sl], table_grads = loss_and_table_grads({k: t.detach() for k, t in tables.items()}, data.a[c],
-                                                       data.b[c], data.labels[c], data.weights[c], block)
+                                                       data.b[c], data.labels[c], data.weights[c], block,
+                                                       data.incidence[c])
         torch.autograd.backward(list(tables.values()), [table_grads[k] for k in tables])
         for n in WEIGHT_NAMES:
             grads[n][sl] = leaf[n].grad
