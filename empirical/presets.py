@@ -153,36 +153,38 @@ PRESETS.update({
 })
 
 # `circeff reproduce --full --plan` on 2 quiet CPU cores (torch threads 2), 2026-11-29: an ESTIMATE
-# from a calibration of the engine (33 min of it Figure 8's), beside the measured run (MEASURED
-# has its stages). Why P = 31: the work per model-step grows with the P^2 pairs, (37/31)^2 = 1.42x at the next prime, P = 37:
-# about 91 min if Figure 8 continues the same three tasks, but up to about 2.4 h if more tasks
-# generalise with more pairs (each continued task cost about 6.5 min at P = 31). P = 37 was not
-# run; P = 31 is the largest prime that fits two hours whatever Figure 8's bases do.
+# from a calibration of the engine (27.8 min of it Figure 8's), beside the measured run (MEASURED
+# has its stages). Why P = 31: the work per model-step grows with the P^2 pairs, (37/31)^2 = 1.42x
+# at the next prime, P = 37. P = 31 was chosen with the previous engine (2933 s for this run), as the
+# largest prime that fitted two hours whatever Figure 8's bases do (at P = 37 that engine's
+# estimate reached 2.4 h if all nine tasks generalised). With this engine P = 37 would take about
+# 62 min if Figure 8 continued the same three tasks, more if more tasks generalise with more
+# pairs; it has not been planned in full or run.
 # Figure 8 is planned as if all nine tasks generalise; in calibration (3000 steps at 80% of the
 # pairs) sub, mul, x2_plus_y2 did, div did for one of two seeds, the others did not, and tasks
 # whose bases do not generalise are not continued.
-FULL_ESTIMATE = ("planned 1.01 h of training (`--plan` on the same machine, Figure 8 as if all nine tasks "
-                 "continue); measured 49 min on a fresh clone on 2 quiet cores (2933 s: Figure 8 16 min with 2 "
+FULL_ESTIMATE = ("planned 49 min of training (`--plan` on the same machine, Figure 8 as if all nine tasks "
+                 "continue); measured 43.5 min on a fresh clone on 2 quiet cores (2611 s: Figure 8 16 min with 3 "
                  "of its 9 tasks generalised and continued, "
-                 "P1 10 min, P4 7.5 min, ungrokking 5 min, Figure 10 4.5 min, allocation 3 min, base 2 min)")
+                 "P1 8.5 min, P4 6.5 min, ungrokking 5 min, Figure 10 3 min, allocation 3 min, base 1.5 min)")
 
 # Wall time (s) of each stage in the recorded runs, on a fresh clone on 2 quiet CPU cores, torch
-# 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 2933 s in all (its base
-# networks 120 s, Figure 8 975 s, theory and toy 4 s are not entries of this table).
-# quick: `circeff reproduce --quick`, 2026-11-29, 571 s in all (base 25.1 s, theory and toy 4 s).
+# 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 2611 s in all (its base
+# networks 77 s, Figure 8 980 s, theory and toy 4 s are not entries of this table).
+# quick: `circeff reproduce --quick`, 2026-11-29, 458 s in all (base 14.1 s, theory and toy 4 s).
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 5.2,
-    ("efficiency", "quick"): 260.4,
-    ("ungrokking", "quick"): 132.3,
-    ("semigrok", "quick"): 65.1,
-    ("fig10", "quick"): 42.1,
-    ("allocation", "quick"): 36.9,
-    ("progress", "full"): 20.1,
-    ("efficiency", "full"): 591.6,
-    ("ungrokking", "full"): 309.8,
-    ("semigrok", "full"): 446.9,
-    ("fig10", "full"): 276.0,
-    ("allocation", "full"): 188.9,
+    ("progress", "quick"): 4.9,
+    ("efficiency", "quick"): 197.1,
+    ("ungrokking", "quick"): 116.2,
+    ("semigrok", "quick"): 63.9,
+    ("fig10", "quick"): 29.7,
+    ("allocation", "quick"): 28.4,
+    ("progress", "full"): 17.9,
+    ("efficiency", "full"): 500.0,
+    ("ungrokking", "full"): 294.4,
+    ("semigrok", "full"): 378.2,
+    ("fig10", "full"): 193.4,
+    ("allocation", "full"): 165.5,
 }
 
 

@@ -115,10 +115,10 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
     """``[E]`` float64 mean training loss of every model and the gradients of the stacked weights.
 
     Per chunk of models (one batched computation): the vocabulary tables once, then the
-    examples block by block, each block's forward and backward (written out by hand in
-    :func:`~circeff.empirical.batched.loss_and_table_grads`) adding into the tables'
-    gradients, and finally one autograd backward from the tables to the weights. Each model's
-    slice of the gradient is that of its own loss.
+    examples block by block and the tables' gradients (forward and backward written out by
+    hand in :func:`~circeff.empirical.batched.loss_and_table_grads`, with the chunk's
+    incidence made once in :func:`build_training_data`), and finally one autograd backward
+    from the tables to the weights. Each model's slice of the gradient is that of its own loss.
     """
     grads = {n: torch.empty_like(p) for n, p in params.items()}
     losses = torch.zeros(config.n_models, dtype=torch.float64, device=params["W_E"].device)
