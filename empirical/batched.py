@@ -148,7 +148,8 @@ def logits_from_tables(t: Params, a: Tensor, b: Tensor) -> Tensor:
     """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``."""
     if "rows_in" in t:
         rows = _row_index(a, b, *t["s_a"].shape[1:])
-        return _after_attention_by_rows(t, rows, _row_weights(_pattern(t, a, b)))[-1]
+        pattern = _pattern(t, *_token_rows(a, b, t["s_a"].shape[1]))
+        return _after_attention_by_rows(t, rows, _row_weights(pattern))[-1]
     return _after_attention(t, _attend(t, a, b).z)[-1]
 
 
@@ -172,16 +173,15 @@ def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weight
     E, N = a.shape
     p, n_heads = t["s_a"].shape[1:]
     inc = incidence or build_incidence(a, b, p, n_heads, block_size)
-    grads = {k: torch.zeros_like(v) for k, v in t.items()}
+    # (the rows' gradients are set whole by _rows_backward)
+    grads = {k: torch.zeros_like(v) for k, v in t.items() if k not in ("rows_in", "rows_U")}
     loss = torch.zeros(E, dtype=torch.float64, device=a.device)
     # Per example, block after block: the rows' weights, and the gradients at the row sums.
     row_weight = t["s_a"].new_empty(E * N, 4 * n_heads + 1)
     g_pre = t["rows_in"].new_empty(E * N, t["rows_in"].shape[-1])
     g_logits = t["rows_U"].new_empty(E * N, t["rows_U"].shape[-1])
     for cols, at in _blocks(E, N, inc.block):
-        weight = row_weight[at]
-        torch.cat([_pattern(t, a[:, cols], b[:, cols]).view(weight.shape[0], -1), weight.new_ones(weight.shape[0], 1)],
-                  dim=1, out=weight)
+        weight = _row_weights(_pattern(t, *_token_rows(a[:, cols], b[:, cols], p)), out=row_weight[at])
         post, logits = _after_attention_by_rows(t, inc.rows[at], weight)
         block_loss, g_block = cross_entropy64_and_grad(logits, labels[:, cols], weights[:, cols])
         loss += block_loss
@@ -192,7 +192,7 @@ def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weight
     for cols, at in _blocks(E, N, inc.block):
         n = cols.stop - cols.start
         pattern, g_pattern = (w[at, :-1].view(E, n, 4, n_heads) for w in (row_weight, g_weight))
-        _pattern_backward(pattern, g_pattern, a[:, cols], b[:, cols], grads)
+        _pattern_backward(pattern, g_pattern, *_token_rows(a[:, cols], b[:, cols], p), grads)
     return loss, grads
 
 
@@ -250,10 +250,11 @@ def _row_index(a: Tensor, b: Tensor, p: int, n_heads: int) -> Tensor:
                      dim=-1).view(E * N, 4 * n_heads + 1)
 
 
-def _row_weights(pattern: Tensor) -> Tensor:
-    """``[E*N, 4H + 1]``: the attention weight of each row of :func:`_row_index`, 1 for the constant."""
+def _row_weights(pattern: Tensor, out: Tensor | None = None) -> Tensor:
+    """``[E*N, 4H + 1]``: the attention weight of each row of :func:`_row_index`, 1 for the
+    constant (written into ``out`` when given)."""
     flat = pattern.reshape(pattern.shape[0] * pattern.shape[1], -1)
-    return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], dim=1)
+    return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], dim=1, out=out)
 
 
 def _after_attention_by_rows(t: Params, rows: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
@@ -320,12 +321,11 @@ def _token_rows(a: Tensor, b: Tensor, p: int) -> tuple[Tensor, Tensor]:
     return (a + first_row).reshape(-1), (b + first_row).reshape(-1)
 
 
-def _pattern(t: Params, a: Tensor, b: Tensor) -> Tensor:
+def _pattern(t: Params, rows_a: Tensor, rows_b: Tensor) -> Tensor:
     """``[E, N, 4, H]``: the last query's 4-way softmax per head over positions a, o, b, = (it
-    sees all four)."""
-    E, N = a.shape
-    p, n_heads = t["s_a"].shape[1], t["s_a"].shape[2]
-    rows_a, rows_b = _token_rows(a, b, p)
+    sees all four), for the examples whose tokens sit at ``rows_a``, ``rows_b`` (:func:`_token_rows`)."""
+    E, p, n_heads = t["s_a"].shape
+    N = rows_a.shape[0] // E
     s_a = t["s_a"].reshape(E * p, n_heads).index_select(0, rows_a).view(E, N, n_heads)
     s_b = t["s_b"].reshape(E * p, n_heads).index_select(0, rows_b).view(E, N, n_heads)
     scores = torch.stack([s_a, t["s_op"].unsqueeze(1).expand(E, N, n_heads),
@@ -339,9 +339,9 @@ def _attend(t: Params, a: Tensor, b: Tensor) -> _Mixed:
     p, n_heads = t["s_a"].shape[1], t["s_a"].shape[2]
     hd = t["v_a"].shape[-1]
     d_head = hd // n_heads
-    pattern = _pattern(t, a, b)
-    w = pattern.unsqueeze(-1)                                 # [E, N, 4, H, 1]
     rows_a, rows_b = _token_rows(a, b, p)
+    pattern = _pattern(t, rows_a, rows_b)
+    w = pattern.unsqueeze(-1)                                 # [E, N, 4, H, 1]
     v_a = t["v_a"].reshape(E * p, hd).index_select(0, rows_a).view(E, N, n_heads, d_head)
     v_b = t["v_b"].reshape(E * p, hd).index_select(0, rows_b).view(E, N, n_heads, d_head)
     z = (torch.mul(v_a, w[:, :, 0]).addcmul_(t["v_op"].view(E, 1, n_heads, d_head), w[:, :, 1])
@@ -353,16 +353,15 @@ def _literal_loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tenso
                                   block_size: int | None) -> tuple[Tensor, Params]:
     """:func:`loss_and_table_grads` for the literal path (maps not multiplied out)."""
     grads = {k: torch.zeros_like(v) for k, v in t.items()}
-    loss = torch.zeros(a.shape[0], dtype=torch.float64, device=a.device)
-    block = block_size or a.shape[1]
-    for j in range(0, a.shape[1], block):
-        cols = slice(j, j + block)
+    E, N = a.shape
+    loss = torch.zeros(E, dtype=torch.float64, device=a.device)
+    for cols, _ in _blocks(E, N, block_size or N):
         mix = _attend(t, a[:, cols], b[:, cols])
         saved = _after_attention(t, mix.z)
         block_loss, g_logits = cross_entropy64_and_grad(saved[-1], labels[:, cols], weights[:, cols])
         loss += block_loss
         g_z = _after_attention_backward(t, mix.z, saved, g_logits, grads)
-        _attend_backward(t, mix, g_z, a[:, cols], b[:, cols], grads)
+        _attend_backward(t, mix, g_z, grads)
     return loss, grads
 
 
@@ -391,7 +390,7 @@ def _after_attention_backward(t: Params, z: Tensor, saved: tuple[Tensor, ...], g
     return torch.bmm(g_resid, t["W_O"].transpose(1, 2))
 
 
-def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, a: Tensor, b: Tensor, grads: Params) -> None:
+def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, grads: Params) -> None:
     """Backward of :func:`_attend`: adds the gradients of the score and value tables into ``grads``."""
     E, N, _, n_heads = mix.pattern.shape
     p, hd = t["s_a"].shape[1], g_z.shape[-1]
@@ -416,15 +415,14 @@ def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, a: Tensor, b: Tensor, 
     # Through the weighted sum to the pattern.
     g_pattern = torch.stack([torch.linalg.vecdot(g_z, mix.v_a), g_fixed[:, :, 0],
                              torch.linalg.vecdot(g_z, mix.v_b), g_fixed[:, :, 1]], dim=2)
-    _pattern_backward(w, g_pattern, a, b, grads)
+    _pattern_backward(w, g_pattern, mix.rows_a, mix.rows_b, grads)
 
 
-def _pattern_backward(pattern: Tensor, g_pattern: Tensor, a: Tensor, b: Tensor, grads: Params) -> None:
+def _pattern_backward(pattern: Tensor, g_pattern: Tensor, rows_a: Tensor, rows_b: Tensor, grads: Params) -> None:
     """Through the softmax over the four positions to the score tables (adds into ``grads``)."""
     E, N, _, n_heads = pattern.shape
     p = grads["s_a"].shape[1]
     g_scores = pattern * (g_pattern - (pattern * g_pattern).sum(dim=2, keepdim=True))
-    rows_a, rows_b = _token_rows(a, b, p)
     grads["s_a"].view(E * p, n_heads).index_add_(0, rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
     grads["s_b"].view(E * p, n_heads).index_add_(0, rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
     grads["s_op"] += g_scores[:, :, 1].sum(dim=1)
@@ -440,7 +438,7 @@ def _relu_backward(grad: Tensor, post: Tensor) -> Tensor:
 def uses_fold(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> bool:
     """Whether :func:`final_logits` multiplies the maps out for ``n_examples`` per model: when
     the multiply-adds it saves on the examples exceed what multiplying out costs per model."""
-    return _fold_pays(_Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out), n_examples)
+    return _fold_pays(_widths(cfg, task), n_examples)
 
 
 class _Widths(NamedTuple):
@@ -450,6 +448,10 @@ class _Widths(NamedTuple):
     d_mlp: int
     p: int       # element tokens
     d_out: int
+
+
+def _widths(cfg: ModelConfig, task: TaskConfig) -> _Widths:
+    return _Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out)
 
 
 def _dims_of(params: Params) -> _Widths:
@@ -493,7 +495,7 @@ def forward_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int, fo
     ``n_examples`` examples: the vocabulary tables and the per-example work of the chosen path
     (:func:`_per_example`). The row sums count as products (one multiply-add per element).
     """
-    w = _Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out)
+    w = _widths(cfg, task)
     if fold is None:
         fold = _fold_pays(w, n_examples)
     per_model = _tables_cost(w) + (_fold_cost(w) if fold else 0)
@@ -502,22 +504,15 @@ def forward_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int, fo
 
 def training_matmul_flops(cfg: ModelConfig, task: TaskConfig, n_examples: int) -> int:
     """FLOPs (2 per multiply-add) of one training step of ONE model on ``n_examples``
-    examples: :func:`vocabulary_tables` and its backward to the weights (counted as 2x its
-    forward) and :func:`loss_and_table_grads`.
+    examples: :func:`vocabulary_tables` and its backward to the weights, and
+    :func:`loss_and_table_grads`. Elementwise work (softmax, ReLU, the float64 loss) is not
+    counted.
 
-    With the maps multiplied out, per example the forward sums 4H + 1 rows (into the MLP input
-    and into the logits) and multiplies by ``W_outU``; the backward takes ``W_outU``'s
-    gradient and the MLP input's (two products) and, per row sum, the rows' gradients (the
-    sums the other way round) and the weights' (one dot per row). The literal path is 3x
-    its forward (each product's backward is two products). Elementwise work (softmax, ReLU,
-    the float64 loss) is not counted.
+    Both paths cost 3x their forward (:func:`forward_matmul_flops`). A product's backward is
+    two products of its size. With the maps multiplied out, so is a row sum's: the rows'
+    gradients (the same sums the other way round) and the weights' (one dot per row).
     """
-    if not uses_fold(cfg, task, n_examples):
-        return 3 * forward_matmul_flops(cfg, task, n_examples, fold=False)
-    w = _Widths(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_mlp, task.p, task.d_vocab_out)
-    row_sums = (4 * w.n_heads + 1) * (w.d_mlp + w.d_out)
-    per_example = 3 * row_sums + 3 * w.d_mlp * w.d_out
-    return 2 * (3 * (_tables_cost(w) + _fold_cost(w)) + n_examples * per_example)
+    return 3 * forward_matmul_flops(cfg, task, n_examples)
 
 
 @torch.no_grad()

@@ -76,7 +76,7 @@ class TrainingData:
     all_b: Tensor
     all_labels: Tensor
     train_mask: Tensor       # [E, n] bool
-    incidence: tuple[Incidence | None, ...]  # per chunk, where the maps are multiplied out
+    incidence: tuple[Incidence | None, ...]  # per chunk; None where the maps are not multiplied out
 
 
 def build_training_data(dataset: Dataset, config: TrainConfig, device: torch.device) -> TrainingData:
@@ -124,12 +124,10 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
     losses = torch.zeros(config.n_models, dtype=torch.float64, device=params["W_E"].device)
     for c, sl in enumerate(data.chunks):
         leaf = {n: p[sl].detach().requires_grad_() for n, p in params.items()}
-        n_max = data.a[c].shape[1]
-        block = config.resolved_block_size or n_max
-        tables = vocabulary_tables(leaf, config.task, fold=uses_fold(config.model, config.task, n_max))
+        tables = vocabulary_tables(leaf, config.task, fold=data.incidence[c] is not None)
         losses[sl], table_grads = loss_and_table_grads({k: t.detach() for k, t in tables.items()}, data.a[c],
-                                                       data.b[c], data.labels[c], data.weights[c], block,
-                                                       data.incidence[c])
+                                                       data.b[c], data.labels[c], data.weights[c],
+                                                       config.resolved_block_size, data.incidence[c])
         torch.autograd.backward(list(tables.values()), [table_grads[k] for k in tables])
         for n in WEIGHT_NAMES:
             grads[n][sl] = leaf[n].grad

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from circeff.empirical.config import ModelConfig
-from circeff.empirical.batched import final_logits, forward_matmul_flops, logits_all, uses_fold
+from circeff.empirical.batched import final_logits, forward_matmul_flops, logits_all, training_matmul_flops, uses_fold
 from circeff.empirical.model import (
     WEIGHT_NAMES,
     Transformer,
@@ -119,6 +119,22 @@ def test_engine_multiplies_maps_out_exactly_when_that_saves_flops(n):
     folded, literal = (forward_matmul_flops(PAPER_MODEL, task, n, fold=f) for f in (True, False))
     assert uses_fold(PAPER_MODEL, task, n) == (folded < literal)
     assert forward_matmul_flops(PAPER_MODEL, task, n) == min(folded, literal)
+
+
+def test_training_flops_count_the_forward_and_its_two_backward_products():
+    """The plan and the engine benchmark divide by this count. At the paper's size the maps are
+    multiplied out (N = 3831): per model the attention tables (query, keys folded with it,
+    scores and values of 2P + 2 tokens), the maps multiplied out and the rows per head and
+    token; per example 4H + 1 row sums into d_mlp + P and the product with W_out W_U. Training
+    is that forward and twice it for the backward, 2 FLOPs per multiply-add."""
+    task, n, H, d, hd, m = TaskConfig("add", 113), 3831, 4, 128, 128, 512
+    tables = 2 * d * hd + 228 * d * (H + hd)
+    maps = hd * d * (m + 113) + m * d * 113 + d * (m + 113) + 228 * hd * (m + 113)
+    per_example = (4 * H + 1) * (m + 113) + m * 113
+    assert training_matmul_flops(PAPER_MODEL, task, n) == 2 * 3 * (tables + maps + n * per_example)
+    # 10 examples take the literal path: mixing, W_O, W_in, W_out, W_U per example
+    literal = 4 * hd + hd * d + 2 * d * m + d * 113
+    assert training_matmul_flops(PAPER_MODEL, task, 10) == 2 * 3 * (tables + 10 * literal)
 
 
 def test_the_plain_model_and_a_batch_start_from_the_same_weights():
