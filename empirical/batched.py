@@ -16,7 +16,8 @@ Every weight of :mod:`circeff.empirical.model` gets a leading model axis ``E`` (
 * The MLP and the unembedding run at the last position only.
 
 So :func:`final_logits` has two stages: :func:`vocabulary_tables` (per model, per step: the
-tables above and the weight products after attention) and :func:`logits_from_tables` (per
+tables above and the weight products after attention, as :class:`LiteralTables` or, with the
+maps after attention multiplied out, :class:`FoldedTables`) and :func:`logits_from_tables` (per
 example, differentiable by autograd).
 
 Training runs stage 2 through :func:`loss_and_table_grads` instead: the same function, with
@@ -36,9 +37,12 @@ equality to 1e-5); only the order of floating-point operations differs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from typing import NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Self
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +54,10 @@ from circeff.empirical.model import Params
 from circeff.empirical.tasks import TaskConfig
 
 __all__ = [
+    "FoldedTables",
     "Incidence",
+    "LiteralTables",
+    "Tables",
     "build_incidence",
     "final_logits",
     "forward_matmul_flops",
@@ -81,11 +88,88 @@ def final_logits(params: Params, a: Tensor, b: Tensor, task: TaskConfig, fold: b
     return logits_from_tables(vocabulary_tables(params, task, fold), a, b)
 
 
-def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
+# ---------------------------------------------------------------------------------------------
+# The tables of stage 1. Shapes: E models, P element tokens, H heads, R = H (2P + 2) + 1 rows.
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Tables:
+    """What both layouts of stage 1 hold: the scored query's attention scores (divided by
+    sqrt(d_head)) of every token each position can hold, per head.
+
+    The tables are tensors in autograd's graph (training back-propagates through them to the
+    weights); the gradients of a set of tables are tables of the same class and shapes
+    (:func:`loss_and_table_grads`). :meth:`tensors` lists them in field order, the order in
+    which they are handed to autograd.
+    """
+
+    s_a: Tensor   # [E, P, H] position 0 holding element token a
+    s_b: Tensor   # [E, P, H] position 2 holding element token b
+    s_op: Tensor  # [E, H]    position 1 (the token o)
+    s_eq: Tensor  # [E, H]    position 3 (the token =, the scored query's own key)
+
+    def tensors(self) -> tuple[Tensor, ...]:
+        """Every table, in field order."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Self:
+        """The same class with ``fn`` applied to every table (e.g. ``Tensor.detach``, ``torch.zeros_like``)."""
+        return type(self)(*(fn(t) for t in self.tensors()))
+
+    def detach(self) -> Self:
+        return self.map(Tensor.detach)
+
+    def scores(self) -> Tables:
+        """The score tables alone (e.g. to hold their gradients while the rest is computed)."""
+        return Tables(self.s_a, self.s_b, self.s_op, self.s_eq)
+
+    @property
+    def n_models(self) -> int:
+        return self.s_a.shape[0]
+
+    @property
+    def p(self) -> int:
+        """Element tokens."""
+        return self.s_a.shape[1]
+
+    @property
+    def n_heads(self) -> int:
+        return self.s_a.shape[2]
+
+
+@dataclass(frozen=True, eq=False)
+class LiteralTables(Tables):
+    """Stage 1 for the literal path: the values of every token each position can hold, and the
+    maps after attention as they are (TransformerLens names, a leading model axis; ``W_O``
+    with the heads side by side)."""
+
+    v_a: Tensor    # [E, P, H*d_head] value of element token a at position 0, heads side by side
+    v_b: Tensor    # [E, P, H*d_head] value of element token b at position 2
+    v_op: Tensor   # [E, H*d_head]    value of position 1 (o)
+    v_eq: Tensor   # [E, H*d_head]    value of position 3 (=)
+    W_O: Tensor    # [E, H*d_head, d_model] attention output, heads stacked
+    x_eq: Tensor   # [E, d_model]     residual stream entering attention at position 3: W_E[=] + W_pos[3]
+    W_in: Tensor   # [E, d_model, d_mlp]
+    W_out: Tensor  # [E, d_mlp, d_model]
+    W_U: Tensor    # [E, d_model, d_vocab_out]
+
+
+@dataclass(frozen=True, eq=False)
+class FoldedTables(Tables):
+    """Stage 1 with the maps after attention multiplied out: the rows that an example's MLP
+    input and logits are weighted sums of (:func:`_rows_per_token`, in :func:`_row_index`'s
+    order: per head the 2P + 2 tokens a, o, b, =, then one constant row), and ``W_out W_U``."""
+
+    rows_in: Tensor  # [E, R, d_mlp]       v W_O[h] W_in per (head, token); last row x_eq W_in
+    rows_U: Tensor   # [E, R, d_vocab_out] v W_O[h] W_U per (head, token); last row x_eq W_U
+    W_outU: Tensor   # [E, d_mlp, d_vocab_out] W_out W_U
+
+
+def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> LiteralTables | FoldedTables:
     """Stage 1 of :func:`final_logits`, once per model and step: everything that depends on
     the weights but not on the example (attention scores of every token a position can hold,
-    the one query, and either the values and the maps after attention, or, with ``fold``, the
-    maps multiplied out and applied to every value: the rows of :func:`_rows_per_token`).
+    the one query, and either the values and the maps after attention (:class:`LiteralTables`),
+    or, with ``fold``, the maps multiplied out and applied to every value: the rows of
+    :func:`_rows_per_token` (:class:`FoldedTables`)).
     """
     W_E, W_pos = params["W_E"], params["W_pos"]      # [E, d_vocab, d_model], [E, n_ctx, d_model]
     W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
@@ -105,56 +189,56 @@ def vocabulary_tables(params: Params, task: TaskConfig, fold: bool) -> Params:
     k_q = torch.einsum("ehdk,ehk->edh", W_K, q) / math.sqrt(d_head)  # [E, d_model, H]
     # Values of all heads side by side.
     W_V_all = W_V.permute(0, 2, 1, 3).reshape(E, d_model, hd)  # [E, d_model, H*d_head]
-    tables = {
-        "s_a": torch.bmm(x_a, k_q),                          # [E, P, H]
-        "s_b": torch.bmm(x_b, k_q),                          # [E, P, H]
-        "s_op": torch.einsum("ed,edh->eh", x_op, k_q),       # [E, H]
-        "s_eq": torch.einsum("ed,edh->eh", x_eq, k_q),       # [E, H]
-    }
-    values = {
-        "v_a": torch.bmm(x_a, W_V_all),                      # [E, P, H*d_head]
-        "v_b": torch.bmm(x_b, W_V_all),                      # [E, P, H*d_head]
-        "v_op": torch.einsum("ed,edk->ek", x_op, W_V_all),   # [E, H*d_head]
-        "v_eq": torch.einsum("ed,edk->ek", x_eq, W_V_all),   # [E, H*d_head]
-    }
+    scores = (torch.bmm(x_a, k_q),                           # s_a  [E, P, H]
+              torch.bmm(x_b, k_q),                           # s_b  [E, P, H]
+              torch.einsum("ed,edh->eh", x_op, k_q),         # s_op [E, H]
+              torch.einsum("ed,edh->eh", x_eq, k_q))         # s_eq [E, H]
+    values = (torch.bmm(x_a, W_V_all),                       # v_a  [E, P, H*d_head]
+              torch.bmm(x_b, W_V_all),                       # v_b  [E, P, H*d_head]
+              torch.einsum("ed,edk->ek", x_op, W_V_all),     # v_op [E, H*d_head]
+              torch.einsum("ed,edk->ek", x_eq, W_V_all))     # v_eq [E, H*d_head]
     W_O_all = W_O.reshape(E, hd, d_model)                    # [E, H*d_head, d_model]
     if not fold:
-        return tables | values | {"W_O": W_O_all, "x_eq": x_eq, "W_in": W_in, "W_out": W_out, "W_U": W_U}
+        return LiteralTables(*scores, *values, W_O=W_O_all, x_eq=x_eq, W_in=W_in, W_out=W_out, W_U=W_U)
     # resid_mid = x_eq + z W_O, so (same function, fewer products per example):
     #   resid_mid W_in = x_eq W_in + z (W_O W_in)
     #   resid_post W_U = x_eq W_U + z (W_O W_U) + post (W_out W_U),
     # and z is a weighted sum of value vectors, so z (W_O W_in) is the same weighted sum of
     # the rows v W_O W_in, one per (head, position, token), made here once per step.
-    return tables | {
-        "rows_in": _rows_per_token(values, n_heads, torch.bmm(W_O_all, W_in), torch.bmm(x_eq.unsqueeze(1), W_in)),
-        "rows_U": _rows_per_token(values, n_heads, torch.bmm(W_O_all, W_U), torch.bmm(x_eq.unsqueeze(1), W_U)),
-        "W_outU": torch.bmm(W_out, W_U),                     # [E, d_mlp, d_vocab_out]
-    }
+    return FoldedTables(
+        *scores,
+        rows_in=_rows_per_token(*values, n_heads, torch.bmm(W_O_all, W_in), torch.bmm(x_eq.unsqueeze(1), W_in)),
+        rows_U=_rows_per_token(*values, n_heads, torch.bmm(W_O_all, W_U), torch.bmm(x_eq.unsqueeze(1), W_U)),
+        W_outU=torch.bmm(W_out, W_U),
+    )
 
 
-def _rows_per_token(values: Params, n_heads: int, W: Tensor, const: Tensor) -> Tensor:
+def _rows_per_token(v_a: Tensor, v_b: Tensor, v_op: Tensor, v_eq: Tensor, n_heads: int, W: Tensor,
+                    const: Tensor) -> Tensor:
     """``[E, R, m]``: for each head h and each token a position can hold, its value times
     ``W_O[h] W`` (``W`` is ``[E, H*d_head, m]``, the map from attention output onwards), then the
-    constant ``const`` ``[E, 1, m]``; the row order is :func:`_row_index`'s."""
-    E, p, hd = values["v_a"].shape
+    constant ``const`` ``[E, 1, m]``; the row order is :func:`_row_index`'s. The values are
+    :class:`LiteralTables`' ``v_a``, ``v_b``, ``v_op``, ``v_eq``."""
+    E, p, hd = v_a.shape
     n_slots, d_head = 2 * p + 2, hd // n_heads
-    v = torch.cat([values["v_a"], values["v_op"].unsqueeze(1), values["v_b"], values["v_eq"].unsqueeze(1)], dim=1)
+    v = torch.cat([v_a, v_op.unsqueeze(1), v_b, v_eq.unsqueeze(1)], dim=1)
     v = v.view(E, n_slots, n_heads, d_head).transpose(1, 2)                  # [E, H, slots, d_head]
     per_head = torch.matmul(v, W.view(E, n_heads, d_head, -1))               # [E, H, slots, m]
     return torch.cat([per_head.reshape(E, n_heads * n_slots, -1), const], dim=1)
 
 
-def logits_from_tables(t: Params, a: Tensor, b: Tensor) -> Tensor:
+def logits_from_tables(t: LiteralTables | FoldedTables, a: Tensor, b: Tensor) -> Tensor:
     """Stage 2 of :func:`final_logits`, per example: ``[E, N]`` tokens -> ``[E, N, d_vocab_out]``."""
-    if "rows_in" in t:
-        rows = _row_index(a, b, *t["s_a"].shape[1:])
-        pattern = _pattern(t, *_token_rows(a, b, t["s_a"].shape[1]))
+    if isinstance(t, FoldedTables):
+        rows = _row_index(a, b, t.p, t.n_heads)
+        pattern = _pattern(t, *_token_rows(a, b, t.p))
         return _after_attention_by_rows(t, rows, _row_weights(pattern))[-1]
     return _after_attention(t, _attend(t, a, b).z)[-1]
 
 
-def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
-                         block_size: int | None = None, incidence: Incidence | None = None) -> tuple[Tensor, Params]:
+def loss_and_table_grads(t: LiteralTables | FoldedTables, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
+                         block_size: int | None = None,
+                         incidence: Incidence | None = None) -> tuple[Tensor, LiteralTables | FoldedTables]:
     """Stage 2 forward and backward by hand, for training: the ``[E]`` float64 weighted
     cross-entropy (:func:`circeff.empirical.metrics.cross_entropy64`) of the examples ``[E, N]``,
     taken ``block_size`` at a time, and its gradient with respect to every table.
@@ -168,32 +252,33 @@ def loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weight
     attention output. ``incidence`` is :func:`build_incidence` of ``(a, b)``, for a caller
     that keeps it between steps; its block size is then the one used.
     """
-    if "rows_in" not in t:
+    if isinstance(t, LiteralTables):
         return _literal_loss_and_table_grads(t, a, b, labels, weights, block_size)
     E, N = a.shape
-    p, n_heads = t["s_a"].shape[1:]
+    p, n_heads = t.p, t.n_heads
     inc = incidence or build_incidence(a, b, p, n_heads, block_size)
-    # (the rows' gradients are set whole by _rows_backward)
-    grads = {k: torch.zeros_like(v) for k, v in t.items() if k not in ("rows_in", "rows_U")}
+    # The scores' and W_outU's gradients add up block by block; the rows' are set whole by _rows_backward.
+    g_scores = t.scores().map(torch.zeros_like)
+    g_outU = torch.zeros_like(t.W_outU)
     loss = torch.zeros(E, dtype=torch.float64, device=a.device)
     # Per example, block after block: the rows' weights, and the gradients at the row sums.
-    row_weight = t["s_a"].new_empty(E * N, 4 * n_heads + 1)
-    g_pre = t["rows_in"].new_empty(E * N, t["rows_in"].shape[-1])
-    g_logits = t["rows_U"].new_empty(E * N, t["rows_U"].shape[-1])
+    row_weight = t.s_a.new_empty(E * N, 4 * n_heads + 1)
+    g_pre = t.rows_in.new_empty(E * N, t.rows_in.shape[-1])
+    g_logits = t.rows_U.new_empty(E * N, t.rows_U.shape[-1])
     for cols, at in _blocks(E, N, inc.block):
         weight = _row_weights(_pattern(t, *_token_rows(a[:, cols], b[:, cols], p)), out=row_weight[at])
         post, logits = _after_attention_by_rows(t, inc.rows[at], weight)
         block_loss, g_block = cross_entropy64_and_grad(logits, labels[:, cols], weights[:, cols])
         loss += block_loss
         g_logits[at] = g_block.view(weight.shape[0], -1)
-        grads["W_outU"].baddbmm_(post.transpose(1, 2), g_block)
-        _relu_backward(torch.bmm(g_block, t["W_outU"].transpose(1, 2), out=g_pre[at].view_as(post)), post)
-    g_weight = _rows_backward(t, inc, row_weight, g_pre, g_logits, grads)
+        g_outU.baddbmm_(post.transpose(1, 2), g_block)
+        _relu_backward(torch.bmm(g_block, t.W_outU.transpose(1, 2), out=g_pre[at].view_as(post)), post)
+    g_rows_in, g_rows_U, g_weight = _rows_backward(t, inc, row_weight, g_pre, g_logits)
     for cols, at in _blocks(E, N, inc.block):
         n = cols.stop - cols.start
         pattern, g_pattern = (w[at, :-1].view(E, n, 4, n_heads) for w in (row_weight, g_weight))
-        _pattern_backward(pattern, g_pattern, *_token_rows(a[:, cols], b[:, cols], p), grads)
-    return loss, grads
+        _pattern_backward(pattern, g_pattern, *_token_rows(a[:, cols], b[:, cols], p), g_scores)
+    return loss, FoldedTables(*g_scores.tensors(), rows_in=g_rows_in, rows_U=g_rows_U, W_outU=g_outU)
 
 
 def _blocks(E: int, N: int, block: int):  # noqa: ANN202 - a generator of slice pairs
@@ -206,7 +291,7 @@ def _blocks(E: int, N: int, block: int):  # noqa: ANN202 - a generator of slice 
 
 
 class Incidence(NamedTuple):
-    """Which rows of the row tables (``rows_in``, ``rows_U``) each example sums, and the same
+    """Which rows of the row tables (:class:`FoldedTables`' ``rows_in``, ``rows_U``) each example sums, and the same
     pairs sorted by row: the forward gathers rows per example, the backward collects examples
     per row. It depends only on the tokens and the block size, so a training loop makes it once.
 
@@ -257,23 +342,22 @@ def _row_weights(pattern: Tensor, out: Tensor | None = None) -> Tensor:
     return torch.cat([flat, flat.new_ones(flat.shape[0], 1)], dim=1, out=out)
 
 
-def _after_attention_by_rows(t: Params, rows: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+def _after_attention_by_rows(t: FoldedTables, rows: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
     """``post`` (after the ReLU) and logits, ``[E, n, ...]``, with ``c_in + z W_OI`` and
     ``c_U + z W_OU`` as sums of the rows of :func:`_rows_per_token` (``rows`` from
     :func:`_row_index`, with weights ``weight``, ``[E*n, 4H + 1]`` each)."""
-    E = t["W_outU"].shape[0]
-    T_in, T_U = t["rows_in"], t["rows_U"]
+    E = t.n_models
+    T_in, T_U = t.rows_in, t.rows_U
     post = F.embedding_bag(rows, T_in.view(-1, T_in.shape[-1]), per_sample_weights=weight, mode="sum")
     logits = F.embedding_bag(rows, T_U.view(-1, T_U.shape[-1]), per_sample_weights=weight, mode="sum")
     post = post.view(E, -1, post.shape[-1]).relu_()
-    return post, logits.view(E, -1, logits.shape[-1]).baddbmm_(post, t["W_outU"])
+    return post, logits.view(E, -1, logits.shape[-1]).baddbmm_(post, t.W_outU)
 
 
-def _rows_backward(t: Params, inc: Incidence, weight: Tensor, g_pre: Tensor, g_logits: Tensor,
-                   grads: Params) -> Tensor:
+def _rows_backward(t: FoldedTables, inc: Incidence, weight: Tensor, g_pre: Tensor,
+                   g_logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Backward of the row sums of :func:`_after_attention_by_rows` over all examples
-    (block-major ``[E*N, ...]``): sets the gradients of ``rows_in`` and ``rows_U`` and returns
-    that of ``weight``.
+    (block-major ``[E*N, ...]``): the gradients of ``rows_in``, of ``rows_U`` and of ``weight``.
 
     A row's gradient is the sum over the examples that use it of their weight times the
     gradient there: a weighted sum of example rows, grouped by ``inc``'s sorted order (the
@@ -282,12 +366,13 @@ def _rows_backward(t: Params, inc: Incidence, weight: Tensor, g_pre: Tensor, g_l
     """
     sorted_weight = weight.flatten()[inc.order]
     dots = 0
-    for name, g in (("rows_in", g_pre), ("rows_U", g_logits)):
-        table = t[name].view(-1, t[name].shape[-1])
-        grads[name] = F.embedding_bag(inc.examples, g, inc.offsets, per_sample_weights=sorted_weight, mode="sum",
-                                      include_last_offset=True).view_as(t[name])
+    g_rows = []
+    for rows, g in ((t.rows_in, g_pre), (t.rows_U, g_logits)):
+        table = rows.view(-1, rows.shape[-1])
+        g_rows.append(F.embedding_bag(inc.examples, g, inc.offsets, per_sample_weights=sorted_weight, mode="sum",
+                                      include_last_offset=True).view_as(rows))
         dots = dots + _sampled_dots(table, g, inc, sorted_weight)
-    return torch.empty_like(dots).index_copy_(0, inc.order, dots).view_as(weight)
+    return *g_rows, torch.empty_like(dots).index_copy_(0, inc.order, dots).view_as(weight)
 
 
 def _sampled_dots(rows: Tensor, g: Tensor, inc: Incidence, values: Tensor) -> Tensor:
@@ -321,38 +406,38 @@ def _token_rows(a: Tensor, b: Tensor, p: int) -> tuple[Tensor, Tensor]:
     return (a + first_row).reshape(-1), (b + first_row).reshape(-1)
 
 
-def _pattern(t: Params, rows_a: Tensor, rows_b: Tensor) -> Tensor:
+def _pattern(t: Tables, rows_a: Tensor, rows_b: Tensor) -> Tensor:
     """``[E, N, 4, H]``: the last query's 4-way softmax per head over positions a, o, b, = (it
     sees all four), for the examples whose tokens sit at ``rows_a``, ``rows_b`` (:func:`_token_rows`)."""
-    E, p, n_heads = t["s_a"].shape
+    E, p, n_heads = t.s_a.shape
     N = rows_a.shape[0] // E
-    s_a = t["s_a"].reshape(E * p, n_heads).index_select(0, rows_a).view(E, N, n_heads)
-    s_b = t["s_b"].reshape(E * p, n_heads).index_select(0, rows_b).view(E, N, n_heads)
-    scores = torch.stack([s_a, t["s_op"].unsqueeze(1).expand(E, N, n_heads),
-                          s_b, t["s_eq"].unsqueeze(1).expand(E, N, n_heads)], dim=2)
+    s_a = t.s_a.reshape(E * p, n_heads).index_select(0, rows_a).view(E, N, n_heads)
+    s_b = t.s_b.reshape(E * p, n_heads).index_select(0, rows_b).view(E, N, n_heads)
+    scores = torch.stack([s_a, t.s_op.unsqueeze(1).expand(E, N, n_heads),
+                          s_b, t.s_eq.unsqueeze(1).expand(E, N, n_heads)], dim=2)
     return scores.softmax(dim=2)
 
 
-def _attend(t: Params, a: Tensor, b: Tensor) -> _Mixed:
+def _attend(t: LiteralTables, a: Tensor, b: Tensor) -> _Mixed:
     """The attention pattern and the weighted sum of the four value vectors (literal path)."""
     E, N = a.shape
-    p, n_heads = t["s_a"].shape[1], t["s_a"].shape[2]
-    hd = t["v_a"].shape[-1]
+    p, n_heads = t.p, t.n_heads
+    hd = t.v_a.shape[-1]
     d_head = hd // n_heads
     rows_a, rows_b = _token_rows(a, b, p)
     pattern = _pattern(t, rows_a, rows_b)
     w = pattern.unsqueeze(-1)                                 # [E, N, 4, H, 1]
-    v_a = t["v_a"].reshape(E * p, hd).index_select(0, rows_a).view(E, N, n_heads, d_head)
-    v_b = t["v_b"].reshape(E * p, hd).index_select(0, rows_b).view(E, N, n_heads, d_head)
-    z = (torch.mul(v_a, w[:, :, 0]).addcmul_(t["v_op"].view(E, 1, n_heads, d_head), w[:, :, 1])
-         .addcmul_(v_b, w[:, :, 2]).addcmul_(t["v_eq"].view(E, 1, n_heads, d_head), w[:, :, 3]))
+    v_a = t.v_a.reshape(E * p, hd).index_select(0, rows_a).view(E, N, n_heads, d_head)
+    v_b = t.v_b.reshape(E * p, hd).index_select(0, rows_b).view(E, N, n_heads, d_head)
+    z = (torch.mul(v_a, w[:, :, 0]).addcmul_(t.v_op.view(E, 1, n_heads, d_head), w[:, :, 1])
+         .addcmul_(v_b, w[:, :, 2]).addcmul_(t.v_eq.view(E, 1, n_heads, d_head), w[:, :, 3]))
     return _Mixed(pattern, rows_a, rows_b, v_a, v_b, z.view(E, N, hd))
 
 
-def _literal_loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
-                                  block_size: int | None) -> tuple[Tensor, Params]:
+def _literal_loss_and_table_grads(t: LiteralTables, a: Tensor, b: Tensor, labels: Tensor, weights: Tensor,
+                                  block_size: int | None) -> tuple[Tensor, LiteralTables]:
     """:func:`loss_and_table_grads` for the literal path (maps not multiplied out)."""
-    grads = {k: torch.zeros_like(v) for k, v in t.items()}
+    grads = t.map(torch.zeros_like)
     E, N = a.shape
     loss = torch.zeros(E, dtype=torch.float64, device=a.device)
     for cols, _ in _blocks(E, N, block_size or N):
@@ -365,68 +450,69 @@ def _literal_loss_and_table_grads(t: Params, a: Tensor, b: Tensor, labels: Tenso
     return loss, grads
 
 
-def _after_attention(t: Params, z: Tensor) -> tuple[Tensor, ...]:
+def _after_attention(t: LiteralTables, z: Tensor) -> tuple[Tensor, ...]:
     """The literal order after attention (attention output, residual, MLP, residual,
     unembedding) at the last position. Returns the activations the backward needs, logits last."""
-    resid_mid = torch.baddbmm(t["x_eq"].unsqueeze(1), z, t["W_O"])  # [E, N, d_model]
-    post = torch.bmm(resid_mid, t["W_in"]).relu_()                   # [E, N, d_mlp]
-    resid_post = torch.baddbmm(resid_mid, post, t["W_out"])          # [E, N, d_model]
-    return resid_mid, post, resid_post, torch.bmm(resid_post, t["W_U"])
+    resid_mid = torch.baddbmm(t.x_eq.unsqueeze(1), z, t.W_O)        # [E, N, d_model]
+    post = torch.bmm(resid_mid, t.W_in).relu_()                      # [E, N, d_mlp]
+    resid_post = torch.baddbmm(resid_mid, post, t.W_out)             # [E, N, d_model]
+    return resid_mid, post, resid_post, torch.bmm(resid_post, t.W_U)
 
 
-def _after_attention_backward(t: Params, z: Tensor, saved: tuple[Tensor, ...], g_logits: Tensor,
-                              grads: Params) -> Tensor:
+def _after_attention_backward(t: LiteralTables, z: Tensor, saved: tuple[Tensor, ...], g_logits: Tensor,
+                              grads: LiteralTables) -> Tensor:
     """Backward of :func:`_after_attention`: adds the gradients of its tables into ``grads``
     and returns the gradient of ``z``."""
     resid_mid, post, resid_post, _ = saved
-    grads["W_U"].baddbmm_(resid_post.transpose(1, 2), g_logits)
-    g_resid = torch.bmm(g_logits, t["W_U"].transpose(1, 2))          # d resid_post
-    grads["W_out"].baddbmm_(post.transpose(1, 2), g_resid)
-    g_pre = _relu_backward(torch.bmm(g_resid, t["W_out"].transpose(1, 2)), post)
-    grads["W_in"].baddbmm_(resid_mid.transpose(1, 2), g_pre)
-    g_resid.baddbmm_(g_pre, t["W_in"].transpose(1, 2))                # d resid_mid
-    grads["x_eq"] += g_resid.sum(dim=1)
-    grads["W_O"].baddbmm_(z.transpose(1, 2), g_resid)
-    return torch.bmm(g_resid, t["W_O"].transpose(1, 2))
+    grads.W_U.baddbmm_(resid_post.transpose(1, 2), g_logits)
+    g_resid = torch.bmm(g_logits, t.W_U.transpose(1, 2))             # d resid_post
+    grads.W_out.baddbmm_(post.transpose(1, 2), g_resid)
+    g_pre = _relu_backward(torch.bmm(g_resid, t.W_out.transpose(1, 2)), post)
+    grads.W_in.baddbmm_(resid_mid.transpose(1, 2), g_pre)
+    g_resid.baddbmm_(g_pre, t.W_in.transpose(1, 2))                   # d resid_mid
+    grads.x_eq.add_(g_resid.sum(dim=1))
+    grads.W_O.baddbmm_(z.transpose(1, 2), g_resid)
+    return torch.bmm(g_resid, t.W_O.transpose(1, 2))
 
 
-def _attend_backward(t: Params, mix: _Mixed, g_z: Tensor, grads: Params) -> None:
+def _attend_backward(t: LiteralTables, mix: _Mixed, g_z: Tensor, grads: LiteralTables) -> None:
     """Backward of :func:`_attend`: adds the gradients of the score and value tables into ``grads``."""
     E, N, _, n_heads = mix.pattern.shape
-    p, hd = t["s_a"].shape[1], g_z.shape[-1]
+    p, hd = t.p, g_z.shape[-1]
     d_head = hd // n_heads
     w = mix.pattern
     # Positions o and = hold one token each, so their terms are products over all examples:
     # <g_z head h, v_o head h> for every example is g_z times a block-diagonal [H*d_head, H]
     # matrix, and sum_n w(n) g_z(n) is one [2H, N] x [N, H*d_head] product whose head-h block of
     # row h is kept (the other blocks mix heads and are dropped; H times the work, no copies).
-    v_fixed = torch.stack([t["v_op"], t["v_eq"]], dim=1).view(E, 2, n_heads, d_head)
+    v_fixed = torch.stack([t.v_op, t.v_eq], dim=1).view(E, 2, n_heads, d_head)
     blocks = torch.diag_embed(v_fixed.transpose(2, 3))                       # [E, 2, d_head, H, H]
     blocks = blocks.permute(0, 3, 2, 1, 4).reshape(E, hd, 2 * n_heads)
     g_fixed = torch.bmm(g_z, blocks).view(E, N, 2, n_heads)
     sums = torch.bmm(w[:, :, 1::2].reshape(E, N, 2 * n_heads).transpose(1, 2), g_z)
     sums = sums.view(E, 2, n_heads, n_heads, d_head).diagonal(dim1=2, dim2=3).transpose(2, 3)
-    grads["v_op"] += sums[:, 0].reshape(E, hd)
-    grads["v_eq"] += sums[:, 1].reshape(E, hd)
+    grads.v_op.add_(sums[:, 0].reshape(E, hd))
+    grads.v_eq.add_(sums[:, 1].reshape(E, hd))
     # Positions a and b: a value row per example, scattered back to its token's row.
     g_z = g_z.view(E, N, n_heads, d_head)
-    grads["v_a"].view(E * p, hd).index_add_(0, mix.rows_a, (g_z * w[:, :, 0, :, None]).view(E * N, hd))
-    grads["v_b"].view(E * p, hd).index_add_(0, mix.rows_b, (g_z * w[:, :, 2, :, None]).view(E * N, hd))
+    grads.v_a.view(E * p, hd).index_add_(0, mix.rows_a, (g_z * w[:, :, 0, :, None]).view(E * N, hd))
+    grads.v_b.view(E * p, hd).index_add_(0, mix.rows_b, (g_z * w[:, :, 2, :, None]).view(E * N, hd))
     # Through the weighted sum to the pattern.
     g_pattern = torch.stack([torch.linalg.vecdot(g_z, mix.v_a), g_fixed[:, :, 0],
                              torch.linalg.vecdot(g_z, mix.v_b), g_fixed[:, :, 1]], dim=2)
     _pattern_backward(w, g_pattern, mix.rows_a, mix.rows_b, grads)
 
 
-def _pattern_backward(pattern: Tensor, g_pattern: Tensor, rows_a: Tensor, rows_b: Tensor, grads: Params) -> None:
-    """Through the softmax over the four positions to the score tables (adds into ``grads``)."""
+def _pattern_backward(pattern: Tensor, g_pattern: Tensor, rows_a: Tensor, rows_b: Tensor, grads: Tables) -> None:
+    """Through the softmax over the four positions to the score tables (adds into the score
+    fields of ``grads``)."""
     E, N, _, n_heads = pattern.shape
-    p = grads["s_a"].shape[1]
+    p = grads.p
     g_scores = pattern * (g_pattern - (pattern * g_pattern).sum(dim=2, keepdim=True))
-    grads["s_a"].view(E * p, n_heads).index_add_(0, rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
-    grads["s_b"].view(E * p, n_heads).index_add_(0, rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
-    grads["s_op"] += g_scores[:, :, 1].sum(dim=1)
-    grads["s_eq"] += g_scores[:, :, 3].sum(dim=1)
+    grads.s_a.view(E * p, n_heads).index_add_(0, rows_a, g_scores[:, :, 0].reshape(E * N, n_heads))
+    grads.s_b.view(E * p, n_heads).index_add_(0, rows_b, g_scores[:, :, 2].reshape(E * N, n_heads))
+    grads.s_op.add_(g_scores[:, :, 1].sum(dim=1))
+    grads.s_eq.add_(g_scores[:, :, 3].sum(dim=1))
 
 
 def _relu_backward(grad: Tensor, post: Tensor) -> Tensor:
@@ -535,7 +621,7 @@ def logits_all(params: Params, task: TaskConfig, model_index: int | None = None,
     chunks = []
     for i in range(0, E, step):
         tables = vocabulary_tables({n: t[i:i + step] for n, t in params.items()}, task, fold)
-        e = tables["s_a"].shape[0]
+        e = tables.n_models
         chunks.append(torch.cat([logits_from_tables(tables, a[j:j + block_size].expand(e, -1),
                                                     b[j:j + block_size].expand(e, -1))
                                  for j in range(0, p * p, block_size)], dim=1))

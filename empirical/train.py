@@ -125,10 +125,9 @@ def loss_and_grads(params: Params, data: TrainingData, config: TrainConfig) -> t
     for c, sl in enumerate(data.chunks):
         leaf = {n: p[sl].detach().requires_grad_() for n, p in params.items()}
         tables = vocabulary_tables(leaf, config.task, fold=data.incidence[c] is not None)
-        losses[sl], table_grads = loss_and_table_grads({k: t.detach() for k, t in tables.items()}, data.a[c],
-                                                       data.b[c], data.labels[c], data.weights[c],
-                                                       config.resolved_block_size, data.incidence[c])
-        torch.autograd.backward(list(tables.values()), [table_grads[k] for k in tables])
+        losses[sl], table_grads = loss_and_table_grads(tables.detach(), data.a[c], data.b[c], data.labels[c],
+                                                       data.weights[c], config.resolved_block_size, data.incidence[c])
+        torch.autograd.backward(tables.tensors(), table_grads.tensors())
         for n in WEIGHT_NAMES:
             grads[n][sl] = leaf[n].grad
     return losses, grads

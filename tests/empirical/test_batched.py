@@ -3,10 +3,13 @@ against the plain model's autograd, and the device a training step runs on."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from circeff.empirical.batched import logits_from_tables, loss_and_table_grads, vocabulary_tables
+from circeff.empirical.batched import (FoldedTables, LiteralTables, logits_from_tables, loss_and_table_grads,
+                                       vocabulary_tables)
 from circeff.empirical.metrics import cross_entropy64
 from circeff.empirical.config import ModelConfig
 from circeff.empirical.model import Transformer, init_params, model_params
@@ -19,7 +22,8 @@ TASK = TaskConfig("add", 7)
 def _tables(fold: bool, dtype=torch.float64):
     params = {n: w.to(dtype) * 2 for n, w in init_params(TINY, TASK, seeds=[0, 3]).items()}
     tables = vocabulary_tables(params, TASK, fold)
-    return {k: v.detach().requires_grad_() for k, v in tables.items()}
+    assert type(tables) is (FoldedTables if fold else LiteralTables)
+    return tables.map(lambda v: v.detach().requires_grad_())
 
 
 @pytest.mark.parametrize("fold", [False, True])
@@ -28,12 +32,11 @@ def test_gradient_of_the_scored_position_passes_gradcheck(fold):
     tables = _tables(fold)
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randint(0, 7, (2, 9), generator=gen), torch.randint(0, 7, (2, 9), generator=gen)
-    keys = list(tables)
 
     def f(*xs):
-        return logits_from_tables(dict(zip(keys, xs, strict=True)), a, b)
+        return logits_from_tables(type(tables)(*xs), a, b)
 
-    assert torch.autograd.gradcheck(f, tuple(tables[k] for k in keys), eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(f, tables.tensors(), eps=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("fold", [False, True])
@@ -70,11 +73,13 @@ def test_training_pass_by_hand_equals_autograd(fold, block_size):
     weights[1, 17:] = 0.0
     expected = cross_entropy64(logits_from_tables(tables, a, b), labels, weights)
     expected.sum().backward()
-    loss, grads = loss_and_table_grads({k: t.detach() for k, t in tables.items()}, a, b, labels, weights, block_size)
+    loss, grads = loss_and_table_grads(tables.detach(), a, b, labels, weights, block_size)
     torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=0)
-    assert grads.keys() == tables.keys()
-    for k, t in tables.items():
-        torch.testing.assert_close(grads[k], t.grad, rtol=0, atol=1e-12 * t.grad.abs().max().item(), msg=k)
+    assert type(grads) is type(tables)
+    for field in dataclasses.fields(tables):
+        t, g = getattr(tables, field.name), getattr(grads, field.name)
+        assert g.shape == t.shape, field.name
+        torch.testing.assert_close(g, t.grad, rtol=0, atol=1e-12 * t.grad.abs().max().item(), msg=field.name)
 
 
 @pytest.mark.parametrize("n_train", [20, 150])  # the literal and the multiplied-out path
@@ -102,8 +107,29 @@ def test_a_training_step_follows_the_weights_device(n_train, monkeypatch):
 
     def one_table_on_the_cpu(*args, **kwargs):
         tables = real(*args, **kwargs)
-        return tables | {"s_op": torch.zeros_like(tables["s_op"], device="cpu")}
+        return dataclasses.replace(tables, s_op=torch.zeros_like(tables.s_op, device="cpu"))
 
     monkeypatch.setattr(train, "vocabulary_tables", one_table_on_the_cpu)
     with pytest.raises(RuntimeError, match="device cpu is not on the expected device meta"):
         loss_and_grads(params, data, config)
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_tables_have_the_documented_shapes(fold):
+    """Each layout is its own frozen class; the fields have the shapes their comments give."""
+    E, P, H, d_head = 2, TASK.p, TINY.n_heads, TINY.d_head
+    tables = vocabulary_tables(init_params(TINY, TASK, seeds=[0, 3]), TASK, fold)
+    shapes = {"s_a": (E, P, H), "s_b": (E, P, H), "s_op": (E, H), "s_eq": (E, H)}
+    if fold:
+        R = H * (2 * P + 2) + 1
+        shapes |= {"rows_in": (E, R, TINY.d_mlp), "rows_U": (E, R, TASK.d_vocab_out),
+                   "W_outU": (E, TINY.d_mlp, TASK.d_vocab_out)}
+    else:
+        hd = H * d_head
+        shapes |= {"v_a": (E, P, hd), "v_b": (E, P, hd), "v_op": (E, hd), "v_eq": (E, hd),
+                   "W_O": (E, hd, TINY.d_model), "x_eq": (E, TINY.d_model), "W_in": (E, TINY.d_model, TINY.d_mlp),
+                   "W_out": (E, TINY.d_mlp, TINY.d_model), "W_U": (E, TINY.d_model, TASK.d_vocab_out)}
+    assert {f.name: tuple(getattr(tables, f.name).shape) for f in dataclasses.fields(tables)} == shapes
+    assert (tables.n_models, tables.p, tables.n_heads) == (E, P, H)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tables.s_a = tables.s_b
