@@ -4,7 +4,8 @@ A checkpoint (``DIR/checkpoint.safetensors``) is one safetensors file: the tenso
 stacked weights (``params.W_E``, ...), the AdamW moments (``exp_avg.*``, ``exp_avg_sq.*``) and
 torch's CPU RNG state (``rng_state``, the uint8 tensor ``torch.get_rng_state`` returns); its
 string metadata holds, as JSON, the format tag, the config, the step, the AdamW step count,
-each model's divergence step and all metric rows so far. Nothing is unpickled to read it:
+each model's divergence step and all metric rows so far (NaN, a JSON extension Python
+reads, where a value is missing or non-finite). Nothing is unpickled to read it:
 ``safetensors.safe_open(path, "pt")`` gives the tensors and ``.metadata()`` the JSON, and the
 run folder's ``config.json`` beside it is the same config, readable by anyone.
 
@@ -16,6 +17,8 @@ numbers, which Python writes and reads back exactly, so resuming stays bit-ident
 Reading never falls back silently: a file that is not a checkpoint, is truncated, or was
 written for a different config raises a one-line :class:`circeff.errors.RunError`. Checkpoints
 of earlier versions (``checkpoint.pt``, a torch zip read with ``weights_only=True``) still load.
+Rows written by earlier versions (of either format) hold ``""`` for a missing value; they are
+read back with NaN there, as rows are written now.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import torch
 
 from circeff.empirical.config import TrainConfig
+from circeff.empirical.metrics import missing_as_nan
 from circeff.empirical.model import WEIGHT_NAMES, Params
 from circeff.empirical.optim import AdamWState
 from circeff.errors import RunError
@@ -196,7 +200,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                              {n: payload["exp_avg_sq"][n].to(**to) for n in WEIGHT_NAMES}),
         rng_state=payload["rng_state"],
         diverged=list(payload["diverged"]),
-        rows=list(payload["rows"]),
+        rows=[missing_as_nan(row) for row in payload["rows"]],
     )
 
 

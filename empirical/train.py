@@ -9,8 +9,11 @@ Outputs in the run folder:
 - ``config.json``: the :class:`TrainConfig`.
 - ``metrics.csv``: one row per model every ``log_every`` steps (columns
   :data:`circeff.empirical.metrics.METRIC_COLUMNS`); written at every checkpoint and at the end.
+  A missing value (the test metrics of a model trained on every example) is NaN in memory
+  and an empty cell in the file (:mod:`circeff.empirical.metrics`).
 - ``checkpoint.safetensors``: see :mod:`circeff.empirical.checkpoint`; the last one is the final state.
-- ``summary.json``: per model the final metrics, divergence step, and the wall time.
+- ``summary.json``: per model the final metrics (null where missing or non-finite),
+  divergence step, and the wall time.
 - ``tensorboard/`` (with ``tensorboard=True``): the same metrics as TensorBoard event files,
   for looking at; metrics.csv stays the record the package reads.
 
@@ -44,7 +47,8 @@ from circeff.empirical.checkpoint import (
     save_checkpoint,
 )
 from circeff.empirical.config import TrainConfig
-from circeff.empirical.metrics import METRIC_COLUMNS, metric_rows, per_example_loss64
+from circeff.empirical.metrics import (METRIC_COLUMNS, TEST_COLUMNS, csv_rows, has_test_set, metric_rows,
+                                       per_example_loss64)
 from circeff.empirical.batched import (Incidence, build_incidence, logits_from_tables, loss_and_table_grads, uses_fold,
                                        vocabulary_tables)
 from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
@@ -190,7 +194,7 @@ def _weights_from_other_run(config: TrainConfig, device: torch.device) -> Params
 
 
 def _json_number(value: object) -> object:
-    """JSON has no NaN/inf: a diverged model's non-finite metrics become null in summary.json."""
+    """JSON has no NaN/inf: missing values and a diverged model's non-finite metrics become null in summary.json."""
     return None if isinstance(value, float) and not np.isfinite(value) else value
 
 
@@ -251,10 +255,10 @@ def _tensorboard_writer(out: Path, purge_step: int | None):  # noqa: ANN202 - Su
 
 def _log_tensorboard(writer, rows: list[dict]) -> None:  # noqa: ANN001
     for row in rows:
+        tested = has_test_set(row)
         for name in _TB_SCALARS:
-            value = row.get(name, "")
-            if value != "":
-                writer.add_scalar(f"model_{row['model']}/{name}", float(value), row["step"])
+            if tested or name not in TEST_COLUMNS:  # a missing value is no point (a diverged model's NaN is)
+                writer.add_scalar(f"model_{row['model']}/{name}", float(row[name]), row["step"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +266,8 @@ def _log_tensorboard(writer, rows: list[dict]) -> None:  # noqa: ANN001
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class RunResult:
-    """What :func:`train` returns: the metric rows (as in metrics.csv) and where things are."""
+    """What :func:`train` returns: the metric rows (as in metrics.csv, with NaN where a value is
+    missing) and where things are."""
 
     config: TrainConfig
     out_dir: Path
@@ -329,7 +334,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
         nonlocal logged
         state.rng_state = torch.get_rng_state()
         save_checkpoint(ckpt_file, state)
-        write_csv(out / "metrics.csv", state.rows, fieldnames=METRIC_COLUMNS)
+        write_csv(out / "metrics.csv", csv_rows(state.rows), fieldnames=METRIC_COLUMNS)
         if writer is not None:
             _log_tensorboard(writer, state.rows[logged:])
             logged = len(state.rows)
@@ -381,9 +386,9 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
         if state.step % config.log_every == 0 or state.step == config.steps:
             state.rows += evaluate(state.params, data, config, state.step, state.diverged)
             last = state.rows[-config.n_models:]
+            tested = [r["test_acc"] for r in last if has_test_set(r)]
             bar.set_postfix(train_acc=f"{np.mean([r['train_acc'] for r in last]):.3f}",
-                            test_acc=f"{np.mean([r['test_acc'] for r in last if r['test_acc'] != '']):.3f}"
-                            if any(r["test_acc"] != "" for r in last) else "-")
+                            test_acc=f"{np.mean(tested):.3f}" if tested else "-")
         if state.step % config.checkpoint_every == 0 or state.step == config.steps:
             save()
     bar.close()

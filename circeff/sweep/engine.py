@@ -5,9 +5,11 @@ A store run's config is a :class:`~circeff.empirical.config.TrainConfig` with ex
 optimiser, step counts and the model's own seed, weight decay and training set). Runs whose
 configs agree on everything but that RunSpec train together as ONE engine batch:
 :func:`train_batch` merges them, trains the batch in ``ROOT/batches/<hash of the batch>/``
-(the engine's own folder: its config.json, checkpoint.pt, metrics.csv, summary.json), and
-then gives every run folder its own ``metrics.csv`` (its model's rows). A killed batch is
-resumed from its checkpoint, because the same unfinished runs form the same batch again.
+(the engine's own folder: its config.json, checkpoint.safetensors, metrics.csv, summary.json),
+and then gives every run folder its own ``metrics.csv`` (its model's rows, written as the
+engine writes them: a missing value, the test metrics of a run trained on every example, is
+an empty cell). A killed batch is resumed from its checkpoint, because the same unfinished
+runs form the same batch again. In a run's ``done.json`` summary a missing ``test_acc`` is null.
 
 Divergence follows the engine's ``nan_policy``. With ``freeze`` (the default) a diverged model
 is finished but marked: its rows say ``status=diverged`` and its ``done.json`` summary has
@@ -29,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, resolve_train_size
-from circeff.empirical.metrics import METRIC_COLUMNS
+from circeff.empirical.metrics import METRIC_COLUMNS, csv_rows
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.io import write_csv, write_json
@@ -108,7 +110,7 @@ def train_batch(tasks: Sequence[RunTask]) -> list[Any]:
     values: list[Any] = []
     for e, task in enumerate(tasks):
         rows = [{c: row[c] for c in RUN_METRIC_COLUMNS} for row in result.rows if row["model"] == e]
-        write_csv(task.out_dir / "metrics.csv", rows, fieldnames=RUN_METRIC_COLUMNS)
+        write_csv(task.out_dir / "metrics.csv", csv_rows(rows), fieldnames=RUN_METRIC_COLUMNS)
         final = rows[-1]
         diverged_at = result.diverged[e]
         values.append({
@@ -116,7 +118,7 @@ def train_batch(tasks: Sequence[RunTask]) -> list[Any]:
             "diverged_at": diverged_at,
             "step": result.step,
             "train_acc": final["train_acc"],
-            "test_acc": final["test_acc"],
+            "test_acc": final["test_acc"],  # NaN where missing: null in done.json
             "batch": f"{BATCHES_DIR}/{batch_dir.name}",
             "model": e,
         })

@@ -10,7 +10,7 @@ import torch
 
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_params, save_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig
-from circeff.empirical.metrics import METRIC_COLUMNS, cross_entropy64, milestones
+from circeff.empirical.metrics import MISSING, METRIC_COLUMNS, cross_entropy64, csv_rows, milestones, missing_as_nan
 from circeff.empirical.model import WEIGHT_NAMES, cross_entropy_high_precision, model_params
 from circeff.empirical.model import Transformer as ReferenceTransformer
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
@@ -126,6 +126,57 @@ def test_metrics_csv_and_config_json(tmp_path):
     assert len(result.final_rows()) == 2 and result.step == 20
     assert all(0 <= float(r["train_acc"]) <= 1 and float(r["param_norm"]) > 0 for r in rows)
     assert read_json(tmp_path / "summary.json")["models"][1]["diverged_at"] is None
+
+
+# A model trained on every example (D = n) has no test set: its test values are missing.
+_NO_TEST_SET = (RunSpec(seed=0, train_size=TASK.n_examples), RunSpec(seed=1, weight_decay=0.5, train_size=60))
+
+
+def test_missing_test_values_are_nan_in_memory_and_empty_cells_in_metrics_csv(tmp_path):
+    import pandas as pd
+
+    result = train(_config(runs=_NO_TEST_SET), tmp_path, progress=False)
+    full = [r for r in result.rows if r["model"] == 0]
+    assert all(r["test_loss"] is MISSING and r["test_acc"] is MISSING for r in full)
+    assert all(isinstance(r["test_loss"], float) and 0 <= r["test_acc"] <= 1 for r in result.rows if r["model"] == 1)
+    cells = [r for r in _read_rows(tmp_path / "metrics.csv") if r["model"] == "0"]
+    assert cells and all(r["test_loss"] == r["test_acc"] == "" for r in cells)
+    table = pd.read_csv(tmp_path / "metrics.csv")
+    assert table[table["model"] == 0][["test_loss", "test_acc"]].isna().all().all()
+    assert table[table["model"] == 1][["test_loss", "test_acc"]].notna().all().all()
+    summary = read_json(tmp_path / "summary.json")["models"]
+    assert summary[0]["test_acc"] is None and summary[0]["test_loss"] is None and summary[1]["test_acc"] is not None
+    m = milestones(result.rows)[0]
+    assert m["generalised_at"] is None and math.isnan(m["final_test_acc"])
+
+
+def test_a_resumed_run_with_missing_values_equals_an_uninterrupted_one(tmp_path):
+    """Rows read back from the checkpoint hold the same missing value as fresh ones, so rows
+    and metrics.csv are the same; so are rows of earlier versions, which wrote "" there."""
+    straight = train(_config(runs=_NO_TEST_SET, steps=20), tmp_path / "straight", progress=False)
+    for name, old_style in (("resumed", False), ("old_rows", True)):
+        train(_config(runs=_NO_TEST_SET, steps=10), tmp_path / name, progress=False)
+        if old_style:
+            ckpt = load_checkpoint(tmp_path / name)
+            ckpt.rows = [dict(r, test_loss="", test_acc="") if r["model"] == 0 else r for r in ckpt.rows]
+            save_checkpoint(tmp_path / name / CHECKPOINT_NAME, ckpt)
+            assert all(r["test_acc"] is MISSING for r in load_checkpoint(tmp_path / name).rows if r["model"] == 0)
+        resumed = train(_config(runs=_NO_TEST_SET, steps=20), tmp_path / name, resume=True, progress=False)
+        assert resumed.rows == straight.rows, name
+        assert (tmp_path / name / "metrics.csv").read_bytes() == (tmp_path / "straight" / "metrics.csv").read_bytes()
+
+
+def test_missing_values_and_a_diverged_models_nan_are_told_apart():
+    """A diverged model's losses are NaN but its test accuracy is a number: metrics.csv writes
+    those losses as nan, and only a missing test set as empty cells."""
+    diverged = {"test_loss": float("nan"), "test_acc": 0.25, "model": 1}
+    missing = {"test_loss": float("nan"), "test_acc": float("nan"), "model": 0}
+    old = {"test_loss": "", "test_acc": "", "model": 0}
+    assert missing_as_nan(diverged) is diverged
+    assert missing_as_nan(missing)["test_acc"] is missing_as_nan(old)["test_loss"] is MISSING
+    written = list(csv_rows([diverged, missing]))
+    assert math.isnan(written[0]["test_loss"]) and written[0]["test_acc"] == 0.25
+    assert written[1]["test_loss"] == written[1]["test_acc"] == ""
 
 
 def test_random_labels_are_memorised_not_generalised(tmp_path):
@@ -317,6 +368,18 @@ def test_tensorboard_events_hold_the_metrics_csv_values(tmp_path):
     expected = [(r["step"], r["train_acc"]) for r in result.rows if r["model"] == 1]
     assert [s for s, _ in logged] == [s for s, _ in expected]
     assert [v for _, v in logged] == pytest.approx([v for _, v in expected], abs=1e-6)
+
+
+def test_tensorboard_has_no_points_for_missing_values(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (the [tensorboard] extra)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(_config(runs=_NO_TEST_SET, steps=5), tmp_path, progress=False, tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"model_0/train_acc", "model_1/test_acc", "model_1/test_loss"} <= tags
+    assert not tags & {"model_0/test_acc", "model_0/test_loss"}
 
 
 def test_tensorboard_missing_is_a_one_line_config_error_before_anything_is_written(tmp_path, monkeypatch):

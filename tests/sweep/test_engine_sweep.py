@@ -116,3 +116,21 @@ def test_hypothesis_bad_train_configs_one_line_exit_2_nothing_written(cli, capsy
     check()
     assert len(tried) >= 100
     print(f"bad train configs tried: {len(tried)}")
+
+
+def test_a_run_without_test_examples_has_empty_test_cells_and_null_in_done_json(tmp_path, cli, capsys):
+    spec = {"kind": "train", "base": {**TINY, "steps": 5}, "grid": {"train_frac": [0.5, 1.0]}}
+    assert cli(["sweep", "run", str(_grid(tmp_path, spec)), "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    table = pd.read_csv(tmp_path / "s" / "results.csv")
+    full = table["train_size"] == 49
+    assert full.any() and table[full]["test_acc"].isna().all() and table[~full]["test_acc"].notna().all()
+    for run_dir in (tmp_path / "s" / "runs").iterdir():
+        lines = (run_dir / "metrics.csv").read_text().splitlines()
+        header, last = lines[0].split(","), lines[-1].split(",")
+        cells = dict(zip(header, last, strict=True))
+        summary = json.loads((run_dir / "done.json").read_text())["summary"]
+        if cells["train_size"] == "49":
+            assert cells["test_loss"] == cells["test_acc"] == "" and summary["test_acc"] is None
+        else:
+            assert float(cells["test_acc"]) == summary["test_acc"]
