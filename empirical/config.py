@@ -110,9 +110,10 @@ class TrainConfig:
             finite parameters, is marked ``status=diverged`` from then on and the others
             continue; if all diverge the run stops with a RunError) or ``stop`` (the first
             non-finite loss stops the run with a RunError naming the step and the model).
-        init_from: path of a checkpoint (``checkpoint.pt`` or its run folder) whose final
-            parameters the models start from (see ``RunSpec.init_index``); the optimiser
-            state starts fresh. Used to continue grokked models on new subsets D'.
+        init_from: path of a checkpoint (``checkpoint.safetensors``, or an earlier version's
+            ``checkpoint.pt``) or of its run folder, whose final parameters the models start
+            from (see ``RunSpec.init_index``); the optimiser state starts fresh. Used to
+            continue grokked models on new subsets D'.
     """
 
     task: TaskConfig

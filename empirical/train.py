@@ -295,10 +295,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
     Args:
         config: the run.
         out_dir: run folder (created).
-        resume: continue from ``out_dir/checkpoint.pt`` (bit-identical to an uninterrupted run
-            on the CPU; on CUDA the backward of the gathers adds with atomics, so a resumed
-            run agrees to float rounding). A folder that holds a checkpoint is never
-            overwritten without ``resume``; without a checkpoint, ``resume`` starts at step 0.
+        resume: continue from ``out_dir/checkpoint.safetensors`` (or an earlier version's
+            ``checkpoint.pt``); bit-identical to an uninterrupted run on the CPU (on CUDA the
+            backward of the gathers adds with atomics, so a resumed run agrees to float
+            rounding). A folder that holds a checkpoint is never overwritten without
+            ``resume``; without a checkpoint, ``resume`` starts at step 0.
         progress: show a progress bar (step, mean train and test accuracy) on stderr; without
             it, one ETA line every ``eta_every_s`` seconds.
         tensorboard: also write the metrics as TensorBoard events in ``out_dir/tensorboard``

@@ -47,8 +47,8 @@ RESULTS_PARQUET = "results.parquet"
 # collision needs about 4e9 runs in one store.
 RUN_ID_DIGITS = 16
 # Files whose presence means "a checkpoint exists, resume from it". The engine writes
-# `checkpoint.pt`; any name starting with `checkpoint` counts so that a renamed or
-# sharded checkpoint is still found.
+# `checkpoint.safetensors` (earlier versions `checkpoint.pt`); any name starting with
+# `checkpoint` counts so that a renamed or sharded checkpoint is still found.
 CHECKPOINT_GLOB = "checkpoint*"
 
 

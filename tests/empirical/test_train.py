@@ -261,8 +261,8 @@ def _poisoned_source(tmp_path, model: int):
     train(_config(steps=5), tmp_path / "src", progress=False)
     ckpt = load_checkpoint(tmp_path / "src")
     ckpt.params["W_U"][model] = float("inf")
-    save_checkpoint(tmp_path / "poisoned.pt", ckpt)
-    return str(tmp_path / "poisoned.pt")
+    save_checkpoint(tmp_path / "poisoned.safetensors", ckpt)
+    return str(tmp_path / "poisoned.safetensors")
 
 
 def test_diverged_model_is_frozen_and_marked_others_unaffected(tmp_path):
