@@ -37,7 +37,6 @@ equality to 1e-5); only the order of floating-point operations differs.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -108,8 +107,9 @@ class Tables:
     s_eq: Tensor  # [E, H]    position 3 (the token =, the scored query's own key)
 
     def tensors(self) -> tuple[Tensor, ...]:
-        """Every table, in field order."""
-        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+        """Every table, in field order (the fields are the instance's only attributes: it is
+        frozen, and ``__init__`` sets them in that order)."""
+        return tuple(vars(self).values())
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> Self:
         """The same class with ``fn`` applied to every table (e.g. ``Tensor.detach``, ``torch.zeros_like``)."""

@@ -131,5 +131,7 @@ def test_tables_have_the_documented_shapes(fold):
                    "W_out": (E, TINY.d_mlp, TINY.d_model), "W_U": (E, TINY.d_model, TASK.d_vocab_out)}
     assert {f.name: tuple(getattr(tables, f.name).shape) for f in dataclasses.fields(tables)} == shapes
     assert (tables.n_models, tables.p, tables.n_heads) == (E, P, H)
+    fields = [getattr(tables, f.name) for f in dataclasses.fields(tables)]
+    assert len(tables.tensors()) == len(fields) and all(a is b for a, b in zip(tables.tensors(), fields))
     with pytest.raises(dataclasses.FrozenInstanceError):
         tables.s_a = tables.s_b
