@@ -1,214 +1,142 @@
-"""Figure 10a's measured G:M ratios and their monotonicity in D; and an earlier, superseded
-allocation comparison.
+"""Theorem D.4 against trained networks: the allocation of the correct logit between G and M.
 
-Superseded (kept for the figure helpers that still draw it, used by no stage of ``circeff
-reproduce``): :func:`compare_allocation` and :func:`pooled_kappa` compare AdamW endpoints with
-Theorem D.4 under ONE kappa pooled over G and M. Measured G and M kappas do not overlap, the
-AdamW endpoints are not minima, and G and M share parameters, so that comparison tests a
-claim the paper does not make. The allocation comparison the package reports is
-:mod:`circeff.analysis.allocation_d4` (D.4 on disjoint parameters, one kappa per circuit) and
-:mod:`circeff.analysis.allocation_curves` (predicted curves against settled networks).
+Part 1, D.4 on disjoint parameters (one kappa per circuit)
+------------------------------------------------------------
+Theorem D.4 tested where its assumptions hold: two circuits on disjoint parameters.
 
-Prediction. Theorem D.4 (the paper's Appendix D), evaluated by the theory layer
-(:mod:`circeff.theory.optima`; this module never re-derives the formula): with circuit
-efficiencies ``P_G(D)``, ``P_M(D)``, the exponent ``kappa`` and the weight-decay norm ``q``
-(standard weight decay: ``q = 2``),
+What D.4 states (the paper's Eq. 6, with one kappa per circuit): circuits ``i`` with
+efficiencies ``P_i`` (the parameter norm for a unit logit) and exponents ``kappa_i`` (a circuit
+at logit ``w_i`` needs norm ``P_i w_i^(1/kappa_i)``), whose costs add, are weighted at the
+global minimum of ``L_x(sum_i w_i) + (alpha/q) sum_i (w_i^(1/kappa_i) P_i)^q``. With
+``q = 2 < kappa_i`` for both circuits the cost of each circuit is concave in its weight and the
+minimum puts all weight on one circuit: the one that needs the smaller norm for the total
+logit the optimum reaches. With equal kappas that is the smaller ``P``; with different kappas
+it depends on that operating logit ``s``: G wins iff ``P_G s^(1/kappa_G) < P_M s^(1/kappa_M)``.
 
-* case 1 (``q <= kappa``, the theory layer's ``winner_take_all`` and ``boundary``): one
-  circuit takes all; the G:M ratio is ``+inf`` where ``P_G < P_M``, ``0`` where ``P_M < P_G``
-  (a tie is nan: any split is optimal);
-* case 2 (``q > kappa``, ``power_law``): both circuits are used, with the G:M weight ratio
-  ``optima.predicted_ratio(P_G, P_M, q, kappa)`` (a power of ``P_M / P_G``, exponent
-  ``optima.power_law_exponent(q, kappa)``).
+Inputs (from :func:`circeff.empirical.experiments.allocation.run_disjoint`):
 
-``P_G(D)`` and ``P_M(D)`` at the measured D come from the P1 fits
-(:mod:`circeff.analysis.efficiency`): the M trend line, and for G the same model the crossover
-used (flat: ``exp(log_P_G)``; trend: the G line). ``kappa`` defaults to the inverse-variance
-weighted mean of the two circuits' fitted kappas (the theory assumes one kappa for the
-architecture; both fitted values are kept in the result) and can be given explicitly.
+* ``alone``: rows ``circuit, D, seed, alpha, param_norm, correct_logit`` (each circuit settled
+  alone along an alpha ladder). The fit ``logit = (norm/P)^kappa`` is P1's
+  (:func:`circeff.analysis.efficiency.analyse_efficiency`, one intercept per (D, seed)
+  stripe, so kappa comes from the ladder within a network); per stripe
+  ``log P = mean(log norm) - mean(log logit) / kappa`` with the circuit's kappa.
+* ``pair``: rows ``D, seed, alpha, scale_G, scale_M, objective, g_logit, m_logit`` (the pair
+  settled from several starting splits). The settled state of a (D, seed) is the start with
+  the LOWEST objective (D.4 is about the global minimum; with concave costs each
+  single-circuit corner is a local minimum, so a start near the losing corner may stay there).
 
-Measurement. Rows ``D, seed, g_logit, m_logit`` (correct-logit proxies of networks trained at
-each D, Appendix B). A network's G:M ratio is ``g_logit / m_logit``; when ``m_logit <= 0 <
-g_logit`` it is ``+inf`` (no memorisation left), when ``g_logit <= 0 < m_logit`` it is ``0``,
-and when both are ``<= 0`` the row is dropped (counted in ``n_dropped``). The measured ratio at a
-D is the median over seeds with a percentile bootstrap interval (seeds resampled within D).
+Prediction per (D, seed): the D.4 optimum for the stripe's ``(P_G, P_M)``, the circuits'
+kappas, the pair's alpha and ``n_classes = P`` (through :func:`d4_optimum`). Its robustness:
+the winner is recomputed at the four corners of the two kappa intervals.
 
-Fit statistics (:func:`compare_allocation`):
+Agreement (:func:`compare_disjoint`): the fraction of (D, seed) where the measured winner
+(larger correct logit) is the predicted one, with a Clopper-Pearson interval; per D the
+measured ratio ``g_logit / m_logit`` (median over seeds, min-max) and whether it is
+winner-take-all (the loser keeps under ``wta_share`` of the logit, default 5%).
 
-* ``spearman``: rank correlation across D between predicted ratio and measured median, with a
-  bootstrap interval (seeds resampled within every D, medians recomputed). It reflects the
-  measurement noise only, not the uncertainty of the P1 fits. A replicate where either side is
-  constant counts as correlation 0 (conservative).
-* ``median_abs_log_error``: median over D of ``|log(measured median) - log(predicted)|`` (natural
-  log; only D where both are finite and positive).
-* ``winner_agreement``: fraction of D where the measured median ratio lies on the same side of 1
-  as the prediction.
-* ``measured_exponent``: slope of ``log(measured median)`` against ``log(P_M / P_G)`` across D
-  with a bootstrap interval; case 2 predicts ``exponent``. ``magnitude_holds``: the interval
-  contains the predicted exponent.
-* ``holds``: case 2: the Spearman interval lies above 0 (the predicted ordering across D is
-  reproduced). Case 1: ``winner_agreement >= min_winner_agreement`` (default 0.8).
+Part 2, predicted curves at the operating logit
+-----------------------------------------------
+The G:M logit ratio against D: two predicted curves beside the measured ratio, and the
+efficiency crossover read at the logit the networks actually reach.
 
-Figure 10a (:func:`monotonic_verdict`): Spearman correlation between D and the per-network
-ratio, with a pairs bootstrap interval (networks resampled with replacement); holds if the
-interval lies above 0.
+Inputs:
+
+* ``eff``: per circuit and D, the stripes' ``log P`` (:func:`stripe_log_P`) and the circuits'
+  kappas, from circuits measured alone at overlapping D (the disjoint experiment: M networks
+  and G-initialised networks settled at the same D);
+* ``measured``: rows ``D, seed, g_logit, m_logit`` of the networks whose allocation is compared
+  (Figure 10's networks, at an AdamW endpoint or settled).
+
+Operating logit ``s(D)``: the median over seeds of the measured total correct logit
+``g_logit + m_logit`` at that D. A circuit's norm for it is ``N_i(D) = P_i(D) s^(1/kappa_i)``;
+``log N_i`` is interpolated in ``log D`` by a straight line per circuit (fitted to the
+stripes, so within the measured D range it interpolates).
+
+Curves (``x(D) = log(N_M / N_G)``, natural logs):
+
+* (a) D.4 with per-circuit kappa at the operating logit. With ``q = 2`` below both kappas this
+  is winner-take-all: G takes (nearly) all where ``x > 0``, M where ``x < 0``. Its log error at
+  a D is the distance of ``log(measured ratio)`` from the winner-take-all region, taken as the
+  loser holding under ``wta_share`` of the logit (ratio beyond ``(1 - wta_share)/wta_share``,
+  19 for 5%); 0 inside the region.
+* (b) D.4 case 2 with one effective kappa: ``log ratio = e x`` with ``e = q k / (q - k)``, so
+  ``k_eff = q e / (q + e)``. ``e`` is fitted through the origin (case 2 has no free
+  intercept) by least squares on the medians. Its log errors per D are leave-one-D-out (``e``
+  refitted without that D), so a fitted curve is not credited with in-sample errors.
+
+Rule of the verdict (fixed before looking at data): the model with the smaller median
+absolute log error over D is the one the data support; "by how much" is the difference
+``median|err_a| - median|err_b|`` with a bootstrap interval (seeds resampled within D, the
+stripes too). The data support (b) over (a) when that interval lies above 0, (a) over (b)
+when below, neither otherwise.
+
+Crossover at the operating logit (:func:`operating_crossover`): the D where ``N_G = N_M`` on
+the two interpolated lines, with a bootstrap interval (stripes resampled within D, kappas
+drawn from their intervals), compared with another D_crit estimate by the ratio of point
+estimates and of interval widths (log widths, ``log(hi/lo)``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 
-from circeff.analysis.efficiency import EfficiencyAnalysis
-from circeff.analysis.stats import (
-    Interval,
-    Record,
-    check_common,
-    percentile_interval,
-    require_columns,
-    spearman,
-    spearman_rows,
-)
+from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency
+from circeff.analysis.rule import Verdict
+from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns, to_plain
 from circeff.errors import ConfigError
 from circeff.theory import optima
-from circeff.validate import in_range, positive
 
 __all__ = [
-    "RATIO_COLUMNS",
-    "AllocationComparison",
-    "AllocationPrediction",
-    "AllocationRow",
-    "MonotonicVerdict",
-    "compare_allocation",
-    "measured_ratios",
-    "monotonic_verdict",
-    "pooled_kappa",
-    "predict_allocation",
+    "AllocationCurves",
+    "CurvePoint",
+    "DisjointCell",
+    "DisjointComparison",
+    "OperatingCrossover",
+    "allocation_curves",
+    "allocation_verdict",
+    "compare_dcrit",
+    "compare_disjoint",
+    "d4_optimum",
+    "fit_alone",
+    "kappa_from_exponent",
+    "norm_at_logit",
+    "operating_crossover",
+    "settled_splits",
+    "stripe_log_P",
+    "winner_at_logit",
 ]
 
-RATIO_COLUMNS = ("D", "seed", "g_logit", "m_logit")
+ALONE_COLUMNS = ("circuit", "D", "seed", "alpha", "param_norm", "correct_logit")
+PAIR_COLUMNS = ("D", "seed", "alpha", "scale_G", "scale_M", "objective", "g_logit", "m_logit")
 
 
-@dataclass(frozen=True)
-class AllocationPrediction(Record):
-    """Theorem D.4's G:M weight ratio at each D (``inf``/``0`` when one circuit takes all).
-
-    ``case``: 1 (winner takes all, q <= kappa) or 2 (power law, q > kappa), the paper's
-    numbering; ``theory_case``: the theory layer's name (``winner_take_all``, ``boundary``,
-    ``power_law``).
-    """
-
-    case: int
-    theory_case: str
-    q: float
-    kappa: float
-    exponent: float
-    D: tuple[float, ...]
-    P_G: tuple[float, ...]
-    P_M: tuple[float, ...]
-    ratio: tuple[float, ...]
+def norm_at_logit(P: float | np.ndarray, kappa: float | np.ndarray, logit: float | np.ndarray) -> np.ndarray:
+    """The norm a circuit needs for ``logit``: ``P logit^(1/kappa)``."""
+    return np.asarray(P, dtype=float) * np.asarray(logit, dtype=float) ** (1.0 / np.asarray(kappa, dtype=float))
 
 
-@dataclass(frozen=True)
-class AllocationRow(Record):
-    """One D: efficiencies, the predicted ratio, and the measured median ratio with interval.
-
-    ``predicted`` says the prediction in words, because JSON has no infinity (``to_dict()``
-    turns a winner-take-all ratio into None): ``"G takes all"``, ``"M takes all"``, ``"tie"``
-    or ``"mixture"``.
-    """
-
-    D: float
-    P_G: float
-    P_M: float
-    predicted_ratio: float
-    predicted: str
-    measured: Interval
-    n_seeds: int
-    log_error: float
+def winner_at_logit(P_G: float, kappa_G: float, P_M: float, kappa_M: float, logit: float) -> str:
+    """Which circuit needs the smaller norm for ``logit`` (``"tie"`` if equal)."""
+    g, m = norm_at_logit(P_G, kappa_G, logit), norm_at_logit(P_M, kappa_M, logit)
+    return "tie" if g == m else ("G" if g < m else "M")
 
 
-@dataclass(frozen=True)
-class AllocationComparison(Record):
-    """Predicted against measured allocation over D, with the fit statistics (module doc)."""
-
-    holds: bool
-    case: int
-    theory_case: str
-    q: float
-    kappa: float
-    kappa_G: float
-    kappa_M: float
-    exponent: float
-    rows: tuple[AllocationRow, ...]
-    spearman: Interval
-    median_abs_log_error: float
-    winner_agreement: float
-    measured_exponent: Interval
-    magnitude_holds: bool
-    n_dropped: int
-    reason: str
+def d4_optimum(P_G: float, P_M: float, kappa_G: float, kappa_M: float, *, alpha: float, n_classes: int,
+               q: float = 2.0) -> tuple[float, float]:
+    """D.4's optimal weights ``(w_G, w_M)`` (each circuit's logit) from the theory layer's
+    minimiser of Eq. 6 with one kappa per circuit."""
+    problem = optima.OptimumProblem(P=(P_G, P_M), q=q, kappa=(kappa_G, kappa_M), alpha=alpha, n_classes=n_classes)
+    w = optima.minimise(problem).weights
+    return float(w[0]), float(w[1])
 
 
-@dataclass(frozen=True)
-class MonotonicVerdict(Record):
-    """Figure 10a: the G:M ratio rises with D (Spearman interval above 0)."""
-
-    holds: bool
-    rho: Interval
-    n: int
-    n_D: int
-    reason: str
-
-
-# ---------------------------------------------------------------------------------------------
-# Prediction
-# ---------------------------------------------------------------------------------------------
-
-
-def _in_words(ratio: float) -> str:
-    if np.isnan(ratio):
-        return "tie"
-    if ratio == np.inf:
-        return "G takes all"
-    return "M takes all" if ratio == 0 else "mixture"
-
-
-def pooled_kappa(analysis: EfficiencyAnalysis) -> float:
-    """Inverse-variance weighted mean of the G and M kappas (interval half-width as scale).
-
-    Superseded (module docstring): the package's comparisons use one kappa per circuit."""
-    ks = [analysis.fit_G.kappa, analysis.fit_M.kappa]
-    half = np.array([(k.hi - k.lo) / 2 for k in ks])
-    values = np.array([k.value for k in ks])
-    if not np.isfinite(half).all() or (half <= 0).any():
-        return float(values.mean())
-    w = 1.0 / half**2
-    return float(w @ values / w.sum())
-
-
-def predict_allocation(D: np.ndarray, P_G: np.ndarray, P_M: np.ndarray, *, q: float = 2.0,
-                       kappa: float) -> AllocationPrediction:
-    """Theorem D.4's G:M weight ratio at each D, computed by :mod:`circeff.theory.optima`."""
-    positive("q", q)
-    positive("kappa", kappa)
-    D, P_G, P_M = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (D, P_G, P_M))
-    if not (D.shape == P_G.shape == P_M.shape):
-        raise ConfigError("P_G", "D, P_G and P_M must have the same length", (D.size, P_G.size, P_M.size))
-    for name, arr in (("P_G", P_G), ("P_M", P_M)):
-        if not (np.isfinite(arr).all() and (arr > 0).all()):
-            raise ConfigError(name, "must be finite and > 0", arr.tolist())
-    theory_case = optima.which_case(q, kappa)
-    # the paper's case 1 ("kappa >= q") includes the boundary q = kappa
-    case = 2 if theory_case == optima.POWER_LAW else 1
-    ratio = np.array([optima.predicted_ratio(pg, pm, q, kappa) for pg, pm in zip(P_G, P_M)],
-                     dtype=float)
-    exponent = optima.power_law_exponent(q, kappa) if case == 2 else np.nan
-    return AllocationPrediction(case, theory_case, float(q), float(kappa), float(exponent),
-                                tuple(D.tolist()),
-                                tuple(P_G.tolist()), tuple(P_M.tolist()), tuple(ratio.tolist()))
+def _winner(w_G: float, w_M: float) -> str:
+    return "tie" if w_G == w_M else ("G" if w_G > w_M else "M")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,129 +144,382 @@ def predict_allocation(D: np.ndarray, P_G: np.ndarray, P_M: np.ndarray, *, q: fl
 # ---------------------------------------------------------------------------------------------
 
 
-def measured_ratios(rows: object) -> pd.DataFrame:
-    """``D, seed, ratio`` per network (conventions for non-positive logits in the module doc)."""
-    df = require_columns(rows, RATIO_COLUMNS, numeric=("D", "g_logit", "m_logit"))
-    if (df["D"] <= 0).any():
-        raise ConfigError("D", "must be > 0", float(df["D"][df["D"] <= 0].iloc[0]))
-    g, m = df["g_logit"].to_numpy(), df["m_logit"].to_numpy()
-    ratio = np.full(g.size, np.nan)
-    both = (g > 0) & (m > 0)
-    ratio[both] = g[both] / m[both]
-    ratio[(g > 0) & (m <= 0)] = np.inf
-    ratio[(g <= 0) & (m > 0)] = 0.0
-    out = pd.DataFrame({"D": df["D"], "seed": df["seed"], "ratio": ratio})
-    return out[np.isfinite(out["ratio"]) | (out["ratio"] == np.inf)].reset_index(drop=True)
+def fit_alone(alone: object, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> EfficiencyAnalysis:
+    """P1's fit on the circuits settled alone (alpha plays the role of the weight decay)."""
+    df = require_columns(alone, ALONE_COLUMNS, numeric=("D", "alpha", "param_norm", "correct_logit"))
+    rows = df.rename(columns={"alpha": "weight_decay"})
+    rows = rows[rows["correct_logit"] > 0]
+    return analyse_efficiency(rows, intercepts="D_seed", level=level, n_boot=n_boot, seed=seed)
 
 
-def _median_replicates(ratio_by_D: list[np.ndarray], n_boot: int,
-                       rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, n_D]`` medians with seeds resampled within each D."""
-    out = np.empty((n_boot, len(ratio_by_D)))
-    for j, r in enumerate(ratio_by_D):
-        out[:, j] = np.median(r[rng.integers(0, r.size, size=(n_boot, r.size))], axis=1)
+def stripe_log_P(alone: object, kappa_G: float, kappa_M: float) -> pd.DataFrame:
+    """``circuit, D, seed, log_P`` per stripe with the circuit's kappa (module docstring)."""
+    df = require_columns(alone, ALONE_COLUMNS, numeric=("D", "param_norm", "correct_logit"))
+    df = df[df["correct_logit"] > 0]
+    kappa = {"G": kappa_G, "M": kappa_M}
+    out = []
+    for (c, d, s), g in df.groupby(["circuit", "D", "seed"]):
+        log_P = np.log(g["param_norm"]).mean() - np.log(g["correct_logit"]).mean() / kappa[c]
+        out.append({"circuit": c, "D": float(d), "seed": int(s), "log_P": float(log_P)})
+    return pd.DataFrame(out)
+
+
+def _ratio(g: float, m: float) -> float:
+    """``g / m``; a circuit left at or below 0 counts as absent (``inf`` or ``0``)."""
+    if g > 0 and m > 0:
+        return float(g / m)
+    return math.inf if g > 0 else (0.0 if m > 0 else math.nan)
+
+
+def settled_splits(pair: object) -> pd.DataFrame:
+    """Per (D, seed): the lowest-objective start, its ratio, and whether every start agreed."""
+    df = require_columns(pair, PAIR_COLUMNS, numeric=("D", "objective", "g_logit", "m_logit"))
+    out = []
+    for (d, s), g in df.groupby(["D", "seed"]):
+        best = g.loc[g["objective"].idxmin()]
+        winners = {_winner(r.g_logit, r.m_logit) for r in g.itertuples()}
+        total = best["g_logit"] + best["m_logit"]
+        out.append({"D": float(d), "seed": int(s), "alpha": float(best["alpha"]),
+                    "g_logit": float(best["g_logit"]), "m_logit": float(best["m_logit"]),
+                    "total_logit": float(total), "ratio": _ratio(best["g_logit"], best["m_logit"]),
+                    "g_share": float(best["g_logit"] / total) if total > 0 else math.nan,
+                    "winner": _winner(best["g_logit"], best["m_logit"]),
+                    "starts_agree": len(winners) == 1, "objective_spread": float(np.ptp(g["objective"]))})
+    return pd.DataFrame(out)
+
+
+@dataclass(frozen=True)
+class DisjointCell(Record):
+    """One (D, seed): prediction and settled measurement."""
+
+    D: float
+    seed: int
+    P_G: float
+    P_M: float
+    predicted_w_G: float
+    predicted_w_M: float
+    predicted_winner: str
+    winner_robust: bool
+    operating_winner: str
+    measured_g_logit: float
+    measured_m_logit: float
+    measured_ratio: float
+    measured_winner: str
+    winner_take_all: bool
+    starts_agree: bool
+    agrees: bool
+
+
+@dataclass(frozen=True)
+class DisjointComparison(Record):
+    """D.4 against the settled disjoint pairs over every (D, seed)."""
+
+    kappa_G: Interval
+    kappa_M: Interval
+    alpha: float
+    n_classes: int
+    cells: tuple[DisjointCell, ...]
+    winner_agreement: Interval
+    n_winner_take_all: int
+    n_cells: int
+    per_D: tuple[dict, ...]
+    reason: str
+
+
+def compare_disjoint(alone: object, pair: object, *, n_classes: int, q: float = 2.0, level: float = 0.95,
+                     n_boot: int = 2000, seed: int = 0, wta_share: float = 0.05,
+                     analysis: EfficiencyAnalysis | None = None) -> DisjointComparison:
+    """D.4's winner per (D, seed) from the circuits alone, against the settled pair."""
+    a = analysis or fit_alone(alone, level=level, n_boot=n_boot, seed=seed)
+    kG, kM = a.fit_G.kappa, a.fit_M.kappa
+    logP = stripe_log_P(alone, kG.value, kM.value).set_index(["circuit", "D", "seed"])["log_P"]
+    settled = settled_splits(pair)
+    cells = []
+    for r in settled.itertuples():
+        key_G, key_M = ("G", r.D, r.seed), ("M", r.D, r.seed)
+        if key_G not in logP.index or key_M not in logP.index:
+            continue
+        P_G, P_M = math.exp(logP[key_G]), math.exp(logP[key_M])
+        w = d4_optimum(P_G, P_M, kG.value, kM.value, alpha=r.alpha, n_classes=n_classes, q=q)
+        predicted = _winner(*w)
+        # A corner of the kappa intervals at or below 0 is outside D.4 (its logits do not grow
+        # with the norm): there the winner is undetermined, so the prediction is not robust.
+        corners = {_winner(*d4_optimum(P_G, P_M, g, m, alpha=r.alpha, n_classes=n_classes, q=q))
+                   if g > 0 and m > 0 else "undetermined"
+                   for g in (kG.lo, kG.hi) for m in (kM.lo, kM.hi)}
+        loser = min(r.g_logit, r.m_logit) / max(r.total_logit, 1e-300)
+        cells.append(DisjointCell(
+            r.D, r.seed, P_G, P_M, w[0], w[1], predicted, corners == {predicted},
+            winner_at_logit(P_G, kG.value, P_M, kM.value, r.total_logit),
+            r.g_logit, r.m_logit, r.ratio, r.winner, bool(loser < wta_share), bool(r.starts_agree),
+            predicted == r.winner))
+    if not cells:
+        raise ConfigError("pair", "no (D, seed) has both circuits measured alone and the pair settled", 0)
+    k = sum(c.agrees for c in cells)
+    ci = binomtest(k, len(cells)).proportion_ci(confidence_level=level, method="exact")
+    agreement = Interval(k / len(cells), float(ci.low), float(ci.high), level, "Clopper-Pearson")
+    per_D = []
+    for d in sorted({c.D for c in cells}):
+        cs = [c for c in cells if c.D == d]
+        ratios = np.array([c.measured_ratio for c in cs])
+        per_D.append({"D": d, "n": len(cs), "predicted_winners": sorted({c.predicted_winner for c in cs}),
+                      "measured_winners": sorted({c.measured_winner for c in cs}),
+                      "ratio_median": float(np.median(ratios)), "ratio_min": float(ratios.min()),
+                      "ratio_max": float(ratios.max()),
+                      "winner_take_all": int(sum(c.winner_take_all for c in cs)),
+                      "agree": int(sum(c.agrees for c in cs))})
+    n_wta = sum(c.winner_take_all for c in cells)
+    reason = (f"winner agrees with D.4 at {k} of {len(cells)} (D, seed) "
+              f"({agreement.value:.0%} [{agreement.lo:.0%}, {agreement.hi:.0%}]); "
+              f"{n_wta} of {len(cells)} settled winner-take-all (loser < {wta_share:.0%} of the logit); "
+              f"kappas of the circuits settled alone (every G-initialised network, whatever its trig share "
+              f"became): kappa_G {kG.value:.3g} [{kG.lo:.3g}, {kG.hi:.3g}], "
+              f"kappa_M {kM.value:.3g} [{kM.lo:.3g}, {kM.hi:.3g}]")
+    return DisjointComparison(kG, kM, float(settled["alpha"].iloc[0]), int(n_classes), tuple(cells), agreement,
+                              int(n_wta), len(cells), tuple(per_D), reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicted curves at the operating logit
+# ---------------------------------------------------------------------------------------------
+
+
+def kappa_from_exponent(e: float | np.ndarray, q: float = 2.0) -> float | np.ndarray:
+    """Invert ``e = q k / (q - k)``: ``k = q e / (q + e)`` (nan where ``e = -q``)."""
+    e = np.asarray(e, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return q * e / (q + e)
+
+
+def _line(log_D: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    slope, intercept = np.polyfit(log_D, y, 1)
+    return float(intercept), float(slope)
+
+
+class _Stripes:
+    """The stripes' ``log P`` per circuit, grouped by D, as arrays (fast to resample)."""
+
+    def __init__(self, stripes: pd.DataFrame) -> None:
+        df = require_columns(stripes, ("circuit", "D", "log_P"), numeric=("D", "log_P"))
+        self.groups: dict[str, list[tuple[float, np.ndarray]]] = {}
+        self.ranges: dict[str, tuple[float, float]] = {}
+        for c in ("G", "M"):
+            g = df[df["circuit"] == c]
+            if g["D"].nunique() < (1 if c == "G" else 2):
+                raise ConfigError("D", f"circuit {c} needs log P at {'one' if c == 'G' else 'two'} or more D",
+                                  g["D"].tolist())
+            self.groups[c] = [(float(d), x["log_P"].to_numpy(float)) for d, x in g.groupby("D")]
+            self.ranges[c] = (float(g["D"].min()), float(g["D"].max()))
+        self.D_range = (float(df["D"].min()), float(df["D"].max()))
+
+    def line(self, c: str, rng: np.random.Generator | None = None) -> tuple[float, float]:
+        """Intercept and slope of ``log P`` against ``log D`` (stripes resampled within D); G
+        measured at a single D is flat (slope 0: the paper takes G's efficiency as independent
+        of D)."""
+        xs, ys = [], []
+        for d, v in self.groups[c]:
+            if rng is not None:
+                v = v[rng.integers(0, v.size, size=v.size)]
+            xs.append(np.full(v.size, math.log(d)))
+            ys.append(v)
+        if len(xs) == 1:
+            return float(np.mean(ys[0])), 0.0
+        return _line(np.concatenate(xs), np.concatenate(ys))
+
+
+def _log_norms(st: _Stripes, kappa: dict[str, float], log_s: np.ndarray | float, D: np.ndarray,
+               rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    """``log N_i`` at ``D`` per circuit: the ``log P`` line plus ``log s / kappa_i``."""
+    out = {}
+    for c in ("G", "M"):
+        a, b = st.line(c, rng)
+        out[c] = a + b * np.log(D) + np.asarray(log_s) / kappa[c]
     return out
 
 
-def _slope(x: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    xc = x - x.mean()
-    return (Y - Y.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+def _kappa_draw(k: Interval, rng: np.random.Generator) -> float:
+    # normal with the interval's half-width as 1.96 sd (the t-interval of the fit), kept > 0
+    sd = (k.hi - k.lo) / (2 * 1.96) if np.isfinite(k.hi - k.lo) else 0.0
+    return float(max(rng.normal(k.value, sd), 1e-3))
 
 
-def compare_allocation(analysis: EfficiencyAnalysis, rows: object, *, q: float = 2.0,
-                       kappa: float | None = None, level: float = 0.95, n_boot: int = 2000,
-                       seed: int = 0, min_winner_agreement: float = 0.8) -> AllocationComparison:
-    """Superseded (module docstring); Theorem D.4's prediction from the P1 fits beside the measured G:M ratios (module doc)."""
-    check_common(level=level, n_boot=n_boot, seed=seed)
-    in_range("min_winner_agreement", min_winner_agreement, 0.0, 1.0)
-    ratios = measured_ratios(rows)
-    n_dropped = len(require_columns(rows, RATIO_COLUMNS)) - len(ratios)
-    D = np.sort(ratios["D"].unique())
+@dataclass(frozen=True)
+class CurvePoint(Record):
+    """One D: the measured ratio, both predicted curves and their log errors."""
+
+    D: float
+    n_seeds: int
+    operating_logit: float
+    log_norm_ratio: float
+    measured: Interval
+    predicted_a: str
+    log_error_a: float
+    predicted_b: Interval
+    log_error_b: float
+
+
+@dataclass(frozen=True)
+class AllocationCurves(Record):
+    q: float
+    kappa_G: Interval
+    kappa_M: Interval
+    exponent: Interval
+    kappa_eff: Interval
+    wta_share: float
+    points: tuple[CurvePoint, ...]
+    median_abs_error_a: float
+    median_abs_error_b: float
+    error_difference: Interval
+
+
+def _errors(log_r: np.ndarray, x: np.ndarray, wta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log errors of (a) and leave-one-out (b), and the full-data exponent fit's predictions."""
+    edge = math.log((1 - wta) / wta)
+    err_a = np.where(x > 0, np.minimum(log_r - edge, 0.0), np.maximum(log_r + edge, 0.0))
+    err_a = np.where(x == 0, np.nan, err_a)
+    err_b = np.empty_like(log_r)
+    for j in range(x.size):
+        keep = np.arange(x.size) != j
+        e = float(x[keep] @ log_r[keep] / (x[keep] @ x[keep]))
+        err_b[j] = log_r[j] - e * x[j]
+    return err_a, err_b, x
+
+
+def allocation_curves(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, measured: object, *,
+                      q: float = 2.0, wta_share: float = 0.05, level: float = 0.95, n_boot: int = 1000,
+                      seed: int = 0) -> AllocationCurves:
+    """Both predicted curves, the measured ratios and the errors per D (module docstring)."""
+    df = require_columns(measured, ("D", "seed", "g_logit", "m_logit"), numeric=("D", "g_logit", "m_logit"))
+    df = df[(df["g_logit"] > 0) & (df["m_logit"] > 0)].copy()
+    df["ratio"] = df["g_logit"] / df["m_logit"]
+    df["total"] = df["g_logit"] + df["m_logit"]
+    D = np.sort(df["D"].unique().astype(float))
     if D.size < 3:
-        raise ConfigError("D", "need at least three distinct D values to compare allocations",
-                          D.tolist())
-    k = pooled_kappa(analysis) if kappa is None else positive("kappa", kappa)
-    P_M = np.exp(analysis.trend_M.log_P(D))
-    if analysis.crossover.g_model == "flat":
-        P_G = np.full(D.size, np.exp(analysis.crossover.log_P_G))
-    else:
-        P_G = np.exp(analysis.trend_G.log_P(D))
-    pred = predict_allocation(D, P_G, P_M, q=q, kappa=k)
-    predicted = np.array(pred.ratio)
+        raise ConfigError("D", "need three or more D with both proxies positive", D.tolist())
+    kappa = {"G": kappa_G.value, "M": kappa_M.value}
+    st = _Stripes(stripes)
+    by_D = [(df.loc[df["D"] == d, "ratio"].to_numpy(float), df.loc[df["D"] == d, "total"].to_numpy(float))
+            for d in D]
 
-    ratio_by_D = [ratios.loc[ratios["D"] == d, "ratio"].to_numpy() for d in D]
-    medians = np.array([np.median(r) for r in ratio_by_D])
-    reps = _median_replicates(ratio_by_D, n_boot, np.random.default_rng(seed))
-    table = []
-    for j, d in enumerate(D):
-        measured = percentile_interval(medians[j], reps[:, j], level,
-                                       "bootstrap percentile (seeds resampled within D)")
-        both = np.isfinite([medians[j], predicted[j]]).all() and medians[j] > 0 and predicted[j] > 0
-        err = float(np.log(medians[j]) - np.log(predicted[j])) if both else np.nan
-        table.append(AllocationRow(float(d), float(P_G[j]), float(P_M[j]), float(predicted[j]),
-                                   _in_words(predicted[j]), measured, int(ratio_by_D[j].size), err))
+    def evaluate(rng: np.random.Generator | None, kap: dict[str, float]):
+        pick = [(r, t) if rng is None else (r[i], t[i]) for r, t in by_D
+                for i in [None if rng is None else rng.integers(0, r.size, size=r.size)]]
+        ratio = np.array([np.median(r) for r, _ in pick])
+        total = np.array([np.median(t) for _, t in pick])
+        lines = _log_norms(st, kap, np.log(total), D, rng)
+        x = lines["M"] - lines["G"]
+        log_r = np.log(ratio)
+        e = float(x @ log_r / (x @ x))
+        err_a, err_b, _ = _errors(log_r, x, wta_share)
+        return ratio, total, x, e, err_a, err_b
 
-    # rank agreement across D; a constant side gives nan -> 0 (conservative)
-    rho_point = spearman(predicted, medians)
-    rho_reps = np.nan_to_num(spearman_rows(np.broadcast_to(predicted, reps.shape), reps), nan=0.0)
-    rho = percentile_interval(np.nan_to_num(rho_point, nan=0.0), rho_reps, level,
-                              "bootstrap percentile (seeds resampled within D)")
-    errors = np.array([r.log_error for r in table])
-    mael = float(np.median(np.abs(errors[np.isfinite(errors)]))) if np.isfinite(errors).any() else np.nan
-    # which side of 1 (G or M larger); nan for a tie prediction never agrees
-    same_side = np.sign(predicted - 1.0) == np.sign(medians - 1.0)
-    agreement = float(np.mean(same_side))
+    ratio, total, x, e, err_a, err_b = evaluate(None, kappa)
+    med_a, med_b = float(np.nanmedian(np.abs(err_a))), float(np.nanmedian(np.abs(err_b)))
 
-    log_x = np.log(P_M / P_G)
-    valid = (medians > 0) & np.isfinite(medians)
-    rep_ok = ((reps > 0) & np.isfinite(reps)).all(axis=1)
-    if np.ptp(log_x) > 0 and valid.all() and rep_ok.mean() >= 0.5:
-        slope = float(_slope(log_x, np.log(medians)[None, :])[0])
-        slopes = _slope(log_x, np.log(reps[rep_ok]))
-        exponent_iv = percentile_interval(slope, slopes, level,
-                                          "bootstrap percentile (seeds resampled within D)")
-    else:
-        exponent_iv = Interval(np.nan, -np.inf, np.inf, level, "not estimable")
-    magnitude = pred.case == 2 and exponent_iv.contains(pred.exponent)
-
-    if pred.case == 2:
-        holds = rho.above(0.0)
-        reason = (f"case 2 (q={q:g} > kappa={k:.3g}): Spearman(predicted, measured) {rho.value:.3g} "
-                  f"[{rho.lo:.3g}, {rho.hi:.3g}] {'above 0' if holds else 'not above 0'}; "
-                  f"exponent predicted {pred.exponent:.3g}, measured {exponent_iv.value:.3g} "
-                  f"[{exponent_iv.lo:.3g}, {exponent_iv.hi:.3g}]; median |log error| {mael:.3g}")
-    else:
-        holds = agreement >= min_winner_agreement
-        reason = (f"case 1 (q={q:g} <= kappa={k:.3g}): winner takes all; measured side agrees at "
-                  f"{agreement:.0%} of D (needs {min_winner_agreement:.0%})")
-    return AllocationComparison(bool(holds), pred.case, pred.theory_case, float(q), float(k),
-                                analysis.fit_G.kappa.value, analysis.fit_M.kappa.value,
-                                pred.exponent, tuple(table), rho, mael, agreement, exponent_iv,
-                                bool(magnitude), int(n_dropped), reason)
-
-
-def monotonic_verdict(D: np.ndarray, ratio: np.ndarray, *, seed: int = 0, n_boot: int = 2000,
-                      level: float = 0.95) -> MonotonicVerdict:
-    """Figure 10a: Spearman(D, ratio) over networks with a pairs-bootstrap interval.
-
-    ``ratio`` may hold ``+inf`` and ``0`` (ranked like any value); nan is refused.
-    """
-    check_common(level=level, n_boot=n_boot, seed=seed)
-    D, ratio = np.asarray(D, dtype=float), np.asarray(ratio, dtype=float)
-    if D.shape != ratio.shape or D.ndim != 1:
-        raise ConfigError("ratio", "must be a 1-d array as long as D", (D.shape, ratio.shape))
-    if np.isnan(ratio).any() or (ratio < 0).any():
-        raise ConfigError("ratio", "must be >= 0 (inf allowed), no nan", ratio.tolist()[:5])
-    n_D = np.unique(D).size
-    if n_D < 3:
-        raise ConfigError("D", "need at least three distinct D values for a rank correlation",
-                          np.unique(D).tolist())
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, D.size, size=(n_boot, D.size))
-    reps = np.nan_to_num(spearman_rows(D[idx], ratio[idx]), nan=0.0)
-    rho = percentile_interval(spearman(D, ratio), reps, level,
-                              "bootstrap percentile (networks resampled)")
-    holds = rho.above(0.0)
-    reason = (f"Spearman(D, G:M ratio) {rho.value:.3g} [{rho.lo:.3g}, {rho.hi:.3g}] over {D.size} "
-              f"networks at {n_D} D values: {'above 0' if holds else 'not above 0'}")
-    return MonotonicVerdict(bool(holds), rho, int(D.size), int(n_D), reason)
+    reps = {"ratio": [], "e": [], "diff": [], "pred_b": []}
+    for _ in range(n_boot):
+        kap = {"G": _kappa_draw(kappa_G, rng), "M": _kappa_draw(kappa_M, rng)}
+        r_, _, x_, e_, ea, eb = evaluate(rng, kap)
+        reps["ratio"].append(r_)
+        reps["e"].append(e_)
+        reps["diff"].append(np.nanmedian(np.abs(ea)) - np.nanmedian(np.abs(eb)))
+        reps["pred_b"].append(np.exp(e_ * x_))
+    R, PB = np.array(reps["ratio"]), np.array(reps["pred_b"])
+    method = "bootstrap percentile (seeds resampled within D; stripes and kappas redrawn)"
+    e_iv = percentile_interval(e, np.array(reps["e"]), level, method)
+    points = []
+    for j, d in enumerate(D):
+        points.append(CurvePoint(
+            float(d), int((df["D"] == d).sum()), float(total[j]), float(x[j]),
+            percentile_interval(float(ratio[j]), R[:, j], level, "bootstrap percentile (seeds resampled within D)"),
+            "G takes all" if x[j] > 0 else ("M takes all" if x[j] < 0 else "tie"), float(err_a[j]),
+            percentile_interval(float(math.exp(e * x[j])), PB[:, j], level, method), float(err_b[j])))
+    k_eff = kappa_from_exponent(np.array([e_iv.value, e_iv.lo, e_iv.hi]), q)
+    # k = q e / (q + e) is increasing in e on e > -q, so the interval maps end to end there.
+    k_iv = Interval(float(k_eff[0]), float(min(k_eff[1:])), float(max(k_eff[1:])), level,
+                    "from the exponent's interval through k = q e / (q + e)")
+    diff = percentile_interval(med_a - med_b, np.array(reps["diff"]), level, method)
+    return AllocationCurves(float(q), kappa_G, kappa_M, e_iv, k_iv, float(wta_share), tuple(points),
+                            med_a, med_b, diff)
+
+
+def allocation_verdict(curves: AllocationCurves) -> Verdict:
+    """Which predicted curve the data support, by the rule in the module docstring."""
+    d = curves.error_difference
+    if d.lo > 0:
+        supported, holds = "b", True
+    elif d.hi < 0:
+        supported, holds = "a", False
+    else:
+        supported, holds = "neither", False
+    names = {"a": "D.4 with per-circuit kappa (winner-take-all at the operating logit)",
+             "b": f"case 2 with kappa_eff {curves.kappa_eff.value:.3g}", "neither": "neither curve"}
+    reason = (f"median |log error| (a) {curves.median_abs_error_a:.3g}, (b, leave-one-D-out) "
+              f"{curves.median_abs_error_b:.3g}; (a) - (b) = {d.value:.3g} [{d.lo:.3g}, {d.hi:.3g}]: "
+              f"the data support {names[supported]}")
+    return Verdict(key="allocation", holds=holds, reason=reason,
+                   numbers=to_plain({"median_abs_error_a": curves.median_abs_error_a,
+                            "median_abs_error_b": curves.median_abs_error_b,
+                            "difference": d, "kappa_eff": curves.kappa_eff,
+                            "exponent": curves.exponent, "supported": supported}),
+                   rule={"statement": "the curve with the smaller median |log error| over D is supported; "
+                                      "(b)'s errors are leave-one-D-out; decided when the bootstrap "
+                                      "interval of median|err_a| - median|err_b| excludes 0",
+                         "holds_means": "the data support case 2 with an effective kappa over "
+                                        "winner-take-all with per-circuit kappa",
+                         "wta_share": curves.wta_share})
+
+
+@dataclass(frozen=True)
+class OperatingCrossover(Record):
+    """``interpolated``: the crossover lies inside both circuits' measured D ranges."""
+
+    D_crit: Interval
+    operating_logit: float
+    D_range: tuple[float, float]
+    interpolated: bool
+    n_no_crossing: int
+    D_range_G: tuple[float, float]
+    D_range_M: tuple[float, float]
+
+
+def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, operating_logit: float, *,
+                        level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+                        resample_stripes: bool = True) -> OperatingCrossover:
+    """D where ``N_G = N_M`` at ``operating_logit`` (module docstring).
+
+    ``resample_stripes=False`` (and kappa intervals of zero width) split the interval's width
+    into its two sources: the stripes' spread over seeds, and the kappas' uncertainty."""
+    s = math.log(operating_logit)
+    st = _Stripes(stripes)
+
+    def crossing(rng: np.random.Generator | None, kG: float, kM: float) -> float:
+        (aG, bG), (aM, bM) = st.line("G", rng), st.line("M", rng)
+        aG, aM = aG + s / kG, aM + s / kM
+        if bM <= bG:  # M does not grow faster than G: no crossing
+            return math.inf
+        log_D = (aG - aM) / (bM - bG)
+        return math.exp(log_D) if log_D < 700 else math.inf  # beyond float range: no crossing in reach
+
+    value = crossing(None, kappa_G.value, kappa_M.value)
+    rng = np.random.default_rng(seed)
+    reps = np.array([crossing(rng if resample_stripes else None, _kappa_draw(kappa_G, rng), _kappa_draw(kappa_M, rng))
+                     for _ in range(n_boot)])
+    iv = percentile_interval(value if np.isfinite(value) else math.nan, reps, level,
+                             "bootstrap percentile (stripes resampled within D; kappas redrawn)")
+    # interpolated only where both circuits were measured (their D ranges overlap there)
+    lo, hi = max(st.ranges["G"][0], st.ranges["M"][0]), min(st.ranges["G"][1], st.ranges["M"][1])
+    return OperatingCrossover(iv, float(operating_logit), st.D_range, bool(lo <= value <= hi),
+                              int(np.isinf(reps).sum()), st.ranges["G"], st.ranges["M"])
+
+
+def compare_dcrit(a: Interval, b: Interval, *, tolerance: float = 0.25, max_width_ratio: float = 2.0) -> dict:
+    """Two D_crit estimates: relative gap of the points, log-width ratio, and the goal
+    (points within ``tolerance``, the wider interval at most ``max_width_ratio`` times the other)."""
+    gap = abs(a.value - b.value) / min(a.value, b.value)
+    wa, wb = math.log(a.hi / a.lo), math.log(b.hi / b.lo)
+    ratio = max(wa, wb) / min(wa, wb)
+    return {"point_gap": gap, "log_width_a": wa, "log_width_b": wb, "width_ratio": ratio,
+            "points_agree": bool(gap <= tolerance), "widths_comparable": bool(ratio <= max_width_ratio),
+            "goal_met": bool(gap <= tolerance and ratio <= max_width_ratio)}

@@ -34,8 +34,11 @@ from scipy import stats
 from scipy.special import expit
 
 from circeff.analysis import verdicts as V
-from circeff.analysis.stats import require_columns, to_plain
-from circeff.errors import ConfigError
+from circeff.analysis.efficiency import efficiency_slope, stripe_efficiencies
+from circeff.analysis.ungrokking import converged_rows, estimate_dcrit, transition_accuracy, unit_log_dcrit
+from circeff.thresholds import CONFIDENCE_LEVEL
+from circeff.analysis.stats import Interval, require_columns, to_plain
+from circeff.errors import ConfigError, RunError
 
 __all__ = [
     "ALTERNATIVES",
@@ -260,8 +263,9 @@ def simulate(design: Design, truth: str, seed: int | np.random.Generator = 0) ->
 
 
 def _rate(k: int, n: int) -> dict[str, float]:
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
-    return {"value": k / n, "lo": float(ci.low), "hi": float(ci.high), "k": int(k), "n": int(n)}
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=CONFIDENCE_LEVEL, method="exact")
+    rate = Interval(k / n, float(ci.low), float(ci.high), CONFIDENCE_LEVEL, "Clopper-Pearson")
+    return {**rate.to_dict(), "k": int(k), "n": int(n)}
 
 
 def measure_controls(verdict_fn: Callable[..., V.Verdict], design: Design, n: int = 200,
@@ -299,8 +303,7 @@ def measure_controls(verdict_fn: Callable[..., V.Verdict], design: Design, n: in
     return to_plain(out)
 
 
-VERDICTS: dict[str, Callable[..., V.Verdict]] = {
-    "P1": V.p1, "P2": V.p2, "P3": V.p3, "P4": V.p4, "fig10a": V.fig10a}
+VERDICTS: dict[str, Callable[..., V.Verdict]] = V.RULES
 
 
 def measure_designs(designs: dict[str, Design], n: int = 200, seed: int = 0) -> dict[str, dict]:
@@ -337,16 +340,16 @@ def estimate_p1_design(table: Any) -> P1Design:
         sub = df[df["circuit"].astype(str) == c]
         if sub["D"].nunique() < 2:
             raise ConfigError("D", f"circuit {c} needs two or more D to estimate a design", sub["D"].nunique())
-        fit = V._efficiency_fit(sub, 0.95)
-        slope, a, sd = V._slope(np.log(fit["D"]), fit["log_P"], 0.95)
-        fits[c] = (sub, fit, slope["value"], a, sd)
+        fit = stripe_efficiencies(sub, CONFIDENCE_LEVEL)
+        slope, a, sd = efficiency_slope(np.log(fit["D"]), fit["log_P"], CONFIDENCE_LEVEL)
+        fits[c] = (sub, fit, slope.value, a, sd)
     rungs = df.groupby("alpha")["logit"].apply(lambda s: float(np.mean(np.log(s)))).sort_index()
     gsub, gfit = fits["G"][0], fits["G"][1]
     return P1Design(
         M_D=tuple(sorted(fits["M"][0]["D"].unique().astype(float))),
         G_D=tuple(sorted(gsub["D"].unique().astype(float))),
         seeds=int(df["seed"].nunique()), log_logit_by_rung=tuple(rungs.to_numpy()),
-        kappa_M=fits["M"][1]["kappa"]["value"], kappa_G=gfit["kappa"]["value"],
+        kappa_M=fits["M"][1]["kappa"].value, kappa_G=gfit["kappa"].value,
         slope_M=fits["M"][2], log_P_M=fits["M"][3], log_P_G=float(np.mean(gfit["log_P"])),
         stripe_sd_M=float(np.nan_to_num(fits["M"][4], nan=0.05)),
         stripe_sd_G=float(np.nan_to_num(fits["G"][4], nan=0.05)),
@@ -356,22 +359,21 @@ def estimate_p1_design(table: Any) -> P1Design:
 
 def estimate_transition_design(table: Any, chance: float, key: str = "P2") -> TransitionDesign:
     """The P2/P3 design and noise of a real ungrokking table (converged rows fitted)."""
-    df, dropped = V._converged_rows(table, chance)
+    df, dropped = converged_rows(table, chance)
     x, y = np.log(df["D"].to_numpy()), df["final_test_acc"].to_numpy()
-    popt = V._fit_logistic(x, y, chance)
-    if popt is None:
-        raise ConfigError("final_test_acc", "no transition could be fitted to estimate a design")
-    lower, upper, log_mid, width = (float(v) for v in popt)
-    half = chance + 0.5 * (1 - chance)
-    units = [(wd, s, V._crossing(np.log(g["D"].to_numpy()), g["final_test_acc"].to_numpy(), half))
-             for (wd, s), g in df.groupby(["weight_decay", "seed"])]
+    try:
+        curve = estimate_dcrit(df, chance=chance, n_boot=0).curve
+    except RunError:
+        raise ConfigError("final_test_acc", "no transition could be fitted to estimate a design") from None
+    lower, upper, log_mid, width = curve.params
+    units = [(wd, s, unit_log_dcrit(g, chance)) for (wd, s), g in df.groupby(["weight_decay", "seed"])]
     u = pd.DataFrame(units, columns=["wd", "seed", "c"]).dropna()
     u["c"] -= u.groupby("wd")["c"].transform("mean")
     seed_means = u.groupby("seed")["c"].mean()
     seed_sd = float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0
     unit_sd = float((u["c"] - u["seed"].map(seed_means)).std(ddof=1)) if len(u) > 2 else 0.0
     band = np.abs(x - log_mid) > 2.2 * width   # outside the 10-90% band: evaluation noise only
-    resid = y - V.logistic_accuracy(x, *popt)
+    resid = y - transition_accuracy(x, *curve.params)
     noise = float(np.std(resid[band], ddof=1)) if band.sum() > 2 else float(np.std(resid, ddof=1))
     return TransitionDesign(
         sizes=tuple(sorted(df["D"].unique().astype(float))), seeds=int(df["seed"].nunique()),
@@ -404,9 +406,9 @@ def estimate_fig10_design(table: Any) -> Fig10Design:
     r = pd.to_numeric(df["ratio"], errors="coerce").to_numpy(float)
     ok = np.isfinite(r) & (r > 0)
     x, y = np.log(df["D"].to_numpy(float)[ok]), np.log(r[ok])
-    slope, a, sd = V._slope(x, y, 0.95)
+    slope, a, sd = efficiency_slope(x, y, CONFIDENCE_LEVEL)
     return Fig10Design(sizes=tuple(sorted(df["D"].unique().astype(float))),
-                       seeds=int(df.groupby("D").size().min()), slope=slope["value"], intercept=a,
+                       seeds=int(df.groupby("D").size().min()), slope=slope.value, intercept=a,
                        noise_sd=float(sd))
 
 

@@ -52,8 +52,24 @@ datasets): ``"D"`` without seed effects: kappa 0.965, P(D) 0.96, slope 0.945-0.9
 only ``seeds - 1`` degrees of freedom and drawn separately). ``"D"`` with seed effects: kappa
 0.26, P(D) 0.61 - do not pool seeds that differ in efficiency.
 
-The decision P1 is taken by :func:`circeff.analysis.verdicts.p1` (an equivalence test for G's
-flatness); this module gives the fits, trends and the crossover the figures and pages show.
+The decision P1 is taken by :func:`p1` (an equivalence test for G's flatness, below); the
+fits above give the trends and the crossover the figures and pages show.
+
+Rule
+----
+The rule :func:`p1` reads columns ``circuit`` ('G' or 'M'), ``D``, ``seed``, ``alpha``, ``logit``,
+``param_norm``: one row per settled network and rung of the L2 ladder.
+Per circuit, ``log logit = kappa log param_norm + b`` with one intercept per (D, seed)
+stripe (ordinary least squares; kappa comes from the ladder inside a network), so each
+stripe has an efficiency ``log P = -b / kappa``. The trend is the OLS slope of the stripes'
+``log P`` against ``log D``, with a t interval on ``stripes - 2`` degrees of freedom (the
+stripes are the independent units; the shared kappa's error shifts every stripe alike and
+barely moves a slope). M rises: M's slope interval at ``level`` lies above 0. G is flat by
+an equivalence test (two one-sided tests at 5% each): G's slope interval at
+``equivalence_level`` (0.90) lies inside ``+-delta`` with ``delta = delta_fraction x`` the
+lower end of M's interval (a G trend less than half as steep as the least M could be).
+G's sizes must span ``min_log10_range_G`` (half a decade) and each circuit needs
+``min_D`` distinct sizes; both kappa intervals must lie above 0.
 
 Efficiency crossover (first D_crit estimate): the D where the M trend meets P_G. With
 ``g_model="flat"`` (default; the theory says G's efficiency does not depend on D, and G-only
@@ -69,8 +85,9 @@ Results are frozen dataclasses; ``to_dict()`` gives JSON-ready plain data withou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -83,12 +100,15 @@ from circeff.analysis.stats import (
     percentile_interval,
     require_columns,
 )
+from circeff.analysis.rule import Verdict, fmt, interval, level_of, t_interval, verdict
 from circeff.errors import ConfigError
+from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL
 from circeff.validate import integer_at_least
 
 __all__ = [
     "CIRCUITS",
     "EFFICIENCY_COLUMNS",
+    "P1_COLUMNS",
     "CircuitFit",
     "Crossover",
     "EfficiencyAnalysis",
@@ -98,8 +118,11 @@ __all__ = [
     "analyse_efficiency",
     "fit_circuit",
     "fit_trend",
+    "efficiency_slope",
     "fitted_lines",
+    "p1",
     "per_D_table",
+    "stripe_efficiencies",
 ]
 
 CIRCUITS = ("G", "M")
@@ -297,13 +320,6 @@ def _ols(x: np.ndarray, y: np.ndarray, group: np.ndarray, n_groups: int) -> _OLS
     return _OLS(beta, cov, rss, dof)
 
 
-def _t_interval(value: float, se: float, dof: float, level: float, method: str) -> Interval:
-    if not np.isfinite(se) or dof < 1:
-        return Interval(float(value), -np.inf, np.inf, level, method)
-    half = stats.t.ppf(0.5 + level / 2.0, dof) * se
-    return Interval(float(value), float(value - half), float(value + half), level, method)
-
-
 def _log_P_and_gradient(fit: _OLS, groups: np.ndarray) -> tuple[float, np.ndarray]:
     """``log P = mean_g(-b_g / kappa)`` over ``groups`` and its gradient in ``beta``."""
     kappa = fit.beta[0]
@@ -344,7 +360,7 @@ class _LogPDistribution:
         return self.value + self.se_seed * t_D + self.grad_kappa * self.sd_kappa * t_kappa
 
     def interval(self, i: int, level: float, method: str) -> Interval:
-        return _t_interval(self.value[i], self.se[i], self.dof_D[i], level, method)
+        return t_interval(self.value[i], self.se[i], self.dof_D[i], level, method)
 
 
 def _check_identifiable(des: _Design, fit: _OLS) -> None:
@@ -393,10 +409,10 @@ def _separate_fits(des: _Design, level: float, min_points: int) -> tuple[tuple[S
         fit = _ols(des.x[rows], des.y[rows], group, codes.size)
         if fit.dof < 1 or not np.isfinite(fit.cov).all():
             continue
-        kappa = _t_interval(fit.beta[0], np.sqrt(fit.cov[0, 0]), fit.dof, level, "OLS t")
+        kappa = t_interval(fit.beta[0], np.sqrt(fit.cov[0, 0]), fit.dof, level, "OLS t")
         log_P, grad = _log_P_and_gradient(fit, np.arange(codes.size))
         se = np.sqrt(max(float(grad @ fit.cov @ grad), 0.0))
-        P = _t_interval(log_P, se, fit.dof, level, "delta method (t), fit noise only").map(np.exp)
+        P = t_interval(log_P, se, fit.dof, level, "delta method (t), fit noise only").map(np.exp)
         fits.append(SeparateFit(float(D), int(rows.size), kappa, P))
         rss_sep += fit.rss
         dof_sep += fit.dof
@@ -420,7 +436,7 @@ _DRAW_METHOD = {"D": "parametric bootstrap (multivariate t, delta-method covaria
 def _fit(des: _Design, *, level: float, min_points_per_D: int) -> tuple[CircuitFit, _LogPDistribution]:
     shared = _ols(des.x, des.y, des.group_of_row, des.n_groups)
     _check_identifiable(des, shared)
-    kappa = _t_interval(shared.beta[0], np.sqrt(shared.cov[0, 0]), shared.dof, level, "OLS t")
+    kappa = t_interval(shared.beta[0], np.sqrt(shared.cov[0, 0]), shared.dof, level, "OLS t")
     dist = _log_P_distribution(des, shared)
     per_D = tuple(
         PerD(float(D), int((des.d_of_row == i).sum()), int(des.n_seeds[i]),
@@ -575,3 +591,105 @@ def per_D_table(analysis: EfficiencyAnalysis) -> pd.DataFrame:
                          "P": p.P.value, "P_lo": p.P.lo, "P_hi": p.P.hi,
                          "kappa": fit.kappa.value})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule
+# ---------------------------------------------------------------------------------------------
+
+P1_COLUMNS = ("circuit", "D", "seed", "alpha", "logit", "param_norm")
+
+
+def stripe_efficiencies(df: pd.DataFrame, level: float) -> dict[str, Any]:
+    """Shared-kappa fit of one circuit: kappa interval and each stripe's ``log P``."""
+    x, y = np.log(df["param_norm"].to_numpy()), np.log(df["logit"].to_numpy())
+    stripe = df.groupby(["D", "seed"], sort=True).ngroup().to_numpy()
+    n_stripes = int(stripe.max()) + 1
+    count = np.bincount(stripe, minlength=n_stripes)
+    mean_x = np.bincount(stripe, x, n_stripes) / count
+    mean_y = np.bincount(stripe, y, n_stripes) / count
+    xc, yc = x - mean_x[stripe], y - mean_y[stripe]
+    sxx = float(xc @ xc)
+    kappa = float(xc @ yc / sxx) if sxx > 0 else np.nan
+    dof = x.size - n_stripes - 1
+    resid = yc - kappa * xc
+    se = math.sqrt(float(resid @ resid) / dof / sxx) if dof >= 1 and sxx > 0 else np.inf
+    D_of = np.array([df["D"].to_numpy()[stripe == i][0] for i in range(n_stripes)])
+    return {"kappa": t_interval(kappa, se, dof, level, "t"), "log_P": mean_x - mean_y / kappa,
+            "D": D_of, "n_stripes": n_stripes, "n_rows": int(x.size),
+            "rung_sd": math.sqrt(float(resid @ resid) / dof) if dof >= 1 else np.nan}
+
+
+def efficiency_slope(log_D: np.ndarray, log_P: np.ndarray, level: float) -> tuple[Interval, float, float]:
+    """OLS slope of ``log_P`` on ``log_D`` with a t interval; (interval, intercept, residual sd)."""
+    xc = log_D - log_D.mean()
+    sxx = float(xc @ xc)
+    if sxx == 0:
+        return interval(np.nan, -np.inf, np.inf, level, "t"), np.nan, np.nan
+    s = float(xc @ (log_P - log_P.mean()) / sxx)
+    a = float(log_P.mean() - s * log_D.mean())
+    dof = log_D.size - 2
+    resid = log_P - a - s * log_D
+    sd = math.sqrt(float(resid @ resid) / dof) if dof >= 1 else np.nan
+    return t_interval(s, sd / math.sqrt(sxx), dof, level, "t"), a, sd
+
+
+def p1(table: Any, *, level: float = CONFIDENCE_LEVEL, equivalence_level: float = EQUIVALENCE_LEVEL,
+       delta_fraction: float = 0.5, min_log10_range_G: float = 0.5, min_D: int = 3) -> Verdict:
+    """P1: M's efficiency P(D) rises with D, G's is flat (equivalence), see the module doc."""
+    rule = {"level": level_of("level", level), "equivalence_level": level_of("equivalence_level", equivalence_level),
+            "delta_fraction": float(delta_fraction), "min_log10_range_G": float(min_log10_range_G),
+            "min_D": int(min_D),
+            "slope": "OLS of stripe log P on log D, t interval (stripes - 2 dof)",
+            "g_flat": "G slope interval at equivalence_level inside +-delta, "
+                      "delta = delta_fraction x lower end of M's slope interval"}
+    df = require_columns(table, P1_COLUMNS, numeric=("D", "alpha", "logit", "param_norm"))
+    bad = (df["logit"] <= 0) | (df["param_norm"] <= 0) | (df["D"] <= 0)
+    excluded = int(bad.sum())
+    df = df[~bad].reset_index(drop=True)
+    df["circuit"] = df["circuit"].astype(str)
+    problems, numbers = [], {"excluded_rows": excluded}
+    fits: dict[str, dict[str, Any]] = {}
+    for c in ("M", "G"):
+        sub = df[df["circuit"] == c]
+        n_D = int(sub["D"].nunique())
+        numbers[f"D_{c}"] = sorted(float(d) for d in sub["D"].unique())
+        if n_D < min_D:
+            problems.append(f"{c} has {n_D} distinct D (needs {min_D})")
+            continue
+        fit = stripe_efficiencies(sub, level)
+        slope_level = level if c == "M" else equivalence_level
+        slope, _, sd = efficiency_slope(np.log(fit["D"]), fit["log_P"], slope_level)
+        fit["slope"] = slope
+        fits[c] = fit
+        numbers[f"kappa_{c}"] = fit["kappa"]
+        numbers[f"slope_{c}"] = slope
+        numbers[f"stripes_{c}"] = fit["n_stripes"]
+        numbers[f"stripe_sd_{c}"] = sd
+        if not fit["kappa"].above(0.0):
+            problems.append(f"kappa interval of {c} {fmt(fit['kappa'])} not above 0: the logit does "
+                            "not grow with the norm")
+    g_range = (math.log10(max(numbers["D_G"]) / min(numbers["D_G"])) if numbers["D_G"] else 0.0)
+    numbers["log10_range_G"] = g_range
+    if g_range < min_log10_range_G:
+        problems.append(f"G's D range covers {g_range:.2f} decades (needs {min_log10_range_G:g}): "
+                        "flatness cannot be tested")
+    facts = []
+    delta = np.nan
+    if "M" in fits:
+        m = fits["M"]["slope"]
+        rises = m.above(0.0)
+        facts.append(f"M slope {fmt(m)} " + ("above 0" if rises else "not above 0"))
+        if rises:
+            delta = delta_fraction * m.lo
+        else:
+            problems.append("M's efficiency does not rise with D")
+    numbers["delta"] = delta
+    if "G" in fits:
+        g = fits["G"]["slope"]
+        flat = bool(np.isfinite(delta) and g.within(-delta, delta))
+        facts.append(f"G slope {fmt(g)} " + (f"inside +-{delta:.3g}" if flat else
+                                             f"not inside +-{delta:.3g}"))
+        if not flat:
+            problems.append("G not shown flat")
+    return verdict("P1", problems, facts, numbers, rule)

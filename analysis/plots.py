@@ -14,6 +14,7 @@ display is needed and the global backend is left alone; PNGs render through the 
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -24,10 +25,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from circeff.analysis.dcrit import DcritEstimate
+from circeff.analysis.allocation import AllocationCurves
 from circeff.analysis.efficiency import EfficiencyAnalysis
-from circeff.analysis.semigrok import LABELS, TrajectoryClass
+from circeff.analysis.rule import Verdict
+from circeff.analysis.semigrokking import LABELS, RunClass
 from circeff.analysis.stats import Interval
+from circeff.analysis.ungrokking import DcritEstimate
 from circeff.errors import ConfigError
 from circeff.io import atomic_write_bytes
 
@@ -35,7 +38,7 @@ __all__ = [
     "CIRCUIT_COLORS",
     "CLASS_COLORS",
     "UNGROKKING_TITLE",
-    "plot_allocation",
+    "plot_allocation_curves",
     "plot_efficiency",
     "plot_logit_vs_norm",
     "plot_progress",
@@ -235,7 +238,7 @@ def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = (),
 _CLASS_STYLE = {"grokked": "-", "semi": "--", "ungeneralised": ":", "unsettled": "-."}
 
 
-def plot_semigrok(rows: pd.DataFrame, classes: Sequence[TrajectoryClass], *, run_column: str = "run",
+def plot_semigrok(rows: pd.DataFrame, classes: Sequence[RunClass], *, run_column: str = "run",
                   log_steps: bool = False) -> Figure:
     """Figures 5/6: test accuracy over steps for every run, coloured by its dataset size D
     (``rows`` needs a ``D`` column for that; otherwise one colour) and styled by its class;
@@ -244,7 +247,7 @@ def plot_semigrok(rows: pd.DataFrame, classes: Sequence[TrajectoryClass], *, run
     _require(rows, (run_column, "step", "test_acc"))
     fig, (ax,) = _figure(1, title="Semi-grokking: test accuracy over training (P4)")
     fig.set_figheight(_PANEL[1] + 0.9)
-    by_run: Mapping[str, TrajectoryClass] = {c.run: c for c in classes}
+    by_run: Mapping[str, RunClass] = {c.run: c for c in classes}
     has_d = "D" in rows.columns
     colors = _d_colors(rows["D"], "viridis") if has_d else {}
     for run, g in rows.groupby(run_column, sort=True):
@@ -252,7 +255,7 @@ def plot_semigrok(rows: pd.DataFrame, classes: Sequence[TrajectoryClass], *, run
         color = colors[float(g["D"].iloc[0])] if has_d else "tab:blue"
         ax.plot(g["step"], g["test_acc"], color=color, ls=_CLASS_STYLE.get(cls.label, "-") if cls else "-",
                 lw=1.1, alpha=0.85)
-        if cls and cls.transient_plateau:
+        if cls and cls.transient:
             y = cls.plateau_level - 0.04
             ax.plot([cls.plateau_start, cls.plateau_start, cls.plateau_end, cls.plateau_end], [y + 0.015, y, y, y + 0.015],
                     color=color, lw=0.8)
@@ -334,19 +337,15 @@ def plot_progress(rows: pd.DataFrame,
 # ---------------------------------------------------------------------------------------------
 
 
-def plot_ratio_vs_D(rows: pd.DataFrame, verdict: object | None = None) -> Figure:
+def plot_ratio_vs_D(rows: pd.DataFrame, verdict: Verdict | None = None) -> Figure:
     """Figure 10a: G:M correct-logit ratio against D (log-log), one point per network, with
     the median per D. ``rows``: ``D, ratio`` (``allocation.measured_ratios``); ratios that are
     0 or infinite cannot be drawn on a log axis and are left out. ``verdict``: the Figure 10a
-    :class:`~circeff.analysis.verdicts.Verdict` (its rank correlation goes into the title) or an
-    ``allocation.MonotonicVerdict``."""
+    verdict (:func:`circeff.analysis.fig10.fig10a`); its rank correlation goes into the title."""
     _require(rows, ("D", "ratio"))
     title = "G:M correct-logit ratio against D"
-    rho = getattr(verdict, "rho", None)
-    numbers = getattr(verdict, "numbers", None)
-    if rho is None and isinstance(numbers, dict) and numbers.get("spearman"):
-        sp = numbers["spearman"]
-        rho = Interval(sp["value"], sp["lo"], sp["hi"], 0.95, "Fisher z")
+    sp = verdict.numbers.get("spearman") if verdict is not None else None
+    rho = Interval(sp["value"], sp["lo"], sp["hi"], sp["level"], sp["method"]) if sp else None
     if rho is not None:
         title += (f"\nSpearman {rho.value:.2f} [{rho.lo:.2f}, {rho.hi:.2f}], "
                   f"rises: {'yes' if verdict.holds else 'no'}")
@@ -362,48 +361,63 @@ def plot_ratio_vs_D(rows: pd.DataFrame, verdict: object | None = None) -> Figure
     return fig
 
 
-def plot_allocation(comparison: object) -> Figure:
-    """Predicted (Theorem D.4) against measured G:M ratio over D.
+def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, AllocationCurves] | None = None,
+                           crossover: tuple[float, float, float] | None = None, label: str = "measured",
+                           reference: tuple[str, float, float, float] | None = None) -> Figure:
+    """``curves``: the predictions and the measured ratios (``label``) they were fitted to; ``measured``:
+    further measured series by label (e.g. the AdamW endpoints beside the settled states);
+    ``crossover``: ``(value, lo, hi)`` of the operating-logit crossover, drawn as a band;
+    ``reference``: ``(label, value, lo, hi)`` of another D_crit estimate (e.g. ungrokking's),
+    drawn as a hatched band with its point."""
+    fig = Figure(figsize=(7.5, 5.6))
+    ax = fig.subplots()
+    pts = curves.points
+    D = np.array([p.D for p in pts])
+    edge = (1 - curves.wta_share) / curves.wta_share
+    ax.set_xscale("log")
+    ax.set_yscale("log")
 
-    ``comparison``: an ``allocation.AllocationComparison``. Winner-take-all predictions
-    (ratio 0 or infinite) are drawn as arrows from ratio 1 towards the winner.
-    """
-    rows = comparison.rows
-    D = np.array([r.D for r in rows])
-    pred = np.array([r.predicted_ratio for r in rows])
-    meas = np.array([r.measured.value for r in rows])
-    lo = np.array([r.measured.lo for r in rows])
-    hi = np.array([r.measured.hi for r in rows])
-    case = comparison.case
-    title = f"Allocation: Theorem D.4 case {case} (q={comparison.q:g}, kappa={comparison.kappa:.2f})"
-    if case == 2:
-        rho = comparison.spearman
-        title += (f"\nSpearman {rho.value:.2f} [{rho.lo:.2f}, {rho.hi:.2f}], "
-                  f"median |log error| {comparison.median_abs_log_error:.2f}")
-    else:
-        title += f"\nwinner takes all; measured side agrees at {comparison.winner_agreement:.0%} of D"
-    fig, (ax,) = _figure(1, title=title)
-    ok = np.isfinite(meas) & (meas > 0)
-    err = np.array([meas - np.where(np.isfinite(lo) & (lo > 0), lo, meas),
-                    np.where(np.isfinite(hi), hi, meas) - meas])
-    ax.errorbar(D[ok], meas[ok], yerr=err[:, ok], fmt="o", color="k", ms=4, capsize=3,
-                label="measured (median, interval)")
-    finite = np.isfinite(pred) & (pred > 0)
-    if finite.any():
-        ax.plot(D[finite], pred[finite], color="tab:red", lw=1.4, label="predicted (D.4)")
-    _log(ax)
-    for d, p in zip(D[~finite], pred[~finite]):
-        if np.isnan(p):
-            continue
-        # winner takes all: an off-scale ratio, drawn as an arrow away from 1
-        up = p == np.inf
-        ax.annotate("", xy=(d, 4.0 if up else 0.25), xytext=(d, 1.0),
-                    arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.4})
-    # the arrows' meaning goes in the legend: per-point labels collide at neighbouring D
-    if (pred == np.inf).any():
-        ax.plot([], [], color="tab:red", marker=r"$\uparrow$", ls="none", label="predicted: G takes all (D.4 case 1)")
-    if (pred == 0).any():
-        ax.plot([], [], color="tab:red", marker=r"$\downarrow$", ls="none", label="predicted: M takes all (D.4 case 1)")
-    _label(ax, "dataset size D", "G:M weight / logit ratio")
-    ax.legend(fontsize=7)
+    # (b): case 2 with kappa_eff, its bootstrap band
+    b = np.array([[p.predicted_b.value, p.predicted_b.lo, p.predicted_b.hi] for p in pts])
+    ax.plot(D, b[:, 0], "-", color="tab:blue",
+            label=f"(b) case 2, kappa_eff {curves.kappa_eff.value:.2f} "
+                  f"[{curves.kappa_eff.lo:.2f}, {curves.kappa_eff.hi:.2f}]")
+    ax.fill_between(D, b[:, 1], b[:, 2], color="tab:blue", alpha=0.15, linewidth=0)
+
+    # (a): winner-take-all at the operating logit: the edge of the predicted region per D,
+    # switching at the crossover where one is given (else halfway between neighbouring D)
+    a = np.array([edge if p.log_norm_ratio > 0 else 1 / edge for p in pts])
+    xs, ys = D, a
+    if crossover is not None and math.isfinite(crossover[0]) and D[0] < crossover[0] < D[-1]:
+        xs = np.concatenate([D[D < crossover[0]], [crossover[0], crossover[0]], D[D > crossover[0]]])
+        ys = np.concatenate([np.full((D < crossover[0]).sum() + 1, 1 / edge), np.full((D > crossover[0]).sum() + 1, edge)])
+    ax.plot(xs, ys, color="tab:red", linestyle="--",
+            label=f"(a) per-circuit kappa (G {curves.kappa_G.value:.2f}, M {curves.kappa_M.value:.2f}): "
+                  f"winner takes > {1 - curves.wta_share:.0%}")
+    for d, y in zip(D, a):
+        ax.annotate("", xy=(d, y * (8 if y > 1 else 1 / 8)), xytext=(d, y),
+                    arrowprops={"arrowstyle": "->", "color": "tab:red", "alpha": 0.6})
+    if crossover is not None and all(math.isfinite(v) for v in crossover):
+        ax.axvspan(crossover[1], crossover[2], color="tab:red", alpha=0.08,
+                   label=f"(a) switch D at operating logit {crossover[0]:.3g} [{crossover[1]:.3g}, {crossover[2]:.3g}]")
+
+    if reference is not None and all(math.isfinite(v) for v in reference[1:]):
+        name, v, lo, hi = reference
+        ax.axvspan(lo, hi, facecolor="none", edgecolor="tab:green", hatch="//", alpha=0.5,
+                   label=f"{name} D_crit {v:.3g} [{lo:.3g}, {hi:.3g}]")
+        ax.axvline(v, color="tab:green", linewidth=1)
+    series = {label: curves} | dict(measured or {})
+    for (label, c), marker in zip(series.items(), "osD^"):
+        m = np.array([[p.measured.value, p.measured.lo, p.measured.hi] for p in c.points])
+        Dm = np.array([p.D for p in c.points])
+        ax.errorbar(Dm, m[:, 0], yerr=[m[:, 0] - m[:, 1], m[:, 2] - m[:, 0]], fmt=marker, capsize=3,
+                    label=f"{label} (median over seeds, 95% interval)")
+    ax.axhline(1.0, color="grey", linewidth=0.6)
+    ax.set_xticks(D, [f"{d:g}" for d in D])
+    ax.minorticks_off()
+    ax.set_xlabel("dataset size D")
+    ax.set_ylabel("G:M correct-logit ratio")
+    ax.set_title("G:M logit ratio: predicted curves against measured")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
     return fig

@@ -9,12 +9,13 @@ Figures are linked by paths relative to the out folder, so the folder can be mov
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from circeff.analysis.stats import to_plain
+from circeff.analysis.stats import Interval, to_plain
 
 __all__ = ["VERDICT_TITLES", "controls_rows", "fmt", "settings_rows", "write_report"]
 
@@ -27,7 +28,7 @@ VERDICT_TITLES = {
     "allocation": "Allocation: Theorem D.4 on disjoint pairs, Figure 10 settled, predicted curves and D_crit two ways",
 }
 # where each verdict's section goes: after the stage that produced it
-_INTERVAL_KEYS = {"value", "lo", "hi"}
+_INTERVAL_KEYS = {f.name for f in dataclasses.fields(Interval)}  # the one interval record
 
 
 def _is_interval(x: Any) -> bool:

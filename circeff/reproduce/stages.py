@@ -95,10 +95,6 @@ def measure_run_controls(designs: dict[str, Callable[[], C.Design]], n: int, see
     return out
 
 
-def _with_numbers(v: Verdict, **numbers: Any) -> Verdict:
-    return Verdict(v.key, v.holds, v.reason, to_plain({**v.numbers, **numbers}), v.rule)
-
-
 def _step(step: int | None) -> str:
     return "not reached" if step is None else str(step)
 
@@ -153,8 +149,8 @@ def stage_p1(ctx: Context, out: Path) -> StageResult:
     result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     ctx.efficiency = result
     a, table = result.analysis, result.verdict_table()
-    verdict = _with_numbers(result.verdict, kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
-                            crossover_D_crit=a.crossover.D_crit)
+    verdict = result.verdict.with_numbers(kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
+                                          crossover_D_crit=a.crossover.D_crit)
     g = result.rows[result.rows["circuit"] == "G"]
     kept = g.groupby("D").agg(networks=("accepted", "size"), accepted=("accepted", "sum"),
                               min_trig_share=("trig_share", "min"), trained_at=("settled_from", "max")).reset_index()
@@ -194,9 +190,9 @@ def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
     table, chance = r.verdict_table(), cfg.base.chance
     steps = {f"{w:g}": cfg.steps_for(w) for w in cfg.weight_decays}
     extra = dict(D_crit_pooled=r.pooled.D_crit, first_D_crit=r.first_D_crit, refined_sizes=list(r.refined_sizes))
-    verdicts = [_with_numbers(r.p2, **extra),
-                _with_numbers(r.p3, D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
-                              decay_budget=cfg.decay_budget, steps_per_weight_decay=steps)]
+    verdicts = [r.p2.with_numbers(**extra),
+                r.p3.with_numbers(D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
+                                  decay_budget=cfg.decay_budget, steps_per_weight_decay=steps)]
     means = r.rows.groupby(["weight_decay", "D"]).agg(
         mean=("final_test_acc", "mean"), min=("final_test_acc", "min"), max=("final_test_acc", "max"),
         converged=("converged", "sum"), n=("converged", "size")).reset_index()
@@ -240,8 +236,8 @@ def stage_p4(ctx: Context, out: Path) -> StageResult:
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
                               resume=True, trainer=ctx.trainer)
     table, chance = r.curves[list(V.P4_COLUMNS)], cfg.chance
-    verdict = _with_numbers(r.verdict, D_crit_used=r.dcrit,
-                            D_crit_source=source if not cfg.sizes else "sizes given")
+    verdict = r.verdict.with_numbers(D_crit_used=r.dcrit,
+                                     D_crit_source=source if not cfg.sizes else "sizes given")
     return StageResult(
         "p4", config=cfg.to_dict(), verdicts=[verdict],
         controls=measure_run_controls({"P4": lambda: C.estimate_p4_design(table, chance)}, ctx.config.controls_n),
@@ -249,7 +245,7 @@ def stage_p4(ctx: Context, out: Path) -> StageResult:
                              f"[{cfg.low_factor:g}, {cfg.high_factor:g}] x D_crit"),
         figures={"Figures 5/6: test accuracy over training by D, classified": ctx.rel(out / "semigrokking.png")},
         tables=[Table.of("Runs (class by the P4 rule)", ["run", "class", "final acc", "tail drift", "transient plateau"],
-                         [[c.run, c.label, c.final_acc, c.reason, c.transient_plateau] for c in r.classes])])
+                         [[c.run, c.label, c.final_test_acc, c.drift, c.transient] for c in r.classes])])
 
 
 def stage_fig10(ctx: Context, out: Path) -> StageResult:
@@ -261,8 +257,8 @@ def stage_fig10(ctx: Context, out: Path) -> StageResult:
     med = r.rows.groupby("D").agg(ratio=("ratio", "median"), g_logit=("g_logit", "median"),
                                   m_logit=("m_logit", "median"), test_acc=("test_acc", "mean"),
                                   trig_share=("trig_share", "median")).reset_index()
-    verdict = _with_numbers(r.verdict, proxies_by_D=med.to_dict("records"),
-                            converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))
+    verdict = r.verdict.with_numbers(proxies_by_D=med.to_dict("records"),
+                                     converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))
     return StageResult(
         "fig10", config=cfg.to_dict(), verdicts=[verdict],
         controls=measure_run_controls({"fig10a": lambda: C.estimate_fig10_design(table)}, ctx.config.controls_n),

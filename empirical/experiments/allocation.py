@@ -13,7 +13,7 @@ generalised). Each combined example pairs an M training pair with a G pair of th
 
 1. each circuit ALONE on those D examples is settled along the alpha ladder (smallest first),
    giving per circuit and rung a (norm, correct logit) point; the fit
-   ``logit = (norm / P)^kappa`` per circuit (:mod:`circeff.analysis.allocation_d4`) gives
+   ``logit = (norm / P)^kappa`` per circuit (:mod:`circeff.analysis.allocation`) gives
    P(D) per circuit and a per-circuit kappa. G is therefore measured at the same small D as
    M: a G-initialised network settled on the D examples (its trig share is recorded, so a G
    network that turned to memorising is visible);
@@ -361,10 +361,10 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     """Every comparison of the allocation experiments, written to ``allocation_d4.json`` and
     ``allocation_curves.png``:
 
-    * the disjoint D.4 test (:func:`circeff.analysis.allocation_d4.compare_disjoint`), on every
+    * the disjoint D.4 test (:func:`circeff.analysis.allocation.compare_disjoint`), on every
       settled pair whatever its circuits became;
     * Figure 10's ratios at the AdamW endpoint and settled at ``state_alpha`` (per D);
-    * both predicted curves against each (:mod:`circeff.analysis.allocation_curves`), and the
+    * both predicted curves against each (:mod:`circeff.analysis.allocation`), and the
       verdict on the settled states;
     * the crossover at the settled and the AdamW operating logit (and at a unit logit), beside
       ``dcrit_ungrokking`` (an :class:`~circeff.analysis.stats.Interval`) if given.
@@ -373,9 +373,9 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     trig share exceeds ``g_trig_share_min`` at every rung (:func:`accepted_g`), with kappa_G
     refitted on them; kappa_M and M's stripes are all of M's.
     """
-    from circeff.analysis.allocation_curves import allocation_curves, allocation_verdict, compare_dcrit, operating_crossover
-    from circeff.analysis.allocation_d4 import compare_disjoint, fit_alone, stripe_log_P
-    from circeff.analysis.allocation_plot import plot_allocation_curves
+    from circeff.analysis.allocation import allocation_curves, allocation_verdict, compare_dcrit, operating_crossover
+    from circeff.analysis.allocation import compare_disjoint, fit_alone, stripe_log_P
+    from circeff.analysis.plots import plot_allocation_curves
     from circeff.analysis.efficiency import fit_circuit
     from circeff.analysis.plots import save_figure
     from circeff.analysis.stats import Interval, to_plain

@@ -5,7 +5,7 @@ Figure 10a: start from G-only networks trained on the full dataset
 until convergence (one engine batch, models = D x seed), and measure the correct-class proxies
 of Appendix B on the training split (:mod:`circeff.empirical.circuits`): ``g_logit`` = the
 trigonometric (G) proxy, ``m_logit`` = the memorisation (M) proxy (both label-centred). The
-G:M ratio per network follows :func:`circeff.analysis.allocation.measured_ratios`
+G:M ratio per network follows :func:`circeff.analysis.fig10.measured_ratios`
 (``+inf`` when nothing is left of M); the verdict (:func:`circeff.analysis.verdicts.fig10a`) is
 Spearman's rank correlation between D and the ratio with a Fisher-z interval, and needs at
 least 3 networks (seeds) at every D.
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from circeff.analysis import verdicts as V
-from circeff.analysis.allocation import measured_ratios
+from circeff.analysis.fig10 import measured_ratios
 from circeff.analysis.plots import plot_ratio_vs_D, plot_ungrokking, save_figure
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain

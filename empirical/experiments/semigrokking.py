@@ -7,17 +7,18 @@ accuracy instead of near 1. The paper trained 10 seeds x 20 sizes evenly spaced 
 [1500, 2050] for P = 113, "somewhat above the D_crit estimate".
 
 Sizes: either given (``sizes``) or, by rule, ``n_sizes`` values geometrically spaced in
-``[low_factor x D_crit, high_factor x D_crit]`` (:func:`circeff.analysis.verdicts.p4_sizes`)
+``[low_factor x D_crit, high_factor x D_crit]`` (:func:`circeff.analysis.semigrokking.p4_sizes`)
 for the D_crit of the same run passed to :func:`run_semigrokking` (from ungrokking or the
 efficiency crossover), never from an earlier calibration. Without either,
 :func:`run_semigrokking` computes D_crit on demand by running the ungrokking config it is given,
 and otherwise stops with a one-line ConfigError naming ``dcrit``.
 
-P4 is decided by :func:`circeff.analysis.verdicts.p4`: a run is semi-grokked when the last third
-of its steps is a converged plateau (train accuracy >= 0.99, the tail's Theil-Sen drift within
-+-0.15) at middling test accuracy; the count gets a Clopper-Pearson interval, and transient
-plateaus are counted separately. The figure also marks the transient plateaus that
-:mod:`circeff.analysis.semigrok` finds; each run's class on the figure is the rule's.
+P4 is decided by :func:`circeff.analysis.semigrokking.p4`: a run is semi-grokked when the last
+third of its steps is a converged plateau (train accuracy >= 0.99, the tail's Theil-Sen drift
+within +-0.15) at middling test accuracy; the count gets a Clopper-Pearson interval, and
+transient plateaus are counted separately. Every run is classified once
+(:func:`circeff.analysis.semigrokking.classify_runs`); the figure, ``classes.csv`` and the
+verdict all read those classes.
 
 Outputs: ``runs/`` (one engine batch, models = size x seed), ``curves.csv`` (run, D, seed, step,
 test_acc, train_acc), ``classes.csv`` (one row per run), ``semigrokking.json`` (config, sizes,
@@ -26,15 +27,15 @@ D_crit used, counts, verdict), ``semigrokking.png``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from circeff.analysis.plots import plot_semigrok, save_figure
-from circeff.analysis import verdicts as V
-from circeff.analysis.semigrok import SemiGrokThresholds, TrajectoryClass, classify_runs
+from circeff.analysis.rule import Verdict
+from circeff.analysis.semigrokking import P4_COLUMNS, RunClass, classify_runs, p4, p4_sizes
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -66,7 +67,6 @@ class SemigrokConfig(TrainingView):
         sizes: explicit dataset sizes; ``()`` to derive them from a D_crit estimate.
         n_sizes, low_factor, high_factor: the derived sizes, geometrically spaced in
             ``[low_factor, high_factor] x D_crit``.
-        thresholds: the transient-plateau finder's thresholds (figure only).
     """
 
     training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3, steps=4000))
@@ -74,7 +74,6 @@ class SemigrokConfig(TrainingView):
     n_sizes: int = 8
     low_factor: float = 1.0
     high_factor: float = 4.0
-    thresholds: SemiGrokThresholds = field(default_factory=SemiGrokThresholds)
 
     def __post_init__(self) -> None:
         if not isinstance(self.training, Training):
@@ -85,8 +84,6 @@ class SemigrokConfig(TrainingView):
         integer_at_least("n_sizes", self.n_sizes, 1)
         positive("low_factor", self.low_factor)
         in_range("high_factor", self.high_factor, self.low_factor, float("inf"))
-        if not isinstance(self.thresholds, SemiGrokThresholds):
-            raise ConfigError("thresholds", "must be SemiGrokThresholds", type(self.thresholds).__name__)
 
     @property
     def task(self) -> str:
@@ -102,19 +99,19 @@ class SemigrokConfig(TrainingView):
 
 
 def sizes_above(dcrit: float, n_sizes: int, low_factor: float, high_factor: float, n_examples: int) -> tuple[int, ...]:
-    """:func:`circeff.analysis.verdicts.p4_sizes` clipped to ``[2, n - 1]`` (deduplicated)."""
+    """:func:`circeff.analysis.semigrokking.p4_sizes` clipped to ``[2, n - 1]`` (deduplicated)."""
     positive("dcrit", dcrit)
     if not np.isfinite(dcrit):
         raise ConfigError("dcrit", "must be a finite D_crit estimate", dcrit)
-    raw = V.p4_sizes(dcrit, n_sizes=n_sizes, low_factor=low_factor, high_factor=high_factor)
+    raw = p4_sizes(dcrit, n_sizes=n_sizes, low_factor=low_factor, high_factor=high_factor)
     return tuple(sorted({int(np.clip(x, 2, n_examples - 1)) for x in raw}))
 
 
 @dataclass(frozen=True, eq=False)
 class SemigrokResult:
     curves: pd.DataFrame
-    classes: tuple[TrajectoryClass, ...]
-    verdict: V.Verdict
+    classes: tuple[RunClass, ...]
+    verdict: Verdict
     sizes: tuple[int, ...]
     dcrit: float | None
     out_dir: Path
@@ -159,14 +156,8 @@ def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: floa
     curves = curves.rename(columns={"train_size": "D"})[["run", "D", "seed", "step", "test_acc", "train_acc"]]
     write_csv(out / "curves.csv", curves.to_dict("records"))
     chance = config.chance
-    verdict = V.p4(curves[list(V.P4_COLUMNS)], chance, d_crit=dcrit)
-    # the rule's class of every run, with the plateau brackets of the figure's finder
-    labels = {f"D{int(d):05d}_s{s}": V.classify_run(g["step"].to_numpy(), g["train_acc"].to_numpy(),
-                                                    g["test_acc"].to_numpy(), chance)
-              for (d, s), g in curves.groupby(["D", "seed"])}
-    classes = tuple(replace(c, label=labels[c.run]["label"], final_acc=labels[c.run]["final_test_acc"],
-                            reason=f"tail drift {labels[c.run]['drift']:.3g}")
-                    for c in classify_runs(curves, thresholds=config.thresholds))
+    classes = classify_runs(curves[list(P4_COLUMNS)], chance)
+    verdict = p4(curves[list(P4_COLUMNS)], chance, d_crit=dcrit, classes=classes)
     write_csv(out / "classes.csv", [c.to_dict() for c in classes])
     write_json(out / "semigrokking.json", to_plain({
         "config": config.to_dict(), "sizes": list(sizes), "D_crit_used": dcrit, "sizes_from": source,

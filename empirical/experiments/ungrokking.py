@@ -7,11 +7,11 @@ circuit is the more efficient one and the network "ungroks": test accuracy at co
 from near 1 to near chance. Above it the network stays generalised.
 
 * P2: final test accuracy against D' shows a phase transition, not a ramp
-  (:func:`circeff.analysis.verdicts.p2`). D_crit is the midpoint of a logistic fit in log D'
-  with a bootstrap interval over seeds (:func:`circeff.analysis.dcrit.fit_dcrit`, shown on
-  the figure and the pages).
+  (:func:`circeff.analysis.ungrokking.p2`). D_crit is the midpoint of a logistic fit in log D'
+  with a bootstrap interval over seeds (:func:`circeff.analysis.ungrokking.estimate_dcrit`,
+  the package's one D_crit estimator; pooled and per weight decay on the figure and pages).
 * P3: the transition does not depend on weight decay, by equivalence
-  (:func:`circeff.analysis.verdicts.p3`).
+  (:func:`circeff.analysis.ungrokking.p3`).
 
 Design for the rules: a coarse grid ``sizes`` first; a logistic fit of it gives a first D_crit,
 and ``n_refine`` more D' geometrically spaced in ``refine_range x`` that estimate are added (so
@@ -47,7 +47,7 @@ import pandas as pd
 import numpy as np
 
 from circeff.analysis import verdicts as V
-from circeff.analysis.dcrit import DcritEstimate, fit_dcrit, fit_dcrit_by_weight_decay
+from circeff.analysis.ungrokking import DcritEstimate, dcrit_by_weight_decay, estimate_dcrit
 from circeff.analysis.plots import plot_ungrokking, save_figure
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.config import RunSpec
@@ -62,7 +62,7 @@ from circeff.empirical.experiments.predictions_common import (
     sorted_unique,
     train_base,
 )
-from circeff.errors import ConfigError
+from circeff.errors import ConfigError, RunError
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import integer_at_least, positive
 
@@ -206,11 +206,12 @@ def refine_sizes(first_D_crit: float, config: UngrokkingConfig) -> tuple[int, ..
 
 
 def _first_D_crit(rows: list[dict], chance: float) -> float | None:
-    """The coarse grid's logistic midpoint (all rows, weight decays pooled), or None."""
+    """The coarse grid's D_crit point estimate (all rows, weight decays pooled), or None."""
     df = pd.DataFrame(rows)
-    df = df[df["status"] == "ok"]
-    popt = V._fit_logistic(np.log(df["D"].to_numpy(float)), df["final_test_acc"].to_numpy(float), chance)
-    return None if popt is None else float(np.exp(popt[2]))
+    try:
+        return float(estimate_dcrit(df[df["status"] == "ok"], chance=chance, n_boot=0).D_crit.value)
+    except (ConfigError, RunError):
+        return None
 
 
 def _train_batch(config: UngrokkingConfig, specs: list[tuple[int, float, int]], steps: int, init_from: Path,
@@ -283,8 +284,8 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     usable = df[df["status"] == "ok"]
     fitted = usable[usable["converged"]]
     kw = dict(chance=chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
-    pooled = fit_dcrit(fitted if len(fitted) else usable, **kw)
-    by_wd = fit_dcrit_by_weight_decay(fitted if len(fitted) else usable, **kw)
+    pooled = estimate_dcrit(fitted if len(fitted) else usable, **kw)
+    by_wd = dcrit_by_weight_decay(fitted if len(fitted) else usable, **kw)
     table = verdict_table(df, trig_share=base.trig_share_measured)
     p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
     p3 = V.p3(table, chance)

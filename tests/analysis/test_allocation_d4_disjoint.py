@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circeff.analysis import allocation_d4
-from circeff.analysis.allocation_curves import (
+from circeff.analysis import allocation as allocation_d4
+from circeff.analysis.allocation import (
     allocation_curves,
     allocation_verdict,
     compare_dcrit,
     kappa_from_exponent,
     operating_crossover,
 )
-from circeff.analysis.allocation_d4 import (
+from circeff.analysis.allocation import (
     compare_disjoint,
     d4_optimum,
     winner_at_logit,

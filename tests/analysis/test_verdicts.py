@@ -13,6 +13,7 @@ from hypothesis import given
 
 from circeff.analysis import controls as C
 from circeff.analysis import verdicts as V
+from circeff.analysis.semigrokking import classify_run, p4_sizes
 from circeff.errors import ConfigError
 from tests.strategies.analysis import fit_seeds, g_short_ranges, rising_runs
 
@@ -158,20 +159,20 @@ TRAIN = np.ones_like(STEPS)
 
 def test_P4_still_rising_trajectory_is_not_semi_grokked():
     rising = np.linspace(0.05, 0.50, STEPS.size)
-    c = V.classify_run(STEPS, TRAIN, rising, 1 / 23)
-    assert c["label"] == "unsettled"
-    assert c["drift"] == pytest.approx(0.45, abs=1e-9)
+    c = classify_run(STEPS, TRAIN, rising, 1 / 23)
+    assert c.label == "unsettled"
+    assert c.drift == pytest.approx(0.45, abs=1e-9)
 
 
 def test_P4_converged_middling_plateau_is_semi_grokked():
     t = STEPS / STEPS[-1]
     rng = np.random.default_rng(0)
     plateau = 1 / 23 + (0.6 - 1 / 23) / (1 + np.exp(-(t - 0.3) / 0.02)) + 0.02 * rng.standard_normal(t.size)
-    c = V.classify_run(STEPS, TRAIN, plateau, 1 / 23)
-    assert c["label"] == "semi"
-    assert abs(c["drift"]) < 0.1 and c["final_test_acc"] == pytest.approx(0.6, abs=0.02)
-    c = V.classify_run(STEPS, np.full_like(STEPS, 0.9), plateau, 1 / 23)
-    assert c["label"] == "unsettled"    # training accuracy 0.9 < 0.99: not a converged network
+    c = classify_run(STEPS, TRAIN, plateau, 1 / 23)
+    assert c.label == "semi"
+    assert abs(c.drift) < 0.1 and c.final_test_acc == pytest.approx(0.6, abs=0.02)
+    c = classify_run(STEPS, np.full_like(STEPS, 0.9), plateau, 1 / 23)
+    assert c.label == "unsettled"    # training accuracy 0.9 < 0.99: not a converged network
 
 
 def test_P4_verdict_on_hypothesis_and_on_still_rising_runs():
@@ -196,9 +197,9 @@ def test_P4_transient_plateau_counted_separately():
 
 
 def test_P4_sizes_follow_the_rule_from_D_crit():
-    assert V.p4_sizes(100.0, n_sizes=3) == (100, 200, 400)
+    assert p4_sizes(100.0, n_sizes=3) == (100, 200, 400)
     with pytest.raises(ConfigError, match="dcrit"):
-        V.p4_sizes(float("nan"))
+        p4_sizes(float("nan"))
 
 
 # ---- Figure 10a ------------------------------------------------------------------------------
@@ -249,6 +250,6 @@ def test_P1_never_holds_when_G_spans_under_half_a_decade(G_D, seed):
 @given(run=rising_runs)
 def test_P4_a_run_rising_by_0_2_or_more_is_never_semi_grokked(run):
     start, rise = run
-    c = V.classify_run(STEPS, TRAIN, np.linspace(start, start + rise, STEPS.size), 1 / 23)
-    assert c["label"] != "semi"
-    assert c["drift"] == pytest.approx(rise, abs=1e-9)
+    c = classify_run(STEPS, TRAIN, np.linspace(start, start + rise, STEPS.size), 1 / 23)
+    assert c.label != "semi"
+    assert c.drift == pytest.approx(rise, abs=1e-9)

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from circeff.analysis import allocation_d4
-from circeff.analysis.allocation_curves import kappa_from_exponent
+from circeff.analysis import allocation as allocation_d4
+from circeff.analysis.allocation import kappa_from_exponent
 from circeff.empirical import disjoint
 from circeff.reproduce import reproduce_config
 from circeff.reproduce.stages import Context, stage_allocation, stage_base, stage_fig10

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circeff.analysis.allocation import measured_ratios
+from circeff.analysis.fig10 import measured_ratios
 from circeff.empirical.experiments.fig10 import FIG10_COLUMNS, Fig10Config, run_fig10
 from circeff.empirical.config import Training
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
-from circeff.analysis import allocation_d4
-from circeff.analysis.allocation_d4 import d4_optimum, settled_splits
+from circeff.analysis import allocation as allocation_d4
+from circeff.analysis.allocation import d4_optimum, settled_splits
 from circeff.empirical.disjoint import minimise_l2
 
 N_CLASSES = 23

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circeff.analysis.allocation_curves import allocation_curves
-from circeff.analysis.allocation_d4 import winner_at_logit
+from circeff.analysis.allocation import allocation_curves
+from circeff.analysis.allocation import winner_at_logit
 from circeff.analysis.stats import Interval
 from circeff.theory import optima
 

@@ -95,12 +95,15 @@ def trajectory(kind: str, *, n_steps: int = 400, noise_sd: float = 0.01, level: 
 
 
 def trajectory_rows(kinds: Sequence[str], **kwargs: object) -> pd.DataFrame:
-    """Rows ``run, step, test_acc`` with one run per kind (run id = ``f"{i}-{kind}"``)."""
+    """Rows ``run, kind, D, seed, step, train_acc, test_acc`` with one run per kind: run ``i`` has
+    ``D = 100 (i + 1)``, seed 0 and is named as :func:`circeff.analysis.semigrokking.classify_runs`
+    names it (``D<D>_s0``); train accuracy is 1 throughout."""
     frames = []
     for i, kind in enumerate(kinds):
         acc = trajectory(kind, seed=i, **kwargs)
-        frames.append(pd.DataFrame({"run": f"{i}-{kind}", "step": np.arange(acc.size),
-                                    "test_acc": acc}))
+        D = 100 * (i + 1)
+        frames.append(pd.DataFrame({"run": f"D{D:05d}_s0", "kind": kind, "D": float(D), "seed": 0,
+                                    "step": np.arange(acc.size), "train_acc": 1.0, "test_acc": acc}))
     return pd.concat(frames, ignore_index=True)
 
 
