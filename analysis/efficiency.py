@@ -448,7 +448,7 @@ def _fit(des: _Design, *, level: float, min_points_per_D: int) -> tuple[CircuitF
     return fit, dist
 
 
-def fit_circuit(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = 0.95,
+def fit_circuit(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = CONFIDENCE_LEVEL,
                 min_points_per_D: int = 3) -> CircuitFit:
     """Shared-kappa fit of ``logit = (norm / P(D))^kappa`` for one circuit (see module doc)."""
     check_common(level=level)
@@ -486,7 +486,7 @@ def _require_two_D(des: _Design) -> None:
                           "the trend of P(D)", des.D_values.tolist())
 
 
-def fit_trend(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = 0.95,
+def fit_trend(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = CONFIDENCE_LEVEL,
               n_boot: int = 2000, seed: int = 0) -> Trend:
     """Slope of ``log P(D)`` against ``log D`` for one circuit with its interval."""
     check_common(level=level, n_boot=n_boot, seed=seed)
@@ -524,7 +524,7 @@ def _crossover(fit_G: CircuitFit, fit_M: CircuitFit, logPG: np.ndarray, logPM: n
                      int(np.isinf(log_cross[1:]).sum()))
 
 
-def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: float = 0.95,
+def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: float = CONFIDENCE_LEVEL,
                        n_boot: int = 2000, seed: int = 0,
                        g_model: Literal["flat", "trend"] = "flat",
                        min_points_per_D: int = 3) -> EfficiencyAnalysis:

@@ -19,7 +19,7 @@ midpoint that ran into its bound (no transition inside the data).
 
 Its interval is a percentile bootstrap over seeds: ``n_boot`` times, draw the seeds with
 replacement (each drawn seed brings all its rows), refit from the point fit, and take the
-midpoint; a draw with fewer than four distinct D' is skipped (``n_failed`` counts skipped and
+midpoint; a draw with fewer than four distinct D' (one per parameter) is skipped (``n_failed`` counts skipped and
 failed draws). ``n_boot = 0`` gives the point estimate alone.
 
 This is the only D_crit of an ungrokking table in the package: P2 reports it, P3 takes it per
@@ -29,7 +29,7 @@ different quantity: where the two circuits' fitted efficiencies meet.)
 
 P2 (:func:`p2`)
 ---------------
-Every base network must be G-only (``base_trig_share`` above ``min_base_trig_share``, when
+Every base network must be G-only (``base_trig_share`` above ``g_only_share``, when
 the column is given). Only converged rows are fitted; more than ``max_excluded_fraction``
 unconverged rows is a failure (run longer rather than drop). The logistic above is compared
 with a straight line in ``log D'`` (the ramp). Holds when: the logistic is preferred by the
@@ -88,7 +88,8 @@ __all__ = [
 
 DCRIT_COLUMNS = ("D", "seed", "weight_decay", "final_test_acc")
 P2_COLUMNS = ("D", "seed", "weight_decay", "final_test_acc", "converged")
-_MIN_DISTINCT_D = 4   # a 4-parameter logistic needs at least four distinct D'
+_MIN_DISTINCT_D = 4   # a 4-parameter logistic: a bootstrap draw, P2 and a P3 unit need four distinct D'
+_MIN_DISTINCT_D_POINT = 3   # the point estimate alone is reported from three (the bounds hold the plateaus)
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,8 @@ def _validated(rows: object, chance: float) -> pd.DataFrame:
 
 def _estimate(df: pd.DataFrame, chance: float, level: float, n_boot: int,
               rng: np.random.Generator, weight_decay: float | None) -> DcritEstimate:
-    if df["D"].nunique() < _MIN_DISTINCT_D:
-        raise ConfigError("D", f"need at least {_MIN_DISTINCT_D} distinct D' to fit the transition",
+    if df["D"].nunique() < _MIN_DISTINCT_D_POINT:
+        raise ConfigError("D", f"need at least {_MIN_DISTINCT_D_POINT} distinct D' to fit the transition",
                           sorted(df["D"].unique().tolist()))
     seeds = df["seed"].to_numpy()
     members = [np.flatnonzero(seeds == s) for s in np.unique(seeds)]
@@ -225,7 +226,7 @@ def estimate_dcrit(rows: object, *, chance: float, level: float = CONFIDENCE_LEV
     """D_crit of all ``rows`` (weight decays pooled if several), with its seed-bootstrap interval.
 
     Raises:
-        ConfigError: bad rows or fewer than four distinct D'; RunError: the fit did not converge.
+        ConfigError: bad rows or fewer than three distinct D'; RunError: the fit did not converge.
     """
     _check(level, n_boot, seed)
     df = _validated(rows, chance)
@@ -276,10 +277,10 @@ def _base_problems(table: Any, min_share: float) -> tuple[list[str], dict[str, A
     return problems, {"base_trig_share_min": float(share.min())}
 
 
-def _run_problems(table: Any, n_all: int, n_dropped: int, min_base_trig_share: float,
+def _run_problems(table: Any, n_all: int, n_dropped: int, g_only_share: float,
                   max_excluded_fraction: float) -> tuple[list[str], dict[str, Any]]:
     """G-only base networks, and few unconverged runs."""
-    problems, numbers = _base_problems(table, min_base_trig_share)
+    problems, numbers = _base_problems(table, g_only_share)
     if n_dropped > max_excluded_fraction * n_all:
         problems.append(f"{n_dropped} of {n_all} runs unconverged (at most "
                         f"{max_excluded_fraction:.0%} may be excluded: run them longer)")
@@ -310,18 +311,18 @@ def _bic(rss: float, n: int, k: int) -> float:
 def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min_in_band: int = 3,
        min_delta_bic: float = 10.0, min_jump: float = 0.5, max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
        level: float = CONFIDENCE_LEVEL, n_boot: int = 200, seed: int = 0,
-       min_base_trig_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
+       g_only_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
     """P2: a phase transition in final test accuracy against log D', not a ramp (module doc)."""
     rule = {"band": list(band), "min_in_band": int(min_in_band), "criterion": "BIC",
             "min_delta_bic": float(min_delta_bic), "min_jump": float(min_jump),
             "max_excluded_fraction": float(max_excluded_fraction), "level": level_of("level", level),
-            "n_boot": int(n_boot), "seed": int(seed), "min_base_trig_share": float(min_base_trig_share),
+            "n_boot": int(n_boot), "seed": int(seed), "g_only_share": float(g_only_share),
             "models": "logistic in log D' (4 parameters + noise) against a line in log D' (2 + noise)"}
     if not 0 < band[0] < band[1] < 1:
         raise ConfigError("band", "must satisfy 0 < low < high < 1", band)
     df, dropped = converged_rows(table, chance)
     n_all = len(df) + len(dropped)
-    problems, base_numbers = _run_problems(table, n_all, len(dropped), min_base_trig_share, max_excluded_fraction)
+    problems, base_numbers = _run_problems(table, n_all, len(dropped), g_only_share, max_excluded_fraction)
     facts: list[str] = []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped),
                                "excluded": dropped[["D", "seed", "weight_decay"]].to_dict("records"), **base_numbers}
@@ -386,13 +387,13 @@ def unit_log_dcrit(unit: pd.DataFrame, chance: float) -> float:
 def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: float = 4.0,
        min_seeds: int = 2, tolerance: float = 0.1, equivalence_level: float = EQUIVALENCE_LEVEL,
        max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
-       min_base_trig_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
+       g_only_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
     """P3: D_crit does not depend on weight decay, by an equivalence test (module doc)."""
     rule = {"min_weight_decays": int(min_weight_decays), "min_wd_ratio": float(min_wd_ratio),
             "min_seeds": int(min_seeds), "tolerance": float(tolerance),
             "equivalence_level": level_of("equivalence_level", equivalence_level),
             "max_excluded_fraction": float(max_excluded_fraction),
-            "min_base_trig_share": float(min_base_trig_share),
+            "g_only_share": float(g_only_share),
             "D_crit": "the transition's logistic midpoint per (weight decay, seed), censored outside its grid",
             "slope": "OLS of log D_crit on log weight decay with one intercept per seed, t interval"}
     df, dropped = converged_rows(table, chance)
@@ -400,7 +401,7 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
     if (df["weight_decay"] <= 0).any():
         raise ConfigError("weight_decay", "must be > 0 (the slope is against log weight decay)",
                           float(df["weight_decay"][df["weight_decay"] <= 0].iloc[0]))
-    problems, base_numbers = _run_problems(table, n_all, len(dropped), min_base_trig_share, max_excluded_fraction)
+    problems, base_numbers = _run_problems(table, n_all, len(dropped), g_only_share, max_excluded_fraction)
     facts: list[str] = []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped), **base_numbers}
     units = [{"weight_decay": float(wd), "seed": s, "log_D_crit": unit_log_dcrit(g, chance)}

@@ -38,6 +38,7 @@ from circeff.empirical.experiments import semigrokking as semi
 from circeff.empirical.experiments import ungrokking as ung
 from circeff.empirical.experiments.predictions_common import train_base
 from circeff.errors import ConfigError, RunError
+from circeff.thresholds import GENERALISED_TEST_ACC, MEMORISED_TRAIN_ACC
 from circeff.io import read_json, write_json
 from circeff.reproduce.config import ReproduceConfig
 from circeff.reproduce.results import StageResult, Table
@@ -131,15 +132,15 @@ def stage_grokking(ctx: Context, out: Path) -> StageResult:
     cfg = ctx.config.progress
     rows = prog.run_progress(cfg, out, progress=ctx.progress, resume=True).rows  # one model: always here
     last = rows.iloc[-1]
-    grok = rows[pd.to_numeric(rows["test_acc"], errors="coerce") >= 0.95]
-    mem = rows[rows["train_acc"] >= 0.99]
+    grok = rows[pd.to_numeric(rows["test_acc"], errors="coerce") >= GENERALISED_TEST_ACC]
+    mem = rows[rows["train_acc"] >= MEMORISED_TRAIN_ACC]
     memorised = int(mem["step"].iloc[0]) if len(mem) else None
     generalised = int(grok["step"].iloc[0]) if len(grok) else None
     return StageResult(
         "grokking", config=cfg.to_dict(),
         figures={"Figure 9: accuracy, G and M proxies and parameter norm during a grokking run":
                  ctx.rel(out / "fig9.png")},
-        notes=[f"Memorised (train acc >= 0.99) at step {_step(memorised)}, generalised (test acc >= 0.95) at "
+        notes=[f"Memorised (train acc >= {MEMORISED_TRAIN_ACC:g}) at step {_step(memorised)}, generalised (test acc >= {GENERALISED_TEST_ACC:g}) at "
                f"step {_step(generalised)}; final train/test accuracy {float(last['train_acc']):.3g}/"
                f"{float(last['test_acc']):.3g}."])
 
@@ -163,7 +164,7 @@ def stage_p1(ctx: Context, out: Path) -> StageResult:
         figures={"Figure 3 analogue: correct logit against parameter norm": ctx.rel(out / "fig3_logit_vs_norm.png"),
                  "P1: efficiency P(D) of G and M with the crossover D_crit": ctx.rel(out / "efficiency_P_of_D.png")},
         notes=["```", *eff.describe(result), "```"],
-        tables=[Table.of(f"G networks per D (accepted: settled, trig share > {cfg.trig_share_threshold:g}); "
+        tables=[Table.of(f"G networks per D (accepted: settled, trig share > {cfg.g_only_share:g}); "
                          "a D below the training size was reached by settling on a random subset",
                          ["D", "trained at D", "network-rungs", "accepted", "min trig share"],
                          [[k["D"], k["trained_at"], k["networks"], k["accepted"], k["min_trig_share"]]
@@ -299,7 +300,7 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
     settled = _settled_fig10(ctx, out)
     ungrokking = ctx.estimate("p2_p3", "ungrokking")
     a = alloc.analyse_allocation(alone, pair, settled, out, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
-                                 g_trig_share_min=cfg.g_trig_share_min, dcrit_ungrokking=ungrokking,
+                                 g_only_share=cfg.g_only_share, dcrit_ungrokking=ungrokking,
                                  level=cfg.level, n_boot=cfg.n_boot)
     d, curves, cross = a.disjoint, a.curves, a.crossings
     op = cross["operating_settled"]
@@ -353,7 +354,7 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
     notes = [f"kappa_eff (case 2 fitted to the settled ratios) {_iv_text(curves['settled'].kappa_eff)}; "
              f"to the AdamW endpoints {_iv_text(curves['adamw'].kappa_eff)}; per-circuit kappa_G "
              f"{_iv_text(curves['settled'].kappa_G)} (G settled alone where its trig share stays above "
-             f"{cfg.g_trig_share_min:g}), kappa_M {_iv_text(curves['settled'].kappa_M)}.",
+             f"{cfg.g_only_share:g}), kappa_M {_iv_text(curves['settled'].kappa_M)}.",
              f"G measured at D {op.D_range_G[0]:g}-{op.D_range_G[1]:g}, M at D {op.D_range_M[0]:g}-{op.D_range_M[1]:g}."]
     if goal is not None:
         notes.append(f"D_crit goal (points within 25%, widths within 2x): point gap {goal['point_gap']:.0%}, "

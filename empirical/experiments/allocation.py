@@ -53,6 +53,7 @@ from circeff.empirical.experiments.predictions_common import BaseConfig, train_b
 from circeff.empirical.settle import settle
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.errors import ConfigError
+from circeff.thresholds import CONFIDENCE_LEVEL, G_ONLY_TRIG_SHARE
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv
 from circeff.validate import integer_at_least, positive
 
@@ -144,7 +145,7 @@ class AllocationConfig:
         fig10_alphas: the ladder Figure 10's networks are settled along (smallest first).
         fig10_iterations: L-BFGS iterations per rung for Figure 10's networks.
         state_alpha: the rung whose settled ratios are compared with the predictions.
-        g_trig_share_min: a G circuit settled alone enters the operating crossover only where
+        g_only_share: a G circuit settled alone enters the operating crossover only where
             its trig share exceeds this at every rung (the paper's Section 5.1 criterion for a
             G-only network), so the crossover compares a generalising circuit with a memorising
             one.
@@ -155,9 +156,9 @@ class AllocationConfig:
     fig10_alphas: tuple[float, ...] = (1e-3,)
     fig10_iterations: int = 100
     state_alpha: float = 1e-3
-    g_trig_share_min: float = 0.95
+    g_only_share: float = G_ONLY_TRIG_SHARE
     n_boot: int = 1000
-    level: float = 0.95
+    level: float = CONFIDENCE_LEVEL
 
     def __post_init__(self) -> None:
         for a in self.fig10_alphas:
@@ -356,8 +357,8 @@ class AllocationAnalysis:
 
 
 def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, out_dir: str | Path, *,
-                       n_classes: int, state_alpha: float, g_trig_share_min: float = 0.95, dcrit_ungrokking=None,
-                       level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> AllocationAnalysis:
+                       n_classes: int, state_alpha: float, g_only_share: float = G_ONLY_TRIG_SHARE, dcrit_ungrokking=None,
+                       level: float = CONFIDENCE_LEVEL, n_boot: int = 1000, seed: int = 0) -> AllocationAnalysis:
     """Every comparison of the allocation experiments, written to ``allocation_d4.json`` and
     ``allocation_curves.png``:
 
@@ -370,7 +371,7 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
       ``dcrit_ungrokking`` (an :class:`~circeff.analysis.stats.Interval`) if given.
 
     The curves and the crossovers use G only where it is a generalising circuit: stripes whose
-    trig share exceeds ``g_trig_share_min`` at every rung (:func:`accepted_g`), with kappa_G
+    trig share exceeds ``g_only_share`` at every rung (:func:`accepted_g`), with kappa_G
     refitted on them; kappa_M and M's stripes are all of M's.
     """
     from circeff.analysis.allocation import allocation_curves, allocation_verdict, compare_dcrit, operating_crossover
@@ -390,10 +391,10 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
         raise ConfigError("kappa", "Theorem D.4 needs kappa > 0 for both circuits settled alone; fitted "
                           f"kappa_G {kappas['G']:.3g}, kappa_M {kappas['M']:.3g}", kappas)
     disjoint = compare_disjoint(alone, pair, n_classes=n_classes, level=level, n_boot=n_boot, seed=seed, analysis=fit)
-    used = accepted_g(alone, g_trig_share_min)
+    used = accepted_g(alone, g_only_share)
     g_rows = used[(used["circuit"] == "G") & (used["correct_logit"] > 0)].rename(columns={"alpha": "weight_decay"})
     if g_rows.empty:
-        raise ConfigError("g_trig_share_min", f"no G circuit settled alone keeps a trig share above {g_trig_share_min:g}",
+        raise ConfigError("g_only_share", f"no G circuit settled alone keeps a trig share above {g_only_share:g}",
                           float(alone.loc[alone["circuit"] == "G", "trig_share"].max()))
     kappa_G = fit_circuit(g_rows, "G", intercepts="D_seed", level=level).kappa
     kappa_M = fit.fit_M.kappa
@@ -419,7 +420,7 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
                   if dcrit_ungrokking is not None else {})
     summary = to_plain({
         "disjoint": disjoint.to_dict(), "fit_alone": {"G": fit.fit_G.to_dict(), "M": fit.fit_M.to_dict()},
-        "kappa_G_generalising": kappa_G, "g_trig_share_min": g_trig_share_min,
+        "kappa_G_generalising": kappa_G, "g_only_share": g_only_share,
         "g_stripes_used": sorted({(float(d), int(s)) for d, s in zip(g_rows["D"], g_rows["seed"])}),
         "stripes": stripes.to_dict("records"),
         "curves": {k: c.to_dict() for k, c in curves.items()},

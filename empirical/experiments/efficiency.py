@@ -6,7 +6,7 @@ Single-circuit networks, so that all of a network's norm belongs to one circuit:
   (``TaskConfig.random_labels``); nothing can generalise, so all the norm is memorisation.
   Trained at several small D.
 * **G-only**: true labels at D large enough that the network generalises; accepted only when
-  the trigonometric share of its (label-centred) logit norm is above ``trig_share_threshold``
+  the trigonometric share of its (label-centred) logit norm is above ``g_only_share``
   (the paper's Section 5.1: 0.95). Trained at ``g_train_sizes``, all above the grokking
   threshold. To measure G over a wide range of D (P1 says G's efficiency does not depend on
   D, which a narrow range cannot show), the G networks trained at the largest of those sizes
@@ -80,6 +80,7 @@ from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingVie
 from circeff.empirical.settle import SettleTrace, settle
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.errors import ConfigError, RunError
+from circeff.thresholds import CONFIDENCE_LEVEL, G_ONLY_TRIG_SHARE
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv, write_json
 from circeff.validate import in_range, integer_at_least, positive
 
@@ -127,7 +128,7 @@ class EfficiencyConfig(TrainingView):
         alphas: the settle ladder's L2 coefficients, two or more (kappa comes from the spread
             across them; each rung starts from the previous one, smallest first).
         settle_iterations: L-BFGS iterations per model and rung.
-        trig_share_threshold: accept a G network above this trig share (the paper's Section 5.1: 0.95).
+        g_only_share: accept a G network above this trig share (the paper's Section 5.1: 0.95).
         convergence_tol: see the module docstring.
         require_convergence: only converged rungs are accepted (default).
         data_seed: which training subset (shared by all networks of a D).
@@ -141,12 +142,12 @@ class EfficiencyConfig(TrainingView):
     g_subset_sizes: tuple[int, ...] = ()
     alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     settle_iterations: int = 300
-    trig_share_threshold: float = 0.95
+    g_only_share: float = G_ONLY_TRIG_SHARE
     convergence_tol: float = 0.02
     require_convergence: bool = True
     data_seed: int = 0
     label_seed: int = 0
-    level: float = 0.95
+    level: float = CONFIDENCE_LEVEL
     n_boot: int = 2000
     analysis_seed: int = 0
 
@@ -179,7 +180,7 @@ class EfficiencyConfig(TrainingView):
         _distinct_at_least_two("seeds", self.seeds, "P(D)'s interval is the spread over seeds")
         positive("train_weight_decay", self.train_weight_decay)
         integer_at_least("settle_iterations", self.settle_iterations, 1)
-        in_range("trig_share_threshold", self.trig_share_threshold, 0.0, 1.0, lo_open=True, hi_open=True)
+        in_range("g_only_share", self.g_only_share, 0.0, 1.0, lo_open=True, hi_open=True)
         positive("convergence_tol", self.convergence_tol)
         if not isinstance(self.require_convergence, bool):
             raise ConfigError("require_convergence", "must be true or false", self.require_convergence)
@@ -299,7 +300,7 @@ def with_flags(config: EfficiencyConfig, row: dict) -> dict:
     # accuracy, and its (norm, logit) point is still a point on its circuit's curve. A
     # positive correct logit is needed for the log-log fit.
     single_circuit = ok and row["correct_logit"] > 0 and (
-        row["circuit"] == "M" or row["trig_share"] > config.trig_share_threshold)
+        row["circuit"] == "M" or row["trig_share"] > config.g_only_share)
     accepted = single_circuit and (converged or not config.require_convergence)
     return {**row, "converged": bool(converged), "accepted": bool(accepted)}
 
@@ -387,7 +388,7 @@ def _why_empty(config: EfficiencyConfig, rows: pd.DataFrame, kept: pd.DataFrame)
                f"{int(sub['accepted'].sum())} of {len(sub)} network-rungs accepted")
         if c == "G":
             why += (f"; trig share at most {sub['trig_share'].max():.3g}, G-only needs > "
-                    f"{config.trig_share_threshold:g}")
+                    f"{config.g_only_share:g}")
         why += f"; {int(sub['converged'].sum())} converged, norm drift < {config.convergence_tol:g})"
         parts.append(why)
     return "; ".join(parts)

@@ -45,6 +45,7 @@ from circeff.empirical.experiments.predictions_common import (
     train_base,
 )
 from circeff.errors import ConfigError
+from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import positive
 
@@ -83,7 +84,7 @@ class Fig10Config:
     convergence_window: float = 0.25
     acc_tol: float = 0.05
     norm_tol: float = 0.05
-    level: float = 0.95
+    level: float = CONFIDENCE_LEVEL
     n_boot: int = 2000
     analysis_seed: int = 0
 

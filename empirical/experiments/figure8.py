@@ -35,6 +35,7 @@ from circeff.empirical.backend import Trainer
 from circeff.empirical.experiments.predictions_common import train_base
 from circeff.empirical.experiments.ungrokking import UngrokkingConfig, run_ungrokking
 from circeff.errors import ConfigError, RunError
+from circeff.thresholds import BASE_GENERALISED_ACC
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import in_range
 
@@ -70,7 +71,7 @@ class Figure8Config:
     ungrokking: UngrokkingConfig = field(default_factory=UngrokkingConfig)
     tasks: tuple[str, ...] = OTHER_TASKS
     base_train_frac: float = 0.8
-    generalised_acc: float = 0.99
+    generalised_acc: float = BASE_GENERALISED_ACC
 
     def __post_init__(self) -> None:
         in_range("base_train_frac", self.base_train_frac, 0.0, 1.0, lo_open=True, hi_open=True)

@@ -43,6 +43,7 @@ from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import ModelConfig, RunSpec, TrainConfig, Training, TrainingView
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.errors import ConfigError
+from circeff.thresholds import G_ONLY_TRIG_SHARE
 from circeff.validate import in_range, integer_at_least, non_empty, positive
 
 __all__ = [
@@ -122,7 +123,7 @@ class BaseConfig(TrainingView):
 
     training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3))
     train_frac: float = 1.0
-    g_only_share: float = 0.95
+    g_only_share: float = G_ONLY_TRIG_SHARE
     spare_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -237,7 +238,7 @@ def train_base(config: BaseConfig, out_dir: Path, *, progress: bool = True, resu
     for row in final_rows(run_dir):
         share = circuits[row["model"]].trig_share if fourier else float("nan")
         rows.append({"seed": row["seed"], "train_acc": row["train_acc"],
-                     "test_acc": row["test_acc"] if row["test_acc"] != "" else float("nan"),
+                     "test_acc": row["test_acc"],
                      "param_norm": row["param_norm"], "trig_share": share,
                      "g_only": bool(fourier and share > config.g_only_share)})
     return BaseResult(run_dir=run_dir, rows=pd.DataFrame(rows))

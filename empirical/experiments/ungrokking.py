@@ -63,6 +63,7 @@ from circeff.empirical.experiments.predictions_common import (
     train_base,
 )
 from circeff.errors import ConfigError, RunError
+from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import integer_at_least, positive
 
@@ -103,7 +104,7 @@ class UngrokkingConfig:
     convergence_window: float = 0.25
     acc_tol: float = 0.05
     norm_tol: float = 0.05
-    level: float = 0.95
+    level: float = CONFIDENCE_LEVEL
     n_boot: int = 500
     analysis_seed: int = 0
     n_refine: int = 5

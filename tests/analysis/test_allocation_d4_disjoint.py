@@ -230,7 +230,7 @@ def test_operating_crossover_with_G_at_one_D_is_flat_and_flagged_extrapolated():
     assert operating_crossover(st, KG, KM, operating_logit=20.0, n_boot=50).interpolated
 
 
-def test_only_G_stripes_above_the_trig_share_threshold_enter_the_crossover():
+def test_only_G_stripes_above_the_g_only_share_enter_the_crossover():
     from circeff.empirical.experiments.allocation import accepted_g
 
     alone = _alone(P_TRUE, KAPPA, D_VALUES)

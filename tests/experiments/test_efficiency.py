@@ -82,7 +82,7 @@ def test_the_fit_and_the_P1_rule_on_a_run_with_a_lowered_threshold(tiny_run, tmp
     # rounding) the fit runs and the rule judges it: G's sizes 60-110 span a quarter of a
     # decade, so P1 cannot hold
     out, _, _ = tiny_run
-    loose = with_overrides(TINY, trig_share_threshold=0.2, convergence_tol=0.05)
+    loose = with_overrides(TINY, g_only_share=0.2, convergence_tol=0.05)
     for c in ("M", "G"):
         shutil.copytree(out / c, tmp_path / c)
     result = run_efficiency(loose, tmp_path, progress=False)
@@ -180,7 +180,7 @@ def test_presets_are_valid_and_the_quick_one_is_small():
     assert {s for e, s in presets.PRESETS if e == "efficiency"} == {"quick", "full", "paper"}
     quick = presets.get("efficiency", "quick")
     assert quick.p <= 31 and len(quick.m_train_sizes) >= 3 and len(quick.g_sizes()) >= 3
-    assert len(quick.seeds) >= 2 and len(quick.alphas) >= 3 and quick.trig_share_threshold == 0.95
+    assert len(quick.seeds) >= 2 and len(quick.alphas) >= 3 and quick.g_only_share == 0.95
     assert presets.get("efficiency", "paper").p == 113
     # the design the rule can judge: G over at least half a decade of D (trained + subsets)
     for scale in ("quick", "full"):
@@ -198,7 +198,7 @@ def test_presets_are_valid_and_the_quick_one_is_small():
     ({"settle_iterations": 0}, "settle_iterations"),
     ({"weight_decay": 0.0}, "train_weight_decay"),
     ({"seeds": (0,)}, "seeds"),
-    ({"trig_share_threshold": 1.0}, "trig_share_threshold"),
+    ({"g_only_share": 1.0}, "g_only_share"),
     ({"p": 1}, "p"),
 ])
 def test_bad_config_names_the_field(changes, field):
