@@ -52,7 +52,9 @@ def efficiency(
     train_weight_decay: Optional[float] = typer.Option(None, "--train-weight-decay", help="Stage 1: AdamW weight decay."),
     alphas: Optional[str] = typer.Option(None, "--alphas", help="Stage 2: L2 coefficients of the settle ladder, two or more, e.g. 1e-4,1e-3,1e-2."),
     settle_iterations: Optional[int] = typer.Option(None, "--settle-iterations", help="Stage 2: L-BFGS iterations per network and rung."),
-    trig_share_threshold: Optional[float] = typer.Option(None, "--trig-share-threshold", help="Accept G networks above this trig share."),
+    g_only_share: Optional[float] = typer.Option(None, "--g-only-share", help="Accept G networks above this trig "
+                                                 "share (the G-only criterion)."),
+    trig_share_threshold: Optional[float] = typer.Option(None, "--trig-share-threshold", hidden=True),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished or interrupted training in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -67,7 +69,7 @@ def efficiency(
         alphas=parse_float_list("alphas", alphas) if alphas is not None else None,
         seeds=parse_int_list("seeds", seeds) if seeds is not None else None,
         steps=steps, lr=lr, weight_decay=train_weight_decay, settle_iterations=settle_iterations,
-        trig_share_threshold=trig_share_threshold, device=device)
+        g_only_share=g_only_share if trig_share_threshold is None else trig_share_threshold, device=device)
     _check_device(config.device)
     result = run_efficiency(config, out, progress=progress, resume=resume)
     by_circuit = result.rows.groupby("circuit")["accepted"]

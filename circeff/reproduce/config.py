@@ -141,7 +141,7 @@ def _tiny() -> ReproduceConfig:
             alloc.DisjointConfig(base, sizes=(20, 40), g_only_sizes=(90,), seeds=(0, 1), m_steps=60, m_lr=1e-2,
                                  alphas=(1e-3, 1e-2), pair_alpha=1e-3, splits=((1.0, 0.5), (0.5, 1.0)),
                                  iterations=10),
-            fig10_iterations=10, g_trig_share_min=0.0, n_boot=50),
+            fig10_iterations=10, g_only_share=0.0, n_boot=50),
         controls_n=10)
 
 
