@@ -40,12 +40,14 @@ __all__ = [
     "UNGROKKING_TITLE",
     "plot_allocation_curves",
     "plot_efficiency",
+    "plot_figure8",
     "plot_logit_vs_norm",
     "plot_progress",
     "plot_ratio_vs_D",
     "plot_semigrok",
     "plot_ungrokking",
     "save_figure",
+    "save_figures",
 ]
 
 CIRCUIT_COLORS = {"G": "tab:blue", "M": "tab:orange"}
@@ -121,6 +123,12 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 130) ->
 # ---------------------------------------------------------------------------------------------
 # P1: Figure 3 analogue and P(D)
 # ---------------------------------------------------------------------------------------------
+
+
+def save_figures(figures: Mapping[str, Figure], folder: str | os.PathLike[str]) -> None:
+    """Save each figure under its file name in ``folder`` (atomic writes)."""
+    for name, fig in figures.items():
+        save_figure(fig, os.path.join(folder, name))
 
 
 def _d_colors(values: Sequence[float], cmap_name: str) -> dict[float, tuple]:
@@ -419,5 +427,41 @@ def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, Allo
     ax.set_ylabel("G:M correct-logit ratio")
     ax.set_title("G:M logit ratio: predicted curves against measured")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_figure8(tables: Mapping[str, pd.DataFrame], summary: pd.DataFrame) -> Figure:
+    """Figure 8: one panel per task, final test accuracy against D' per weight decay (mean over
+    seeds, points for single networks) and the pooled D_crit (``summary``: ``task, D_crit``)."""
+    n = len(tables)
+    cols = min(5, n)
+    nrows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.0 * cols, 2.6 * nrows))
+    axes = fig.subplots(nrows, cols, squeeze=False, sharey=True)
+    cmap = matplotlib.colormaps["plasma"]
+    d_crit = summary.set_index("task")["D_crit"]
+    for ax, (task, t) in zip(axes.flat, tables.items()):
+        wds = sorted(t["weight_decay"].unique())
+        for i, wd in enumerate(wds):
+            sub = t[t["weight_decay"] == wd]
+            color = cmap(0.15 + 0.7 * i / max(len(wds) - 1, 1))
+            ax.scatter(sub["D"], sub["final_test_acc"], s=8, alpha=0.4, color=color, edgecolors="none")
+            mean = sub.groupby("D")["final_test_acc"].mean()
+            ax.plot(mean.index, mean.values, color=color, lw=1.2, label=f"wd {wd:g}")
+        if math.isfinite(d_crit.get(task, math.nan)):
+            ax.axvline(d_crit[task], color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        # decade labels only: the minor labels of a log axis under a decade overlap at this width
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("D'", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes[0][0].set_ylabel("final test accuracy", fontsize=8)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("Figure 8: ungrokking across tasks (dashed: pooled D_crit)", fontsize=10)
     fig.tight_layout()
     return fig

@@ -148,6 +148,7 @@ def stage_grokking(ctx: Context, out: Path) -> StageResult:
 def stage_p1(ctx: Context, out: Path) -> StageResult:
     cfg = ctx.config.efficiency
     result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
+    eff.write_efficiency(result)
     ctx.efficiency = result
     a, table = result.analysis, result.verdict_table()
     verdict = result.verdict.with_numbers(kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
@@ -188,6 +189,7 @@ def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
     cfg = ctx.config.ungrokking
     r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
                            trainer=ctx.trainer)
+    ung.write_ungrokking(r)
     table, chance = r.verdict_table(), cfg.base.chance
     steps = {f"{w:g}": cfg.steps_for(w) for w in cfg.weight_decays}
     extra = dict(D_crit_pooled=r.pooled.D_crit, first_D_crit=r.first_D_crit, refined_sizes=list(r.refined_sizes))
@@ -236,6 +238,7 @@ def stage_p4(ctx: Context, out: Path) -> StageResult:
     dcrit, source = _dcrit_for_semigrok(ctx)
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
                               resume=True, trainer=ctx.trainer)
+    semi.write_semigrokking(r)
     table, chance = r.curves[list(V.P4_COLUMNS)], cfg.chance
     verdict = r.verdict.with_numbers(D_crit_used=r.dcrit,
                                      D_crit_source=source if not cfg.sizes else "sizes given")
@@ -253,6 +256,7 @@ def stage_fig10(ctx: Context, out: Path) -> StageResult:
     cfg = ctx.config.fig10
     r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
                       trainer=ctx.trainer)
+    f10.write_fig10(r)
     ctx.fig10_rows = r.rows
     table = r.rows[list(V.FIG10A_COLUMNS)]
     med = r.rows.groupby("D").agg(ratio=("ratio", "median"), g_logit=("g_logit", "median"),
@@ -299,9 +303,10 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
                                      base_dir=ctx.out / "base", m_source=ctx.out / "p1" / "M", trainer=ctx.trainer)
     settled = _settled_fig10(ctx, out)
     ungrokking = ctx.estimate("p2_p3", "ungrokking")
-    a = alloc.analyse_allocation(alone, pair, settled, out, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
+    a = alloc.analyse_allocation(alone, pair, settled, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
                                  g_only_share=cfg.g_only_share, dcrit_ungrokking=ungrokking,
                                  level=cfg.level, n_boot=cfg.n_boot)
+    alloc.write_allocation(a, out)
     d, curves, cross = a.disjoint, a.curves, a.crossings
     op = cross["operating_settled"]
     goal = a.dcrit_comparison.get("operating_settled")
@@ -374,6 +379,7 @@ def stage_figure8(ctx: Context, out: Path) -> StageResult:
     if cfg is None:
         raise RunError("this scale has no Figure 8 stage")
     r = fig8.run_figure8(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
+    fig8.write_figure8(r)
     verdicts = [Verdict(f"{key} {task}", v.holds, v.reason, v.numbers, v.rule)
                 for task, vs in r.verdicts.items() for key, v in vs.items()]
     rows = [[t["task"], t["p"], t["base_held_out_acc_min"], t["generalised"],

@@ -38,7 +38,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 
+from circeff.analysis.allocation import (
+    allocation_curves,
+    allocation_verdict,
+    compare_dcrit,
+    compare_disjoint,
+    fit_alone,
+    operating_crossover,
+    stripe_log_P,
+)
+from circeff.analysis.efficiency import fit_circuit
+from circeff.analysis.plots import plot_allocation_curves, save_figures
+from circeff.analysis.stats import Interval, to_plain
 from circeff.empirical.checkpoint import has_checkpoint, load_checkpoint
 from circeff.empirical.circuits import analyse_params
 from circeff.empirical.config import TrainConfig
@@ -54,7 +67,7 @@ from circeff.empirical.settle import settle
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.errors import ConfigError
 from circeff.thresholds import CONFIDENCE_LEVEL, G_ONLY_TRIG_SHARE
-from circeff.io import atomic_write_bytes, ensure_dir, write_csv
+from circeff.io import atomic_write_bytes, ensure_dir, write_csv, write_json
 from circeff.validate import integer_at_least, positive
 
 __all__ = ["AllocationConfig", "DisjointConfig", "analyse_allocation", "run_disjoint", "settle_fig10"]
@@ -344,23 +357,52 @@ def accepted_g(alone: pd.DataFrame, min_share: float) -> pd.DataFrame:
     return alone[mask]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AllocationAnalysis:
-    """What :func:`analyse_allocation` computed (``summary`` is its JSON form)."""
+    """What :func:`analyse_allocation` computed; :attr:`summary` is its JSON form."""
 
-    summary: dict
-    disjoint: object
-    curves: dict
-    verdict: object
-    crossings: dict
+    disjoint: object                 # circeff.analysis.allocation.DisjointComparison
+    fit_alone: object                # the P1 fit of the circuits settled alone
+    kappa_G: object                  # Interval: kappa of the G stripes that are G-only
+    g_rows: pd.DataFrame             # those stripes' rows
+    stripes: pd.DataFrame            # stripe log P of both circuits
+    curves: dict                     # state -> AllocationCurves
+    verdicts: dict                   # state -> Verdict
+    crossings: dict                  # name -> OperatingCrossover
+    width_sources: dict              # name -> Interval of the settled crossover with one source fixed
     dcrit_comparison: dict
+    dcrit_ungrokking: object | None  # Interval or None
+    fig10_rows: pd.DataFrame
+    state_alpha: float
+    g_only_share: float
+
+    @property
+    def verdict(self):  # noqa: ANN201 - the Verdict on the settled states
+        return self.verdicts["settled"]
+
+    @property
+    def summary(self) -> dict:
+        return to_plain({
+            "disjoint": self.disjoint.to_dict(),
+            "fit_alone": {"G": self.fit_alone.fit_G.to_dict(), "M": self.fit_alone.fit_M.to_dict()},
+            "kappa_G_generalising": self.kappa_G, "g_only_share": self.g_only_share,
+            "g_stripes_used": sorted({(float(d), int(s)) for d, s in zip(self.g_rows["D"], self.g_rows["seed"])}),
+            "stripes": self.stripes.to_dict("records"),
+            "curves": {k: c.to_dict() for k, c in self.curves.items()},
+            "verdicts": {k: v.to_dict() for k, v in self.verdicts.items()},
+            "crossover": {k: c.to_dict() for k, c in self.crossings.items()},
+            "dcrit_ungrokking": self.dcrit_ungrokking.to_dict() if self.dcrit_ungrokking is not None else None,
+            "dcrit_comparison": self.dcrit_comparison, "state_alpha": self.state_alpha,
+            "crossover_width_sources": {k: v.to_dict() for k, v in self.width_sources.items()},
+            "fig10": _fig10_table(self.fig10_rows)})
 
 
-def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, out_dir: str | Path, *,
-                       n_classes: int, state_alpha: float, g_only_share: float = G_ONLY_TRIG_SHARE, dcrit_ungrokking=None,
-                       level: float = CONFIDENCE_LEVEL, n_boot: int = 1000, seed: int = 0) -> AllocationAnalysis:
-    """Every comparison of the allocation experiments, written to ``allocation_d4.json`` and
-    ``allocation_curves.png``:
+def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, *,
+                       n_classes: int, state_alpha: float, g_only_share: float = G_ONLY_TRIG_SHARE,
+                       dcrit_ungrokking: Interval | None = None, level: float = CONFIDENCE_LEVEL, n_boot: int = 1000,
+                       seed: int = 0) -> AllocationAnalysis:
+    """Every comparison of the allocation experiments (:func:`write_allocation` writes them to
+    ``allocation_d4.json`` and ``allocation_curves.png``):
 
     * the disjoint D.4 test (:func:`circeff.analysis.allocation.compare_disjoint`), on every
       settled pair whatever its circuits became;
@@ -368,22 +410,12 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     * both predicted curves against each (:mod:`circeff.analysis.allocation`), and the
       verdict on the settled states;
     * the crossover at the settled and the AdamW operating logit (and at a unit logit), beside
-      ``dcrit_ungrokking`` (an :class:`~circeff.analysis.stats.Interval`) if given.
+      ``dcrit_ungrokking`` if given.
 
     The curves and the crossovers use G only where it is a generalising circuit: stripes whose
     trig share exceeds ``g_only_share`` at every rung (:func:`accepted_g`), with kappa_G
     refitted on them; kappa_M and M's stripes are all of M's.
     """
-    from circeff.analysis.allocation import allocation_curves, allocation_verdict, compare_dcrit, operating_crossover
-    from circeff.analysis.allocation import compare_disjoint, fit_alone, stripe_log_P
-    from circeff.analysis.plots import plot_allocation_curves
-    from circeff.analysis.efficiency import fit_circuit
-    from circeff.analysis.plots import save_figure
-    from circeff.analysis.stats import Interval, to_plain
-    from circeff.errors import ConfigError
-    from circeff.io import write_json
-
-    out = ensure_dir(out_dir)
     fit = fit_alone(alone, level=level, n_boot=n_boot, seed=seed)
     kappas = {"G": fit.fit_G.kappa.value, "M": fit.fit_M.kappa.value}
     if not all(np.isfinite(k) and k > 0 for k in kappas.values()):
@@ -418,24 +450,21 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     comparison = ({k: compare_dcrit(c.D_crit, dcrit_ungrokking) for k, c in crossings.items()
                    if np.isfinite(c.D_crit.hi) and c.D_crit.lo > 0}
                   if dcrit_ungrokking is not None else {})
-    summary = to_plain({
-        "disjoint": disjoint.to_dict(), "fit_alone": {"G": fit.fit_G.to_dict(), "M": fit.fit_M.to_dict()},
-        "kappa_G_generalising": kappa_G, "g_only_share": g_only_share,
-        "g_stripes_used": sorted({(float(d), int(s)) for d, s in zip(g_rows["D"], g_rows["seed"])}),
-        "stripes": stripes.to_dict("records"),
-        "curves": {k: c.to_dict() for k, c in curves.items()},
-        "verdicts": {k: v.to_dict() for k, v in verdicts.items()},
-        "crossover": {k: c.to_dict() for k, c in crossings.items()},
-        "dcrit_ungrokking": dcrit_ungrokking.to_dict() if dcrit_ungrokking is not None else None,
-        "dcrit_comparison": comparison, "state_alpha": state_alpha,
-        "crossover_width_sources": {k: v.to_dict() for k, v in width_sources.items()},
-        "fig10": _fig10_table(fig10_rows)})
-    write_json(out / "allocation_d4.json", summary)
-    c = crossings["operating_settled"].D_crit
-    save_figure(plot_allocation_curves(curves["settled"], {"AdamW endpoint": curves["adamw"]},
-                                       crossover=(c.value, c.lo, c.hi), label=f"settled at alpha {state_alpha:g}",
-                                       reference=None if dcrit_ungrokking is None else
-                                       ("ungrokking", dcrit_ungrokking.value, dcrit_ungrokking.lo,
-                                        dcrit_ungrokking.hi)),
-                out / "allocation_curves.png")
-    return AllocationAnalysis(summary, disjoint, curves, verdicts["settled"], crossings, comparison)
+    return AllocationAnalysis(disjoint, fit, kappa_G, g_rows, stripes, curves, verdicts, crossings, width_sources,
+                              comparison, dcrit_ungrokking, fig10_rows, state_alpha, g_only_share)
+
+
+def allocation_figures(a: AllocationAnalysis) -> dict[str, Figure]:
+    """The allocation figure (predicted curves against the settled and AdamW ratios), by file name."""
+    c, ref = a.crossings["operating_settled"].D_crit, a.dcrit_ungrokking
+    return {"allocation_curves.png": plot_allocation_curves(
+        a.curves["settled"], {"AdamW endpoint": a.curves["adamw"]}, crossover=(c.value, c.lo, c.hi),
+        label=f"settled at alpha {a.state_alpha:g}",
+        reference=None if ref is None else ("ungrokking", ref.value, ref.lo, ref.hi))}
+
+
+def write_allocation(a: AllocationAnalysis, out_dir: str | Path) -> None:
+    """``allocation_d4.json`` and the figure in ``out_dir``."""
+    out = ensure_dir(out_dir)
+    write_json(out / "allocation_d4.json", a.summary)
+    save_figures(allocation_figures(a), out)

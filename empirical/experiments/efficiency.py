@@ -67,12 +67,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from circeff.analysis import verdicts as V
-from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency, fitted_lines, per_D_table
+from circeff.analysis.efficiency import (
+    P1_COLUMNS,
+    EfficiencyAnalysis,
+    analyse_efficiency,
+    fitted_lines,
+    p1,
+    per_D_table,
+)
+from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure, save_figures
+from circeff.analysis.rule import Verdict
 from circeff.analysis.stats import to_plain
-from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.circuits import analyse_params
@@ -243,8 +251,9 @@ class EfficiencyResult:
 
     rows: pd.DataFrame
     analysis: EfficiencyAnalysis
-    verdict: V.Verdict
+    verdict: Verdict
     out_dir: Path
+    config: EfficiencyConfig
 
     def verdict_table(self) -> pd.DataFrame:
         """The rows the P1 rule reads (:func:`verdict_table`)."""
@@ -400,16 +409,17 @@ def verdict_table(rows: pd.DataFrame) -> pd.DataFrame:
     ``logit`` the label-centred correct logit)."""
     kept, _ = fit_rows(rows)
     out = kept.rename(columns={"weight_decay": "alpha", "correct_logit": "logit"})
-    return out[list(V.P1_COLUMNS)].reset_index(drop=True)
+    return out[list(P1_COLUMNS)].reset_index(drop=True)
 
 
 def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = True,
                    resume: bool = True, trainer: Trainer | None = None) -> EfficiencyResult:
-    """Train (or reuse) the M-only and G-only batches, measure, fit and write everything.
+    """Train (or reuse) the M-only and G-only batches, measure, fit and decide P1. Writes only
+    the training runs and ladders; :func:`write_efficiency` writes the table, JSON and figures.
 
     Raises:
-        RunError: training failed, or too few networks were accepted for the fit (the table
-            is written first, and efficiency.json says why).
+        RunError: training failed, or too few networks were accepted for the fit (then the
+            table, efficiency.json saying why and the measured points are written first).
         ConfigError: a bad config.
     """
     out = ensure_dir(out_dir)
@@ -422,43 +432,55 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
             (run_dir / SUBSET_LADDER_NAME).unlink(missing_ok=True)
         all_rows += [with_flags(config, r) for r in settle_and_measure(config, circuit, run_dir, progress=progress)]
     rows = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
-    write_csv(out / "efficiency.csv", rows.to_dict("records"), fieldnames=ROW_COLUMNS)
-
-    counts = _counts(rows)
-    summary: dict[str, object] = {"config": config.to_dict(), "counts": counts,
-                                  "intercepts": "D_seed", "convergence": {
-                                      "tol": config.convergence_tol,
-                                      "rule": "not diverged in training and the norm moved by less than "
-                                              "tol (relative) over the last quarter of the rung's "
-                                              "L-BFGS evaluations"}}
-    accepted, dropped = fit_rows(rows)
-    summary["left_out_of_fit"] = dropped
+    accepted, _ = fit_rows(rows)
     try:
         analysis = analyse_efficiency(accepted, intercepts="D_seed", level=config.level,
                                       n_boot=config.n_boot, seed=config.analysis_seed)
     except ConfigError as exc:
-        summary["error"] = f"the P1 fit is impossible on the accepted networks: {_why_empty(config, rows, accepted) or exc}"
-        write_json(out / "efficiency.json", to_plain(summary))
-        single = rows[rows["accepted"]]
-        if set(single["circuit"]) == set(CIRCUITS):  # the measured points are still worth a look
-            save_figure(plot_logit_vs_norm(single), out / "fig3_logit_vs_norm.png")
-        raise RunError(f"{summary['error']} (counts {counts}; see {out / 'efficiency.csv'})") from None
+        error = f"the P1 fit is impossible on the accepted networks: {_why_empty(config, rows, accepted) or exc}"
+        _write_failed(config, rows, out, error)
+        raise RunError(f"{error} (counts {_counts(rows)}; see {out / 'efficiency.csv'})") from None
+    verdict = p1(verdict_table(rows), level=config.level)
+    return EfficiencyResult(rows=rows, analysis=analysis, verdict=verdict, out_dir=out, config=config)
 
-    verdict = V.p1(verdict_table(rows), level=config.level)
-    summary.update({
-        "verdict": verdict.to_dict(),
-        "fit_G": analysis.fit_G.to_dict(), "fit_M": analysis.fit_M.to_dict(),
-        "trend_G": analysis.trend_G.to_dict(), "trend_M": analysis.trend_M.to_dict(),
-        "crossover": analysis.crossover.to_dict(),
-        "P_of_D": per_D_table(analysis).to_dict("records"),
-    })
-    write_json(out / "efficiency.json", to_plain(summary))
 
+def _summary(config: EfficiencyConfig, rows: pd.DataFrame) -> dict[str, object]:
+    return {"config": config.to_dict(), "counts": _counts(rows), "intercepts": "D_seed",
+            "convergence": {"tol": config.convergence_tol,
+                            "rule": "not diverged in training and the norm moved by less than tol "
+                                    "(relative) over the last quarter of the rung's L-BFGS evaluations"},
+            "left_out_of_fit": fit_rows(rows)[1]}
+
+
+def _write_failed(config: EfficiencyConfig, rows: pd.DataFrame, out: Path, error: str) -> None:
+    """What a failed fit leaves to look at: the table, the reason, and the measured points."""
+    write_csv(out / "efficiency.csv", rows.to_dict("records"), fieldnames=ROW_COLUMNS)
+    write_json(out / "efficiency.json", to_plain({**_summary(config, rows), "error": error}))
+    single = rows[rows["accepted"]]
+    if set(single["circuit"]) == set(CIRCUITS):
+        save_figure(plot_logit_vs_norm(single), out / "fig3_logit_vs_norm.png")
+
+
+def efficiency_figures(result: EfficiencyResult) -> dict[str, Figure]:
+    """Figure 3 (logit against norm, with the fitted lines) and P(D) with its trends, by file name."""
+    accepted, analysis = fit_rows(result.rows)[0], result.analysis
     lines = pd.concat([fitted_lines(analysis.fit_M, accepted), fitted_lines(analysis.fit_G, accepted)],
                       ignore_index=True)
-    save_figure(plot_logit_vs_norm(accepted, lines), out / "fig3_logit_vs_norm.png")
-    save_figure(plot_efficiency(analysis), out / "efficiency_P_of_D.png")
-    return EfficiencyResult(rows=rows, analysis=analysis, verdict=verdict, out_dir=out)
+    return {"fig3_logit_vs_norm.png": plot_logit_vs_norm(accepted, lines),
+            "efficiency_P_of_D.png": plot_efficiency(analysis)}
+
+
+def write_efficiency(result: EfficiencyResult) -> None:
+    """``efficiency.csv``, ``efficiency.json`` and the figures, in the run's out folder."""
+    out, analysis = result.out_dir, result.analysis
+    write_csv(out / "efficiency.csv", result.rows.to_dict("records"), fieldnames=ROW_COLUMNS)
+    write_json(out / "efficiency.json", to_plain({
+        **_summary(result.config, result.rows), "verdict": result.verdict.to_dict(),
+        "fit_G": analysis.fit_G.to_dict(), "fit_M": analysis.fit_M.to_dict(),
+        "trend_G": analysis.trend_G.to_dict(), "trend_M": analysis.trend_M.to_dict(),
+        "crossover": analysis.crossover.to_dict(), "P_of_D": per_D_table(analysis).to_dict("records"),
+    }))
+    save_figures(efficiency_figures(result), out)
 
 
 def describe(result: EfficiencyResult) -> list[str]:

@@ -29,10 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 
-from circeff.analysis import verdicts as V
-from circeff.analysis.fig10 import measured_ratios
-from circeff.analysis.plots import plot_ratio_vs_D, plot_ungrokking, save_figure
+from circeff.analysis.fig10 import FIG10A_COLUMNS, fig10a, measured_ratios
+from circeff.analysis.plots import plot_ratio_vs_D, plot_ungrokking, save_figures
+from circeff.analysis.rule import Verdict
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.experiments.predictions_common import (
@@ -121,9 +122,10 @@ class Fig10Config:
 @dataclass(frozen=True, eq=False)
 class Fig10Result:
     rows: pd.DataFrame           # FIG10_COLUMNS, one per network
-    verdict: V.Verdict
+    verdict: Verdict
     base: BaseResult
     out_dir: Path
+    config: Fig10Config
 
 
 def _measure(config: Fig10Config, run_dir: Path) -> pd.DataFrame:
@@ -148,7 +150,8 @@ def _measure(config: Fig10Config, run_dir: Path) -> pd.DataFrame:
 
 def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True, resume: bool = True,
               base_dir: str | Path | None = None, trainer: Trainer | None = None) -> Fig10Result:
-    """Train (or reuse) the continuations, measure the proxies, write the Figure 10 outputs.
+    """Train (or reuse) the continuations, measure the proxies and decide Figure 10a. Writes
+    only the training runs; :func:`write_fig10` writes the table, the JSON and the figures.
 
     Args:
         base_dir: an existing base run folder of ``config.base`` (default ``out_dir/base``).
@@ -161,16 +164,27 @@ def run_fig10(config: Fig10Config, out_dir: str | Path, *, progress: bool = True
     train_or_reuse(config.base.continuation(specs, config.steps, init_from=base.run_dir, log_every=config.log_every),
                    run_dir, progress=progress, resume=resume, trainer=trainer)
     rows = _measure(config, run_dir)
-    write_csv(out / "fig10.csv", rows.to_dict("records"), fieldnames=FIG10_COLUMNS)
+    verdict = fig10a(rows[list(FIG10A_COLUMNS)], level=config.level)
+    return Fig10Result(rows, verdict, base, out, config)
+
+
+def fig10_figures(result: Fig10Result) -> dict[str, Figure]:
+    """Figures 10a and 10b of the run, by file name."""
+    rows = result.rows
+    return {"fig10a.png": plot_ratio_vs_D(rows[rows["ratio"].notna()], result.verdict),
+            "fig10b.png": plot_ungrokking(rows, title="Figure 10b: final test accuracy against D (the networks "
+                                          "of 10a)", xlabel="training set size D")}
+
+
+def write_fig10(result: Fig10Result) -> None:
+    """``fig10.csv``, ``fig10.json`` and the figures, in the run's out folder."""
+    out, config, rows = result.out_dir, result.config, result.rows
     usable = rows[rows["ratio"].notna()]
-    verdict = V.fig10a(rows[list(V.FIG10A_COLUMNS)], level=config.level)
+    write_csv(out / "fig10.csv", rows.to_dict("records"), fieldnames=FIG10_COLUMNS)
     write_json(out / "fig10.json", to_plain({
-        "config": config.to_dict(), "steps": config.steps, "base": base.rows.to_dict("records"),
+        "config": config.to_dict(), "steps": config.steps, "base": result.base.rows.to_dict("records"),
         "n_networks": int(len(rows)), "n_ratio_undefined": int(rows["ratio"].isna().sum()),
-        "converged": int(rows["converged"].sum()), "verdict": verdict.to_dict(),
+        "converged": int(rows["converged"].sum()), "verdict": result.verdict.to_dict(),
         "median_ratio_by_D": {f"{d:g}": float(g["ratio"].median()) for d, g in usable.groupby("D")},
     }))
-    save_figure(plot_ratio_vs_D(usable, verdict), out / "fig10a.png")
-    save_figure(plot_ungrokking(rows, title="Figure 10b: final test accuracy against D (the networks of 10a)",
-                                xlabel="training set size D"), out / "fig10b.png")
-    return Fig10Result(rows, verdict, base, out)
+    save_figures(fig10_figures(result), out)

@@ -33,13 +33,14 @@ import pandas as pd
 from circeff.analysis.stats import to_plain
 from circeff.empirical.backend import Trainer
 from circeff.empirical.experiments.predictions_common import train_base
-from circeff.empirical.experiments.ungrokking import UngrokkingConfig, run_ungrokking
+from circeff.analysis.plots import plot_figure8, save_figure
+from circeff.empirical.experiments.ungrokking import UngrokkingConfig, UngrokkingResult, run_ungrokking, write_ungrokking
 from circeff.errors import ConfigError, RunError
 from circeff.thresholds import BASE_GENERALISED_ACC
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import in_range
 
-__all__ = ["OTHER_TASKS", "Figure8Config", "Figure8Result", "plot_figure8", "run_figure8", "task_p"]
+__all__ = ["OTHER_TASKS", "Figure8Config", "Figure8Result", "run_figure8", "task_p", "write_figure8"]
 
 # the nine operations of the registry besides modular addition
 OTHER_TASKS = ("sub", "mul", "div", "x2_plus_y2", "x2_xy_y2", "x2_xy_y2_x", "x3_xy", "div_or_sub", "perm")
@@ -103,6 +104,9 @@ class Figure8Result:
     rows: pd.DataFrame        # one row per task
     tables: dict[str, pd.DataFrame]  # task -> its ungrokking table
     verdicts: dict[str, dict[str, Any]]  # task -> {"P2": Verdict, "P3": Verdict} (or the reason none)
+    ungrokking: dict[str, UngrokkingResult]  # task -> its ungrokking run (continued tasks only)
+    out_dir: Path
+    config: Figure8Config
 
 
 FIGURE8_COLUMNS = ["task", "p", "base_held_out_acc_min", "generalised", "D_crit", "D_crit_lo", "D_crit_hi",
@@ -111,11 +115,10 @@ FIGURE8_COLUMNS = ["task", "p", "base_held_out_acc_min", "generalised", "D_crit"
 
 def run_figure8(config: Figure8Config, out_dir: str | Path, *, progress: bool = True, resume: bool = True,
                 trainer: Trainer | None = None) -> Figure8Result:
-    """Every task's bases and ungrokking; D_crit, P2 and P3 per task; the table, JSON and figure."""
-    from circeff.analysis.plots import save_figure
-
+    """Every task's bases and ungrokking; D_crit, P2 and P3 per task. Writes only the training
+    runs; :func:`write_figure8` writes each task's ungrokking records, the table, JSON and figure."""
     out = ensure_dir(out_dir)
-    rows, tables, verdicts = [], {}, {}
+    rows, tables, verdicts, runs = [], {}, {}, {}
     for task in config.tasks:
         ung = config.ungrokking_for(task)
         folder = out / task
@@ -137,60 +140,26 @@ def run_figure8(config: Figure8Config, out_dir: str | Path, *, progress: bool = 
             row["note"] = f"ungrokking failed: {exc}"
             rows.append(row)
             continue
-        tables[task] = r.rows.copy()
+        tables[task], runs[task] = r.rows.copy(), r
         # ungrokking's own P2/P3 (its bases have no trig share, so the rules skip the G-only check)
         v2, v3 = r.p2, r.p3
         verdicts[task] = {"P2": v2, "P3": v3}
         iv = r.pooled.D_crit
         row.update(D_crit=iv.value, D_crit_lo=iv.lo, D_crit_hi=iv.hi, P2=bool(v2.holds), P3=bool(v3.holds))
         rows.append(row)
-    df = pd.DataFrame(rows, columns=FIGURE8_COLUMNS)
+    return Figure8Result(pd.DataFrame(rows, columns=FIGURE8_COLUMNS), tables, verdicts, runs, out, config)
+
+
+def write_figure8(result: Figure8Result) -> None:
+    """Each continued task's ungrokking records, ``figure8.csv``, ``figure8.json`` and the figure."""
+    for r in result.ungrokking.values():
+        write_ungrokking(r)
+    out, config, df = result.out_dir, result.config, result.rows
     write_csv(out / "figure8.csv", df.to_dict("records"), fieldnames=FIGURE8_COLUMNS)
     write_json(out / "figure8.json", to_plain({
         "config": config.to_dict(),
         "generalised_rule": f"every base network's accuracy on its held-out pairs >= {config.generalised_acc:g}",
         "tasks": df.to_dict("records"),
-        "verdicts": {t: {k: v.to_dict() for k, v in vs.items()} for t, vs in verdicts.items()}}))
-    if tables:
-        save_figure(plot_figure8(tables, df), out / "figure8.png")
-    return Figure8Result(df, tables, verdicts)
-
-
-def plot_figure8(tables: dict[str, pd.DataFrame], summary: pd.DataFrame):  # noqa: ANN201 - a Figure
-    """Figure 8: one panel per task, final test accuracy against D' per weight decay (mean over
-    seeds, points for single networks) and the pooled D_crit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(tables)
-    cols = min(5, n)
-    nrows = math.ceil(n / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.0 * cols, 2.6 * nrows), squeeze=False, sharey=True)
-    cmap = matplotlib.colormaps["plasma"]
-    d_crit = summary.set_index("task")["D_crit"]
-    for ax, (task, t) in zip(axes.flat, tables.items()):
-        wds = sorted(t["weight_decay"].unique())
-        for i, wd in enumerate(wds):
-            sub = t[t["weight_decay"] == wd]
-            color = cmap(0.15 + 0.7 * i / max(len(wds) - 1, 1))
-            ax.scatter(sub["D"], sub["final_test_acc"], s=8, alpha=0.4, color=color, edgecolors="none")
-            mean = sub.groupby("D")["final_test_acc"].mean()
-            ax.plot(mean.index, mean.values, color=color, lw=1.2, label=f"wd {wd:g}")
-        if math.isfinite(d_crit.get(task, math.nan)):
-            ax.axvline(d_crit[task], color="k", ls="--", lw=0.8)
-        ax.set_xscale("log")
-        # decade labels only: the minor labels of a log axis under a decade overlap at this width
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.tick_params(labelsize=7)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_title(task, fontsize=9)
-        ax.set_xlabel("D'", fontsize=8)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    axes[0][0].set_ylabel("final test accuracy", fontsize=8)
-    axes[0][0].legend(fontsize=6)
-    fig.suptitle("Figure 8: ungrokking across tasks (dashed: pooled D_crit)", fontsize=10)
-    fig.tight_layout()
-    return fig
+        "verdicts": {t: {k: v.to_dict() for k, v in vs.items()} for t, vs in result.verdicts.items()}}))
+    if result.tables:
+        save_figure(plot_figure8(result.tables, df), out / "figure8.png")

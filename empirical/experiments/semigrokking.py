@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from circeff.analysis.plots import plot_semigrok, save_figure
+from matplotlib.figure import Figure
+
+from circeff.analysis.plots import plot_semigrok, save_figures
 from circeff.analysis.rule import Verdict
 from circeff.analysis.semigrokking import P4_COLUMNS, RunClass, classify_runs, p4, p4_sizes
 from circeff.empirical.backend import Trainer, train_or_reuse
@@ -115,6 +117,8 @@ class SemigrokResult:
     sizes: tuple[int, ...]
     dcrit: float | None
     out_dir: Path
+    config: SemigrokConfig
+    sizes_from: str
 
 
 def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: object | None,
@@ -127,10 +131,12 @@ def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: obje
         if ungrokking is None:
             raise ConfigError("dcrit", "semi-grokking sizes need a D_crit estimate: give sizes, a D_crit, "
                               "or an ungrokking config to compute one", dcrit)
-        from circeff.empirical.experiments.ungrokking import run_ungrokking  # computed on demand
+        from circeff.empirical.experiments.ungrokking import run_ungrokking, write_ungrokking  # on demand
 
-        dcrit = float(run_ungrokking(ungrokking, out / "ungrokking_for_dcrit", progress=progress,
-                                     resume=resume, trainer=trainer).D_crit.value)
+        on_demand = run_ungrokking(ungrokking, out / "ungrokking_for_dcrit", progress=progress, resume=resume,
+                                   trainer=trainer)
+        write_ungrokking(on_demand)
+        dcrit = float(on_demand.D_crit.value)
         source = "ungrokking computed on demand"
     return sizes_above(dcrit, config.n_sizes, config.low_factor, config.high_factor, config.n_examples), dcrit, source
 
@@ -138,7 +144,8 @@ def _resolve_sizes(config: SemigrokConfig, dcrit: float | None, ungrokking: obje
 def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: float | None = None,
                      ungrokking: object | None = None, progress: bool = True,
                      resume: bool = True, trainer: Trainer | None = None) -> SemigrokResult:
-    """Train (or reuse) the runs, classify every trajectory, write curves, classes and verdict.
+    """Train (or reuse) the runs, classify every trajectory and decide P4. Writes only the
+    training runs; :func:`write_semigrokking` writes curves, classes, verdict and figure.
 
     Args:
         dcrit: D_crit estimate that places the sizes (ignored when ``config.sizes`` is set).
@@ -154,14 +161,24 @@ def run_semigrokking(config: SemigrokConfig, out_dir: str | Path, *, dcrit: floa
     curves = curves[curves["status"] == "ok"].copy()
     curves["run"] = [f"D{d:05d}_s{s}" for d, s in zip(curves["train_size"], curves["seed"])]
     curves = curves.rename(columns={"train_size": "D"})[["run", "D", "seed", "step", "test_acc", "train_acc"]]
-    write_csv(out / "curves.csv", curves.to_dict("records"))
-    chance = config.chance
-    classes = classify_runs(curves[list(P4_COLUMNS)], chance)
-    verdict = p4(curves[list(P4_COLUMNS)], chance, d_crit=dcrit, classes=classes)
-    write_csv(out / "classes.csv", [c.to_dict() for c in classes])
+    classes = classify_runs(curves[list(P4_COLUMNS)], config.chance)
+    verdict = p4(curves[list(P4_COLUMNS)], config.chance, d_crit=dcrit, classes=classes)
+    return SemigrokResult(curves, classes, verdict, sizes, dcrit, out, config, source)
+
+
+def semigrokking_figures(result: SemigrokResult) -> dict[str, Figure]:
+    """Figures 5/6 of the run, by file name."""
+    return {"semigrokking.png": plot_semigrok(result.curves, result.classes)}
+
+
+def write_semigrokking(result: SemigrokResult) -> None:
+    """``curves.csv``, ``classes.csv``, ``semigrokking.json`` and the figure, in the run's folder."""
+    out = result.out_dir
+    write_csv(out / "curves.csv", result.curves.to_dict("records"))
+    write_csv(out / "classes.csv", [c.to_dict() for c in result.classes])
     write_json(out / "semigrokking.json", to_plain({
-        "config": config.to_dict(), "sizes": list(sizes), "D_crit_used": dcrit, "sizes_from": source,
-        "verdict": verdict.to_dict(), "classes": [c.to_dict() for c in classes],
+        "config": result.config.to_dict(), "sizes": list(result.sizes), "D_crit_used": result.dcrit,
+        "sizes_from": result.sizes_from, "verdict": result.verdict.to_dict(),
+        "classes": [c.to_dict() for c in result.classes],
     }))
-    save_figure(plot_semigrok(curves, classes), out / "semigrokking.png")
-    return SemigrokResult(curves, classes, verdict, sizes, dcrit, out)
+    save_figures(semigrokking_figures(result), out)

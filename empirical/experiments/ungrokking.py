@@ -48,7 +48,9 @@ import numpy as np
 
 from circeff.analysis import verdicts as V
 from circeff.analysis.ungrokking import DcritEstimate, dcrit_by_weight_decay, estimate_dcrit
-from circeff.analysis.plots import plot_ungrokking, save_figure
+from matplotlib.figure import Figure
+
+from circeff.analysis.plots import plot_ungrokking, save_figures
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.config import RunSpec
 from circeff.analysis.stats import to_plain
@@ -154,6 +156,7 @@ class UngrokkingResult:
     refined_sizes: tuple[int, ...]
     first_D_crit: float | None
     out_dir: Path
+    config: UngrokkingConfig
 
     def verdict_table(self) -> pd.DataFrame:
         """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and,
@@ -245,7 +248,8 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
                    resume: bool = True, base_dir: str | Path | None = None,
                    trainer: Trainer | None = None) -> UngrokkingResult:
     """Train (or reuse) the base networks and the continuations (coarse grid, refinement,
-    continuation of unconverged runs); fit D_crit; decide P2 and P3; write everything.
+    continuation of unconverged runs); fit D_crit; decide P2 and P3. Writes only the training
+    runs; :func:`write_ungrokking` writes the tables, the JSON and the figure.
 
     Args:
         base_dir: an existing base run folder of ``config.base`` to reuse (default
@@ -280,7 +284,6 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     if refined:
         rows += grid(refined, "_refine")
     df = pd.DataFrame(rows).sort_values(["weight_decay", "D", "seed"]).reset_index(drop=True)[UNGROKKING_COLUMNS]
-    write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
 
     usable = df[df["status"] == "ok"]
     fitted = usable[usable["converged"]]
@@ -290,17 +293,27 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     table = verdict_table(df, trig_share=base.trig_share_measured)
     p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
     p3 = V.p3(table, chance)
-    result = UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out)
+    return UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out, config)
+
+
+def ungrokking_figures(result: UngrokkingResult) -> dict[str, Figure]:
+    """Figure 4/7/10b of the run, by file name."""
+    return {"ungrokking.png": plot_ungrokking(result.rows[result.rows["status"] == "ok"], result.by_weight_decay)}
+
+
+def write_ungrokking(result: UngrokkingResult) -> None:
+    """``ungrokking.csv``, ``ungrokking.json`` and the figure, in the run's out folder."""
+    out, config, df = result.out_dir, result.config, result.rows
+    write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
     write_json(out / "ungrokking.json", to_plain({
         "config": config.to_dict(),
         "steps_per_weight_decay": {f"{wd:g}": config.steps_for(wd) for wd in config.weight_decays},
-        "base": base.rows.to_dict("records"),
-        "first_D_crit": first, "refined_sizes": list(refined),
+        "base": result.base.rows.to_dict("records"),
+        "first_D_crit": result.first_D_crit, "refined_sizes": list(result.refined_sizes),
         "converged": int(df["converged"].sum()), "n_networks": int(len(df)),
         "excluded_unconverged": df.loc[~df["converged"], ["D", "seed", "weight_decay"]].to_dict("records"),
-        "D_crit": pooled.to_dict(),
-        "D_crit_by_weight_decay": [e.to_dict() for e in by_wd],
-        "P2": p2.to_dict(), "P3": p3.to_dict(),
+        "D_crit": result.pooled.to_dict(),
+        "D_crit_by_weight_decay": [e.to_dict() for e in result.by_weight_decay],
+        "P2": result.p2.to_dict(), "P3": result.p3.to_dict(),
     }))
-    save_figure(plot_ungrokking(usable, by_wd), out / "ungrokking.png")
-    return result
+    save_figures(ungrokking_figures(result), out)

@@ -247,7 +247,7 @@ def test_only_G_stripes_above_the_g_only_share_enter_the_crossover():
     assert len(accepted_g(alone, 0.0)) == len(alone)
 
 
-def test_allocation_without_a_positive_fitted_kappa_stops_naming_kappa(tmp_path):
+def test_allocation_without_a_positive_fitted_kappa_stops_naming_kappa():
     # circuits whose logit falls with the norm: Theorem D.4 has nothing to predict, and the
     # stage must say so with the fitted kappas (the reproduce stage turns this into a verdict
     # that does not hold)
@@ -257,12 +257,12 @@ def test_allocation_without_a_positive_fitted_kappa_stops_naming_kappa(tmp_path)
     alone = _alone(P_TRUE, {"G": -1.0, "M": 4.0}, D_VALUES)
     alone["trig_share"] = 1.0
     with pytest.raises(ConfigError, match="kappa_G -1"):
-        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), tmp_path, n_classes=N, state_alpha=1e-3,
+        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), n_classes=N, state_alpha=1e-3,
                            n_boot=100)
     # negative control: positive kappas pass this check (and fail later only on the empty pair)
     alone = _alone(P_TRUE, KAPPA, D_VALUES)
     alone["trig_share"] = 1.0
     with pytest.raises(ConfigError) as err:
-        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), tmp_path, n_classes=N, state_alpha=1e-3,
+        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), n_classes=N, state_alpha=1e-3,
                            n_boot=100)
     assert "kappa_G" not in str(err.value)

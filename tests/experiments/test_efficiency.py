@@ -28,6 +28,7 @@ from circeff.empirical.experiments.efficiency import (
     SUBSET_LADDER_NAME,
     fit_rows,
     run_efficiency,
+    write_efficiency,
 )
 from circeff.errors import ConfigError, RunError
 from circeff.io import read_json
@@ -86,6 +87,7 @@ def test_the_fit_and_the_P1_rule_on_a_run_with_a_lowered_threshold(tiny_run, tmp
     for c in ("M", "G"):
         shutil.copytree(out / c, tmp_path / c)
     result = run_efficiency(loose, tmp_path, progress=False)
+    write_efficiency(result)
     assert isinstance(result.analysis, EfficiencyAnalysis)
     v = result.verdict
     assert not v.holds and "decades (needs 0.5)" in v.reason

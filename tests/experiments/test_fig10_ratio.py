@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from circeff.analysis.fig10 import measured_ratios
-from circeff.empirical.experiments.fig10 import FIG10_COLUMNS, Fig10Config, run_fig10
+from circeff.empirical.experiments.fig10 import FIG10_COLUMNS, Fig10Config, run_fig10, write_fig10
 from circeff.empirical.config import Training
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
 from circeff.errors import ConfigError
@@ -20,6 +20,8 @@ TINY = Fig10Config(base=BASE, sizes=(10, 30, 60, 100), decay_budget=40.0, log_ev
 
 def test_fig10a_writes_ratios_verdict_and_figures(tmp_path):
     r = run_fig10(TINY, tmp_path, progress=False)
+    assert not (tmp_path / "fig10.json").exists()   # running computes; writing is write_fig10's
+    write_fig10(r)
     for name in ("fig10.csv", "fig10.json", "fig10a.png", "fig10b.png", "runs/checkpoint.safetensors", "base/checkpoint.safetensors"):
         assert (tmp_path / name).is_file(), name
     rows = pd.read_csv(tmp_path / "fig10.csv")

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from circeff.empirical.experiments.figure8 import OTHER_TASKS, Figure8Config, run_figure8, task_p
+from circeff.empirical.experiments.figure8 import OTHER_TASKS, Figure8Config, run_figure8, write_figure8, task_p
 from circeff.empirical.tasks import TASKS
 from circeff.reproduce.config import reproduce_config
 
@@ -38,6 +38,7 @@ def test_each_task_gets_its_own_bases_with_a_held_out_set():
 def test_bases_that_did_not_generalise_are_not_continued(tmp_path):
     # 40 steps at P = 11: the held-out accuracy stays far below 0.99, so the rule must say no
     r = run_figure8(_tiny(tasks=("sub",)), tmp_path, progress=False)
+    write_figure8(r)
     row = r.rows.iloc[0]
     assert not row["generalised"] and row["base_held_out_acc_min"] < 0.99 and "did not generalise" in row["note"]
     assert r.verdicts == {} and not (tmp_path / "sub" / "ungrokking.csv").exists()
@@ -46,6 +47,7 @@ def test_bases_that_did_not_generalise_are_not_continued(tmp_path):
 @pytest.mark.slow
 def test_generalised_tasks_get_dcrit_p2_p3_and_the_figure(tmp_path):
     r = run_figure8(_tiny(tasks=("sub", "mul"), generalised_acc=0.0), tmp_path, progress=False)
+    write_figure8(r)
     assert set(r.verdicts) == {"sub", "mul"} and all(set(v) == {"P2", "P3"} for v in r.verdicts.values())
     assert (tmp_path / "figure8.png").is_file() and (tmp_path / "figure8.csv").is_file()
     assert r.rows["generalised"].all()

@@ -9,7 +9,7 @@ import pytest
 
 from circeff.empirical.config import Training
 from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseConfig
-from circeff.empirical.experiments.semigrokking import SemigrokConfig, run_semigrokking, sizes_above
+from circeff.empirical.experiments.semigrokking import SemigrokConfig, run_semigrokking, write_semigrokking, sizes_above
 from circeff.empirical.experiments.ungrokking import UngrokkingConfig
 from circeff.errors import ConfigError
 
@@ -34,6 +34,7 @@ def test_P4_without_dcrit_or_sizes_is_a_one_line_error(tmp_path):
 def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
     r = run_semigrokking(TINY, tmp_path, dcrit=40.0, progress=False)
     assert r.sizes == (40, 80)
+    write_semigrokking(r)
     for name in ("curves.csv", "classes.csv", "semigrokking.json", "semigrokking.png", "runs/checkpoint.safetensors"):
         assert (tmp_path / name).is_file(), name
     curves = pd.read_csv(tmp_path / "curves.csv")

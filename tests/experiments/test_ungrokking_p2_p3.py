@@ -16,6 +16,7 @@ from circeff.empirical.experiments.ungrokking import (
     UNGROKKING_COLUMNS,
     UngrokkingConfig,
     run_ungrokking,
+    write_ungrokking,
 )
 from circeff.errors import ConfigError
 
@@ -27,7 +28,9 @@ TINY = UngrokkingConfig(base=BASE, sizes=(10, 30, 60, 100), weight_decays=(1.0, 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ungrok")
-    return out, run_ungrokking(TINY, out, progress=False)
+    result = run_ungrokking(TINY, out, progress=False)
+    write_ungrokking(result)
+    return out, result
 
 
 def test_P3_equal_decay_budget_not_equal_steps():
