@@ -144,7 +144,8 @@ def test_report_renders_any_verdict_field_by_its_name():
     from circeff.report import write_report
     from circeff.reproduce.results import StageResult
 
-    v = Verdict("P2", True, "because", {"renamed_jump": 0.75, "D_crit_new": {"value": 80.0, "lo": 60.0, "hi": None}},
+    v = Verdict("P2", True, "because", {"renamed_jump": 0.75, "D_crit_new": {"value": 80.0, "lo": 60.0, "hi": None, "level": 0.95,
+                                                         "method": "bootstrap"}},
                 {"min_jump": 0.5})
     summary = {"preset": "cpu", "scale": "tiny", "timings": {"total_s": 1.0, "stages_s": 1.0},
                "environment": {"finished": "now", "platform": "here"}}
