@@ -1,23 +1,28 @@
 """Every named setting of the package, in one table keyed by (experiment, scale).
 
-Scales (the same word means the same P, model and optimiser in every experiment):
+Scales (the same word means the same model and optimiser in every command, and the same P in
+every experiment; ``circeff presets`` prints every value):
 
-* ``quick``: P = 23, the 64-wide model (``d_model`` 64, 4 heads of 16, ``d_mlp`` 256), AdamW lr
-  3e-3. Small enough for ``circeff reproduce --quick`` on 2 CPU cores. The narrower model does a
-  quarter of the paper model's matmul work per example; lr 3e-3 makes it grok within 1500 steps.
-* ``full``: P = 31, the paper's model and optimiser (``d_model`` 128, 4 heads of 32, ``d_mlp``
-  512, ReLU, AdamW lr 1e-3, betas 0.9/0.98, each entry's weight decays), more seeds, sizes and
-  steps, and Figure 8 (``circeff reproduce --full``), sized to fit two hours on 2 CPU cores
-  (:data:`FULL_ESTIMATE`, :data:`MEASURED`).
-* ``paper``: the paper's settings (Section 5, Appendix A): P = 113, ``d_model`` 128, 4 heads
-  of 32, ``d_mlp`` 512, AdamW lr 1e-3; meant for a GPU.
+* ``quick``: :data:`QUICK`, a small prime and a narrower model than the paper's with a larger
+  learning rate, small enough for ``circeff reproduce --quick`` on 2 CPU cores. The narrower
+  model does a quarter of the paper model's matmul work per example; the larger learning rate
+  makes it grok within the quick step budget.
+* ``full``: :data:`FULL`, the paper's model and optimiser (ReLU, AdamW, betas 0.9/0.98, each
+  entry's weight decays) at a larger P, with more seeds, sizes and steps, and Figure 8
+  (``circeff reproduce --full``), sized to fit two hours on 2 CPU cores
+  (:data:`FULL_ESTIMATE`, :data:`RECORDED_RUNS`).
+* ``paper``: :data:`PAPER`, the paper's settings (Section 5, Appendix A); meant for a GPU.
 
-``circeff train --preset`` has its own two names, ``cpu`` (P = 59 at 50% of the pairs, the
-paper's model and optimiser, 3000 steps) and ``paper`` (P = 113 at 30%, 40 000 steps).
+``circeff train --preset`` has its own two names (:data:`TRAIN_PRESETS`), ``cpu`` (the full
+scale's model, optimiser and steps at P = 59) and ``paper``.
 
 Dataset sizes that the experiments choose as a share of the data are written here as fractions
-of the P^2 pairs and converted to counts (:func:`sizes_of`), so they follow P. ``circeff
-presets`` prints this table, with the cost of the recorded runs in :data:`MEASURED`.
+of the P^2 pairs and converted to counts (:func:`sizes_of`), so they follow P.
+
+Measured numbers live in data, never in comments: :data:`MEASURED` (each entry's wall time in
+the recorded runs), :data:`RECORDED_RUNS` (those runs as a whole) and :data:`MEASUREMENTS` (the
+calibration observations that the settings rest on, each with its date and machine). The
+comments beside the entries say why a setting was chosen and name the measurement it rests on.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ from circeff.empirical.experiments.ungrokking import UngrokkingConfig
 from circeff.errors import ConfigError
 from circeff.validate import in_range
 
-__all__ = ["EXPERIMENTS", "FULL_ESTIMATE", "MEASURED", "PRESETS", "SCALES", "TRAIN_PRESETS", "TrainPreset", "get", "get_preset",
-           "preset_rows", "sizes_of"]
+__all__ = ["EXPERIMENTS", "FULL_ESTIMATE", "MEASURED", "MEASUREMENTS", "PRESETS", "RECORDED_RUNS", "SCALES",
+           "TRAIN_PRESETS", "Measurement", "RecordedRun", "TrainPreset", "describe", "get", "get_preset",
+           "measurements_of", "preset_rows", "scale_help", "sizes_of", "train_preset_help"]
 
 SCALES = ("quick", "full", "paper")
 EXPERIMENTS = ("progress", "efficiency", "ungrokking", "fig10", "semigrok", "allocation")
@@ -53,33 +59,34 @@ def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
 
 
 # ---- the training settings of each scale -------------------------------------------------------
+# Quick: the narrower model and a larger learning rate, so that it groks within 1500 steps on a CPU
+# (MEASUREMENTS: "quick grokking").
 QUICK = Training(p=23, model=SMALL_MODEL, lr=3e-3, steps=1500, seeds=(0, 1, 2), log_every=50, checkpoint_every=500)
-# The full scale is the paper's architecture and optimiser (d_model 128, 4 heads of 32, d_mlp 512,
-# ReLU, AdamW lr 1e-3, betas 0.9/0.98; weight decays as in each entry) at P = 31: see
-# FULL_ESTIMATE for its planned and measured cost on 2 CPU cores.
+# Full: the paper's architecture and optimiser (the defaults of ModelConfig and Training; weight
+# decays as in each entry) at the largest prime P that fits the two-hour budget whatever Figure 8's
+# bases do: the work per model-step grows with the P^2 pairs, so the next prime, 37, costs
+# (37/31)^2 as much per step (FULL_ESTIMATE; MEASUREMENTS "full P").
 FULL = Training(p=31, model=ModelConfig(), lr=1e-3, steps=3000, seeds=(0, 1, 2), log_every=50,
                 checkpoint_every=500)
 PAPER = Training(p=113, model=ModelConfig(), lr=1e-3, steps=20_000, seeds=tuple(range(10)), log_every=200,
                  checkpoint_every=2000)
 
 # The grokked networks that ungrokking and Figure 10 both continue (one set per scale).
-# Spare networks replace bases that are not G-only: at P = 23 after 1500 steps the trig shares of
-# seeds 0-4 are 0.993, 0.986, 0.881, 0.811, 0.989 (measured), so two spares give three G-only bases.
-# At P = 31 with the paper's model after 3000 steps seeds 0-5 reach 0.958, 0.965, 0.976, 0.923,
-# 0.985, 0.918 (measured 2026-11-29, 173 s for the six on 2 cores).
+# Spare networks replace bases that are not G-only: two spares leave three G-only bases at the
+# quick and full scales (MEASUREMENTS: "base trig shares").
 _BASE = {"quick": BaseConfig(QUICK, spare_seeds=(3, 4)), "full": BaseConfig(FULL, spare_seeds=(3, 4)),
          "paper": BaseConfig(PAPER)}
 
 PRESETS: dict[tuple[str, str], Any] = {
-    # Figure 9: one grokking run. P = 23 at 60% of the pairs groks within 1500 steps at lr 3e-3.
+    # Figure 9: one grokking run, at a training fraction that groks within the scale's steps.
     ("progress", "quick"): ProgressConfig(replace(QUICK, seeds=(0,)), train_frac=0.6, snapshot_every=100),
     ("progress", "full"): ProgressConfig(replace(FULL, seeds=(0,)), train_frac=0.5, snapshot_every=100),
     ("progress", "paper"): ProgressConfig(replace(PAPER, seeds=(0,), steps=40_000, log_every=100),
                                           train_frac=0.3, snapshot_every=500),
-    # P1. G networks trained at 95.7% of the pairs at P = 23 (at 60-75% one of two seeds still had
-    # a trig share below 0.95, measured), then settled on random subsets down to 160 pairs so
-    # that G covers half a decade of D; 300 L-BFGS iterations per rung left at most 1.1% norm
-    # drift.
+    # P1. G networks trained on nearly all pairs, where every seed forms the trig circuit (at
+    # smaller fractions some did not: MEASUREMENTS "P1 G fraction"), then settled on random
+    # subsets so that G covers half a decade of D; enough L-BFGS iterations per rung that the
+    # norm no longer drifts (MEASUREMENTS "P1 settle drift").
     ("efficiency", "quick"): EfficiencyConfig(
         QUICK, m_train_sizes=(40, 80, 160), g_train_sizes=sizes_of(23, (0.957,)),
         g_subset_sizes=(160, 285, 400), settle_iterations=300),
@@ -90,15 +97,15 @@ PRESETS: dict[tuple[str, str], Any] = {
     ("efficiency", "paper"): EfficiencyConfig(
         replace(PAPER, seeds=(0, 1, 2), steps=40_000), m_train_sizes=(500, 1000, 2000, 4000),
         g_train_sizes=sizes_of(113, (0.4, 0.6, 0.8)), settle_iterations=1000),
-    # P2/P3. At P = 23 the bases reach trig shares 0.87-0.99 in 1500 steps (measured); after a
-    # decay budget of 1500 (wd x steps) the final test accuracy goes from about 0.06 at D' = 30
-    # to 1.0 at D' >= 240, the midpoint near D' = 80. Three weight decays spanning 4x, compared
+    # P2/P3. The coarse D' grid straddles the ungrokking transition (MEASUREMENTS "quick
+    # ungrokking transition"). Three weight decays spanning 4x (what the P3 rule needs), compared
     # at equal wd x steps; five more D' around the coarse grid's D_crit; unconverged runs are
     # continued once.
     ("ungrokking", "quick"): UngrokkingConfig(_BASE["quick"], sizes=(30, 50, 85, 140, 240, 400),
                                               weight_decays=(1.0, 2.0, 4.0), decay_budget=1200.0),
-    # Full: six coarse D' and four refined. Weight decays 2, 4, 8 at lr 1e-3 decay 0.2-0.8% of the
-    # weights per step, the range of quick's 1, 2, 4 at lr 3e-3; lr x budget = 3 (quick: 3.6).
+    # Full: six coarse D' and four refined. Weight decays twice quick's: at the full scale's smaller
+    # lr they decay the same share of the weights per step (lr x wd) as quick's at quick's lr,
+    # and the budget gives about the same lr x budget.
     ("ungrokking", "full"): UngrokkingConfig(_BASE["full"], sizes=(40, 70, 120, 200, 350, 600),
                                              weight_decays=(2.0, 4.0, 8.0), decay_budget=3000.0, n_refine=4,
                                              n_boot=1000),
@@ -112,10 +119,9 @@ PRESETS: dict[tuple[str, str], Any] = {
     ("fig10", "full"): Fig10Config(_BASE["full"], sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
     ("fig10", "paper"): Fig10Config(_BASE["paper"], sizes=(250, 500, 1000, 2000, 4000, 8000, 12000),
                                     seeds=(0, 1, 2, 3, 4), decay_budget=100_000.0, log_every=500),
-    # P4. Sizes by rule from the same run's D_crit: geometrically spaced in [1, 4] x D_crit
-    # (at P = 23 the ungrokking D_crit is near 80; D = 200 stayed at 0.08-0.26 test accuracy
-    # and D = 260-330 grokked in calibration). 4000 steps so that the last third can settle
-    # (semi runs were still rising at step 3000).
+    # P4. Sizes by rule from the same run's D_crit: geometrically spaced in [1, 4] x D_crit (the
+    # band between the ungrokking D_crit and sizes that grok: MEASUREMENTS "P4 band"). More
+    # steps than the bases so that the last third can settle (MEASUREMENTS "P4 steps").
     ("semigrok", "quick"): SemigrokConfig(replace(QUICK, weight_decay=2.0, seeds=(0, 1), steps=4000), n_sizes=6,
                                           low_factor=1.0, high_factor=4.0),
     ("semigrok", "full"): SemigrokConfig(replace(FULL, weight_decay=2.0, seeds=(0, 1, 2, 3), steps=6000),
@@ -130,10 +136,9 @@ PRESETS: dict[tuple[str, str], Any] = {
 # The M circuits are P1's memorisation-only networks (same sizes, seeds and training, so they are
 # reused, not retrained); G circuits are the base networks, settled alone on D examples, and
 # also at larger D alone (g_only_sizes) where a G network keeps its trig share, so G and M are
-# measured over overlapping D. Quick: 2 rungs, 2 starting splits and 60 L-BFGS iterations per
-# minimisation. Measured (2 cores shared with other jobs): 37 s of CPU, 70 s wall for the stage;
-# the disjoint cells about 40 s wall (about 12 ms per objective evaluation), Figure 10's 12
-# networks settled at one alpha about 10 s, the analysis about 4 s.
+# measured over overlapping D. Quick: 2 rungs, 2 starting splits and few L-BFGS iterations per
+# minimisation, so that the stage stays a small part of the quick run (MEASUREMENTS "allocation
+# cost").
 PRESETS.update({
     ("allocation", "quick"): AllocationConfig(
         DisjointConfig(_BASE["quick"], sizes=(40, 80, 160), g_only_sizes=(320, 480), seeds=(0, 1),
@@ -152,26 +157,109 @@ PRESETS.update({
         fig10_alphas=(1e-4, 1e-3), fig10_iterations=500, state_alpha=1e-3, n_boot=1000),
 })
 
-# `circeff reproduce --full --plan` on 2 quiet CPU cores (torch threads 2), 2026-11-29: an ESTIMATE
-# from a calibration of the engine (27.8 min of it Figure 8's), beside the measured run (MEASURED
-# has its stages). Why P = 31: the work per model-step grows with the P^2 pairs, (37/31)^2 = 1.42x
-# at the next prime, P = 37. P = 31 was chosen with the previous engine (2933 s for this run), as the
-# largest prime that fitted two hours whatever Figure 8's bases do (at P = 37 that engine's
-# estimate reached 2.4 h if all nine tasks generalised). With this engine P = 37 would take about
-# 62 min if Figure 8 continued the same three tasks, more if more tasks generalise with more
-# pairs; it has not been planned in full or run.
-# Figure 8 is planned as if all nine tasks generalise; in calibration (3000 steps at 80% of the
-# pairs) sub, mul, x2_plus_y2 did, div did for one of two seeds, the others did not, and tasks
-# whose bases do not generalise are not continued.
-FULL_ESTIMATE = ("planned 49 min of training (`--plan` on the same machine, Figure 8 as if all nine tasks "
-                 "continue); measured 43.5 min on a fresh clone on 2 quiet cores (2611 s: Figure 8 16 min with 3 "
-                 "of its 9 tasks generalised and continued, "
-                 "P1 8.5 min, P4 6.5 min, ungrokking 5 min, Figure 10 3 min, allocation 3 min, base 1.5 min)")
 
-# Wall time (s) of each stage in the recorded runs, on a fresh clone on 2 quiet CPU cores, torch
-# 2.13 (torch threads 2). full: `circeff reproduce --full`, 2026-11-29, 2611 s in all (its base
-# networks 77 s, Figure 8 980 s, theory and toy 4 s are not entries of this table).
-# quick: `circeff reproduce --quick`, 2026-11-29, 458 s in all (base 14.1 s, theory and toy 4 s).
+# ---- measured numbers --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measurement:
+    """A number measured on a real run that a setting of this table rests on.
+
+    ``about`` names what it supports (a table entry ``"ungrokking quick"``, a scale ``"full"``
+    or a ``circeff train`` preset ``"train full"``); ``value`` is the number(s), in ``unit``.
+    """
+
+    key: str
+    about: str
+    what: str
+    value: Any
+    unit: str = ""
+    date: str | None = None
+    setup: str = ""
+
+
+_QUIET = "a fresh clone on 2 quiet CPU cores, torch threads 2"
+
+MEASUREMENTS: tuple[Measurement, ...] = (
+    Measurement("quick grokking", "progress quick",
+                "P = 23 at 60% of the pairs, quick model and lr: steps until the run groks (within)", 1500,
+                "steps"),
+    Measurement("base trig shares", "quick", "trig shares of base seeds 0-4 after the quick base steps",
+                (0.993, 0.986, 0.881, 0.811, 0.989)),
+    Measurement("base trig shares", "full", "trig shares of base seeds 0-5 after the full base steps (P = 31, "
+                "the paper's model)", (0.958, 0.965, 0.976, 0.923, 0.985, 0.918), date="2026-11-29",
+                setup="2 CPU cores"),
+    Measurement("base cost", "full", "wall time of the six full-scale base networks", 173.0, "s",
+                date="2026-11-29", setup="2 CPU cores"),
+    Measurement("P1 G fraction", "efficiency quick", "G networks trained at 60-75% of the pairs at P = 23: seeds "
+                "of two with a trig share below 0.95", 1, "seeds"),
+    Measurement("P1 settle drift", "efficiency quick", "largest relative norm drift left after 300 L-BFGS "
+                "iterations per rung", 0.011),
+    Measurement("quick ungrokking transition", "ungrokking quick", "bases' trig shares (min, max) after the "
+                "quick base steps", (0.87, 0.99)),
+    Measurement("quick ungrokking transition", "ungrokking quick", "final test accuracy after a decay budget "
+                "of 1500 (wd x steps), at D' = 30 and at D' >= 240", (0.06, 1.0)),
+    Measurement("quick ungrokking transition", "ungrokking quick", "D' near the midpoint of that transition",
+                80, "pairs"),
+    Measurement("P4 band", "semigrok quick", "test accuracy (min, max) of D = 200 in calibration at P = 23 "
+                "(the ungrokking D_crit near 80)", (0.08, 0.26)),
+    Measurement("P4 band", "semigrok quick", "D that grokked in calibration at P = 23 (from, to)", (260, 330),
+                "pairs"),
+    Measurement("P4 steps", "semigrok quick", "step by which semi-grokking runs were still rising", 3000, "steps"),
+    Measurement("allocation cost", "allocation quick", "the quick stage: CPU time, wall time", (37.0, 70.0), "s",
+                setup="2 CPU cores shared with other jobs"),
+    Measurement("allocation cost", "allocation quick", "its disjoint cells (wall), per objective evaluation",
+                (40.0, 0.012), "s", setup="2 CPU cores shared with other jobs"),
+    Measurement("allocation cost", "allocation quick", "Figure 10's 12 networks settled at one alpha, the "
+                "analysis", (10.0, 4.0), "s", setup="2 CPU cores shared with other jobs"),
+    Measurement("full P", "full", "`circeff reproduce --full --plan`: planned training, of it Figure 8's "
+                "(as if all nine tasks continue)", (49.0, 27.8), "min", date="2026-11-29",
+                setup="2 quiet CPU cores, torch threads 2"),
+    Measurement("full P", "full", "the full run with the previous engine (P = 31)", 2933.0, "s"),
+    Measurement("full P", "full", "the previous engine's plan at P = 37 if all nine Figure 8 tasks generalised",
+                2.4, "h"),
+    Measurement("full P", "full", "this engine's estimate at P = 37 if Figure 8 continued the same three tasks "
+                "(not planned in full, not run)", 62.0, "min"),
+    Measurement("settle cost", "efficiency full", "ms per L-BFGS model-iteration, ms per training step: P1's 12 M "
+                "networks (4.6x)", (19.0, 4.2), "ms", date="2026-11-29", setup="2 CPU cores"),
+    Measurement("settle cost", "efficiency full", "the same for P1's G networks at their mean size (about 3x)",
+                (23.0, 7.0), "ms", date="2026-11-29", setup="2 CPU cores"),
+    Measurement("Figure 8 tasks", "full", "tasks that generalised in calibration (3000 steps at 80% of the "
+                "pairs; div for one of two seeds, the others not)", ("sub", "mul", "x2_plus_y2", "div")),
+    Measurement("train fraction", "train full", "P = 59, 30% of the pairs: test accuracy (min, max) after 6000 "
+                "steps (no seed generalised)", (0.03, 0.20), setup="one thread"),
+    Measurement("train fraction", "train full", "P = 59, 40% of the pairs: test accuracy (min, max) at step 2500",
+                (0.28, 0.68), setup="one thread"),
+    Measurement("train fraction", "train full", "P = 59, 50% of the pairs: steps (first, last) at which the four "
+                "seeds reach test accuracy >= 0.95", (1050, 2600), "steps", setup="one thread"),
+    Measurement("train steps", "train paper", "P = 113, 30% of the pairs: step from which seed 0 has test "
+                "accuracy >= 0.95", 7250, "steps"),
+)
+
+
+def measurements_of(about: str) -> list[Measurement]:
+    """The measurements that the entry, scale or train preset ``about`` rests on."""
+    return [m for m in MEASUREMENTS if m.about == about or m.about.endswith(f" {about}")]
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """A recorded ``circeff reproduce`` run: its total wall time and the stages that are not
+    entries of :data:`MEASURED` (whose wall times are there)."""
+
+    command: str
+    date: str
+    setup: str
+    total_s: float
+    other_s: dict[str, float]
+
+
+RECORDED_RUNS: dict[str, RecordedRun] = {
+    "quick": RecordedRun("circeff reproduce --quick", "2026-11-29", _QUIET + ", torch 2.13", 458.0,
+                         {"base": 14.1, "theory and toy": 4.0}),
+    "full": RecordedRun("circeff reproduce --full", "2026-11-29", _QUIET + ", torch 2.13", 2611.0,
+                        {"base": 77.0, "figure8": 980.0, "theory and toy": 4.0}),
+}
+
+# Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
 MEASURED: dict[tuple[str, str], float] = {
     ("progress", "quick"): 4.9,
     ("efficiency", "quick"): 197.1,
@@ -187,13 +275,37 @@ MEASURED: dict[tuple[str, str], float] = {
     ("allocation", "full"): 165.5,
 }
 
+# Figure 8 generalised and was continued on 3 of its 9 tasks in the recorded full run.
+_FULL_FIG8_CONTINUED = 3
 
+
+def _full_estimate() -> str:
+    """The full scale's planned and measured cost, in words, from the data above."""
+    planned = next(m for m in MEASUREMENTS if m.key == "full P" and m.unit == "min" and isinstance(m.value, tuple))
+    run = RECORDED_RUNS["full"]
+
+    def minutes(s: float) -> str:
+        return f"{s / 60:.1f}".rstrip("0").rstrip(".")
+
+    stages = {"P1": MEASURED[("efficiency", "full")], "P4": MEASURED[("semigrok", "full")],
+              "ungrokking": MEASURED[("ungrokking", "full")], "Figure 10": MEASURED[("fig10", "full")],
+              "allocation": MEASURED[("allocation", "full")], "base": run.other_s["base"]}
+    return (f"planned {planned.value[0]:g} min of training (`--plan` on the same machine, Figure 8 as if all "
+            f"nine tasks continue); measured {minutes(run.total_s)} min on {run.setup.split(',')[0]} "
+            f"({run.total_s:g} s: Figure 8 {minutes(run.other_s['figure8'])} min with {_FULL_FIG8_CONTINUED} of "
+            "its 9 tasks generalised and continued, "
+            + ", ".join(f"{name} {minutes(s)} min" for name, s in stages.items()) + ")")
+
+
+FULL_ESTIMATE = _full_estimate()
+
+
+# ---- circeff train -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainPreset(TrainingView):
     """Defaults of ``circeff train --preset NAME`` (explicit options override them)."""
 
     name: str
-    description: str
     training: Training = field(default_factory=Training)
     train_frac: float = 0.5
 
@@ -204,26 +316,31 @@ class TrainPreset(TrainingView):
     def task(self) -> str:
         return self.training.task
 
+    @property
+    def description(self) -> str:
+        """The values it sets, on one line (from the values themselves)."""
+        return describe_train(self)
+
 
 TRAIN_PRESETS: dict[str, TrainPreset] = {
-    # At 30% of the pairs no seed generalised within 6000 steps at P = 59 (test accuracy
-    # 0.03-0.20), at 40% test accuracy was 0.28-0.68 at step 2500; at 50% all four seeds reach test
-    # accuracy >= 0.95 between steps 1050 and 2600 (measured, one thread).
-    "cpu": TrainPreset("cpu", "modular addition, P = 59, 50% of pairs, 3000 steps, the paper's model and optimiser",
-                       Training(p=59, steps=3000, seeds=(0, 1, 2, 3), log_every=50, checkpoint_every=500),
-                       train_frac=0.5),
-    # Nanda et al. 2023's run length; seed 0 reaches test accuracy >= 0.95 from step 7250 (measured).
-    "paper": TrainPreset("paper", "modular addition, P = 113, 30% of pairs, 40000 steps, lr 1e-3, wd 1.0",
-                         Training(p=113, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000),
+    # The full scale's model, optimiser and steps at P = 59: one batch is cheap enough for a larger
+    # P, and half of the pairs is the smallest share tried at which every seed generalises within
+    # the steps (MEASUREMENTS "train fraction").
+    "cpu": TrainPreset("cpu", replace(FULL, p=59, seeds=(0, 1, 2, 3)), train_frac=0.5),
+    # Nanda et al. 2023's run length (MEASUREMENTS "train steps").
+    "paper": TrainPreset("paper", replace(PAPER, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000),
                          train_frac=0.3),
 }
-PRESETS.update({("train", "cpu"): TRAIN_PRESETS["cpu"], ("train", "paper"): TRAIN_PRESETS["paper"]})
+PRESETS.update({("train", name): preset for name, preset in TRAIN_PRESETS.items()})
+
+_RENAMED: dict[str, str] = {}
 
 
 def get_preset(name: object) -> TrainPreset:
     """The ``circeff train`` preset ``name``."""
     if name not in TRAIN_PRESETS:
-        raise ConfigError("preset", f"must be one of {', '.join(TRAIN_PRESETS)}", name)
+        hint = f" ({name} is now called {_RENAMED[name]})" if name in _RENAMED else ""
+        raise ConfigError("preset", f"must be one of {', '.join(TRAIN_PRESETS)}{hint}", name)
     return TRAIN_PRESETS[name]
 
 
@@ -257,11 +374,61 @@ def preset_rows() -> list[dict[str, Any]]:
     return rows
 
 
+# ---- the values a preset sets, in words (every --help shows them) ------------------------------
+def number(x: float) -> str:
+    """``3e-3`` rather than ``0.003`` for small numbers, ``%g`` otherwise."""
+    if isinstance(x, float) and 0 < abs(x) < 1e-2:
+        mantissa, exponent = f"{x:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{x:g}"
+
+
+def _list(values: Sequence[Any]) -> str:
+    """``0,1,2``; a long run of consecutive integers as ``0-9``, other long lists by their range."""
+    values = list(values)
+    if len(values) > 6:
+        if all(isinstance(v, int) for v in values) and values == list(range(values[0], values[0] + len(values))):
+            return f"{values[0]}-{values[-1]}"
+        return f"{len(values)} from {number(min(values))} to {number(max(values))}"
+    return ",".join(number(v) for v in values)
+
+
+def describe_training(t: Training) -> str:
+    """P, the model and the learning rate of a training setting."""
+    m = t.model
+    return f"P = {t.p}, d_model {m.d_model} ({m.n_heads} heads of {m.d_head}), d_mlp {m.d_mlp}, lr {number(t.lr)}"
+
+
 def describe(config: Any) -> str:
-    """The values a preset sets, on one line (for ``--help`` texts)."""
+    """The values an experiment preset sets, on one line (for ``--help`` texts)."""
     t = _training_of(config)
-    return (f"P = {t.p}, d_model {t.model.d_model}, d_mlp {t.model.d_mlp}, lr {t.lr:g}, "
-            f"steps {getattr(config, 'steps', t.steps)}, {len(t.seeds)} seeds")
+    parts = [describe_training(t), f"steps {getattr(config, 'steps', t.steps)}",
+             f"seeds {_list(getattr(config, 'seeds', ()) or t.seeds)}"]
+    for name, label in (("train_frac", "train frac"), ("m_train_sizes", "M sizes"), ("g_train_sizes", "G sizes"),
+                        ("sizes", "sizes"), ("weight_decays", "weight decays"), ("decay_budget", "decay budget")):
+        value = getattr(config, name, None)
+        if value:
+            parts.append(f"{label} {_list(value) if isinstance(value, tuple) else number(value)}")
+    if not getattr(config, "weight_decays", None):
+        parts.append(f"weight decay {number(t.weight_decay)}")
+    return ", ".join(parts)
+
+
+def describe_train(preset: TrainPreset) -> str:
+    """The values a ``circeff train`` preset sets, on one line."""
+    t = preset.training
+    return (f"{describe_training(t)}, {preset.train_frac:.0%} of the pairs, steps {t.steps}, "
+            f"seeds {_list(t.seeds)}, weight decay {number(t.weight_decay)}")
+
+
+def scale_help(experiment: str) -> str:
+    """``--preset`` help: what each scale sets in ``experiment`` (from the table)."""
+    return "; ".join(f"{scale}: {describe(get(experiment, scale))}" for scale in SCALES)
+
+
+def train_preset_help() -> str:
+    """``circeff train --preset`` help: what each preset sets."""
+    return "; ".join(f"{name}: {describe_train(p)}" for name, p in TRAIN_PRESETS.items())
 
 
 def field_names(config: Any) -> list[str]:

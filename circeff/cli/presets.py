@@ -17,8 +17,9 @@ COLUMNS = ("experiment", "preset", "p", "d_model", "n_heads", "d_head", "d_mlp",
 def presets(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the table as JSON here."),
 ) -> None:
-    """List every preset (experiment x scale): P, model widths, lr, weight decay, steps, seeds, and
-    the measured wall time of the recorded run where there is one."""
+    """List every preset (experiment x scale, and circeff train's): P, model widths, lr, weight
+    decay, steps, seeds, the measured wall time of the recorded run where there is one, and the
+    measurements the settings rest on."""
     from rich.console import Console
     from rich.table import Table
 
@@ -31,9 +32,20 @@ def presets(
         cells = [r[c] for c in COLUMNS]
         cells[-1] = "-" if r["measured_s"] is None else f"{r['measured_s']:.0f}"
         table.add_row(*(f"{c:g}" if isinstance(c, float) else str(c) for c in cells))
-    Console(width=160).print(table)
-    from circeff.empirical.presets import FULL_ESTIMATE
+    console = Console(width=160)
+    console.print(table)
+    from circeff.empirical.presets import FULL_ESTIMATE, MEASUREMENTS, RECORDED_RUNS, number
 
+    for scale, recorded in RECORDED_RUNS.items():
+        print(f"{scale}: `{recorded.command}` took {recorded.total_s:g} s on {recorded.date} ({recorded.setup})")
     print(f"full scale: {FULL_ESTIMATE} (`circeff reproduce --full --plan` recomputes it here)")
+    measured = Table("about", "measurement", "what", "value", "date / machine",
+                     title="measurements the settings rest on (circeff.empirical.presets.MEASUREMENTS)")
+    for m in MEASUREMENTS:
+        value = (", ".join(number(v) if isinstance(v, (int, float)) else str(v) for v in m.value)
+                 if isinstance(m.value, tuple) else number(m.value))
+        measured.add_row(m.about, m.key, m.what, f"{value} {m.unit}".strip(),
+                         ", ".join(x for x in (m.date, m.setup) if x) or "-")
+    console.print(measured)
     if json_path is not None:
         json_path.write_text(json.dumps(rows, indent=1))

@@ -43,10 +43,9 @@ GPU_NOTE = ("GPU estimate: FLOPs / 20 TFLOP/s, an assumed sustained float32 rate
             "(about 30% of its 67 TFLOP/s FP32 peak; not measured)")
 
 
-# One L-BFGS iteration of a settle, in engine model-steps of the same size. Measured in the full
-# run of 2026-11-29 (P = 31, the paper's model, 2 cores): P1's 12 M networks took 19 ms per
-# model-iteration against 4.2 ms per training step (4.6x); its G networks 23 ms against about
-# 7 ms at their mean size (about 3x).
+# One L-BFGS iteration of a settle, in engine model-steps of the same size: between the ratios
+# measured on P1's M and G networks in the recorded full run (circeff.empirical.presets.MEASUREMENTS,
+# "settle cost").
 SETTLE_COST = 4.0
 
 
