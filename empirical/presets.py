@@ -13,8 +13,9 @@ every experiment; ``circeff presets`` prints every value):
   (:data:`FULL_ESTIMATE`, :data:`RECORDED_RUNS`).
 * ``paper``: :data:`PAPER`, the paper's settings (Section 5, Appendix A); meant for a GPU.
 
-``circeff train --preset`` has its own two names (:data:`TRAIN_PRESETS`), ``cpu`` (the full
-scale's model, optimiser and steps at P = 59) and ``paper``.
+``circeff train --preset`` takes the same three names (:data:`TRAIN_PRESETS`): each is its
+scale's model, optimiser and steps, trained on one batch of seeds at one P and training fraction
+(``full`` at a larger P than the full scale's experiments: one batch is cheap).
 
 Dataset sizes that the experiments choose as a share of the data are written here as fractions
 of the P^2 pairs and converted to counts (:func:`sizes_of`), so they follow P.
@@ -323,17 +324,20 @@ class TrainPreset(TrainingView):
 
 
 TRAIN_PRESETS: dict[str, TrainPreset] = {
+    # The quick scale's run (a training fraction at which it groks within its steps, as Figure 9's).
+    "quick": TrainPreset("quick", QUICK, train_frac=PRESETS[("progress", "quick")].train_frac),
     # The full scale's model, optimiser and steps at P = 59: one batch is cheap enough for a larger
     # P, and half of the pairs is the smallest share tried at which every seed generalises within
     # the steps (MEASUREMENTS "train fraction").
-    "cpu": TrainPreset("cpu", replace(FULL, p=59, seeds=(0, 1, 2, 3)), train_frac=0.5),
+    "full": TrainPreset("full", replace(FULL, p=59, seeds=(0, 1, 2, 3)), train_frac=0.5),
     # Nanda et al. 2023's run length (MEASUREMENTS "train steps").
     "paper": TrainPreset("paper", replace(PAPER, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000),
                          train_frac=0.3),
 }
 PRESETS.update({("train", name): preset for name, preset in TRAIN_PRESETS.items()})
 
-_RENAMED: dict[str, str] = {}
+# names of earlier versions: a one-line error says what they are called now
+_RENAMED = {"cpu": "full"}
 
 
 def get_preset(name: object) -> TrainPreset:

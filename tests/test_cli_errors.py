@@ -2,8 +2,8 @@
 
 A row is (argv, exit code, name): ``name`` is the flag (``--steps``) or, for a positional
 argument, its metavar (``RUN_DIR``) that the one-line message must start with. Paths use
-``{tmp}`` (a fresh folder), ``{file}`` (an existing file), ``{empty}`` (an empty folder) and
-``{grid}`` (a valid one-run sweep grid). A path the file system refuses to write is a run that
+``{tmp}`` (a fresh folder), ``{file}`` (an existing file), ``{empty}`` (an empty folder),
+``{run}`` (a folder that holds a run's files) and ``{grid}`` (a valid one-run sweep grid). A path the file system refuses to write is a run that
 fails (exit code 1), still one line naming the flag and no traceback.
 """
 
@@ -33,16 +33,21 @@ BAD_INPUTS = [
     (["train", "--out", "{tmp}/o", "--steps", HUGE], 2, "--steps"),
     (["train", "--out", "{tmp}/o", "--steps", "x"], 2, "--steps"),
     (["train", "--out", "{tmp}/o", "--train-frac", "1.5"], 2, "--train-frac"),
-    (["train", "--out", "{tmp}/o", "--train-frac", "0.5", "--train-size", "10"], 2, "--train-frac"),
+    (["train", "--out", "{tmp}/o", "--train-frac", "0.5", "--sizes", "10"], 2, "--train-frac"),
     (["train", "--out", "{tmp}/o", "--seeds", "a,b"], 2, "--seeds"),
     (["train", "--out", "{tmp}/o", "--seeds", "-1"], 2, "--seeds"),
-    (["train", "--out", "{tmp}/o", "--weight-decay", "-1"], 2, "--weight-decay"),
+    (["train", "--out", "{tmp}/o", "--weight-decays", "-1"], 2, "--weight-decays"),
+    (["train", "--out", "{tmp}/o", "--weight-decay", "-1"], 2, "--weight-decay"),  # the old spelling
+    (["train", "--out", "{tmp}/o", "--sizes", "0,x"], 2, "--sizes"),
+    (["train", "--out", "{tmp}/o", "--preset", "cpu"], 2, "--preset"),
+    (["train", "--out", "{tmp}/o", "--n-heads", "3"], 2, "--n-heads"),
+    (["train", "--out", "{tmp}/o", "--d-model", "30"], 2, "--d-model"),
     (["train", "--out", "{tmp}/o", "--task", "pow"], 2, "--task"),
     (["train", "--out", "{tmp}/o", "--p", "1"], 2, "--p"),
     (["train", "--out", "{tmp}/o", "--lr", "0"], 2, "--lr"),
     (["train", "--out", "{tmp}/o", "--device", "tpu"], 2, "--device"),
     (["train", "--out", "{file}", "--steps", "1"], 2, "--out"),
-    (["train", "--out", "{empty}", "--resume"], 2, "--resume"),
+    (["train", "--out", "{run}", "--no-resume"], 2, "--out"),
     (["train", "--steps", "1"], 2, "--out"),
     (["train", "--out", "{tmp}/o", "--stepz", "3"], 2, "--stepz"),
     # circeff toy
@@ -87,6 +92,13 @@ BAD_INPUTS = [
     (["experiment", "semigrok", "--out", "{tmp}/o", "--steps", "0"], 2, "--steps"),
     (["experiment", "allocation", "--out", "{tmp}/o", "--seeds", "0"], 2, "--seeds"),
     (["reproduce", "--plan", "--preset", "gpu"], 2, "--preset"),
+    (["reproduce", "--plan", "--preset", "cpu"], 2, "--preset"),
+    (["reproduce", "--plan", "--preset", "paper", "--full"], 2, "--preset"),
+    (["reproduce", "--out", "{run}", "--no-resume"], 2, "--out"),
+    (["experiment", "efficiency", "--out", "{tmp}/o", "--weight-decays", "1,2"], 2, "--weight-decays"),
+    (["experiment", "progress", "--out", "{tmp}/o", "--seeds", "0,1"], 2, "--seeds"),
+    (["experiment", "fig10", "--out", "{run}", "--no-resume"], 2, "--out"),
+    (["sweep", "run", "{grid}", "--out", "{run}", "--no-resume"], 2, "--out"),
     (["reproduce", "--out", "{tmp}/o", "--json", "{tmp}/p.json"], 2, "--json"),
     (["sweep", "status", "{empty}"], 2, "OUT"),
     (["sweep", "combine", "{empty}"], 2, "OUT"),
@@ -96,10 +108,12 @@ BAD_INPUTS = [
 def _fill(argv: list[str], tmp_path) -> list[str]:
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "empty").mkdir(exist_ok=True)
+    (tmp_path / "run").mkdir(exist_ok=True)
+    (tmp_path / "run" / "config.json").write_text("{}")
     grid = {"kind": "train", "base": {"task": "add", "p": 7, "steps": 2, "train_frac": 0.5}, "grid": {"seed": [0]}}
     (tmp_path / "grid.json").write_text(json.dumps(grid))
     names = {"{tmp}": str(tmp_path), "{file}": str(tmp_path / "a_file"), "{empty}": str(tmp_path / "empty"),
-             "{grid}": str(tmp_path / "grid.json")}
+             "{grid}": str(tmp_path / "grid.json"), "{run}": str(tmp_path / "run")}
     out = []
     for arg in argv:
         for key, value in names.items():

@@ -8,69 +8,89 @@
   with ``--task``), semi-grokking (P4), Figure 10 and Theorem D.4's allocation. Each runs the
   stages of ``circeff reproduce`` that make it (the same functions, the same out-folder layout:
   ``DIR/<stage>/``, ``DIR/report.md``, ``DIR/summary.json``) with the preset's settings and the
-  options given; the options have the same names in every command (``--p``, ``--train-frac``,
-  ``--seeds``, ``--base-steps``, ``--sizes``, ``--weight-decays``, ``--decay-budget``, ``--lr``,
-  ``--d-model``, ``--d-mlp``, ``--preset``, ``--out``, ``--json``).
+  options given, and checks only the settings of the stages it runs; ``--plan`` prints their
+  work and estimated time without training.
 
-All resume by default: rerunning the same command skips finished training.
+Every command defaults to ``--preset quick``; the options have the same names in every command
+(``--p``, ``--train-frac``, ``--seeds``, ``--base-steps``, ``--sizes``, ``--weight-decays``,
+``--decay-budget``, ``--lr``, ``--d-model``, ``--d-mlp``, ``--n-heads``, ``--preset``,
+``--out``, ``--json``); a command that takes one seed or weight decay takes a list of one.
+All resume by default: rerunning the same command skips finished training; ``--no-resume``
+refuses an ``--out`` that holds files.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-import json
-
+from circeff.cli.common import RESUME_RULE, check_resumable_out, resume_option, single, spelling
 from circeff.empirical import presets
 from circeff.empirical.config import with_overrides
 from circeff.validate import parse_float_list, parse_int_list
 
 
-
 def _preset_help(experiment: str) -> str:
     """``--preset`` help that shows what each preset sets (from the presets table)."""
-    return "; ".join(f"{scale}: {presets.describe(presets.get(experiment, scale))}" for scale in presets.SCALES) + "."
+    return presets.scale_help(experiment) + ". Options override it."
 
 
 app = typer.Typer(help="Run one experiment: P1 efficiency, Figure 9 progress, ungrokking (P2/P3, Figure 8), "
                        "semi-grokking (P4), Figure 10, allocation (Theorem D.4).", no_args_is_help=True)
 
 
+def _ints(flag: str, text: Optional[str]) -> Optional[tuple[int, ...]]:
+    return None if text is None else tuple(parse_int_list(flag, text))
+
+
+def _floats(flag: str, text: Optional[str]) -> Optional[tuple[float, ...]]:
+    return None if text is None else tuple(parse_float_list(flag, text))
+
+
 @app.command("efficiency")
 def efficiency(
-    out: Path = typer.Option(..., "--out", help="Output folder (efficiency.csv, efficiency.json, figures, runs)."),
-    preset: str = typer.Option("full", "--preset", help=_preset_help("efficiency")),
+    out: Path = typer.Option(..., "--out", help="Output folder (efficiency.csv, efficiency.json, figures, runs). "
+                             + RESUME_RULE),
+    preset: str = typer.Option("quick", "--preset", help=_preset_help("efficiency")),
     p: Optional[int] = typer.Option(None, "--p", help="Modulus P."),
-    m_train_sizes: Optional[str] = typer.Option(None, "--m-train-sizes", help="D of the random-label (M) networks, e.g. 40,80,160."),
-    g_train_sizes: Optional[str] = typer.Option(None, "--g-train-sizes", help="D of the generalising (G) networks."),
+    m_train_sizes: Optional[str] = typer.Option(None, "--m-sizes", help="D of the random-label (M) networks, "
+                                                "e.g. 40,80,160."),
+    old_m_train_sizes: Optional[str] = typer.Option(None, "--m-train-sizes", hidden=True),
+    g_train_sizes: Optional[str] = typer.Option(None, "--g-sizes", help="D of the generalising (G) networks."),
+    old_g_train_sizes: Optional[str] = typer.Option(None, "--g-train-sizes", hidden=True),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Model seeds, two or more."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Stage 1: full-batch AdamW steps."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Stage 1: AdamW learning rate."),
-    train_weight_decay: Optional[float] = typer.Option(None, "--train-weight-decay", help="Stage 1: AdamW weight decay."),
+    train_weight_decay: Optional[str] = typer.Option(None, "--weight-decays", help="Stage 1: AdamW weight decay "
+                                                     "(one value)."),
+    old_train_weight_decay: Optional[str] = typer.Option(None, "--train-weight-decay", hidden=True),
     alphas: Optional[str] = typer.Option(None, "--alphas", help="Stage 2: L2 coefficients of the settle ladder, two or more, e.g. 1e-4,1e-3,1e-2."),
     settle_iterations: Optional[int] = typer.Option(None, "--settle-iterations", help="Stage 2: L-BFGS iterations per network and rung."),
     g_only_share: Optional[float] = typer.Option(None, "--g-only-share", help="Accept G networks above this trig "
                                                  "share (the G-only criterion)."),
-    trig_share_threshold: Optional[float] = typer.Option(None, "--trig-share-threshold", hidden=True),
+    old_g_only_share: Optional[float] = typer.Option(None, "--trig-share-threshold", hidden=True),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Reuse finished or interrupted training in --out."),
+    resume: bool = resume_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """P1: efficiency of the memorising and the generalising circuit against D."""
     from circeff.empirical.experiments.efficiency import describe, run_efficiency
 
+    m_train_sizes, m_flag = spelling(m_train_sizes, "--m-sizes", old_m_train_sizes, "--m-train-sizes")
+    g_train_sizes, g_flag = spelling(g_train_sizes, "--g-sizes", old_g_train_sizes, "--g-train-sizes")
+    wd_text, wd_flag = spelling(train_weight_decay, "--weight-decays", old_train_weight_decay, "--train-weight-decay")
+    g_only_share, _ = spelling(g_only_share, "--g-only-share", old_g_only_share, "--trig-share-threshold")
     config = with_overrides(
-        presets.get("efficiency", preset), p=p,
-        m_train_sizes=parse_int_list("m_train_sizes", m_train_sizes) if m_train_sizes is not None else None,
-        g_train_sizes=parse_int_list("g_train_sizes", g_train_sizes) if g_train_sizes is not None else None,
-        alphas=parse_float_list("alphas", alphas) if alphas is not None else None,
-        seeds=parse_int_list("seeds", seeds) if seeds is not None else None,
-        steps=steps, lr=lr, weight_decay=train_weight_decay, settle_iterations=settle_iterations,
-        g_only_share=g_only_share if trig_share_threshold is None else trig_share_threshold, device=device)
+        presets.get("efficiency", preset), p=p, m_train_sizes=_ints(m_flag, m_train_sizes),
+        g_train_sizes=_ints(g_flag, g_train_sizes), alphas=_floats("alphas", alphas), seeds=_ints("seeds", seeds),
+        steps=steps, lr=lr, weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "the M and G networks train at "
+                                                "one weight decay"),
+        settle_iterations=settle_iterations, g_only_share=g_only_share, device=device)
     _check_device(config.device)
+    check_resumable_out(out, resume)
     result = run_efficiency(config, out, progress=progress, resume=resume)
     by_circuit = result.rows.groupby("circuit")["accepted"]
     accepted = ", ".join(f"{c}: {int(flags.sum())}/{len(flags)} accepted" for c, flags in by_circuit)
@@ -81,25 +101,32 @@ def efficiency(
 
 @app.command("progress")
 def progress(
-    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, snapshots/, progress.csv, fig9.png)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, snapshots/, progress.csv, fig9.png). "
+                             + RESUME_RULE),
     preset: str = typer.Option("quick", "--preset", help=_preset_help("progress")),
     p: Optional[int] = typer.Option(None, "--p", help="Modulus P."),
     train_frac: Optional[float] = typer.Option(None, "--train-frac", help="Training fraction in (0, 1]."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay."),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decays", help="Weight decay (one value)."),
+    old_weight_decay: Optional[str] = typer.Option(None, "--weight-decay", hidden=True),
     steps: Optional[int] = typer.Option(None, "--steps", help="Full-batch AdamW steps."),
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", help="Steps between weight snapshots."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Model seed."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Model seed (one value: one run)."),
+    old_seed: Optional[str] = typer.Option(None, "--seed", hidden=True),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue a run already in --out."),
+    resume: bool = resume_option(),
     show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Figure 9: a grokking run with weight snapshots, G/M proxies and parameter norm over steps."""
     from circeff.empirical.experiments.progress import run_progress
 
-    config = with_overrides(presets.get("progress", preset), p=p, train_frac=train_frac, weight_decay=weight_decay,
-                            steps=steps, snapshot_every=snapshot_every, seeds=None if seed is None else (seed,),
+    wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
+    seeds, seeds_flag = spelling(seeds, "--seeds", old_seed, "--seed")
+    config = with_overrides(presets.get("progress", preset), p=p, train_frac=train_frac,
+                            weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "one run, one weight decay"),
+                            steps=steps, snapshot_every=snapshot_every, seeds=_ints(seeds_flag, seeds),
                             device=device)
     _check_device(config.device)
+    check_resumable_out(out, resume)
     result = run_progress(config, out, progress=show_progress, resume=resume)
     last = result.rows.iloc[-1]
     typer.echo(f"{len(result.rows)} snapshots -> {out / 'progress.csv'}, {out / 'fig9.png'}; final step "
@@ -120,44 +147,62 @@ def _check_device(device: str) -> None:
 
 
 # ---- the experiments that are stages of `circeff reproduce` ------------------------------------
-# experiment -> the reproduce stages it runs (in reproduce's order)
+# experiment -> the reproduce stages it runs (in reproduce's order); only their settings are checked
 STAGES_OF = {"ungrok": ("base", "p2_p3"), "ungrok_task": ("figure8",), "semigrok": ("p4",), "fig10": ("base", "fig10"),
              "allocation": ("p1", "base", "p2_p3", "fig10", "allocation")}
+# experiment -> the presets table's entry whose values its --help shows
+_ENTRY_OF = {"ungrok": "ungrokking", "semigrok": "semigrok", "fig10": "fig10", "allocation": "allocation"}
 
-_PRESET_HELP = "quick, full or paper (`circeff presets` lists what each sets); options override it."
-OUT = typer.Option(..., "--out", help="Out folder (as reproduce's: DIR/<stage>/, report.md, summary.json); "
-                   "rerun the same command to resume.")
-PRESET = typer.Option("quick", "--preset", help=_PRESET_HELP)
+OUT = typer.Option(None, "--out", help="Out folder (as reproduce's: DIR/<stage>/, report.md, summary.json; "
+                   "required unless --plan). " + RESUME_RULE)
 P = typer.Option(None, "--p", help="Modulus P (every stage).")
 LR = typer.Option(None, "--lr", help="AdamW learning rate (every stage).")
 D_MODEL = typer.Option(None, "--d-model", help="Residual width; the heads share it evenly (every stage).")
 D_MLP = typer.Option(None, "--d-mlp", help="MLP width (every stage).")
+N_HEADS = typer.Option(None, "--n-heads", help="Attention heads; d_model must be a multiple (every stage).")
 SEEDS = typer.Option(None, "--seeds", help="Model seeds, e.g. 0,1,2 (every stage; two or more).")
 TRAIN_FRAC = typer.Option(None, "--train-frac", help="Base networks: fraction of the pairs they train on, (0, 1].")
 BASE_STEPS = typer.Option(None, "--base-steps", help="Base networks: AdamW steps.")
 SIZES = typer.Option(None, "--sizes", help="Dataset sizes D', e.g. 30,60,120.")
 DECAY_BUDGET = typer.Option(None, "--decay-budget", help="weight decay x steps of every continuation.")
-JSON = typer.Option(None, "--json", help="Also write the experiment's result (verdicts, estimates) as JSON here.")
+JSON = typer.Option(None, "--json", help="Also write the experiment's result (verdicts, estimates) as JSON here "
+                    "(with --plan: the plan).")
 DEVICE = typer.Option("cpu", "--device", help="cpu or cuda.")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show progress bars.")
+PLAN = typer.Option(False, "--plan", help="Print the work and estimated wall time of the stages this command runs "
+                    "(a calibration of a few engine steps here) and exit; trains nothing.")
 
 
-def _ints(flag: str, text: Optional[str]) -> Optional[tuple[int, ...]]:
-    return None if text is None else tuple(parse_int_list(flag, text))
+def _preset(experiment: str):  # noqa: ANN202 - a typer OptionInfo
+    return typer.Option("quick", "--preset", help=_preset_help(_ENTRY_OF[experiment]))
 
 
-def _floats(flag: str, text: Optional[str]) -> Optional[tuple[float, ...]]:
-    return None if text is None else tuple(parse_float_list(flag, text))
-
-
-def _run_stages(experiment: str, out: Path, config, json_path: Optional[Path], progress: bool,
-                argv_note: str) -> dict:
-    """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure."""
-    from circeff.errors import RunError
-    from circeff.reproduce import run_reproduce
+def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optional[Path], progress: bool,
+                argv_note: str, *, plan: bool, resume: bool) -> Optional[dict]:
+    """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure.
+    With ``plan``: print the stages' work and estimated time instead (nothing trains)."""
+    from circeff.errors import ConfigError, RunError
 
     _check_device(config.base.device)
-    summary = run_reproduce(config, out, progress=progress, command=f"circeff experiment {experiment} {argv_note}",
+    if plan:
+        from circeff.io import write_json
+        from circeff.reproduce.plan import run_plan, stage_work
+
+        lines, data = run_plan(f"circeff experiment {experiment} {argv_note}: plan",
+                               stage_work(config, STAGES_OF[experiment]),
+                               gpu=config.preset == "paper" or config.base.device != "cpu")
+        for line in lines:
+            typer.echo(line)
+        if json_path is not None:
+            write_json(json_path, data)
+        return None
+    if out is None:
+        raise ConfigError("--out", "is required (unless --plan)", None)
+    check_resumable_out(out, resume)
+    from circeff.reproduce import run_reproduce
+
+    summary = run_reproduce(config, out, progress=progress,
+                            command=f"circeff experiment {experiment} {argv_note} --out {out}",
                             stages=STAGES_OF[experiment])
     for key, v in summary["verdicts"].items():
         typer.echo(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
@@ -190,7 +235,7 @@ def dcrit_record(ungrokking_json: Path) -> dict:
 
 @app.command("ungrok")
 def ungrok(
-    out: Path = OUT, preset: str = PRESET, task: Optional[str] = typer.Option(
+    out: Optional[Path] = OUT, preset: str = _preset("ungrok"), task: Optional[str] = typer.Option(
         None, "--task", help="The operation (default: modular addition). Another one runs Figure 8's ungrokking "
         "of it: bases on --train-frac (default 0.8) of its pairs, generalised when held-out accuracy >= 0.99."),
     p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS,
@@ -198,18 +243,23 @@ def ungrok(
     weight_decays: Optional[str] = typer.Option(None, "--weight-decays", help="One continuation batch per value, "
                                                 "e.g. 0.5,1,2 (two or more for P3)."),
     decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
-    d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+    d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON,
+    device: str = DEVICE, resume: bool = resume_option(), plan: bool = PLAN, show: bool = PROGRESS,
 ) -> None:
     """P2/P3 (Figures 4/7): generalised networks continued on D' < D_crit; D_crit per weight decay."""
     from circeff.reproduce.config import experiment_config
 
-    config = experiment_config(preset, device, task=task, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp,
+    other = task not in (None, "add")
+    experiment = "ungrok_task" if other else "ungrok"
+    config = experiment_config(preset, device, task=task, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
                                seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                ungrokking_sizes=_ints("sizes", sizes),
-                               weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget)
-    other = task not in (None, "add")
-    result = _run_stages("ungrok_task" if other else "ungrok", out, config, None, show,
-                         f"--preset {preset}{f' --task {task}' if task else ''} --out {out}")
+                               weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget,
+                               stages=STAGES_OF[experiment])
+    result = _run_stages(experiment, out, config, json_path if plan else None, show,
+                         f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume)
+    if result is None:
+        return
     folder = out / "figure8" / task if other else out / "p2_p3"
     if not (folder / "ungrokking.json").is_file():
         from circeff.errors import RunError
@@ -229,20 +279,26 @@ def ungrok(
 
 @app.command("semigrok")
 def semigrok(
-    out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, seeds: Optional[str] = SEEDS,
+    out: Optional[Path] = OUT, preset: str = _preset("semigrok"), p: Optional[int] = P, seeds: Optional[str] = SEEDS,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Dataset sizes D just above D_crit, e.g. 200,230,260 "
                                         "(default: placed from D_crit, which ungrokking measures first)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="AdamW steps from random initialisation."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay."),
+    weight_decay: Optional[str] = typer.Option(None, "--weight-decays", help="AdamW weight decay (one value)."),
+    old_weight_decay: Optional[str] = typer.Option(None, "--weight-decay", hidden=True),
     lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP,
-    json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+    n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON, device: str = DEVICE,
+    resume: bool = resume_option(), plan: bool = PLAN, show: bool = PROGRESS,
 ) -> None:
     """P4 (Figures 5/6): semi-grokking, training from scratch at D just above D_crit."""
     from circeff.reproduce.config import experiment_config
 
-    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, seeds=_ints("seeds", seeds),
-                               semigrok_sizes=_ints("sizes", sizes), steps=steps, weight_decay=weight_decay)
-    _run_stages("semigrok", out, config, json_path, show, f"--preset {preset} --out {out}")
+    wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
+    config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
+                               seeds=_ints("seeds", seeds), semigrok_sizes=_ints("sizes", sizes), steps=steps,
+                               weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "one weight decay for "
+                                                   "every run"),
+                               stages=STAGES_OF["semigrok"])
+    _run_stages("semigrok", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
 
 
 def _continuation_command(stages: str):
@@ -250,17 +306,20 @@ def _continuation_command(stages: str):
     generalised base networks at the Figure 10 sizes; they differ in the stages they run."""
 
     def command(
-        out: Path = OUT, preset: str = PRESET, p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC,
-        seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
-        decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
-        d_mlp: Optional[int] = D_MLP, json_path: Optional[Path] = JSON, device: str = DEVICE, show: bool = PROGRESS,
+        out: Optional[Path] = OUT, preset: str = _preset(stages), p: Optional[int] = P,
+        train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS,
+        sizes: Optional[str] = SIZES, decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR,
+        d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS,
+        json_path: Optional[Path] = JSON, device: str = DEVICE, resume: bool = resume_option(), plan: bool = PLAN,
+        show: bool = PROGRESS,
     ) -> None:
         from circeff.reproduce.config import experiment_config
 
-        config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp,
+        config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
                                    seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
-                                   fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget)
-        _run_stages(stages, out, config, json_path, show, f"--preset {preset} --out {out}")
+                                   fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget,
+                                   stages=STAGES_OF[stages])
+        _run_stages(stages, out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
 
     return command
 

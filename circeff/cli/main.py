@@ -228,9 +228,9 @@ def run(argv: list[str] | None = None) -> int:
     except RunError as exc:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
-        return _fail("interrupted; rerun the same command (circeff train: add --resume) to continue from the last checkpoint", 130)
+        return _fail("interrupted; rerun the same command to continue from the last checkpoint", 130)
     if result == 130:  # typer turns Ctrl-C into a bare exit code 130; say what it means
-        return _fail("interrupted; rerun the same command (circeff train: add --resume) to continue from the last checkpoint", 130)
+        return _fail("interrupted; rerun the same command to continue from the last checkpoint", 130)
     return int(result or 0)
 
 

@@ -1,6 +1,8 @@
 """``circeff reproduce``: run every check and experiment, write ``report.md`` and ``summary.json``.
 
-See :mod:`circeff.reproduce` for the stages, resuming and the out-folder rules.
+``--preset quick|full|paper`` names the scale as in every command (``--quick`` and ``--full`` are
+shortcuts; ``--preset paper --smoke`` cuts the paper's run down for a GPU smoke test). See
+:mod:`circeff.reproduce` for the stages, resuming and the out-folder rules.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Optional
 
 import typer
 
+from circeff.cli.common import RESUME_HELP, RESUME_RULE, check_resumable_out
 from circeff.empirical import presets
 from circeff.errors import ConfigError
 
@@ -19,17 +22,21 @@ __all__ = ["reproduce"]
 
 def _scale_help(scale: str) -> str:
     t = presets.get("efficiency", scale).training
-    return (f"P = {t.p}, d_model {t.model.d_model}, d_mlp {t.model.d_mlp}, lr {t.lr:g} in every experiment; "
-            "`circeff presets` lists steps and seeds")
+    return f"{presets.describe_training(t)} in every experiment; `circeff presets` lists steps, seeds and sizes"
 
 
 def reproduce(
-    out: Optional[Path] = typer.Option(None, "--out", help="out folder (created; required unless --plan); rerun the "
-                                       "same command to resume"),
-    quick: bool = typer.Option(False, "--quick", help="the quick scale (default) with --preset cpu: " + _scale_help("quick")),
-    full: bool = typer.Option(False, "--full", help="the full scale with --preset cpu: " + _scale_help("full")),
-    preset: str = typer.Option("cpu", "--preset", help="cpu (the quick and full scales) or paper (" + _scale_help("paper") + "; for a GPU)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="out folder (created; required unless --plan). "
+                                       + RESUME_RULE),
+    quick: bool = typer.Option(False, "--quick", help="shortcut for --preset quick (the default): "
+                               + _scale_help("quick")),
+    full: bool = typer.Option(False, "--full", help="shortcut for --preset full: " + _scale_help("full")),
+    preset: Optional[str] = typer.Option(None, "--preset", help="quick (the default), full or paper (the paper's "
+                                         "settings, for a GPU: " + _scale_help("paper") + ")"),
+    smoke: bool = typer.Option(False, "--smoke", help="with --preset paper: a tenth of the steps and three seeds "
+                               "(a GPU smoke test)"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help=RESUME_HELP),
     force: bool = typer.Option(False, "--force", help="replace results of a different config in --out"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
                                           "1 is faster when other jobs share the cores)"),
@@ -45,15 +52,25 @@ def reproduce(
     scale: Optional[str] = typer.Option(None, "--scale", hidden=True, help="tests only: tiny"),
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
-    from circeff.reproduce import reproduce_config, run_reproduce
+    from circeff.reproduce import run_reproduce
+    from circeff.reproduce.config import check_preset, named_config
     from circeff.sweep.backend import make_trainer
     from circeff.sweep.executors import EXECUTOR_NAMES
 
     if quick and full:
         raise ConfigError("--quick", "give at most one of --quick and --full", "both")
-    chosen = scale or ("full" if full else "quick")
-    if scale is not None and (quick or full):
+    shortcut = "quick" if quick else "full" if full else None
+    if scale is not None and shortcut:
         raise ConfigError("--scale", "cannot be combined with --quick or --full", scale)
+    if scale is not None and scale != "tiny":
+        raise ConfigError("--scale", "must be tiny", scale)
+    if preset is not None:
+        check_preset(preset)
+        if shortcut and preset != shortcut:
+            hint = {("paper", "quick"): " (--preset paper --smoke is the paper's run cut down)",
+                    ("paper", "full"): " (--preset paper alone is the paper's full run)"}.get((preset, shortcut), "")
+            raise ConfigError("--preset", f"--{shortcut} is --preset {shortcut}: give one of them{hint}", preset)
+    name = preset or shortcut or "quick"
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError("--device", "must be cpu or cuda", device)
     if threads is not None:
@@ -68,16 +85,18 @@ def reproduce(
         raise ConfigError("--timeout-min", "must be >= 1", timeout_min)
     if gpus_per_node < 0:
         raise ConfigError("--gpus-per-node", "must be >= 0", gpus_per_node)
-    config = reproduce_config(preset, chosen, device)
+    config = named_config(name, device, smoke=smoke, tiny=scale == "tiny")
+    typed = f"--preset {name}" + (" --smoke" if smoke else "")
     if json_path is not None and not plan:
         raise ConfigError("--json", "is only for --plan", str(json_path))
     if plan:
-        _print_plan(config, f"circeff reproduce --{chosen} --preset {preset}: plan", json_path)
+        _print_plan(config, f"circeff reproduce {typed}: plan", json_path)
         return
     if out is None:
         raise ConfigError("--out", "is required (unless --plan)", None)
-    command = (f"circeff reproduce --{chosen} --preset {preset} --device {device} --out {shlex.quote(str(out))}"
-               if scale is None else f"circeff reproduce --scale {chosen} --out {shlex.quote(str(out))}")
+    check_resumable_out(out, resume)
+    command = (f"circeff reproduce {typed} --device {device} --out {shlex.quote(str(out))}"
+               if scale is None else f"circeff reproduce --scale tiny {typed} --out {shlex.quote(str(out))}")
     # The executor changes where batches train, never what they compute, so it is not part of
     # the reproduce config (a run started in-process may be finished on SLURM and vice versa).
     trainer = make_trainer(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,

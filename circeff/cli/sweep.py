@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from circeff.cli.common import RESUME_RULE, check_resumable_out, resume_option
 from circeff.errors import ConfigError, RunError
 from circeff.sweep.executors import EXECUTOR_NAMES, make_executor
 from circeff.sweep.grid import load_grid
@@ -20,7 +21,7 @@ app = typer.Typer(help="Run grids of configs (in-process, process pool, SLURM) i
 def run_cmd(
     grid: Path = typer.Argument(..., help="Grid file (JSON): kind, base, grid, runs."),
     out: Path | None = typer.Option(None, "--out", help="Store folder: one sub-folder per run, results.csv "
-                                    "(required unless --plan)."),
+                                    "(required unless --plan). " + RESUME_RULE),
     executor: str = typer.Option("inprocess", "--executor",
                                  help=f"Where runs go: {', '.join(EXECUTOR_NAMES)}."),
     partition: str | None = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)."),
@@ -33,8 +34,10 @@ def run_cmd(
     plan: bool = typer.Option(False, "--plan", help="Print the engine batches' model-steps, examples and estimated "
                               "wall time (a short calibration here) and exit; trains nothing (train grids)."),
     json_path: Path | None = typer.Option(None, "--json", help="With --plan: also write the plan as JSON here."),
+    resume: bool = resume_option(),
 ) -> None:
-    """Run every run of GRID not finished yet in OUT; rerun the same command to resume."""
+    """Run every run of GRID not finished yet in OUT; rerunning the same command resumes (finished
+    runs are skipped, unfinished ones continue from their checkpoints)."""
     if executor not in EXECUTOR_NAMES:
         raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
     if json_path is not None and not plan:
@@ -48,6 +51,7 @@ def run_cmd(
         raise ConfigError("--out", "is required (unless --plan)", None)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", "must be a folder (a file is in the way)", str(out))
+    check_resumable_out(out, resume)
     runner = make_executor(executor, kind.batch_fn, group_key=kind.group_key, max_batch=max_batch,
                            folder=default_submitit_folder(out), partition=partition,
                            timeout_min=timeout_min, gpus_per_node=gpus_per_node,

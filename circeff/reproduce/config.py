@@ -1,8 +1,14 @@
 """The config of ``circeff reproduce``: every experiment's config, taken from the presets table.
 
-:func:`reproduce_config` composes the entries of :mod:`circeff.empirical.presets` for a preset
-(``cpu``, ``paper``) and scale (``quick``, ``full``, ``tiny``); nothing is overridden here except
-the device and, for the paper smoke test, steps and seeds cut down by a factor stated below.
+Every command names a preset ``quick``, ``full`` or ``paper`` (:data:`PRESET_NAMES`, the scales
+of :mod:`circeff.empirical.presets`); :func:`named_config` is that preset's config.
+
+A config records two labels, ``preset`` (``cpu``, ``paper``) and ``scale`` (``quick``, ``full``,
+``tiny``), the names of earlier versions, kept so that an out folder written by an earlier run of
+the same command is recognised as the same config and resumes (:data:`RECORDED_AS` maps each
+name to them). :func:`reproduce_config` composes the entries of the presets table for those
+labels; nothing is overridden here except the device and, for the paper smoke test
+(``--preset paper --smoke``), steps and seeds cut down by a factor stated below.
 """
 
 from __future__ import annotations
@@ -25,11 +31,22 @@ from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseCon
 from circeff.errors import ConfigError
 from circeff.validate import integer_at_least
 
-__all__ = ["EXPERIMENT_PRESETS", "PRESETS", "SCALES", "ReproduceConfig", "comparable", "experiment_config",
-           "fingerprint", "reproduce_config"]
+__all__ = ["EXPERIMENT_PRESETS", "PRESETS", "PRESET_NAMES", "RECORDED_AS", "SCALES", "STAGE_CONFIGS",
+           "ReproduceConfig", "comparable", "experiment_config", "fingerprint", "model_with_widths", "named_config",
+           "preset_name", "reproduce_config"]
 
+# the labels a config records (see the module's docstring); commands name presets by PRESET_NAMES
 PRESETS = ("cpu", "paper")
 SCALES = ("quick", "full", "tiny")
+
+# what every command's --preset takes: the scales of the presets table
+PRESET_NAMES = presets.SCALES
+# preset name -> the (preset, scale) labels its config records; ``tiny`` (P = 11, for tests of
+# the plumbing) is accepted by the commands but not listed in their help
+RECORDED_AS = {"quick": ("cpu", "quick"), "full": ("cpu", "full"), "paper": ("paper", "full"),
+               "tiny": ("cpu", "tiny")}
+# names of earlier versions: a one-line error says what to type now
+_RENAMED = {"cpu": "quick or full"}
 
 
 @dataclass(frozen=True)
@@ -53,9 +70,9 @@ class ReproduceConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}", self.preset)
+            raise ConfigError("preset label", f"must be one of {', '.join(PRESETS)}", self.preset)
         if self.scale not in SCALES:
-            raise ConfigError("--scale", f"must be one of {', '.join(SCALES)}", self.scale)
+            raise ConfigError("scale label", f"must be one of {', '.join(SCALES)}", self.scale)
         if not isinstance(self.controls_n, int) or self.controls_n < 1:
             raise ConfigError("controls_n", "must be an integer >= 1", self.controls_n)
         if self.ungrokking.base != self.fig10.base:
@@ -151,16 +168,17 @@ _SCALE_OF = {("cpu", "quick"): "quick", ("cpu", "full"): "full", ("paper", "full
 
 
 def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "cpu") -> ReproduceConfig:
-    """The config of a preset (``cpu``, ``paper``) at a scale (``quick``, ``full``, ``tiny``).
+    """The config recorded as preset label ``cpu`` or ``paper`` at scale label ``quick``, ``full``
+    or ``tiny`` (commands use :func:`named_config`).
 
     Every experiment's config is the presets table's entry (:mod:`circeff.empirical.presets`):
     cpu/quick uses the ``quick`` entries, cpu/full the ``full`` ones, paper/full the ``paper``
     ones, and paper/quick those with a tenth of the steps and fewer seeds (a GPU smoke test).
     """
     if preset not in PRESETS:
-        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}", preset)
+        raise ConfigError("preset label", f"must be one of {', '.join(PRESETS)}", preset)
     if scale not in SCALES:
-        raise ConfigError("--scale", f"must be one of {', '.join(SCALES)}", scale)
+        raise ConfigError("scale label", f"must be one of {', '.join(SCALES)}", scale)
     if scale == "tiny":
         return _with_device(replace(_tiny(), preset=preset), device)
     which = _SCALE_OF[(preset, scale)]
@@ -193,17 +211,55 @@ def fingerprint(config: ReproduceConfig) -> str:
     return config_fingerprint(comparable(to_plain(config.to_dict())))
 
 
-# ``circeff experiment --preset`` -> reproduce's (preset, scale)
-EXPERIMENT_PRESETS = {"quick": ("cpu", "quick"), "full": ("cpu", "full"), "paper": ("paper", "full"),
-                      "tiny": ("cpu", "tiny")}
+def check_preset(name: object, flag: str = "--preset") -> str:
+    """``name`` if it is a preset a command takes (``tiny`` too), else a ConfigError naming ``flag``."""
+    if name not in RECORDED_AS:
+        hint = f" ({name} is gone: use {_RENAMED[name]})" if name in _RENAMED else ""
+        raise ConfigError(flag, f"must be one of {', '.join(PRESET_NAMES)}{hint}", name)
+    return str(name)
 
 
-def _model_of(model: ModelConfig, d_model: int | None, d_mlp: int | None) -> ModelConfig:
-    """The model with new widths; the heads keep their number and share ``d_model`` evenly."""
-    if d_model is not None and d_model % model.n_heads:
-        raise ConfigError("d_model", f"must be a multiple of the {model.n_heads} heads", d_model)
-    if d_model is not None:
-        model = replace(model, d_model=d_model, d_head=d_model // model.n_heads)
+def named_config(name: str = "quick", device: str = "cpu", *, smoke: bool = False,
+                 tiny: bool = False) -> ReproduceConfig:
+    """The config of the preset ``name`` (``quick``, ``full``, ``paper``; ``tiny`` for tests).
+
+    ``smoke`` (``paper`` only): the paper's settings with a tenth of the steps and three seeds,
+    a GPU smoke test. ``tiny``: the tiny scale, recorded under the preset's label.
+    """
+    preset, scale = RECORDED_AS[check_preset(name)]
+    if smoke:
+        if name != "paper":
+            raise ConfigError("--smoke", "is for --preset paper only", name)
+        scale = "quick"
+    return reproduce_config(preset, "tiny" if tiny else scale, device)
+
+
+def preset_name(preset: str, scale: str) -> str:
+    """What a user types for the recorded labels ``preset``, ``scale`` (``quick``, ``full``,
+    ``paper``, ``paper --smoke``, ``tiny``): the name a report or a message should show."""
+    if (preset, scale) == ("paper", "quick"):
+        return "paper --smoke"
+    if scale == "tiny":
+        return "tiny"
+    return next(name for name, labels in RECORDED_AS.items() if labels == (preset, scale))
+
+
+# ``circeff experiment --preset`` -> the recorded labels (the same names as every command's)
+EXPERIMENT_PRESETS = RECORDED_AS
+
+
+def model_with_widths(model: ModelConfig, d_model: int | None = None, d_mlp: int | None = None,
+                      n_heads: int | None = None) -> ModelConfig:
+    """The model with new widths; the heads (``n_heads`` of them, else as many as before)
+    share ``d_model`` evenly."""
+    heads = model.n_heads if n_heads is None else integer_at_least("n_heads", n_heads, 1)
+    width = model.d_model if d_model is None else d_model
+    if d_model is not None and width % heads:
+        raise ConfigError("d_model", f"must be a multiple of the {heads} heads", d_model)
+    if n_heads is not None and width % heads:
+        raise ConfigError("n_heads", f"must divide d_model, {width}", n_heads)
+    if d_model is not None or n_heads is not None:
+        model = replace(model, d_model=width, n_heads=heads, d_head=width // heads)
     return model if d_mlp is None else replace(model, d_mlp=d_mlp)
 
 
@@ -230,62 +286,125 @@ def _sizes_scaled(config: ReproduceConfig, factor: float) -> ReproduceConfig:
                    semigrok=scaled(config.semigrok, ("sizes",)))
 
 
+# reproduce stage -> the configs it reads (p4 also reads ungrokking's: without sizes it measures
+# D_crit that way; allocation reuses P1's M networks and continues the base networks)
+STAGE_CONFIGS = {"grokking": ("progress",), "p1": ("efficiency",), "base": ("base",), "p2_p3": ("base", "ungrokking"),
+                 "p4": ("semigrok", "base", "ungrokking"), "fig10": ("base", "fig10"),
+                 "allocation": ("allocation", "efficiency", "base"), "figure8": ("figure8", "base", "ungrokking")}
+
+
+def _unchecked(obj: Any, **changes: Any) -> Any:
+    """``obj`` with ``changes``, without its checks (a stage the command does not run)."""
+    new = copy.copy(obj)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
+
+
+class _Builder:
+    """Builds the stage configs of one ``circeff experiment`` command.
+
+    A stage the command runs is checked, and an error there names the option the user typed, or
+    else says which preset value is out of range (never a flag the user did not give). A stage
+    it does not run is carried along as the preset and the shared options make it (so that the
+    out folder records one whole config, the same whichever experiment wrote it), checked where
+    that succeeds and left unchecked where it does not: it is never trained.
+    """
+
+    def __init__(self, preset: str, runs: set[str] | None, p_from: int, p_to: int) -> None:
+        self.preset, self.runs = preset, runs
+        self.scaled = f", scaled to P = {p_to}" if p_to != p_from else ""
+
+    def build(self, stage: str, typed: set[str], make, fallback) -> Any:  # noqa: ANN001 - two callables
+        try:
+            return make()
+        except ConfigError as exc:
+            if self.runs is not None and stage not in self.runs:
+                return fallback()
+            if exc.field.rsplit(".", 1)[-1] in typed:
+                raise
+            raise ConfigError(f"{stage} {exc.field} (the {self.preset} preset's{self.scaled}; no option you gave)",
+                              exc.allowed, exc.got) from None
+
+
 def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str | None = None, p: int | None = None,
                       lr: float | None = None, d_model: int | None = None, d_mlp: int | None = None,
                       seeds: tuple[int, ...] | None = None, train_frac: float | None = None,
                       base_steps: int | None = None, ungrokking_sizes: tuple[int, ...] | None = None,
                       fig10_sizes: tuple[int, ...] | None = None, semigrok_sizes: tuple[int, ...] | None = None,
                       weight_decays: tuple[float, ...] | None = None, decay_budget: float | None = None,
-                      steps: int | None = None, weight_decay: float | None = None) -> ReproduceConfig:
+                      steps: int | None = None, weight_decay: float | None = None, n_heads: int | None = None,
+                      stages: tuple[str, ...] | None = None) -> ReproduceConfig:
     """The reproduce config of ``circeff experiment --preset`` with the command's options.
 
     ``task`` other than addition makes it Figure 8's ungrokking of that one task (its bases are
     checked on held-out pairs; :mod:`circeff.empirical.experiments.figure8`).
-    The shared settings (P, lr, model widths, seeds, device) change in every stage, so that
-    the stages stay about the same networks and dataset, as in ``circeff reproduce``; the
+    The shared settings (P, lr, model widths and heads, seeds, device) change in every stage, so
+    that the stages stay about the same networks and dataset, as in ``circeff reproduce``; the
     others change only the experiment they name: ``train_frac`` and ``base_steps`` the base
     networks, ``*_sizes`` the D' of the experiment they name, ``weight_decays``
     ungrokking, ``decay_budget`` the continuations, ``steps`` and ``weight_decay`` semi-grokking.
+
+    ``stages``: the reproduce stages the command runs (default: all). Only their configs
+    (:data:`STAGE_CONFIGS`) are checked; the others are carried along unchecked where the preset
+    does not fit the options (see :class:`_Builder`).
     """
-    if preset not in EXPERIMENT_PRESETS:
-        raise ConfigError("--preset", f"must be one of {', '.join(k for k in EXPERIMENT_PRESETS if k != 'tiny')}",
-                          preset)
-    config = reproduce_config(*EXPERIMENT_PRESETS[preset], device)
+    config = reproduce_config(*EXPERIMENT_PRESETS[check_preset(preset)], device)
     if task is not None:
         from circeff.empirical.tasks import get_task
 
         get_task(task)
+    runs = None if stages is None else {c for s in stages for c in STAGE_CONFIGS[s]}
+    builder = _Builder(preset, runs, config.base.p, config.base.p if p is None else p)
     shared = {k: v for k, v in {"p": p, "lr": lr, "seeds": seeds}.items() if v is not None}
+    # the config fields the shared options set (the names their errors carry)
+    shared_typed = set(shared) | ({"d_model", "d_head"} if d_model is not None else set()) \
+        | ({"d_mlp"} if d_mlp is not None else set()) | ({"n_heads", "d_head"} if n_heads is not None else set())
 
     def on(training: Training) -> Training:
-        model = _model_of(training.model, d_model, d_mlp)
+        model = model_with_widths(training.model, d_model, d_mlp, n_heads)
         return replace(training, model=model, **shared)
+
+    def given(**values: Any) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if v is not None}
 
     if p is not None:
         # the preset's dataset sizes follow P as the same fractions of the pairs, so that every
         # stage stays valid (the options below set the named experiment's sizes exactly)
         config = _sizes_scaled(config, (p / config.base.p) ** 2)
-    base = replace(config.base, training=on(config.base.training))
+    base_training = on(config.base.training)
     if base_steps is not None:
         integer_at_least("base_steps", base_steps, 1)
-        base = replace(base, training=replace(base.training, steps=base_steps))
+        base_training = replace(base_training, steps=base_steps)
     other_task = task not in (None, "add")
-    if train_frac is not None and not other_task:
-        base = replace(base, train_frac=train_frac)
-    ung = replace(config.ungrokking, base=base, **{k: v for k, v in {
-        "sizes": ungrokking_sizes, "weight_decays": weight_decays, "decay_budget": decay_budget}.items() if v is not None})
-    f10 = replace(config.fig10, base=base, seeds=() if seeds is not None else config.fig10.seeds,
-                  **{k: v for k, v in {"sizes": fig10_sizes, "decay_budget": decay_budget}.items() if v is not None})
-    semi_training = on(config.semigrok.training)
-    semi_training = replace(semi_training, **{k: v for k, v in {"steps": steps, "weight_decay": weight_decay}.items()
-                                              if v is not None})
-    semi_changes = {"sizes": semigrok_sizes} if semigrok_sizes is not None else {}
+    base_changes = {"training": base_training, **given(train_frac=None if other_task else train_frac)}
+    base_typed = shared_typed | set(given(train_frac=train_frac)) | ({"steps"} if base_steps is not None else set())
+    base = builder.build("base", base_typed, lambda: replace(config.base, **base_changes),
+                         lambda: _unchecked(config.base, **base_changes))
+    ung_changes = {"base": base, **given(sizes=ungrokking_sizes, weight_decays=weight_decays, decay_budget=decay_budget)}
+    ung = builder.build("ungrokking", base_typed | set(given(sizes=ungrokking_sizes, weight_decays=weight_decays,
+                                                             weight_decay=weight_decays, decay_budget=decay_budget)),
+                        lambda: replace(config.ungrokking, **ung_changes),
+                        lambda: _unchecked(config.ungrokking, **ung_changes))
     if other_task:
         # another operation: its ungrokking is Figure 8's (bases checked on held-out pairs)
         return replace(config, figure8=fig8.Figure8Config(
             ung, tasks=(task,), **({} if train_frac is None else {"base_train_frac": train_frac})))
-    config = replace(config, figure8=_figure8_of(config.figure8, ung, seeds))
-    return replace(config, progress=replace(config.progress, training=replace(
-                       on(config.progress.training), seeds=config.progress.training.seeds)),
-                   efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
-                   ungrokking=ung, fig10=f10, semigrok=replace(config.semigrok, training=semi_training, **semi_changes))
+    f10_changes = {"base": base, "seeds": () if seeds is not None else config.fig10.seeds,
+                   **given(sizes=fig10_sizes, decay_budget=decay_budget)}
+    f10 = builder.build("fig10", base_typed | set(given(sizes=fig10_sizes, decay_budget=decay_budget)),
+                        lambda: replace(config.fig10, **f10_changes), lambda: _unchecked(config.fig10, **f10_changes))
+    semi_training = replace(on(config.semigrok.training), **given(steps=steps, weight_decay=weight_decay))
+    semi_changes = {"training": semi_training, **given(sizes=semigrok_sizes)}
+    semi_typed = shared_typed | set(given(sizes=semigrok_sizes, steps=steps, weight_decay=weight_decay))
+    semi = builder.build("semigrok", semi_typed, lambda: replace(config.semigrok, **semi_changes),
+                         lambda: _unchecked(config.semigrok, **semi_changes))
+    prog_training = replace(on(config.progress.training), seeds=config.progress.training.seeds)
+    prog = builder.build("progress", shared_typed - {"seeds"},
+                         lambda: replace(config.progress, training=prog_training),
+                         lambda: _unchecked(config.progress, training=prog_training))
+    eff_changes = {"training": on(config.efficiency.training)}
+    eff = builder.build("efficiency", shared_typed, lambda: replace(config.efficiency, **eff_changes),
+                        lambda: _unchecked(config.efficiency, **eff_changes))
+    return replace(config, figure8=_figure8_of(config.figure8, ung, seeds), progress=prog, efficiency=eff,
+                   ungrokking=ung, fig10=f10, semigrok=semi)

@@ -94,37 +94,50 @@ class Work:
                    config.steps if steps is None else steps, config.log_every)
 
 
-def stage_work(config: Any) -> dict[str, list[Work]]:
-    """The engine batches and settles of every stage of a reproduce config (no training)."""
+def stage_work(config: Any, stages: Iterable[str] | None = None) -> dict[str, list[Work]]:
+    """The engine batches and settles of every stage of a reproduce config (no training), or
+    of ``stages`` only (``circeff experiment --plan``: the stages the command runs)."""
     import numpy as np
 
     from circeff.empirical.experiments.semigrokking import sizes_above
 
-    work: dict[str, list[Work]] = {"grokking": [Work.of("grokking", config.progress.train_config())]}
-    eff = config.efficiency
-    trained = {c: Work.of("p1", eff.train_config(c)) for c in ("M", "G")}
-    # every trained network is settled, and the G networks again on random subsets of their data
-    resettled = {"M": (), "G": tuple(d for d in eff.g_subset_sizes for _ in eff.seeds)}
-    work["p1"] = [*trained.values(), *(replace(w, kind="settle", log_every=0, sizes=w.sizes + resettled[c],
-                                               steps=eff.settle_iterations * len(eff.alphas))
-                                       for c, w in trained.items())]
+    wanted = None if stages is None else set(stages)
+
+    def on(stage: str) -> bool:
+        return wanted is None or stage in wanted
+
+    work: dict[str, list[Work]] = {}
+    if on("grokking"):
+        work["grokking"] = [Work.of("grokking", config.progress.train_config())]
+    if on("p1"):
+        eff = config.efficiency
+        trained = {c: Work.of("p1", eff.train_config(c)) for c in ("M", "G")}
+        # every trained network is settled, and the G networks again on random subsets of their data
+        resettled = {"M": (), "G": tuple(d for d in eff.g_subset_sizes for _ in eff.seeds)}
+        work["p1"] = [*trained.values(), *(replace(w, kind="settle", log_every=0, sizes=w.sizes + resettled[c],
+                                                   steps=eff.settle_iterations * len(eff.alphas))
+                                           for c, w in trained.items())]
     base = config.base
-    work["base"] = [Work.of("base", base.train_config())]
+    if on("base"):
+        work["base"] = [Work.of("base", base.train_config())]
     ung = config.ungrokking
-    work["p2_p3"] = ungrokking_work("p2_p3", ung)
-    semi = config.semigrok
-    sizes = semi.sizes
-    if not sizes:
-        # sized from the measured D_crit at run time; planned at the geometric middle of the
-        # ungrokking grid (the grid is chosen to straddle D_crit)
-        guess = float(np.exp(np.mean(np.log(ung.sizes))))
-        sizes = sizes_above(guess, semi.n_sizes, semi.low_factor, semi.high_factor, semi.task_config.n_examples)
-    work["p4"] = [Work.of("p4", semi.train_config(tuple(sizes)))]
-    f10 = config.fig10
-    work["fig10"] = [Work("fig10", "train", base.model, base.task_config,
-                          tuple(d for d in f10.sizes for _ in f10.seed_indices), f10.steps, f10.log_every)]
+    if on("p2_p3"):
+        work["p2_p3"] = ungrokking_work("p2_p3", ung)
+    if on("p4"):
+        semi = config.semigrok
+        sizes = semi.sizes
+        if not sizes:
+            # sized from the measured D_crit at run time; planned at the geometric middle of the
+            # ungrokking grid (the grid is chosen to straddle D_crit)
+            guess = float(np.exp(np.mean(np.log(ung.sizes))))
+            sizes = sizes_above(guess, semi.n_sizes, semi.low_factor, semi.high_factor, semi.task_config.n_examples)
+        work["p4"] = [Work.of("p4", semi.train_config(tuple(sizes)))]
+    if on("fig10"):
+        f10 = config.fig10
+        work["fig10"] = [Work("fig10", "train", base.model, base.task_config,
+                              tuple(d for d in f10.sizes for _ in f10.seed_indices), f10.steps, f10.log_every)]
     fig8 = getattr(config, "figure8", None)
-    if fig8 is not None:
+    if fig8 is not None and on("figure8"):
         work["figure8"] = [w for task in fig8.tasks for w in fig8_work(fig8, task)]
     return work
 

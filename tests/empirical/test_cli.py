@@ -13,7 +13,7 @@ SMALL = ["--p", "11", "--steps", "4", "--log-every", "2", "--checkpoint-every", 
 
 def test_train_command_writes_metrics_config_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
-    code = run(["train", "--task", "add", "--train-frac", "0.5", "--seeds", "0,1", "--weight-decay", "1.0,0.5",
+    code = run(["train", "--task", "add", "--train-frac", "0.5", "--seeds", "0,1", "--weight-decays", "1.0,0.5",
                 "--out", str(out), *SMALL])
     assert code == 0
     assert {p.name for p in out.iterdir()} >= {"metrics.csv", "config.json", "checkpoint.safetensors", "summary.json"}
@@ -25,13 +25,17 @@ def test_train_command_writes_metrics_config_and_checkpoint(tmp_path, capsys):
 
 def test_train_command_resumes_and_refuses_a_changed_config(tmp_path, capsys):
     out = str(tmp_path / "run")
-    args = ["train", "--train-size", "50", "--seeds", "3", "--out", out]
+    args = ["train", "--sizes", "50", "--seeds", "3", "--out", out]
     assert run([*args, *SMALL]) == 0
-    assert run([*args, *SMALL]) == 2  # --out holds a run and no --resume: bad input naming --out
+    capsys.readouterr()
+    assert run([*args, *SMALL]) == 0  # the same command again: the finished run is continued (nothing to do)
+    assert "1 model(s), 4 steps" in capsys.readouterr().out
+    assert run([*args, *SMALL, "--no-resume"]) == 2  # --out holds a run: bad input naming --out
     err = capsys.readouterr().err
-    assert err.startswith("error: --out:") and "pass --resume" in err and err.count("\n") == 1
+    assert err.startswith("error: --out:") and "another --out" in err and err.count("\n") == 1
     more = [a if a != "4" else "6" for a in SMALL]
-    assert run([*args, *more, "--resume"]) == 0
+    assert run([*args, *more]) == 0
+    assert "1 model(s), 6 steps" in capsys.readouterr().out
     assert run([*args, *more, "--resume", "--lr", "0.01"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: checkpoint") and "differs in: lr" in err and "\n" not in err
@@ -43,14 +47,19 @@ def test_train_command_resumes_and_refuses_a_changed_config(tmp_path, capsys):
     (["--task", "perm", "--p", "100"], "p"),
     (["--train-frac", "0"], "train_frac"),
     (["--train-frac", "1.5"], "train_frac"),
-    (["--train-size", "1000"], "train_size"),
-    (["--train-frac", "0.5", "--train-size", "10"], "train_frac"),
+    (["--sizes", "1000"], "sizes"),
+    (["--train-size", "1000"], "train_size"),  # the old spelling
+    (["--train-frac", "0.5", "--sizes", "10"], "train_frac"),
     (["--seeds", ""], "seeds"),
     (["--seeds", "a,b"], "seeds"),
-    (["--weight-decay", "-1"], "weight_decay"),
+    (["--weight-decays", "-1"], "weight_decays"),
+    (["--weight-decay", "-1"], "weight_decay"),  # the old spelling
     (["--steps", "-5"], "steps"),
     (["--lr", "0"], "lr"),
     (["--preset", "tpu"], "preset"),
+    (["--preset", "cpu"], "preset"),  # now called full
+    (["--d-model", "30"], "d_model"),
+    (["--n-heads", "0"], "n_heads"),
     (["--nan-policy", "ignore"], "nan_policy"),
     (["--device", "tpu"], "device"),
     (["--block-size", "0"], "block_size"),

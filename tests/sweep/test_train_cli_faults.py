@@ -23,11 +23,11 @@ BAD_OPTIONS = {
     "--lr": st.one_of(_not_float, st.floats(max_value=0.0, allow_nan=False, allow_infinity=False).map(repr),
                       st.sampled_from(["inf", "nan"])),
     "--seeds": st.one_of(st.sampled_from(["", "a,b", "1,,2", "0.5", ","]), st.integers(max_value=-1).map(str)),
-    "--weight-decay": st.one_of(st.sampled_from(["", "a", "1,,2", "nan", "inf"]),
+    "--weight-decays": st.one_of(st.sampled_from(["", "a", "1,,2", "nan", "inf"]),
                                 st.floats(max_value=-1e-6, allow_nan=False, allow_infinity=False).map(repr)),
     "--train-frac": st.one_of(st.sampled_from(["", "x", "nan"]), st.floats(max_value=0.0, allow_nan=False,
                               allow_infinity=False).map(repr), st.floats(min_value=1.001, max_value=1e9).map(repr)),
-    "--train-size": st.one_of(st.sampled_from(["", "x", "0"]), st.integers(min_value=50, max_value=10**9).map(str)),
+    "--sizes": st.one_of(st.sampled_from(["", "x", "0"]), st.integers(min_value=50, max_value=10**9).map(str)),
     "--task": st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=8).filter(
         lambda t: t not in {"add", "sub", "mul", "div", "perm", "x3_xy", "div_or_sub", "x2_xy_y2", "x2_plus_y2"}),
     "--nan-policy": st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6).filter(lambda t: t not in {"freeze", "stop"}),
@@ -35,7 +35,7 @@ BAD_OPTIONS = {
     "--log-every": st.one_of(_not_int, st.integers(max_value=0).map(str)),
     "--checkpoint-every": st.one_of(_not_int, st.integers(max_value=0).map(str)),
     "--chunk-size": st.one_of(_not_int, st.integers(max_value=0).map(str)),
-    "--preset": st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6).filter(lambda t: t not in {"cpu", "paper"}),
+    "--preset": st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6).filter(lambda t: t not in {"quick", "full", "paper"}),
     "--label-seed": st.one_of(_not_int, st.integers(max_value=-1).map(str)),
     "--data-seed": st.one_of(_not_int, st.integers(max_value=-1).map(str)),
 }
@@ -45,7 +45,7 @@ BAD_OPTIONS = {
 def bad_train_argv(draw):
     """(names the error may use, argv) with exactly one bad option or one contradiction."""
     if draw(st.integers(0, 9)) == 0:
-        return {"--train-frac", "--train-size"}, [*BASE, "--train-frac", "0.5", "--train-size", "10"]
+        return {"--train-frac", "--sizes"}, [*BASE, "--train-frac", "0.5", "--sizes", "10"]
     option = draw(st.sampled_from(sorted(BAD_OPTIONS)))
     value = draw(BAD_OPTIONS[option])
     return {option}, [*BASE, option, value]
