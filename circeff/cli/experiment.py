@@ -77,7 +77,7 @@ def efficiency(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """P1: efficiency of the memorising and the generalising circuit against D."""
-    from circeff.empirical.experiments.efficiency import describe, run_efficiency
+    from circeff.empirical.experiments.efficiency import describe, run_efficiency, write_efficiency
 
     m_train_sizes, m_flag = spelling(m_train_sizes, "--m-sizes", old_m_train_sizes, "--m-train-sizes")
     g_train_sizes, g_flag = spelling(g_train_sizes, "--g-sizes", old_g_train_sizes, "--g-train-sizes")
@@ -92,6 +92,7 @@ def efficiency(
     _check_device(config.device)
     check_resumable_out(out, resume)
     result = run_efficiency(config, out, progress=progress, resume=resume)
+    write_efficiency(result)  # efficiency.csv, efficiency.json and the figures (the run only computes)
     by_circuit = result.rows.groupby("circuit")["accepted"]
     accepted = ", ".join(f"{c}: {int(flags.sum())}/{len(flags)} accepted" for c, flags in by_circuit)
     typer.echo(f"{len(result.rows)} (network, alpha) points ({accepted}) -> {out}")

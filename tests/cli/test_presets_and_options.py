@@ -296,3 +296,20 @@ def test_presets_comments_hold_no_dated_measurements():
     assert {"quick", "full"} <= set(presets.RECORDED_RUNS)
     # the text `circeff presets` prints is made from them
     assert f"{presets.RECORDED_RUNS['full'].total_s:g} s" in presets.FULL_ESTIMATE
+
+
+def test_experiment_efficiency_writes_what_the_run_computed(monkeypatch, tmp_path, capsys):
+    # the run only computes; the command must write the table, the JSON and the figures
+    import types
+
+    import pandas as pd
+
+    import circeff.empirical.experiments.efficiency as eff
+
+    result = types.SimpleNamespace(rows=pd.DataFrame({"circuit": ["G", "M"], "accepted": [True, True]}))
+    written = []
+    monkeypatch.setattr(eff, "run_efficiency", lambda config, out, **kwargs: result)
+    monkeypatch.setattr(eff, "write_efficiency", written.append)
+    monkeypatch.setattr(eff, "describe", lambda r: ["described"])
+    assert run(["experiment", "efficiency", "--out", str(tmp_path / "e"), "--no-progress"]) == 0
+    assert written == [result] and "described" in capsys.readouterr().out
