@@ -130,15 +130,14 @@ def _stage_body(result: Any) -> list[str]:
     return lines
 
 
-_STAGE_TITLES = {"theory": "Theory checks", "toy": "Toy model (Figure 2)", "grokking": "Grokking run (Figure 9)",
-                 "base": "Base networks of ungrokking and Figure 10"}
-
-
 def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: Sequence[Any]) -> str:
     """The markdown report of one reproduce run: ``summary`` (run facts and timings), the
     stage ``results`` in order and the ``verdicts`` in their fixed order."""
     t = summary["timings"]
-    lines = [f"# Reproduction report: {summary['preset']} preset, {summary['scale']} scale", ""]
+    from circeff.reproduce.config import preset_name
+    from circeff.reproduce.stages import stage
+
+    lines = [f"# Reproduction report: {preset_name(summary['preset'], summary['scale'])}", ""]
     t0 = (summary.get("config") or {}).get("efficiency", {}).get("training", {})
     if t0.get("model") and (t0["model"].get("d_model"), t0["model"].get("d_mlp"), t0.get("lr")) != (128, 512, 1e-3):
         m = t0["model"]
@@ -188,12 +187,12 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
             for key in keys:
                 lines += _verdict(by_key[key])
         else:
-            lines += [f"## {_STAGE_TITLES.get(r.name, r.name)}", ""]
+            lines += [f"## {stage(r.name).title}", ""]
         lines += _stage_body(r)
 
     lines += ["## Config of every run", "",
               "Each engine batch also keeps its own `config.json` beside its `metrics.csv` and checkpoint "
-              "(for example `p2_p3/wd_1/config.json`).", ""]
+              "(for example `ungrokking/wd_1/config.json`).", ""]
     for r in results:
         if r.config is not None:
             lines += [f"<details><summary>{r.name}</summary>", "", "```json",

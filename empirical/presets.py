@@ -51,7 +51,7 @@ __all__ = ["EXPERIMENTS", "FULL_ESTIMATE", "MEASURED", "MEASUREMENTS", "PRESETS"
            "measurements_of", "preset_rows", "scale_help", "sizes_of", "train_preset_help"]
 
 SCALES = ("quick", "full", "paper")
-EXPERIMENTS = ("progress", "efficiency", "ungrokking", "fig10", "semigrok", "allocation")
+EXPERIMENTS = ("progress", "efficiency", "ungrokking", "fig10", "semigrokking", "allocation")
 
 
 def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
@@ -123,12 +123,12 @@ PRESETS: dict[tuple[str, str], Any] = {
     # P4. Sizes by rule from the same run's D_crit: geometrically spaced in [1, 4] x D_crit (the
     # band between the ungrokking D_crit and sizes that grok: MEASUREMENTS "P4 band"). More
     # steps than the bases so that the last third can settle (MEASUREMENTS "P4 steps").
-    ("semigrok", "quick"): SemigrokConfig(replace(QUICK, weight_decay=2.0, seeds=(0, 1), steps=4000), n_sizes=6,
+    ("semigrokking", "quick"): SemigrokConfig(replace(QUICK, weight_decay=2.0, seeds=(0, 1), steps=4000), n_sizes=6,
                                           low_factor=1.0, high_factor=4.0),
-    ("semigrok", "full"): SemigrokConfig(replace(FULL, weight_decay=2.0, seeds=(0, 1, 2, 3), steps=6000),
+    ("semigrokking", "full"): SemigrokConfig(replace(FULL, weight_decay=2.0, seeds=(0, 1, 2, 3), steps=6000),
                                          n_sizes=5, low_factor=1.0, high_factor=4.0),
     # Appendix A.1: 10 seeds x 20 sizes evenly spaced in [1500, 2050]
-    ("semigrok", "paper"): SemigrokConfig(
+    ("semigrokking", "paper"): SemigrokConfig(
         replace(PAPER, steps=100_000, log_every=500, checkpoint_every=5000),
         sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20))),
 }
@@ -200,11 +200,11 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "of 1500 (wd x steps), at D' = 30 and at D' >= 240", (0.06, 1.0)),
     Measurement("quick ungrokking transition", "ungrokking quick", "D' near the midpoint of that transition",
                 80, "pairs"),
-    Measurement("P4 band", "semigrok quick", "test accuracy (min, max) of D = 200 in calibration at P = 23 "
+    Measurement("P4 band", "semigrokking quick", "test accuracy (min, max) of D = 200 in calibration at P = 23 "
                 "(the ungrokking D_crit near 80)", (0.08, 0.26)),
-    Measurement("P4 band", "semigrok quick", "D that grokked in calibration at P = 23 (from, to)", (260, 330),
+    Measurement("P4 band", "semigrokking quick", "D that grokked in calibration at P = 23 (from, to)", (260, 330),
                 "pairs"),
-    Measurement("P4 steps", "semigrok quick", "step by which semi-grokking runs were still rising", 3000, "steps"),
+    Measurement("P4 steps", "semigrokking quick", "step by which semi-grokking runs were still rising", 3000, "steps"),
     Measurement("allocation cost", "allocation quick", "the quick stage: CPU time, wall time", (37.0, 70.0), "s",
                 setup="2 CPU cores shared with other jobs"),
     Measurement("allocation cost", "allocation quick", "its disjoint cells (wall), per objective evaluation",
@@ -265,13 +265,13 @@ MEASURED: dict[tuple[str, str], float] = {
     ("progress", "quick"): 4.9,
     ("efficiency", "quick"): 197.1,
     ("ungrokking", "quick"): 116.2,
-    ("semigrok", "quick"): 63.9,
+    ("semigrokking", "quick"): 63.9,
     ("fig10", "quick"): 29.7,
     ("allocation", "quick"): 28.4,
     ("progress", "full"): 17.9,
     ("efficiency", "full"): 500.0,
     ("ungrokking", "full"): 294.4,
-    ("semigrok", "full"): 378.2,
+    ("semigrokking", "full"): 378.2,
     ("fig10", "full"): 193.4,
     ("allocation", "full"): 165.5,
 }
@@ -288,7 +288,7 @@ def _full_estimate() -> str:
     def minutes(s: float) -> str:
         return f"{s / 60:.1f}".rstrip("0").rstrip(".")
 
-    stages = {"P1": MEASURED[("efficiency", "full")], "P4": MEASURED[("semigrok", "full")],
+    stages = {"P1": MEASURED[("efficiency", "full")], "P4": MEASURED[("semigrokking", "full")],
               "ungrokking": MEASURED[("ungrokking", "full")], "Figure 10": MEASURED[("fig10", "full")],
               "allocation": MEASURED[("allocation", "full")], "base": run.other_s["base"]}
     return (f"planned {planned.value[0]:g} min of training (`--plan` on the same machine, Figure 8 as if all "

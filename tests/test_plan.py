@@ -23,21 +23,21 @@ def test_plan_counts_every_model_step_of_the_stages():
     n_sizes = len(ung.sizes) + len(refine_sizes(middle, ung))
     assert len(refine_sizes(middle, ung)) > 0
     want = sum(n_sizes * len(base.seeds) * ung.steps_for(wd) for wd in ung.weight_decays)
-    assert sum(w.model_steps for w in work["p2_p3"]) == want
+    assert sum(w.model_steps for w in work["ungrokking"]) == want
     assert sum(w.model_steps for w in work["base"]) == len(base.seeds) * base.steps
     eff = config.efficiency
     n_nets = len(eff.seeds) * (len(eff.m_train_sizes) + len(eff.g_train_sizes))
-    trained = sum(w.model_steps for w in work["p1"] if w.kind == "train")
-    settled = sum(w.model_steps for w in work["p1"] if w.kind == "settle")
+    trained = sum(w.model_steps for w in work["efficiency"] if w.kind == "train")
+    settled = sum(w.model_steps for w in work["efficiency"] if w.kind == "settle")
     n_settled = n_nets + len(eff.seeds) * len(eff.g_subset_sizes)  # G is settled again on subsets
     assert trained == n_nets * eff.steps and settled == n_settled * eff.settle_iterations * len(eff.alphas)
-    assert set(work) == {"grokking", "p1", "base", "p2_p3", "p4", "fig10"}
+    assert set(work) == {"progress", "efficiency", "base", "ungrokking", "semigrokking", "fig10"}
 
 
 def test_plan_counts_the_G_networks_settled_again_on_subsets():
     eff = reproduce_config("cpu", "quick").efficiency
     assert eff.g_subset_sizes
-    settle_G = [w for w in stage_work(reproduce_config("cpu", "quick"))["p1"] if w.kind == "settle"][-1]
+    settle_G = [w for w in stage_work(reproduce_config("cpu", "quick"))["efficiency"] if w.kind == "settle"][-1]
     assert settle_G.n_models == len(eff.seeds) * (len(eff.g_train_sizes) + len(eff.g_subset_sizes))
 
 

@@ -48,8 +48,8 @@ def test_reproduce_writes_report_and_summary_with_all_six_verdicts(tiny_out):
         assert entry["false_accept"]["k"] <= entry["n"] and entry["design"]["key"] == key
     # P2 and P3 can never hold on the tiny design, so their false reject is 100%
     assert c["P2"]["false_reject"]["value"] == 1.0 and c["P3"]["false_reject"]["value"] == 1.0
-    assert set(summary["settings"]) == {"grokking", "p1", "base", "p2_p3", "p4", "fig10"}
-    assert summary["settings"]["p1"]["P"] == 11 and summary["settings"]["p1"]["d_model"] == 16
+    assert set(summary["settings"]) == {"progress", "efficiency", "base", "ungrokking", "semigrokking", "fig10"}
+    assert summary["settings"]["efficiency"]["P"] == 11 and summary["settings"]["efficiency"]["d_model"] == 16
     assert set(summary["timings"]["stages"]) == set(STAGES)
     assert summary["config"]["scale"] == "tiny"
     report = (tiny_out / "report.md").read_text()
@@ -86,15 +86,15 @@ def test_reproduce_refuses_a_folder_of_another_config_in_one_line(tiny_out, caps
 
 
 def test_reproduce_force_replaces_a_folder_of_another_config(tmp_path):
-    (tmp_path / "p1").mkdir()
-    (tmp_path / "p1" / "stage.json").write_text("{}")
+    (tmp_path / "efficiency").mkdir()
+    (tmp_path / "efficiency" / "stage.json").write_text("{}")
     (tmp_path / "reproduce_config.json").write_text(json.dumps({"preset": "paper"}))
     (tmp_path / "keep.txt").write_text("not ours")
     cfg = reproduce_config("cpu", "tiny")
     with pytest.raises(Exception, match="different reproduce config"):
         prepare_out(tmp_path, cfg, force=False)
     prepare_out(tmp_path, cfg, force=True)
-    assert not (tmp_path / "p1").exists()
+    assert not (tmp_path / "efficiency").exists()
     assert (tmp_path / "keep.txt").is_file()  # only what reproduce writes is deleted
     assert json.loads((tmp_path / "reproduce_config.json").read_text())["scale"] == "tiny"
 
@@ -120,7 +120,7 @@ def test_reproduce_bad_input_is_one_line_exit_2(tmp_path, capsys, args, option):
 def test_reproduce_configs_share_one_P_and_one_base():
     for preset, scale in (("cpu", "quick"), ("cpu", "full"), ("paper", "full"), ("paper", "quick")):
         cfg = reproduce_config(preset, scale)
-        assert cfg.efficiency.p == cfg.base.p == cfg.semigrok.p
+        assert cfg.efficiency.p == cfg.base.p == cfg.semigrokking.p
         assert cfg.fig10.base == cfg.ungrokking.base
     assert reproduce_config("paper", "full").base.p == 113
 
@@ -149,6 +149,6 @@ def test_report_renders_any_verdict_field_by_its_name():
                 {"min_jump": 0.5})
     summary = {"preset": "cpu", "scale": "tiny", "timings": {"total_s": 1.0, "stages_s": 1.0},
                "environment": {"finished": "now", "platform": "here"}}
-    text = write_report(summary, [StageResult("p2_p3", verdicts=[v])], [v])
+    text = write_report(summary, [StageResult("ungrokking", verdicts=[v])], [v])
     assert "| renamed_jump | 0.75 |" in text and "| D_crit_new | 80 [60, inf] |" in text
     assert "n/a" not in text and "—" not in text

@@ -4,8 +4,8 @@
   (:mod:`circeff.empirical.experiments.efficiency`); options override the preset.
 - ``circeff experiment progress [--preset quick|full|paper] --out DIR``: a grokking run with
   weight snapshots and Figure 9 (:mod:`circeff.empirical.experiments.progress`).
-- ``circeff experiment ungrok|semigrok|fig10|allocation --out DIR``: ungrokking (P2/P3, one task
-  with ``--task``), semi-grokking (P4), Figure 10 and Theorem D.4's allocation. Each runs the
+- ``circeff experiment ungrokking|semigrokking|fig10|allocation --out DIR``: ungrokking (P2/P3,
+  one task with ``--task``), semi-grokking (P4), Figure 10 and Theorem D.4's allocation. Each runs the
   stages of ``circeff reproduce`` that make it (the same functions, the same out-folder layout:
   ``DIR/<stage>/``, ``DIR/report.md``, ``DIR/summary.json``) with the preset's settings and the
   options given, and checks only the settings of the stages it runs; ``--plan`` prints their
@@ -148,11 +148,19 @@ def _check_device(device: str) -> None:
 
 
 # ---- the experiments that are stages of `circeff reproduce` ------------------------------------
-# experiment -> the reproduce stages it runs (in reproduce's order); only their settings are checked
-STAGES_OF = {"ungrok": ("base", "p2_p3"), "ungrok_task": ("figure8",), "semigrok": ("p4",), "fig10": ("base", "fig10"),
-             "allocation": ("p1", "base", "p2_p3", "fig10", "allocation")}
+# experiment -> the reproduce stage it runs (with the stages that one needs: stages_of); only
+# their settings are checked. Each experiment and its stage carry the paper's word.
+STAGE_OF = {"ungrokking": "ungrokking", "ungrokking_task": "figure8", "semigrokking": "semigrokking",
+            "fig10": "fig10", "allocation": "allocation"}
 # experiment -> the presets table's entry whose values its --help shows
-_ENTRY_OF = {"ungrok": "ungrokking", "semigrok": "semigrok", "fig10": "fig10", "allocation": "allocation"}
+_ENTRY_OF = {"ungrokking": "ungrokking", "semigrokking": "semigrokking", "fig10": "fig10", "allocation": "allocation"}
+
+
+def stages_of(experiment: str) -> tuple[str, ...]:
+    """The reproduce stages an experiment command runs, in reproduce's order."""
+    from circeff.reproduce.stages import stages_for  # imported when a command runs, not for --help
+
+    return stages_for(STAGE_OF[experiment])
 
 OUT = typer.Option(None, "--out", help="Out folder (as reproduce's: DIR/<stage>/, report.md, summary.json; "
                    "required unless --plan). " + RESUME_RULE)
@@ -190,7 +198,7 @@ def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optiona
         from circeff.reproduce.plan import run_plan, stage_work
 
         lines, data = run_plan(f"circeff experiment {experiment} {argv_note}: plan",
-                               stage_work(config, STAGES_OF[experiment]),
+                               stage_work(config, stages_of(experiment)),
                                gpu=config.preset == "paper" or config.base.device != "cpu")
         for line in lines:
             typer.echo(line)
@@ -204,7 +212,7 @@ def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optiona
 
     summary = run_reproduce(config, out, progress=progress,
                             command=f"circeff experiment {experiment} {argv_note} --out {out}",
-                            stages=STAGES_OF[experiment])
+                            stages=stages_of(experiment))
     for key, v in summary["verdicts"].items():
         typer.echo(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
     failed = {n: s["error"] for n, s in summary["stages"].items() if s["status"] != "done"}
@@ -222,21 +230,16 @@ def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optiona
     return result
 
 
-def _interval(d: dict) -> dict:
-    return {"value": d.get("value"), "lo": d.get("lo"), "hi": d.get("hi")}
-
-
 def dcrit_record(ungrokking_json: Path) -> dict:
-    """D_crit pooled and per weight decay, each ``{value, lo, hi}``, from ``ungrokking.json``."""
+    """D_crit pooled and per weight decay, each an interval record, from ``ungrokking.json``."""
     data = json.loads(Path(ungrokking_json).read_text())
-    return {"pooled": _interval(data["D_crit"]["D_crit"]),
-            "by_weight_decay": {f"{e['weight_decay']:g}": _interval(e["D_crit"])
-                                for e in data["D_crit_by_weight_decay"]}}
+    return {"pooled": data["D_crit"]["D_crit"],
+            "by_weight_decay": {f"{e['weight_decay']:g}": e["D_crit"] for e in data["D_crit_by_weight_decay"]}}
 
 
-@app.command("ungrok")
-def ungrok(
-    out: Optional[Path] = OUT, preset: str = _preset("ungrok"), task: Optional[str] = typer.Option(
+@app.command("ungrokking")
+def ungrokking(
+    out: Optional[Path] = OUT, preset: str = _preset("ungrokking"), task: Optional[str] = typer.Option(
         None, "--task", help="The operation (default: modular addition). Another one runs Figure 8's ungrokking "
         "of it: bases on --train-frac (default 0.8) of its pairs, generalised when held-out accuracy >= 0.99."),
     p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS,
@@ -251,17 +254,17 @@ def ungrok(
     from circeff.reproduce.config import experiment_config
 
     other = task not in (None, "add")
-    experiment = "ungrok_task" if other else "ungrok"
+    experiment = "ungrokking_task" if other else "ungrokking"
     config = experiment_config(preset, device, task=task, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
                                seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                ungrokking_sizes=_ints("sizes", sizes),
                                weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget,
-                               stages=STAGES_OF[experiment])
+                               stages=stages_of(experiment))
     result = _run_stages(experiment, out, config, json_path if plan else None, show,
                          f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume)
     if result is None:
         return
-    folder = out / "figure8" / task if other else out / "p2_p3"
+    folder = out / "figure8" / task if other else out / "ungrokking"
     if not (folder / "ungrokking.json").is_file():
         from circeff.errors import RunError
 
@@ -278,9 +281,9 @@ def ungrok(
         write_json(json_path, result)
 
 
-@app.command("semigrok")
-def semigrok(
-    out: Optional[Path] = OUT, preset: str = _preset("semigrok"), p: Optional[int] = P, seeds: Optional[str] = SEEDS,
+@app.command("semigrokking")
+def semigrokking(
+    out: Optional[Path] = OUT, preset: str = _preset("semigrokking"), p: Optional[int] = P, seeds: Optional[str] = SEEDS,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Dataset sizes D just above D_crit, e.g. 200,230,260 "
                                         "(default: placed from D_crit, which ungrokking measures first)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="AdamW steps from random initialisation."),
@@ -295,11 +298,11 @@ def semigrok(
 
     wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
     config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
-                               seeds=_ints("seeds", seeds), semigrok_sizes=_ints("sizes", sizes), steps=steps,
+                               seeds=_ints("seeds", seeds), semigrokking_sizes=_ints("sizes", sizes), steps=steps,
                                weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "one weight decay for "
                                                    "every run"),
-                               stages=STAGES_OF["semigrok"])
-    _run_stages("semigrok", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
+                               stages=stages_of("semigrokking"))
+    _run_stages("semigrokking", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
 
 
 def _continuation_command(stages: str):
@@ -319,7 +322,7 @@ def _continuation_command(stages: str):
         config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
                                    seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                    fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget,
-                                   stages=STAGES_OF[stages])
+                                   stages=stages_of(stages))
         _run_stages(stages, out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
 
     return command
@@ -329,3 +332,7 @@ app.command("fig10", help="Figure 10: the G:M correct-logit ratio against D, con
     _continuation_command("fig10"))
 app.command("allocation", help="Theorem D.4: predicted against measured G:M ratio; D_crit two ways (runs P1, "
             "ungrokking, Figure 10 first).")(_continuation_command("allocation"))
+
+# the names these two commands had before they took the paper's words (still accepted, not listed)
+app.command("ungrok", hidden=True)(ungrokking)
+app.command("semigrok", hidden=True)(semigrokking)

@@ -32,6 +32,7 @@ stage times are recorded in its ``summary.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import sys
 import time
@@ -46,9 +47,10 @@ from circeff.empirical.backend import IN_PROCESS, Trainer
 from circeff.errors import ConfigError, RunError
 from circeff.io import atomic_write_text, ensure_dir, read_json, write_json
 from circeff.reproduce.config import PRESETS, SCALES, ReproduceConfig, fingerprint, reproduce_config
-from circeff.reproduce.outdir import STAGES, prepare_out
+from circeff.reproduce.outdir import prepare_out
 from circeff.reproduce.results import StageResult
-from circeff.reproduce.stages import STAGE_FUNCS, STAGE_VERDICTS, VERDICT_KEYS, Context, settings_of
+from circeff.reproduce.stages import STAGES as _STAGES
+from circeff.reproduce.stages import VERDICT_KEYS, Context, settings_of, stage
 from circeff.sweep.store import DONE_FILE, RunStatus, mark_done, mark_failed, status_of
 
 __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "StageResult", "prepare_out",
@@ -56,8 +58,13 @@ __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "St
 
 
 
-def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
-    """Run stage ``name``, or restore it from its ``done.json`` when a run of this config finished it."""
+# the stages every scale runs, in order (Figure 8 follows where a scale configures it)
+STAGES = tuple(s.name for s in _STAGES if not s.optional)
+
+
+def run_stage(ctx: Context, name: str, stamp: str, results: dict[str, StageResult]) -> StageResult:
+    """Run stage ``name`` with the ``results`` so far of the stages it reads, or restore it from
+    its ``done.json`` when a run of this config finished it."""
     out = ensure_dir(ctx.out / name)
     if status_of(out) is RunStatus.DONE:
         saved = read_json(out / DONE_FILE).get("summary") or {}
@@ -67,7 +74,10 @@ def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
             return result
     t0 = time.perf_counter()
     try:
-        result = STAGE_FUNCS[name][1](ctx, out)
+        this = stage(name)
+        # a needed stage that failed may still have left what this one reads (its trained
+        # networks); the stage says so itself when it finds nothing to read
+        result = this.run(ctx, out, {n: results[n] for n in this.needs + this.reads if n in results})
     except (RunError, ConfigError) as exc:
         result = StageResult(name, status="failed", error=f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - one stage's bug must not lose the other stages' results
@@ -75,7 +85,7 @@ def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
         result = StageResult(name, status="failed",
                              error=f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
     result.seconds = round(time.perf_counter() - t0, 2)
-    for key in STAGE_VERDICTS.get(name, ()):
+    for key in stage(name).verdicts:
         if not result.done or result.verdict(key) is None:
             result.verdicts = [v for v in result.verdicts if v.key != key]
             result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {}, {}))
@@ -87,16 +97,16 @@ def run_stage(ctx: Context, name: str, stamp: str) -> StageResult:
     return result
 
 
-# the experiment config behind each stage (its settings are stated even when the stage failed)
-_STAGE_CONFIG = {"grokking": "progress", "p1": "efficiency", "base": "base", "p2_p3": "ungrokking",
-                 "p4": "semigrok", "fig10": "fig10"}
-
-
-def _settings(config: ReproduceConfig, ctx: Context) -> dict[str, Any]:
+def _settings(config: ReproduceConfig, results: dict[str, StageResult]) -> dict[str, Any]:
+    """The settings of each stage that trains one configuration of networks (stated from its
+    config even when the stage failed)."""
     out = {}
-    for stage, attr in _STAGE_CONFIG.items():
-        r = ctx.results.get(stage)
-        out[stage] = r.settings if r is not None and r.settings else settings_of(getattr(config, attr))
+    for s in _STAGES:
+        cfg = getattr(config, s.configs[0]) if s.configs and not s.optional else None
+        own = {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set()
+        if own & {"training", "base"}:  # a config that states its own training (allocation reuses others')
+            r = results.get(s.name)
+            out[s.name] = r.settings if r is not None and r.settings else settings_of(cfg)
     return out
 
 
@@ -125,41 +135,42 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
     stamp = fingerprint(config)
     ctx = Context(config, out, progress, trainer or IN_PROCESS)
     started = time.perf_counter()
-    scale_stages = STAGES + (("figure8",) if config.figure8 is not None else ())
+    scale_stages = [s.name for s in _STAGES if not s.optional or getattr(config, s.configs[0]) is not None]
     chosen = [s for s in scale_stages if stages is None or s in stages]
+    results: dict[str, StageResult] = {}
     bar = tqdm(chosen, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
     for name in bar:
-        bar.set_postfix_str(STAGE_FUNCS[name][0])
-        ctx.results[name] = run_stage(ctx, name, stamp)
+        bar.set_postfix_str(stage(name).title)
+        results[name] = run_stage(ctx, name, stamp, results)
     bar.close()
     total = time.perf_counter() - started
 
-    found = {v.key: v for r in ctx.results.values() for v in r.verdicts}
-    keys = VERDICT_KEYS if stages is None else [k for s in chosen for k in STAGE_VERDICTS.get(s, ())]
+    found = {v.key: v for r in results.values() for v in r.verdicts}
+    keys = VERDICT_KEYS if stages is None else [k for s in chosen for k in stage(s).verdicts]
     verdicts = [found.get(k, Verdict(k, False, "not computed", {}, {})) for k in keys]
     summary = to_plain({
         "command": command,
         "preset": config.preset, "scale": config.scale,
         "verdicts": {v.key: verdict_entry(v) for v in verdicts},
         # a stage's verdicts beyond the paper's predictions: Figure 8's P2 and P3 per task ("P2 sub")
-        "stage_verdicts": {v.key: verdict_entry(v) for r in ctx.results.values() for v in r.verdicts
+        "stage_verdicts": {v.key: verdict_entry(v) for r in results.values() for v in r.verdicts
                            if v.key not in VERDICT_KEYS},
-        "controls": {k: c for r in ctx.results.values() for k, c in r.controls.items()},
+        "controls": {k: c for r in results.values() for k, c in r.controls.items()},
         "controls_n": config.controls_n,
-        "settings": _settings(config, ctx),
+        "settings": _settings(config, results),
         # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
         # included, so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),
-                    "stages_s": round(sum(r.seconds or 0.0 for r in ctx.results.values()), 2),
+                    "stages_s": round(sum(r.seconds or 0.0 for r in results.values()), 2),
                     "stages": {n: {"seconds": r.seconds, "skipped": r.skipped, "status": r.status}
-                               for n, r in ctx.results.items()}},
+                               for n, r in results.items()}},
         "stages": {n: {"status": r.status, "error": r.error, "figures": r.figures, "notes": r.notes,
                        "estimates": {k: iv.to_dict() for k, iv in r.estimates.items()}}
-                   for n, r in ctx.results.items()},
+                   for n, r in results.items()},
         "config": config.to_dict(),
         "environment": {"python": sys.version.split()[0], "platform": platform.platform(),
                         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     })
     write_json(out / "summary.json", summary)
-    atomic_write_text(out / "report.md", write_report(summary, list(ctx.results.values()), verdicts))
+    atomic_write_text(out / "report.md", write_report(summary, list(results.values()), verdicts))
     return summary

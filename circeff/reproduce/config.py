@@ -31,7 +31,7 @@ from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseCon
 from circeff.errors import ConfigError
 from circeff.validate import integer_at_least
 
-__all__ = ["EXPERIMENT_PRESETS", "PRESETS", "PRESET_NAMES", "RECORDED_AS", "SCALES", "STAGE_CONFIGS",
+__all__ = ["EXPERIMENT_PRESETS", "PRESETS", "PRESET_NAMES", "RECORDED_AS", "SCALES",
            "ReproduceConfig", "comparable", "experiment_config", "fingerprint", "model_with_widths", "named_config",
            "preset_name", "reproduce_config"]
 
@@ -62,7 +62,7 @@ class ReproduceConfig:
     progress: prog.ProgressConfig = field(default_factory=prog.ProgressConfig)
     efficiency: eff.EfficiencyConfig = field(default_factory=eff.EfficiencyConfig)
     ungrokking: ung.UngrokkingConfig = field(default_factory=ung.UngrokkingConfig)
-    semigrok: semi.SemigrokConfig = field(default_factory=semi.SemigrokConfig)
+    semigrokking: semi.SemigrokConfig = field(default_factory=semi.SemigrokConfig)
     fig10: f10.Fig10Config = field(default_factory=f10.Fig10Config)
     allocation: alloc.AllocationConfig = field(default_factory=alloc.AllocationConfig)
     figure8: fig8.Figure8Config | None = None  # ungrokking on the other tasks (the full scale)
@@ -77,7 +77,7 @@ class ReproduceConfig:
             raise ConfigError("controls_n", "must be an integer >= 1", self.controls_n)
         if self.ungrokking.base != self.fig10.base:
             raise ConfigError("fig10.base", "must equal ungrokking.base (one set of base networks)", "differs")
-        ps = {"efficiency": self.efficiency.p, "ungrokking": self.ungrokking.base.p, "semigrok": self.semigrok.p}
+        ps = {"efficiency": self.efficiency.p, "ungrokking": self.ungrokking.base.p, "semigrokking": self.semigrokking.p}
         if len(set(ps.values())) != 1:
             raise ConfigError("p", "must be the same in P1, ungrokking, semi-grokking and Figure 10", ps)
 
@@ -100,7 +100,7 @@ def _with_device(config: ReproduceConfig, device: str) -> ReproduceConfig:
     return replace(config, progress=replace(config.progress, training=on(config.progress.training)),
                    efficiency=replace(config.efficiency, training=on(config.efficiency.training)),
                    ungrokking=replace(config.ungrokking, base=base), fig10=replace(config.fig10, base=base),
-                   semigrok=replace(config.semigrok, training=on(config.semigrok.training)),
+                   semigrokking=replace(config.semigrokking, training=on(config.semigrokking.training)),
                    figure8=_figure8_of(config.figure8, replace(config.ungrokking, base=base)))
 
 
@@ -129,7 +129,7 @@ def _paper_quick(config: ReproduceConfig) -> ReproduceConfig:
         ungrokking=replace(config.ungrokking, base=base, decay_budget=config.ungrokking.decay_budget / 10),
         fig10=replace(config.fig10, base=base, seeds=config.fig10.seeds[:3],
                       decay_budget=config.fig10.decay_budget / 10),
-        semigrok=replace(config.semigrok, training=cut(config.semigrok.training), sizes=config.semigrok.sizes[::4]),
+        semigrokking=replace(config.semigrokking, training=cut(config.semigrokking.training), sizes=config.semigrokking.sizes[::4]),
         allocation=_allocation_cut(config.allocation))
 
 
@@ -151,7 +151,7 @@ def _tiny() -> ReproduceConfig:
                                         settle_iterations=10, n_boot=100),
         ungrokking=ung.UngrokkingConfig(base=base, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0),
                                         decay_budget=40.0, log_every=10, n_boot=50),
-        semigrok=semi.SemigrokConfig(replace(t, steps=120, checkpoint_every=60), n_sizes=2),
+        semigrokking=semi.SemigrokConfig(replace(t, steps=120, checkpoint_every=60), n_sizes=2),
         fig10=f10.Fig10Config(base=base, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50),
         # tiny networks never reach a trig share of 0.95, so every G stripe is taken
         allocation=alloc.AllocationConfig(
@@ -184,7 +184,7 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
     which = _SCALE_OF[(preset, scale)]
     config = ReproduceConfig(
         preset=preset, scale=scale if preset == "cpu" else "full",
-        **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10",
+        **{name: presets.get(name, which) for name in ("progress", "efficiency", "ungrokking", "semigrokking", "fig10",
                                                        "allocation")})
     if (preset, scale) == ("cpu", "full"):
         # Figure 8 at the full scale only: nine tasks would take the quick run past its budget
@@ -283,14 +283,7 @@ def _sizes_scaled(config: ReproduceConfig, factor: float) -> ReproduceConfig:
                                     if f.name.endswith("sizes") and isinstance(getattr(obj, f.name), tuple))
     return replace(config, efficiency=scaled(config.efficiency, size_fields(config.efficiency)),
                    ungrokking=scaled(config.ungrokking, ("sizes",)), fig10=scaled(config.fig10, ("sizes",)),
-                   semigrok=scaled(config.semigrok, ("sizes",)))
-
-
-# reproduce stage -> the configs it reads (p4 also reads ungrokking's: without sizes it measures
-# D_crit that way; allocation reuses P1's M networks and continues the base networks)
-STAGE_CONFIGS = {"grokking": ("progress",), "p1": ("efficiency",), "base": ("base",), "p2_p3": ("base", "ungrokking"),
-                 "p4": ("semigrok", "base", "ungrokking"), "fig10": ("base", "fig10"),
-                 "allocation": ("allocation", "efficiency", "base"), "figure8": ("figure8", "base", "ungrokking")}
+                   semigrokking=scaled(config.semigrokking, ("sizes",)))
 
 
 def _unchecked(obj: Any, **changes: Any) -> Any:
@@ -331,7 +324,7 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
                       lr: float | None = None, d_model: int | None = None, d_mlp: int | None = None,
                       seeds: tuple[int, ...] | None = None, train_frac: float | None = None,
                       base_steps: int | None = None, ungrokking_sizes: tuple[int, ...] | None = None,
-                      fig10_sizes: tuple[int, ...] | None = None, semigrok_sizes: tuple[int, ...] | None = None,
+                      fig10_sizes: tuple[int, ...] | None = None, semigrokking_sizes: tuple[int, ...] | None = None,
                       weight_decays: tuple[float, ...] | None = None, decay_budget: float | None = None,
                       steps: int | None = None, weight_decay: float | None = None, n_heads: int | None = None,
                       stages: tuple[str, ...] | None = None) -> ReproduceConfig:
@@ -346,7 +339,7 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     ungrokking, ``decay_budget`` the continuations, ``steps`` and ``weight_decay`` semi-grokking.
 
     ``stages``: the reproduce stages the command runs (default: all). Only their configs
-    (:data:`STAGE_CONFIGS`) are checked; the others are carried along unchecked where the preset
+    (:attr:`circeff.reproduce.stages.Stage.configs`) are checked; the others are carried along unchecked where the preset
     does not fit the options (see :class:`_Builder`).
     """
     config = reproduce_config(*EXPERIMENT_PRESETS[check_preset(preset)], device)
@@ -354,7 +347,9 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
         from circeff.empirical.tasks import get_task
 
         get_task(task)
-    runs = None if stages is None else {c for s in stages for c in STAGE_CONFIGS[s]}
+    from circeff.reproduce.stages import stage  # the stage list imports this module
+
+    runs = None if stages is None else {c for s in stages for c in stage(s).configs}
     builder = _Builder(preset, runs, config.base.p, config.base.p if p is None else p)
     shared = {k: v for k, v in {"p": p, "lr": lr, "seeds": seeds}.items() if v is not None}
     # the config fields the shared options set (the names their errors carry)
@@ -394,11 +389,11 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
                    **given(sizes=fig10_sizes, decay_budget=decay_budget)}
     f10 = builder.build("fig10", base_typed | set(given(sizes=fig10_sizes, decay_budget=decay_budget)),
                         lambda: replace(config.fig10, **f10_changes), lambda: _unchecked(config.fig10, **f10_changes))
-    semi_training = replace(on(config.semigrok.training), **given(steps=steps, weight_decay=weight_decay))
-    semi_changes = {"training": semi_training, **given(sizes=semigrok_sizes)}
-    semi_typed = shared_typed | set(given(sizes=semigrok_sizes, steps=steps, weight_decay=weight_decay))
-    semi = builder.build("semigrok", semi_typed, lambda: replace(config.semigrok, **semi_changes),
-                         lambda: _unchecked(config.semigrok, **semi_changes))
+    semi_training = replace(on(config.semigrokking.training), **given(steps=steps, weight_decay=weight_decay))
+    semi_changes = {"training": semi_training, **given(sizes=semigrokking_sizes)}
+    semi_typed = shared_typed | set(given(sizes=semigrokking_sizes, steps=steps, weight_decay=weight_decay))
+    semi = builder.build("semigrokking", semi_typed, lambda: replace(config.semigrokking, **semi_changes),
+                         lambda: _unchecked(config.semigrokking, **semi_changes))
     prog_training = replace(on(config.progress.training), seeds=config.progress.training.seeds)
     prog = builder.build("progress", shared_typed - {"seeds"},
                          lambda: replace(config.progress, training=prog_training),
@@ -407,4 +402,4 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     eff = builder.build("efficiency", shared_typed, lambda: replace(config.efficiency, **eff_changes),
                         lambda: _unchecked(config.efficiency, **eff_changes))
     return replace(config, figure8=_figure8_of(config.figure8, ung, seeds), progress=prog, efficiency=eff,
-                   ungrokking=ung, fig10=f10, semigrok=semi)
+                   ungrokking=ung, fig10=f10, semigrokking=semi)

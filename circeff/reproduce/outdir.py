@@ -12,13 +12,11 @@ from circeff.analysis.stats import to_plain
 from circeff.errors import RunError
 from circeff.io import ensure_dir, read_json, write_json
 from circeff.reproduce.config import ReproduceConfig, comparable
+from circeff.reproduce.stages import STAGES
 
-__all__ = ["CONFIG_FILE", "OPTIONAL_STAGES", "STAGES", "prepare_out"]
+__all__ = ["CONFIG_FILE", "prepare_out"]
 
 CONFIG_FILE = "reproduce_config.json"
-STAGES = ("theory", "toy", "grokking", "p1", "base", "p2_p3", "p4", "fig10", "allocation")
-# stages only some scales run (Figure 8: the full scale), after the others
-OPTIONAL_STAGES = ("figure8",)
 
 
 def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
@@ -46,7 +44,7 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
 
 def _clear(out: Path) -> None:
     """Delete what reproduce writes (stage folders, report, summary, config); nothing else."""
-    for name in STAGES + OPTIONAL_STAGES:
+    for name in (s.name for s in STAGES):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
     for name in (CONFIG_FILE, "report.md", "summary.json"):

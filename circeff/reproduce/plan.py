@@ -107,31 +107,31 @@ def stage_work(config: Any, stages: Iterable[str] | None = None) -> dict[str, li
         return wanted is None or stage in wanted
 
     work: dict[str, list[Work]] = {}
-    if on("grokking"):
-        work["grokking"] = [Work.of("grokking", config.progress.train_config())]
-    if on("p1"):
+    if on("progress"):
+        work["progress"] = [Work.of("progress", config.progress.train_config())]
+    if on("efficiency"):
         eff = config.efficiency
-        trained = {c: Work.of("p1", eff.train_config(c)) for c in ("M", "G")}
+        trained = {c: Work.of("efficiency", eff.train_config(c)) for c in ("M", "G")}
         # every trained network is settled, and the G networks again on random subsets of their data
         resettled = {"M": (), "G": tuple(d for d in eff.g_subset_sizes for _ in eff.seeds)}
-        work["p1"] = [*trained.values(), *(replace(w, kind="settle", log_every=0, sizes=w.sizes + resettled[c],
+        work["efficiency"] = [*trained.values(), *(replace(w, kind="settle", log_every=0, sizes=w.sizes + resettled[c],
                                                    steps=eff.settle_iterations * len(eff.alphas))
                                            for c, w in trained.items())]
     base = config.base
     if on("base"):
         work["base"] = [Work.of("base", base.train_config())]
     ung = config.ungrokking
-    if on("p2_p3"):
-        work["p2_p3"] = ungrokking_work("p2_p3", ung)
-    if on("p4"):
-        semi = config.semigrok
+    if on("ungrokking"):
+        work["ungrokking"] = ungrokking_work("ungrokking", ung)
+    if on("semigrokking"):
+        semi = config.semigrokking
         sizes = semi.sizes
         if not sizes:
             # sized from the measured D_crit at run time; planned at the geometric middle of the
             # ungrokking grid (the grid is chosen to straddle D_crit)
             guess = float(np.exp(np.mean(np.log(ung.sizes))))
             sizes = sizes_above(guess, semi.n_sizes, semi.low_factor, semi.high_factor, semi.task_config.n_examples)
-        work["p4"] = [Work.of("p4", semi.train_config(tuple(sizes)))]
+        work["semigrokking"] = [Work.of("semigrokking", semi.train_config(tuple(sizes)))]
     if on("fig10"):
         f10 = config.fig10
         work["fig10"] = [Work("fig10", "train", base.model, base.task_config,

@@ -1,25 +1,29 @@
-"""The nine stages of ``circeff reproduce``; each returns a :class:`StageResult`.
+"""The stages of ``circeff reproduce``, listed once in :data:`STAGES`; each returns a
+:class:`StageResult`. A stage is named after the experiment it runs (the paper's word):
 
-=============  =====================================================================
-``theory``     Theorems D.1-D.4 and the lemmas (:func:`circeff.theory.check.run_claims`)
-``toy``        Figure 2 of the toy model (:func:`circeff.toy.experiments.figure2_data`)
-``grokking``   one grokking run with accuracy and the G/M proxies over time (Figure 9)
-``p1``         P1 efficiency: M-only and G-only networks (``run_efficiency``)
-``base``       G-only networks trained on the full dataset (start of P2/P3 and Figure 10)
-``p2_p3``      ungrokking over D' x weight decay x seed (``run_ungrokking``)
-``p4``         semi-grokking just above D_crit (``run_semigrokking``)
-``fig10``      G:M correct-logit ratio against D (``run_fig10``)
-``allocation`` Theorem D.4 on disjoint pairs; Figure 10 settled; predicted curves; D_crit two ways
-=============  =====================================================================
+================  ==================================================================
+``theory``        Theorems D.1-D.4 and the lemmas (:func:`circeff.theory.check.run_claims`)
+``toy``           Figure 2 of the toy model (:func:`circeff.toy.experiments.figure2_data`)
+``progress``      one grokking run with accuracy and the G/M proxies over time (Figure 9)
+``efficiency``    P1: M-only and G-only networks (``run_efficiency``)
+``base``          G-only networks trained on the full dataset (start of P2/P3 and Figure 10)
+``ungrokking``    P2/P3: ungrokking over D' x weight decay x seed (``run_ungrokking``)
+``semigrokking``  P4: semi-grokking just above D_crit (``run_semigrokking``)
+``fig10``         Figure 10a: G:M correct-logit ratio against D (``run_fig10``)
+``allocation``    Theorem D.4 on disjoint pairs; Figure 10 settled; predicted curves; D_crit two ways
+``figure8``       Figure 8: ungrokking of the other operations (the full scale only)
+================  ==================================================================
 
-A stage reads what earlier stages left through :class:`Context` (typed results, or the
-in-memory experiment results of this call), never by parsing their JSON.
+A stage takes the results of the stages it reads as an argument (``upstream``, by stage
+name; :attr:`Stage.needs` run first, :attr:`Stage.reads` are used when they ran), and their
+folders through :meth:`Context.folder`; it never parses their JSON.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,30 +47,33 @@ from circeff.io import read_json, write_json
 from circeff.reproduce.config import ReproduceConfig
 from circeff.reproduce.results import StageResult, Table
 
-__all__ = ["STAGE_FUNCS", "STAGE_VERDICTS", "Context", "VERDICT_KEYS", "measure_run_controls", "settings_of"]
+__all__ = ["STAGES", "Context", "Stage", "VERDICT_KEYS", "measure_run_controls", "settings_of", "stage",
+           "stages_for"]
 
 VERDICT_KEYS = ("P1", "P2", "P3", "P4", "fig10a", "allocation")
-# which verdicts a stage produces (a failed stage's verdicts do not hold)
-STAGE_VERDICTS = {"p1": ("P1",), "p2_p3": ("P2", "P3"), "p4": ("P4",), "fig10": ("fig10a",),
-                  "allocation": ("allocation",)}
+Upstream = Mapping[str, StageResult]
 
 
+@dataclass(frozen=True)
 class Context:
-    """What the stages of one call share: the config, the out folder, the trainer, the results
-    so far, and experiment results kept in memory (recomputed from disk when a stage was skipped)."""
+    """What every stage of one call reads: the config, the out folder, progress bars, the trainer."""
 
-    def __init__(self, config: ReproduceConfig, out: Path, progress: bool, trainer: Trainer = IN_PROCESS) -> None:
-        self.config, self.out, self.progress, self.trainer = config, out, progress, trainer
-        self.results: dict[str, StageResult] = {}
-        self.efficiency: eff.EfficiencyResult | None = None
-        self.fig10_rows: pd.DataFrame | None = None
+    config: ReproduceConfig
+    out: Path
+    progress: bool
+    trainer: Trainer = IN_PROCESS
 
     def rel(self, path: Path) -> str:
         return str(Path(path).relative_to(self.out))
 
-    def estimate(self, stage: str, name: str) -> Interval | None:
-        r = self.results.get(stage)
-        return r.estimates.get(name) if r is not None and r.done else None
+    def folder(self, stage: str) -> Path:
+        """The folder of stage ``stage`` (where an upstream stage left its runs)."""
+        return self.out / stage
+
+
+def _estimate(upstream: Upstream, stage: str, name: str) -> Interval | None:
+    r = upstream.get(stage)
+    return r.estimates.get(name) if r is not None and r.done else None
 
 
 def settings_of(config: Any, **extra: Any) -> dict[str, Any]:
@@ -100,7 +107,7 @@ def _step(step: int | None) -> str:
     return "not reached" if step is None else str(step)
 
 
-def stage_theory(ctx: Context, out: Path) -> StageResult:
+def stage_theory(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     from circeff.theory.check import run_claims
 
     report = run_claims(seed=ctx.config.theory_seed)
@@ -113,7 +120,7 @@ def stage_theory(ctx: Context, out: Path) -> StageResult:
                                          for c in claims])])
 
 
-def stage_toy(ctx: Context, out: Path) -> StageResult:
+def stage_toy(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     from circeff.io import atomic_write_bytes
     from circeff.toy.experiments import figure2_data
     from circeff.toy.plots import figure_png, plot_figure2
@@ -128,7 +135,7 @@ def stage_toy(ctx: Context, out: Path) -> StageResult:
                for k, p in data["panels"].items()])
 
 
-def stage_grokking(ctx: Context, out: Path) -> StageResult:
+def stage_progress(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.progress
     rows = prog.run_progress(cfg, out, progress=ctx.progress, resume=True).rows  # one model: always here
     last = rows.iloc[-1]
@@ -137,7 +144,7 @@ def stage_grokking(ctx: Context, out: Path) -> StageResult:
     memorised = int(mem["step"].iloc[0]) if len(mem) else None
     generalised = int(grok["step"].iloc[0]) if len(grok) else None
     return StageResult(
-        "grokking", config=cfg.to_dict(),
+        "progress", config=cfg.to_dict(),
         figures={"Figure 9: accuracy, G and M proxies and parameter norm during a grokking run":
                  ctx.rel(out / "fig9.png")},
         notes=[f"Memorised (train acc >= {MEMORISED_TRAIN_ACC:g}) at step {_step(memorised)}, generalised (test acc >= {GENERALISED_TEST_ACC:g}) at "
@@ -145,11 +152,10 @@ def stage_grokking(ctx: Context, out: Path) -> StageResult:
                f"{float(last['test_acc']):.3g}."])
 
 
-def stage_p1(ctx: Context, out: Path) -> StageResult:
+def stage_efficiency(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.efficiency
     result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     eff.write_efficiency(result)
-    ctx.efficiency = result
     a, table = result.analysis, result.verdict_table()
     verdict = result.verdict.with_numbers(kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
                                           crossover_D_crit=a.crossover.D_crit)
@@ -157,7 +163,7 @@ def stage_p1(ctx: Context, out: Path) -> StageResult:
     kept = g.groupby("D").agg(networks=("accepted", "size"), accepted=("accepted", "sum"),
                               min_trig_share=("trig_share", "min"), trained_at=("settled_from", "max")).reset_index()
     return StageResult(
-        "p1", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
+        "efficiency", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
         controls=measure_run_controls({"P1": lambda: C.estimate_p1_design(table)}, ctx.config.controls_n),
         settings=settings_of(cfg, alphas=list(cfg.alphas), settle_iterations=cfg.settle_iterations,
                              M_sizes=list(cfg.m_train_sizes), G_trained_at=list(cfg.g_train_sizes),
@@ -172,7 +178,7 @@ def stage_p1(ctx: Context, out: Path) -> StageResult:
                           for k in kept.to_dict("records")])])
 
 
-def stage_base(ctx: Context, out: Path) -> StageResult:
+def stage_base(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     base = train_base(ctx.config.base, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     cfg = ctx.config.base
     chosen = base.chosen(len(cfg.seeds))
@@ -185,9 +191,9 @@ def stage_base(ctx: Context, out: Path) -> StageResult:
          for i, r in enumerate(base.rows.to_dict("records"))])])
 
 
-def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
+def stage_ungrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.ungrokking
-    r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
+    r = ung.run_ungrokking(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.folder("base"),
                            trainer=ctx.trainer)
     ung.write_ungrokking(r)
     table, chance = r.verdict_table(), cfg.base.chance
@@ -203,7 +209,7 @@ def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
     estimates = {"ungrokking": r.pooled.D_crit, **({} if r.pooled.at_bound else {"ungrokking_interior": r.pooled.D_crit})}
     excluded = r.rows[~r.rows["converged"]]
     return StageResult(
-        "p2_p3", config=cfg.to_dict(), verdicts=verdicts, estimates=estimates,
+        "ungrokking", config=cfg.to_dict(), verdicts=verdicts, estimates=estimates,
         controls=measure_run_controls({"P2": lambda: C.estimate_transition_design(table, chance),
                                        "P3": lambda: C.estimate_transition_design(table, chance, key="P3")},
                                       ctx.config.controls_n),
@@ -224,18 +230,18 @@ def stage_p2_p3(ctx: Context, out: Path) -> StageResult:
                           for m in means.to_dict("records")])])
 
 
-def _dcrit_for_semigrok(ctx: Context) -> tuple[float | None, str]:
-    for stage, name, source in (("p2_p3", "ungrokking_interior", "ungrokking transition"),
-                                ("p1", "crossover", "P1 efficiency crossover")):
-        iv = ctx.estimate(stage, name)
+def _dcrit_for_semigrokking(upstream: Upstream) -> tuple[float | None, str]:
+    for stage, name, source in (("ungrokking", "ungrokking_interior", "ungrokking transition"),
+                                ("efficiency", "crossover", "P1 efficiency crossover")):
+        iv = _estimate(upstream, stage, name)
         if iv is not None and np.isfinite(iv.value):
             return iv.value, source
     return None, "computed on demand (ungrokking)"
 
 
-def stage_p4(ctx: Context, out: Path) -> StageResult:
-    cfg = ctx.config.semigrok
-    dcrit, source = _dcrit_for_semigrok(ctx)
+def stage_semigrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
+    cfg = ctx.config.semigrokking
+    dcrit, source = _dcrit_for_semigrokking(upstream)
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
                               resume=True, trainer=ctx.trainer)
     semi.write_semigrokking(r)
@@ -243,7 +249,7 @@ def stage_p4(ctx: Context, out: Path) -> StageResult:
     verdict = r.verdict.with_numbers(D_crit_used=r.dcrit,
                                      D_crit_source=source if not cfg.sizes else "sizes given")
     return StageResult(
-        "p4", config=cfg.to_dict(), verdicts=[verdict],
+        "semigrokking", config=cfg.to_dict(), verdicts=[verdict],
         controls=measure_run_controls({"P4": lambda: C.estimate_p4_design(table, chance)}, ctx.config.controls_n),
         settings=settings_of(cfg, sizes=list(r.sizes), size_rule=f"{cfg.n_sizes} sizes geometrically spaced in "
                              f"[{cfg.low_factor:g}, {cfg.high_factor:g}] x D_crit"),
@@ -252,12 +258,11 @@ def stage_p4(ctx: Context, out: Path) -> StageResult:
                          [[c.run, c.label, c.final_test_acc, c.drift, c.transient] for c in r.classes])])
 
 
-def stage_fig10(ctx: Context, out: Path) -> StageResult:
+def stage_fig10(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.fig10
-    r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.out / "base",
+    r = f10.run_fig10(cfg, out, progress=ctx.progress, resume=True, base_dir=ctx.folder("base"),
                       trainer=ctx.trainer)
     f10.write_fig10(r)
-    ctx.fig10_rows = r.rows
     table = r.rows[list(V.FIG10A_COLUMNS)]
     med = r.rows.groupby("D").agg(ratio=("ratio", "median"), g_logit=("g_logit", "median"),
                                   m_logit=("m_logit", "median"), test_acc=("test_acc", "mean"),
@@ -277,7 +282,7 @@ def _settled_fig10(ctx: Context, out: Path) -> pd.DataFrame:
     from circeff.empirical.experiments.allocation import settle_fig10
 
     cfg = ctx.config.allocation
-    runs = ctx.out / "fig10" / "runs"
+    runs = ctx.folder("fig10") / "runs"
     if not (runs / "summary.json").is_file():
         raise RunError("no Figure 10 networks (the fig10 stage failed)")
     csv, key = out / "fig10_settled.csv", {"alphas": list(cfg.fig10_alphas), "iterations": cfg.fig10_iterations,
@@ -293,16 +298,16 @@ def _iv_text(iv: Interval) -> str:
     return f"{iv.value:.3g} [{iv.lo:.3g}, {iv.hi:.3g}]"
 
 
-def stage_allocation(ctx: Context, out: Path) -> StageResult:
+def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     """Theorem D.4 on disjoint pairs, Figure 10's networks settled, the two predicted curves
     and the crossover at the operating logit beside the ungrokking D_crit."""
     from circeff.empirical.experiments import allocation as alloc
 
     cfg = ctx.config.allocation
     alone, pair = alloc.run_disjoint(cfg.on_base(ctx.config.base), out / "disjoint", progress=ctx.progress,
-                                     base_dir=ctx.out / "base", m_source=ctx.out / "p1" / "M", trainer=ctx.trainer)
+                                     base_dir=ctx.folder("base"), m_source=ctx.folder("efficiency") / "M", trainer=ctx.trainer)
     settled = _settled_fig10(ctx, out)
-    ungrokking = ctx.estimate("p2_p3", "ungrokking")
+    ungrokking = _estimate(upstream, "ungrokking", "ungrokking")
     a = alloc.analyse_allocation(alone, pair, settled, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
                                  g_only_share=cfg.g_only_share, dcrit_ungrokking=ungrokking,
                                  level=cfg.level, n_boot=cfg.n_boot)
@@ -371,7 +376,7 @@ def stage_allocation(ctx: Context, out: Path) -> StageResult:
                  ctx.rel(out / "allocation_curves.png")})
 
 
-def stage_figure8(ctx: Context, out: Path) -> StageResult:
+def stage_figure8(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     """Figure 8: ungrokking on each other task, with D_crit and the P2/P3 rules per task."""
     from circeff.empirical.experiments import figure8 as fig8
 
@@ -400,15 +405,60 @@ def stage_figure8(ctx: Context, out: Path) -> StageResult:
                          [[v.key, v.holds, v.reason] for v in verdicts])])
 
 
-STAGE_FUNCS: dict[str, tuple[str, Callable[[Context, Path], StageResult]]] = {
-    "theory": ("Theory checks (D.1-D.4, lemmas)", stage_theory),
-    "toy": ("Toy model, Figure 2", stage_toy),
-    "grokking": ("Grokking run, Figure 9", stage_grokking),
-    "p1": ("P1 efficiency", stage_p1),
-    "base": ("Base G-only networks", stage_base),
-    "p2_p3": ("P2/P3 ungrokking", stage_p2_p3),
-    "p4": ("P4 semi-grokking", stage_p4),
-    "fig10": ("Figure 10a", stage_fig10),
-    "allocation": ("Allocation and D_crit two ways", stage_allocation),
-    "figure8": ("Figure 8, ungrokking per task", stage_figure8),
-}
+@dataclass(frozen=True)
+class Stage:
+    """One stage of ``circeff reproduce``: its folder name, title, function and what it reads.
+
+    ``verdicts``: the keys it decides (a failed stage's verdicts do not hold); ``configs``: the
+    fields of :class:`ReproduceConfig` it reads, its own first (an experiment command checks
+    only those); ``needs``: stages that must have run first (an experiment command runs them
+    too); ``reads``: stages whose results it uses when they ran; ``optional``: only a scale
+    that configures it (``configs[0]`` not None) runs it.
+    """
+
+    name: str
+    title: str
+    run: Callable[[Context, Path, Upstream], StageResult]
+    verdicts: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    optional: bool = False
+
+
+# the one list of stages, in the order they run
+STAGES: tuple[Stage, ...] = (
+    Stage("theory", "Theory checks (D.1-D.4, lemmas)", stage_theory),
+    Stage("toy", "Toy model, Figure 2", stage_toy),
+    Stage("progress", "Grokking run, Figure 9", stage_progress, configs=("progress",)),
+    Stage("efficiency", "P1 efficiency", stage_efficiency, ("P1",), ("efficiency",)),
+    Stage("base", "Base networks of ungrokking and Figure 10", stage_base, configs=("base",)),
+    Stage("ungrokking", "P2/P3 ungrokking", stage_ungrokking, ("P2", "P3"), ("ungrokking", "base"), needs=("base",)),
+    # without sizes, semi-grokking places them from ungrokking's D_crit (or P1's crossover), or
+    # measures that D_crit itself with ungrokking's config
+    Stage("semigrokking", "P4 semi-grokking", stage_semigrokking, ("P4",), ("semigrokking", "base", "ungrokking"),
+          reads=("ungrokking", "efficiency")),
+    Stage("fig10", "Figure 10a", stage_fig10, ("fig10a",), ("fig10", "base"), needs=("base",)),
+    # allocation reuses P1's M networks, continues the base networks, settles Figure 10's
+    Stage("allocation", "Allocation and D_crit two ways", stage_allocation, ("allocation",),
+          ("allocation", "efficiency", "base"), needs=("efficiency", "base", "ungrokking", "fig10")),
+    Stage("figure8", "Figure 8, ungrokking per task", stage_figure8, (), ("figure8", "base", "ungrokking"),
+          optional=True),
+)
+_BY_NAME = {s.name: s for s in STAGES}
+
+
+def stage(name: str) -> Stage:
+    """The stage called ``name``."""
+    return _BY_NAME[name]
+
+
+def stages_for(name: str) -> tuple[str, ...]:
+    """Stage ``name`` and every stage it needs (transitively), in the order they run."""
+    wanted, todo = set(), [name]
+    while todo:
+        n = todo.pop()
+        if n not in wanted:
+            wanted.add(n)
+            todo += stage(n).needs
+    return tuple(s.name for s in STAGES if s.name in wanted)

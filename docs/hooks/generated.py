@@ -8,16 +8,16 @@ A page asks for generated content with a marker on a line of its own::
                                               variant that drops a hypothesis
     <!-- circeff:cli -->                      the CLI reference, walked from circeff.cli.main.app
     <!-- circeff:verdict P1 -->               a verdict from the reproduce summary.json
-    <!-- circeff:figure reproduce/p1.png Caption text -->
+    <!-- circeff:figure reproduce/efficiency.png Caption text -->
                                               a figure under docs/figures/, or an admonition
                                               saying how to produce it when it is missing
     <!-- circeff:figures reproduce/*ungrok*.png Caption -->
                                               every figure matching a glob, or the admonition
-    <!-- circeff:stage-figures p1 -->         the figures a reproduce stage lists in summary.json
+    <!-- circeff:stage-figures efficiency -->         the figures a reproduce stage lists in summary.json
     <!-- circeff:verdict-summary -->          one line per verdict of summary.json
     <!-- circeff:controls P1 -->              false accept / false reject of a verdict measured on
                                               the run's own design (no argument: every verdict)
-    <!-- circeff:settings p1 -->              P, widths, lr, steps, seeds of a reproduce stage
+    <!-- circeff:settings efficiency -->              P, widths, lr, steps, seeds of a reproduce stage
                                               (no argument: every stage)
     <!-- circeff:reproduce-run -->            command, scale, machine and timings of that run
     <!-- circeff:toy fig2 -->                 the numbers behind a toy figure

@@ -60,9 +60,9 @@ def _options(cmd) -> dict[str, object]:
 
 
 TRAINING_COMMANDS = [("train",), ("reproduce",), ("sweep", "run"), *[("experiment", e) for e in
-                     ("efficiency", "progress", "ungrok", "semigrok", "fig10", "allocation")]]
+                     ("efficiency", "progress", "ungrokking", "semigrokking", "fig10", "allocation")]]
 PRESET_COMMANDS = [("train",), ("reproduce",), *[("experiment", e) for e in
-                   ("efficiency", "progress", "ungrok", "semigrok", "fig10", "allocation")]]
+                   ("efficiency", "progress", "ungrokking", "semigrokking", "fig10", "allocation")]]
 
 
 # ---- reproduce --quick / --full: the same config as before the names were unified --------------
@@ -72,7 +72,7 @@ def _numbers(cfg) -> dict:
         return x.base.training if hasattr(x, "base") else x.training
 
     out = {}
-    for name in ("progress", "efficiency", "ungrokking", "semigrok", "fig10", "allocation"):
+    for name in ("progress", "efficiency", "ungrokking", "semigrokking", "fig10", "allocation"):
         c = getattr(cfg, name)
         t, m = training(c), training(c).model
         row = {"p": t.p, "model": [m.d_model, m.n_heads, m.d_head, m.d_mlp], "lr": t.lr, "wd": t.weight_decay,
@@ -207,7 +207,7 @@ def test_one_name_per_idea_and_one_resume_rule(path):
      ["experiment", "efficiency", "--m-train-sizes", "40,80", "--g-train-sizes", "500", "--train-weight-decay", "0.5"]),
     (["experiment", "progress", "--seeds", "3", "--weight-decays", "0.5"],
      ["experiment", "progress", "--seed", "3", "--weight-decay", "0.5"]),
-    (["experiment", "semigrok", "--weight-decays", "1.5"], ["experiment", "semigrok", "--weight-decay", "1.5"]),
+    (["experiment", "semigrokking", "--weight-decays", "1.5"], ["experiment", "semigrok", "--weight-decay", "1.5"]),
     (["train", "--weight-decays", "0.3,1", "--sizes", "100,200"], ["train", "--weight-decay", "0.3,1", "--train-size",
                                                                    "100,200"]),
 ])
@@ -218,7 +218,7 @@ def test_old_spellings_still_work_and_mean_the_same(new, old, record, tmp_path):
 @pytest.mark.parametrize("argv", [
     ["experiment", "efficiency", "--weight-decays", "0.5,1"],
     ["experiment", "progress", "--weight-decays", "0.5,1"],
-    ["experiment", "semigrok", "--weight-decays", "1,2"],
+    ["experiment", "semigrokking", "--weight-decays", "1,2"],
     ["experiment", "progress", "--seeds", "0,1"],
 ])
 def test_a_command_that_takes_one_value_says_so_in_one_line(argv, capsys, tmp_path):
@@ -230,8 +230,8 @@ def test_a_command_that_takes_one_value_says_so_in_one_line(argv, capsys, tmp_pa
 
 # ---- one resume rule -----------------------------------------------------------------------------
 @pytest.mark.parametrize("argv", [
-    ["train"], ["reproduce"], ["experiment", "efficiency"], ["experiment", "progress"], ["experiment", "ungrok"],
-    ["experiment", "semigrok"], ["experiment", "fig10"], ["experiment", "allocation"]])
+    ["train"], ["reproduce"], ["experiment", "efficiency"], ["experiment", "progress"], ["experiment", "ungrokking"],
+    ["experiment", "semigrokking"], ["experiment", "fig10"], ["experiment", "allocation"]])
 def test_no_resume_refuses_a_folder_that_holds_files_in_one_line(argv, capsys, tmp_path, record):
     out = tmp_path / "run"
     out.mkdir()
@@ -244,7 +244,7 @@ def test_no_resume_refuses_a_folder_that_holds_files_in_one_line(argv, capsys, t
 
 
 # ---- an experiment checks only the stages it runs -------------------------------------------------
-UNGROK = ["experiment", "ungrok", "--p", "59", "--train-frac", "0.5", "--sizes", "79,176,265,391,870"]
+UNGROK = ["experiment", "ungrokking", "--p", "59", "--train-frac", "0.5", "--sizes", "79,176,265,391,870"]
 
 
 def test_ungrok_of_sizes_below_the_bases_is_accepted(record, tmp_path):
@@ -253,7 +253,7 @@ def test_ungrok_of_sizes_below_the_bases_is_accepted(record, tmp_path):
     assert config.ungrokking.sizes == (79, 176, 265, 391, 870) and config.base.p == 59
     assert config.base.train_size == 1740
     assert config == experiment_config("quick", p=59, train_frac=0.5, ungrokking_sizes=(79, 176, 265, 391, 870),
-                                       stages=("base", "p2_p3"))
+                                       stages=("base", "ungrokking"))
 
 
 def test_a_stage_the_command_runs_names_the_preset_value_not_a_flag(capsys, tmp_path):
@@ -270,11 +270,11 @@ def test_a_stage_the_command_runs_names_the_preset_value_not_a_flag(capsys, tmp_
 
 def test_every_command_runs_the_same_config_it_did_for_valid_options():
     # stages= only changes what is checked: a config that was valid is built exactly as before
-    from circeff.cli.experiment import STAGES_OF
+    from circeff.cli.experiment import STAGE_OF, stages_of
 
     kwargs = dict(p=17, seeds=(0, 1), ungrokking_sizes=(20, 40, 80), fig10_sizes=(10, 30, 60))
     whole = experiment_config("quick", **kwargs)
-    for stages in STAGES_OF.values():
+    for stages in map(stages_of, STAGE_OF):
         if "figure8" not in stages:
             assert experiment_config("quick", stages=stages, **kwargs) == whole
 
