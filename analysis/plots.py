@@ -32,6 +32,7 @@ from circeff.analysis.semigrokking import LABELS, RunClass
 from circeff.analysis.stats import Interval
 from circeff.analysis.ungrokking import DcritEstimate
 from circeff.errors import ConfigError
+from circeff.thresholds import GENERALISED_TEST_ACC
 from circeff.io import atomic_write_bytes
 
 __all__ = [
@@ -291,7 +292,7 @@ _PROXY_STYLE = {"trig_train": ("G (trig), train", CIRCUIT_COLORS["G"], "-"),
 
 def plot_progress(rows: pd.DataFrame,
                   proxies: Sequence[str] = ("trig_train", "mem_train", "trig_test", "mem_test"),
-                  *, grok_threshold: float = 0.95) -> Figure:
+                  *, grok_threshold: float = GENERALISED_TEST_ACC) -> Figure:
     """Figure 9: left, train and test accuracy against step with the step where test accuracy
     first reaches ``grok_threshold`` marked; right, the G and M correct-logit proxies and the
     parameter norm (twin axis). ``rows``: ``step``, ``param_norm``, any of ``proxies``

@@ -82,7 +82,7 @@ PY
 # 4. The whole paper-preset reproduction, as far as the time allows (rerunning resumes).
 section "circeff reproduce --preset paper --device cuda (limit $REPRODUCE_LIMIT_MIN min)"
 start=$(date +%s)
-timeout "${REPRODUCE_LIMIT_MIN}m" circeff reproduce --preset paper --full --device cuda --no-progress \
+timeout "${REPRODUCE_LIMIT_MIN}m" circeff reproduce --preset paper --device cuda --no-progress \
     --out "$OUT/reproduce_paper" 2>&1 | tail -40 | tee "$OUT/reproduce.log"
 rc=${PIPESTATUS[0]}
 echo "- wall time $(( $(date +%s) - start )) s, exit code $rc (124: stopped by the time limit)" >> "$MD"

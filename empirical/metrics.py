@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from circeff.thresholds import GENERALISED_TEST_ACC, MEMORISED_TRAIN_ACC
+
 __all__ = ["MISSING", "METRIC_COLUMNS", "TEST_COLUMNS", "cross_entropy64", "cross_entropy64_and_grad", "csv_rows",
            "has_test_set", "metric_rows", "milestones", "missing_as_nan", "per_example_loss64"]
 
@@ -120,8 +122,8 @@ def csv_rows(rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
         yield row if has_test_set(row) else {**row, **dict.fromkeys(TEST_COLUMNS, "")}
 
 
-def milestones(rows: Sequence[dict], train_threshold: float = 0.99,
-               test_threshold: float = 0.95) -> list[dict]:
+def milestones(rows: Sequence[dict], train_threshold: float = MEMORISED_TRAIN_ACC,
+               test_threshold: float = GENERALISED_TEST_ACC) -> list[dict]:
     """Per model: first logged step with train accuracy >= ``train_threshold`` (memorised),
     first with test accuracy >= ``test_threshold`` (generalised; None if never), final accuracies
     (``final_test_acc`` is NaN for a model without test examples).

@@ -320,7 +320,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
 
     existing = checkpoint_path(out)  # this version's checkpoint, or an earlier version's
     if existing.is_file() and not resume:
-        raise RunError(f"{out} already holds a run ({existing.name}); pass --resume to continue it, or use another --out")
+        raise RunError(f"{out} already holds a run ({existing.name}); rerun without --no-resume to continue it, or use another --out")
     if resume and existing.is_file():
         state = load_checkpoint(existing, device, expected=config)
         state.config = config

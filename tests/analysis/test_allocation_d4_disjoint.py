@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from circeff.analysis import allocation as allocation_d4
+from circeff.analysis import allocation as allocation_analysis
 from circeff.analysis.allocation import (
     allocation_curves,
     allocation_verdict,
@@ -98,8 +98,8 @@ def test_D4_disjoint_comparison_agrees_on_synthetic_circuits():
 def test_D4_disjoint_comparison_catches_a_mutated_prediction(monkeypatch):
     """Negative control: a prediction with P_G and P_M swapped loses the agreement."""
     alone, pair = _alone(P_TRUE, KAPPA, D_VALUES), _pair(_true_winner, D_VALUES)
-    real = allocation_d4.d4_optimum
-    monkeypatch.setattr(allocation_d4, "d4_optimum", lambda P_G, P_M, *a, **k: real(P_M, P_G, *a, **k))
+    real = allocation_analysis.d4_optimum
+    monkeypatch.setattr(allocation_analysis, "d4_optimum", lambda P_G, P_M, *a, **k: real(P_M, P_G, *a, **k))
     c = compare_disjoint(alone, pair, n_classes=N, n_boot=200)
     assert c.winner_agreement.value == 0.0 and c.winner_agreement.hi < 0.5
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from circeff.analysis import allocation as allocation_d4
+from circeff.analysis import allocation
 from circeff.analysis.allocation import kappa_from_exponent
 from circeff.empirical import disjoint
 from circeff.reproduce import reproduce_config
@@ -22,14 +22,15 @@ from circeff.reproduce.stages import Context, stage_allocation, stage_base, stag
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
     ctx = Context(reproduce_config("cpu", "tiny"), out, progress=False)
+    upstream = {}
     for name, stage in (("base", stage_base), ("fig10", stage_fig10)):
-        ctx.results[name] = stage(ctx, out / name)
-    result = stage_allocation(ctx, out / "allocation")
-    return ctx, out, result
+        upstream[name] = stage(ctx, out / name, dict(upstream))
+    result = stage_allocation(ctx, out / "allocation", upstream)
+    return ctx, out, result, upstream
 
 
 def test_allocation_stage_verdict_numbers_follow_its_rule(tiny):
-    ctx, out, r = tiny
+    ctx, out, r, _ = tiny
     v = r.verdict("allocation")
     n = v.numbers
     cfg = ctx.config.allocation
@@ -56,7 +57,7 @@ def test_allocation_stage_verdict_numbers_follow_its_rule(tiny):
 
 
 def test_allocation_stage_resumes_without_settling_again(tiny, monkeypatch):
-    ctx, out, first = tiny
+    ctx, out, first, upstream = tiny
 
     def boom(*a, **k):
         raise AssertionError("settled again although the markers say it is done")
@@ -64,7 +65,7 @@ def test_allocation_stage_resumes_without_settling_again(tiny, monkeypatch):
     monkeypatch.setattr(disjoint, "settle_alone", boom)
     monkeypatch.setattr("circeff.empirical.experiments.allocation.settle_alone", boom)
     monkeypatch.setattr("circeff.empirical.experiments.allocation.settle_fig10", boom)
-    again = stage_allocation(ctx, out / "allocation")
+    again = stage_allocation(ctx, out / "allocation", upstream)
     assert again.verdict("allocation").numbers == first.verdict("allocation").numbers
     # without its marker the settled Figure 10 is redone (so the check above could fail)
     marker = out / "allocation" / "fig10_settled.json"
@@ -72,7 +73,7 @@ def test_allocation_stage_resumes_without_settling_again(tiny, monkeypatch):
     marker.unlink()
     try:
         with pytest.raises(AssertionError, match="settled again"):
-            stage_allocation(ctx, out / "allocation")
+            stage_allocation(ctx, out / "allocation", upstream)
     finally:
         marker.write_text(saved)
 
@@ -81,11 +82,11 @@ def test_allocation_stage_catches_a_mutated_D4_prediction(tiny, monkeypatch):
     """Negative control: D.4's weights handed to the wrong circuits (G's to M, M's to G) lose
     the agreement the real prediction has on the tiny pairs. (Swapping only P_G and P_M is
     not a control here: with kappa_G != kappa_M the operating logit can keep the winner.)"""
-    ctx, out, first = tiny
+    ctx, out, first, upstream = tiny
     good = first.verdict("allocation").numbers
     assert good["disjoint_winner_agreement"]["value"] == 1.0
-    real = allocation_d4.d4_optimum
-    monkeypatch.setattr(allocation_d4, "d4_optimum", lambda *a, **k: real(*a, **k)[::-1])
-    mutated = stage_allocation(ctx, out / "allocation").verdict("allocation").numbers
+    real = allocation.d4_optimum
+    monkeypatch.setattr(allocation, "d4_optimum", lambda *a, **k: real(*a, **k)[::-1])
+    mutated = stage_allocation(ctx, out / "allocation", upstream).verdict("allocation").numbers
     assert mutated["disjoint_winner_agreement"]["value"] == 0.0
     assert mutated["disjoint_winner_agreement"]["hi"] < 0.75

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from circeff.analysis import allocation as allocation_d4
+from circeff.analysis import allocation as allocation_analysis
 from circeff.analysis.allocation import d4_optimum, settled_splits
 from circeff.empirical.disjoint import minimise_l2
 
@@ -84,8 +84,8 @@ def test_D4_disjoint_mutated_prediction_is_caught(monkeypatch):
     """Negative control: a prediction that swaps the circuits' P disagrees with the settle."""
     P, kappa = (4.0, 6.0), (3, 3)
     best = settled_splits(_settle_pair(P, kappa, STARTS)).iloc[0]
-    real = allocation_d4.d4_optimum
-    monkeypatch.setattr(allocation_d4, "d4_optimum",
+    real = allocation_analysis.d4_optimum
+    monkeypatch.setattr(allocation_analysis, "d4_optimum",
                         lambda P_G, P_M, *a, **k: real(P_M, P_G, *a, **k))
-    w_G, w_M = allocation_d4.d4_optimum(*P, *kappa, alpha=ALPHA, n_classes=N_CLASSES)
+    w_G, w_M = allocation_analysis.d4_optimum(*P, *kappa, alpha=ALPHA, n_classes=N_CLASSES)
     assert ("G" if w_G > w_M else "M") != best["winner"]
