@@ -39,7 +39,7 @@ from circeff.empirical.config import ModelConfig, Training, TrainingView
 from circeff.empirical.experiments.allocation import AllocationConfig, DisjointConfig
 from circeff.empirical.experiments.efficiency import EfficiencyConfig
 from circeff.empirical.experiments.fig10 import Fig10Config
-from circeff.empirical.experiments.predictions_common import SMALL_MODEL, BaseConfig
+from circeff.empirical.experiments.predictions_common import QUICK, BaseConfig, quick_base
 from circeff.empirical.experiments.progress import ProgressConfig
 from circeff.empirical.experiments.semigrokking import SemigrokConfig
 from circeff.empirical.experiments.ungrokking import UngrokkingConfig
@@ -60,9 +60,9 @@ def sizes_of(p: int, fracs: Sequence[float]) -> tuple[int, ...]:
 
 
 # ---- the training settings of each scale -------------------------------------------------------
-# Quick: the narrower model and a larger learning rate, so that it groks within 1500 steps on a CPU
-# (MEASUREMENTS: "quick grokking").
-QUICK = Training(p=23, model=SMALL_MODEL, lr=3e-3, steps=1500, seeds=(0, 1, 2), log_every=50, checkpoint_every=500)
+# Quick: the defaults of every experiment config (QUICK and quick_base in predictions_common): the
+# narrower model and a larger learning rate, so that it groks within 1500 steps on a CPU
+# (MEASUREMENTS: "quick grokking"); two spare bases (MEASUREMENTS: "base trig shares").
 # Full: the paper's architecture and optimiser (the defaults of ModelConfig and Training; weight
 # decays as in each entry) at the largest prime P that fits the two-hour budget whatever Figure 8's
 # bases do: the work per model-step grows with the P^2 pairs, so the next prime, 37, costs
@@ -75,12 +75,12 @@ PAPER = Training(p=113, model=ModelConfig(), lr=1e-3, steps=20_000, seeds=tuple(
 # The grokked networks that ungrokking and Figure 10 both continue (one set per scale).
 # Spare networks replace bases that are not G-only: two spares leave three G-only bases at the
 # quick and full scales (MEASUREMENTS: "base trig shares").
-_BASE = {"quick": BaseConfig(QUICK, spare_seeds=(3, 4)), "full": BaseConfig(FULL, spare_seeds=(3, 4)),
+_BASE = {"quick": quick_base(), "full": BaseConfig(FULL, spare_seeds=(3, 4)),
          "paper": BaseConfig(PAPER)}
 
 PRESETS: dict[tuple[str, str], Any] = {
     # Figure 9: one grokking run, at a training fraction that groks within the scale's steps.
-    ("progress", "quick"): ProgressConfig(replace(QUICK, seeds=(0,)), train_frac=0.6, snapshot_every=100),
+    ("progress", "quick"): ProgressConfig(),
     ("progress", "full"): ProgressConfig(replace(FULL, seeds=(0,)), train_frac=0.5, snapshot_every=100),
     ("progress", "paper"): ProgressConfig(replace(PAPER, seeds=(0,), steps=40_000, log_every=100),
                                           train_frac=0.3, snapshot_every=500),
@@ -88,9 +88,7 @@ PRESETS: dict[tuple[str, str], Any] = {
     # smaller fractions some did not: MEASUREMENTS "P1 G fraction"), then settled on random
     # subsets so that G covers half a decade of D; enough L-BFGS iterations per rung that the
     # norm no longer drifts (MEASUREMENTS "P1 settle drift").
-    ("efficiency", "quick"): EfficiencyConfig(
-        QUICK, m_train_sizes=(40, 80, 160), g_train_sizes=sizes_of(23, (0.957,)),
-        g_subset_sizes=(160, 285, 400), settle_iterations=300),
+    ("efficiency", "quick"): EfficiencyConfig(),
     ("efficiency", "full"): EfficiencyConfig(
         FULL, m_train_sizes=(60, 120, 240, 480), g_train_sizes=sizes_of(31, (0.95,)),
         g_subset_sizes=(240, 480, 700), settle_iterations=300),
@@ -102,8 +100,7 @@ PRESETS: dict[tuple[str, str], Any] = {
     # ungrokking transition"). Three weight decays spanning 4x (what the P3 rule needs), compared
     # at equal wd x steps; five more D' around the coarse grid's D_crit; unconverged runs are
     # continued once.
-    ("ungrokking", "quick"): UngrokkingConfig(_BASE["quick"], sizes=(30, 50, 85, 140, 240, 400),
-                                              weight_decays=(1.0, 2.0, 4.0), decay_budget=1200.0),
+    ("ungrokking", "quick"): UngrokkingConfig(),
     # Full: six coarse D' and four refined. Weight decays twice quick's: at the full scale's smaller
     # lr they decay the same share of the weights per step (lr x wd) as quick's at quick's lr,
     # and the budget gives about the same lr x budget.
@@ -116,15 +113,14 @@ PRESETS: dict[tuple[str, str], Any] = {
         weight_decays=(0.5, 1.0, 2.0), decay_budget=100_000.0, log_every=500, n_boot=1000),
     # Figure 10 continues the same bases at sizes from a few dozen to nearly all pairs.
     # (three seeds per D: the Figure 10a rule needs them)
-    ("fig10", "quick"): Fig10Config(_BASE["quick"], sizes=(20, 40, 80, 160, 320, 500), decay_budget=1500.0),
+    ("fig10", "quick"): Fig10Config(),
     ("fig10", "full"): Fig10Config(_BASE["full"], sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
     ("fig10", "paper"): Fig10Config(_BASE["paper"], sizes=(250, 500, 1000, 2000, 4000, 8000, 12000),
                                     seeds=(0, 1, 2, 3, 4), decay_budget=100_000.0, log_every=500),
     # P4. Sizes by rule from the same run's D_crit: geometrically spaced in [1, 4] x D_crit (the
     # band between the ungrokking D_crit and sizes that grok: MEASUREMENTS "P4 band"). More
     # steps than the bases so that the last third can settle (MEASUREMENTS "P4 steps").
-    ("semigrokking", "quick"): SemigrokConfig(replace(QUICK, weight_decay=2.0, seeds=(0, 1), steps=4000), n_sizes=6,
-                                          low_factor=1.0, high_factor=4.0),
+    ("semigrokking", "quick"): SemigrokConfig(),
     ("semigrokking", "full"): SemigrokConfig(replace(FULL, weight_decay=2.0, seeds=(0, 1, 2, 3), steps=6000),
                                          n_sizes=5, low_factor=1.0, high_factor=4.0),
     # Appendix A.1: 10 seeds x 20 sizes evenly spaced in [1500, 2050]
@@ -141,11 +137,7 @@ PRESETS: dict[tuple[str, str], Any] = {
 # minimisation, so that the stage stays a small part of the quick run (MEASUREMENTS "allocation
 # cost").
 PRESETS.update({
-    ("allocation", "quick"): AllocationConfig(
-        DisjointConfig(_BASE["quick"], sizes=(40, 80, 160), g_only_sizes=(320, 480), seeds=(0, 1),
-                       m_steps=QUICK.steps, m_lr=QUICK.lr, alphas=(1e-3, 1e-2), pair_alpha=1e-3,
-                       splits=((1.0, 0.5), (0.5, 1.0)), iterations=60),
-        fig10_alphas=(1e-3,), fig10_iterations=60, state_alpha=1e-3, n_boot=500),
+    ("allocation", "quick"): AllocationConfig(),
     ("allocation", "full"): AllocationConfig(
         DisjointConfig(_BASE["full"], sizes=(60, 120, 240, 480), g_only_sizes=(720, 900), seeds=(0, 1, 2),
                        m_steps=FULL.steps, m_lr=FULL.lr, alphas=(1e-3, 1e-2), pair_alpha=1e-3,

@@ -50,3 +50,11 @@ def test_experiment_help_shows_what_each_preset_sets(capsys):
     assert run(["experiment", "efficiency", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.replace("│", " ").split())  # rich wraps inside a box
     assert "P = 23" in text and "P = 113" in text
+
+
+@pytest.mark.parametrize("experiment", presets.EXPERIMENTS)
+def test_an_experiment_config_built_from_its_defaults_is_the_quick_preset(experiment):
+    # no unnamed fourth preset: what a config is without arguments is the quick scale's
+    quick = presets.get(experiment, "quick")
+    assert type(quick)() == quick
+    assert presets.get(experiment, "full") != quick

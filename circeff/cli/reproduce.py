@@ -53,24 +53,10 @@ def reproduce(
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
     from circeff.reproduce import run_reproduce
-    from circeff.reproduce.config import check_preset, named_config
+    from circeff.reproduce.config import named_config
     from circeff.sweep.backend import make_trainer
-    from circeff.sweep.executors import EXECUTOR_NAMES
 
-    if quick and full:
-        raise ConfigError("--quick", "give at most one of --quick and --full", "both")
-    shortcut = "quick" if quick else "full" if full else None
-    if scale is not None and shortcut:
-        raise ConfigError("--scale", "cannot be combined with --quick or --full", scale)
-    if scale is not None and scale != "tiny":
-        raise ConfigError("--scale", "must be tiny", scale)
-    if preset is not None:
-        check_preset(preset)
-        if shortcut and preset != shortcut:
-            hint = {("paper", "quick"): " (--preset paper --smoke is the paper's run cut down)",
-                    ("paper", "full"): " (--preset paper alone is the paper's full run)"}.get((preset, shortcut), "")
-            raise ConfigError("--preset", f"--{shortcut} is --preset {shortcut}: give one of them{hint}", preset)
-    name = preset or shortcut or "quick"
+    name = _preset_named(quick, full, preset, scale)
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError("--device", "must be cpu or cuda", device)
     if threads is not None:
@@ -79,12 +65,7 @@ def reproduce(
         import torch
 
         torch.set_num_threads(threads)
-    if executor not in EXECUTOR_NAMES:
-        raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
-    if timeout_min < 1:
-        raise ConfigError("--timeout-min", "must be >= 1", timeout_min)
-    if gpus_per_node < 0:
-        raise ConfigError("--gpus-per-node", "must be >= 0", gpus_per_node)
+    _check_executor(executor, timeout_min, gpus_per_node)
     config = named_config(name, device, smoke=smoke, tiny=scale == "tiny")
     typed = f"--preset {name}" + (" --smoke" if smoke else "")
     if json_path is not None and not plan:
@@ -106,6 +87,37 @@ def reproduce(
         print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "
           f"summary: {out / 'summary.json'}")
+
+
+def _preset_named(quick: bool, full: bool, preset: Optional[str], scale: Optional[str]) -> str:
+    """The preset the options name: --quick and --full are shortcuts for --preset."""
+    from circeff.reproduce.config import check_preset
+
+    if quick and full:
+        raise ConfigError("--quick", "give at most one of --quick and --full", "both")
+    shortcut = "quick" if quick else "full" if full else None
+    if scale is not None and shortcut:
+        raise ConfigError("--scale", "cannot be combined with --quick or --full", scale)
+    if scale is not None and scale != "tiny":
+        raise ConfigError("--scale", "must be tiny", scale)
+    if preset is not None:
+        check_preset(preset)
+        if shortcut and preset != shortcut:
+            hint = {("paper", "quick"): " (--preset paper --smoke is the paper's run cut down)",
+                    ("paper", "full"): " (--preset paper alone is the paper's full run)"}.get((preset, shortcut), "")
+            raise ConfigError("--preset", f"--{shortcut} is --preset {shortcut}: give one of them{hint}", preset)
+    return preset or shortcut or "quick"
+
+
+def _check_executor(executor: str, timeout_min: int, gpus_per_node: int) -> None:
+    from circeff.sweep.executors import EXECUTOR_NAMES
+
+    if executor not in EXECUTOR_NAMES:
+        raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
+    if timeout_min < 1:
+        raise ConfigError("--timeout-min", "must be >= 1", timeout_min)
+    if gpus_per_node < 0:
+        raise ConfigError("--gpus-per-node", "must be >= 0", gpus_per_node)
 
 
 def _print_plan(config, title: str, json_path: Optional[Path]) -> None:

@@ -147,7 +147,8 @@ def _tiny() -> ReproduceConfig:
     return ReproduceConfig(
         preset="cpu", scale="tiny", toy_steps=2000,
         progress=prog.ProgressConfig(replace(t, steps=40, seeds=(0,)), train_frac=0.6, snapshot_every=20),
-        efficiency=eff.EfficiencyConfig(t, m_train_sizes=(20, 40), g_train_sizes=(90, 110), alphas=(1e-3, 1e-2),
+        efficiency=eff.EfficiencyConfig(t, m_train_sizes=(20, 40), g_train_sizes=(90, 110), g_subset_sizes=(),
+                                        alphas=(1e-3, 1e-2),
                                         settle_iterations=10, n_boot=100),
         ungrokking=ung.UngrokkingConfig(base=base, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0),
                                         decay_budget=40.0, log_every=10, n_boot=50),

@@ -298,28 +298,15 @@ def _iv_text(iv: Interval) -> str:
     return f"{iv.value:.3g} [{iv.lo:.3g}, {iv.hi:.3g}]"
 
 
-def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
-    """Theorem D.4 on disjoint pairs, Figure 10's networks settled, the two predicted curves
-    and the crossover at the operating logit beside the ungrokking D_crit."""
-    from circeff.empirical.experiments import allocation as alloc
-
-    cfg = ctx.config.allocation
-    alone, pair = alloc.run_disjoint(cfg.on_base(ctx.config.base), out / "disjoint", progress=ctx.progress,
-                                     base_dir=ctx.folder("base"), m_source=ctx.folder("efficiency") / "M", trainer=ctx.trainer)
-    settled = _settled_fig10(ctx, out)
-    ungrokking = _estimate(upstream, "ungrokking", "ungrokking")
-    a = alloc.analyse_allocation(alone, pair, settled, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
-                                 g_only_share=cfg.g_only_share, dcrit_ungrokking=ungrokking,
-                                 level=cfg.level, n_boot=cfg.n_boot)
-    alloc.write_allocation(a, out)
+def _allocation_verdict(a, state_alpha: float) -> Verdict:  # noqa: ANN001 - an AllocationAnalysis
+    """The allocation verdict with the per-D records that summary.json and the docs show."""
     d, curves, cross = a.disjoint, a.curves, a.crossings
     op = cross["operating_settled"]
-    goal = a.dcrit_comparison.get("operating_settled")
     # Figure 10's median ratio per D: AdamW endpoint beside the settled state
     fig10 = pd.DataFrame(a.summary["fig10"])
-    fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == cfg.state_alpha)]
+    fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == state_alpha)]
     wide = fig10.pivot(index="D", columns="state", values="ratio_median").reset_index()
-    verdict = Verdict(
+    return Verdict(
         "allocation", a.verdict.holds,
         f"{a.verdict.reason}. Disjoint pairs: {d.reason}",
         to_plain({**a.verdict.numbers, "disjoint_winner_agreement": d.winner_agreement,
@@ -329,7 +316,7 @@ def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult
                   "log_error_by_D": [{"D": p.D, "a": p.log_error_a, "b": p.log_error_b}
                                      for p in curves["settled"].points],
                   "dcrit_operating": op.D_crit, "dcrit_operating_interpolated": op.interpolated,
-                  "dcrit_ungrokking": ungrokking, "dcrit_goal": goal,
+                  "dcrit_ungrokking": a.dcrit_ungrokking, "dcrit_goal": a.dcrit_comparison.get("operating_settled"),
                   "disjoint_by_D": [{"D": r["D"], "pairs": r["n"], "predicted": "/".join(r["predicted_winners"]),
                                      "measured": "/".join(r["measured_winners"]), "ratio_median": r["ratio_median"],
                                      "winner_take_all": r["winner_take_all"], "agree": r["agree"]} for r in d.per_D],
@@ -345,22 +332,45 @@ def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult
                                        for r in wide.to_dict("records")]}),
         a.verdict.rule)
 
+
+def _dcrit_routes(cross: dict, ungrokking: Interval | None) -> list[list]:
+    """Rows of the report's "D_crit two ways" table: each crossover route, then ungrokking's."""
     def width(iv: Interval | None) -> str:
         return f"{iv.hi / iv.lo:.3g}x" if iv is not None and iv.lo > 0 and np.isfinite(iv.hi) else "unbounded"
 
-    routes = [[f"crossover at the settled operating logit {cross['operating_settled'].operating_logit:.3g}",
-               _iv_text(op.D_crit), width(op.D_crit), op.interpolated],
-              [f"crossover at the AdamW operating logit {cross['operating_adamw'].operating_logit:.3g}",
-               _iv_text(cross["operating_adamw"].D_crit), width(cross["operating_adamw"].D_crit),
-               cross["operating_adamw"].interpolated],
-              ["crossover at unit logit", _iv_text(cross["unit_logit"].D_crit), width(cross["unit_logit"].D_crit),
-               cross["unit_logit"].interpolated]]
+    named = {"operating_settled": "crossover at the settled operating logit "
+                                  f"{cross['operating_settled'].operating_logit:.3g}",
+             "operating_adamw": f"crossover at the AdamW operating logit {cross['operating_adamw'].operating_logit:.3g}",
+             "unit_logit": "crossover at unit logit"}
+    rows = [[label, _iv_text(cross[k].D_crit), width(cross[k].D_crit), cross[k].interpolated]
+            for k, label in named.items()]
     if ungrokking is not None:
-        routes.append(["ungrokking transition (P2)", _iv_text(ungrokking), width(ungrokking), "-"])
+        rows.append(["ungrokking transition (P2)", _iv_text(ungrokking), width(ungrokking), "-"])
+    return rows
+
+
+def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
+    """Theorem D.4 on disjoint pairs, Figure 10's networks settled, the two predicted curves
+    and the crossover at the operating logit beside the ungrokking D_crit."""
+    from circeff.empirical.experiments import allocation as alloc
+
+    cfg = ctx.config.allocation
+    alone, pair = alloc.run_disjoint(cfg.on_base(ctx.config.base), out / "disjoint", progress=ctx.progress,
+                                     base_dir=ctx.folder("base"), m_source=ctx.folder("efficiency") / "M",
+                                     trainer=ctx.trainer)
+    settled = _settled_fig10(ctx, out)
+    ungrokking = _estimate(upstream, "ungrokking", "ungrokking")
+    a = alloc.analyse_allocation(alone, pair, settled, n_classes=ctx.config.base.p, state_alpha=cfg.state_alpha,
+                                 g_only_share=cfg.g_only_share, dcrit_ungrokking=ungrokking,
+                                 level=cfg.level, n_boot=cfg.n_boot)
+    alloc.write_allocation(a, out)
+    curves, op = a.curves, a.crossings["operating_settled"]
+    goal = a.dcrit_comparison.get("operating_settled")
     # the per-D records travel in the verdict (summary.json, the docs); the report's table
     # here is only the one with intervals as text, for reading
     tables = [Table.of("D_crit two ways (width: hi/lo of the interval; interpolated: inside both circuits' "
-                       "measured D)", ["route", "D_crit [interval]", "width", "interpolated"], routes)]
+                       "measured D)", ["route", "D_crit [interval]", "width", "interpolated"],
+                       _dcrit_routes(a.crossings, ungrokking))]
     notes = [f"kappa_eff (case 2 fitted to the settled ratios) {_iv_text(curves['settled'].kappa_eff)}; "
              f"to the AdamW endpoints {_iv_text(curves['adamw'].kappa_eff)}; per-circuit kappa_G "
              f"{_iv_text(curves['settled'].kappa_G)} (G settled alone where its trig share stays above "
@@ -370,7 +380,8 @@ def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult
         notes.append(f"D_crit goal (points within 25%, widths within 2x): point gap {goal['point_gap']:.0%}, "
                      f"log-width ratio {goal['width_ratio']:.3g}: {'met' if goal['goal_met'] else 'not met'}.")
     return StageResult(
-        "allocation", config=cfg.to_dict(), verdicts=[verdict], tables=tables, notes=notes,
+        "allocation", config=cfg.to_dict(), verdicts=[_allocation_verdict(a, cfg.state_alpha)], tables=tables,
+        notes=notes,
         estimates={"crossover_operating": op.D_crit},
         figures={"Allocation: G:M logit ratio against D, predicted curves (a), (b) and measured":
                  ctx.rel(out / "allocation_curves.png")})

@@ -62,7 +62,7 @@ from circeff.empirical.disjoint import (
     settle_pair,
     single_model_trig_share,
 )
-from circeff.empirical.experiments.predictions_common import BaseConfig, train_base, train_or_reuse
+from circeff.empirical.experiments.predictions_common import QUICK, BaseConfig, quick_base, train_base, train_or_reuse
 from circeff.empirical.settle import settle
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.errors import ConfigError
@@ -97,17 +97,17 @@ class DisjointConfig:
         label_seed: the random labels of M.
     """
 
-    base: BaseConfig = field(default_factory=BaseConfig)
-    sizes: tuple[int, ...] = (40, 80, 160, 320)
-    g_only_sizes: tuple[int, ...] = ()
+    base: BaseConfig = field(default_factory=quick_base)
+    sizes: tuple[int, ...] = (40, 80, 160)
+    g_only_sizes: tuple[int, ...] = (320, 480)
     seeds: tuple[int, ...] = (0, 1)
-    m_steps: int = 1500
-    m_lr: float = 3e-3
+    m_steps: int = QUICK.steps
+    m_lr: float = QUICK.lr
     m_weight_decay: float = 1.0
-    alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    alphas: tuple[float, ...] = (1e-3, 1e-2)
     pair_alpha: float = 1e-3
-    splits: tuple[tuple[float, float], ...] = ((1.0, 0.5), (1.0, 1.0), (0.5, 1.0))
-    iterations: int = 150
+    splits: tuple[tuple[float, float], ...] = ((1.0, 0.5), (0.5, 1.0))
+    iterations: int = 60
     label_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -167,10 +167,10 @@ class AllocationConfig:
 
     disjoint: DisjointConfig = field(default_factory=DisjointConfig)
     fig10_alphas: tuple[float, ...] = (1e-3,)
-    fig10_iterations: int = 100
+    fig10_iterations: int = 60
     state_alpha: float = 1e-3
     g_only_share: float = G_ONLY_TRIG_SHARE
-    n_boot: int = 1000
+    n_boot: int = 500
     level: float = CONFIDENCE_LEVEL
 
     def __post_init__(self) -> None:

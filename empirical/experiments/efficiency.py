@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,7 @@ from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.empirical.circuits import analyse_params
 from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
+from circeff.empirical.experiments.predictions_common import QUICK
 from circeff.empirical.settle import SettleTrace, settle
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.errors import ConfigError, RunError
@@ -144,10 +145,10 @@ class EfficiencyConfig(TrainingView):
         level, n_boot, analysis_seed: the fit's confidence level and bootstrap.
     """
 
-    training: Training = field(default_factory=lambda: Training(lr=3e-3, seeds=(0, 1)))
+    training: Training = QUICK
     m_train_sizes: tuple[int, ...] = (40, 80, 160)
-    g_train_sizes: tuple[int, ...] = (317, 397, 476)
-    g_subset_sizes: tuple[int, ...] = ()
+    g_train_sizes: tuple[int, ...] = (506,)   # 0.957 of the P^2 pairs, where every seed forms the trig circuit
+    g_subset_sizes: tuple[int, ...] = (160, 285, 400)
     alphas: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
     settle_iterations: int = 300
     g_only_share: float = G_ONLY_TRIG_SHARE

@@ -41,6 +41,7 @@ from circeff.empirical.experiments.predictions_common import (
     BaseResult,
     check_continuation_fields,
     convergence_table,
+    quick_base,
     sizes_below,
     sorted_unique,
     train_base,
@@ -76,7 +77,7 @@ class Fig10Config:
         n_boot, analysis_seed: bootstrap of the allocation comparison's measured ratios.
     """
 
-    base: BaseConfig = field(default_factory=BaseConfig)
+    base: BaseConfig = field(default_factory=quick_base)
     sizes: tuple[int, ...] = (20, 40, 80, 160, 320, 500)
     seeds: tuple[int, ...] = ()
     weight_decay: float = 1.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +29,7 @@ from circeff.analysis.plots import plot_progress, save_figure
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.circuits import analyse_params, require_fourier_task
 from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
+from circeff.empirical.experiments.predictions_common import QUICK
 from circeff.empirical.model import WEIGHT_NAMES, Params
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError, RunError
@@ -66,7 +67,7 @@ class ProgressConfig(TrainingView):
         snapshot_every: steps between snapshots (also the engine's checkpoint rhythm).
     """
 
-    training: Training = field(default_factory=lambda: Training(steps=3000, seeds=(0,)))
+    training: Training = replace(QUICK, seeds=(0,))
     train_frac: float = 0.6
     data_seed: int = 0
     snapshot_every: int = 100

@@ -27,7 +27,7 @@ D_crit used, counts, verdict), ``semigrokking.png``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +42,7 @@ from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
-from circeff.empirical.experiments.predictions_common import (
-    SMALL_MODEL,
-    sizes_below,
-
-)
+from circeff.empirical.experiments.predictions_common import QUICK, sizes_below
 from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import in_range, integer_at_least, positive
@@ -71,9 +67,9 @@ class SemigrokConfig(TrainingView):
             ``[low_factor, high_factor] x D_crit``.
     """
 
-    training: Training = field(default_factory=lambda: Training(model=SMALL_MODEL, lr=3e-3, steps=4000))
+    training: Training = replace(QUICK, weight_decay=2.0, seeds=(0, 1), steps=4000)
     sizes: tuple[int, ...] = ()
-    n_sizes: int = 8
+    n_sizes: int = 6
     low_factor: float = 1.0
     high_factor: float = 4.0
 

@@ -60,6 +60,7 @@ from circeff.empirical.experiments.predictions_common import (
     check_continuation_fields,
     convergence_table,
     final_rows,
+    quick_base,
     sizes_below,
     sorted_unique,
     train_base,
@@ -98,10 +99,10 @@ class UngrokkingConfig:
             another ``decay_budget``).
     """
 
-    base: BaseConfig = field(default_factory=BaseConfig)
+    base: BaseConfig = field(default_factory=quick_base)
     sizes: tuple[int, ...] = (30, 50, 85, 140, 240, 400)
-    weight_decays: tuple[float, ...] = (1.0, 2.0)
-    decay_budget: float = 1500.0
+    weight_decays: tuple[float, ...] = (1.0, 2.0, 4.0)
+    decay_budget: float = 1200.0
     log_every: int = 50
     convergence_window: float = 0.25
     acc_tol: float = 0.05
