@@ -89,7 +89,7 @@ from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency
 from circeff.analysis.rule import Verdict
 from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns, to_plain
 from circeff.errors import ConfigError
-from circeff.thresholds import CONFIDENCE_LEVEL
+from circeff.thresholds import CONFIDENCE_LEVEL, N_BOOT
 from circeff.theory import optima
 
 __all__ = [
@@ -145,7 +145,7 @@ def _winner(w_G: float, w_M: float) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def fit_alone(alone: object, *, level: float = CONFIDENCE_LEVEL, n_boot: int = 2000, seed: int = 0) -> EfficiencyAnalysis:
+def fit_alone(alone: object, *, level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT, seed: int = 0) -> EfficiencyAnalysis:
     """P1's fit on the circuits settled alone (alpha plays the role of the weight decay)."""
     df = require_columns(alone, ALONE_COLUMNS, numeric=("D", "alpha", "param_norm", "correct_logit"))
     rows = df.rename(columns={"alpha": "weight_decay"})
@@ -228,7 +228,7 @@ class DisjointComparison(Record):
 
 
 def compare_disjoint(alone: object, pair: object, *, n_classes: int, q: float = 2.0, level: float = CONFIDENCE_LEVEL,
-                     n_boot: int = 2000, seed: int = 0, wta_share: float = 0.05,
+                     n_boot: int = N_BOOT, seed: int = 0, wta_share: float = 0.05,
                      analysis: EfficiencyAnalysis | None = None) -> DisjointComparison:
     """D.4's winner per (D, seed) from the circuits alone, against the settled pair."""
     a = analysis or fit_alone(alone, level=level, n_boot=n_boot, seed=seed)
@@ -387,7 +387,7 @@ def _errors(log_r: np.ndarray, x: np.ndarray, wta: float) -> tuple[np.ndarray, n
 
 
 def allocation_curves(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, measured: object, *,
-                      q: float = 2.0, wta_share: float = 0.05, level: float = CONFIDENCE_LEVEL, n_boot: int = 1000,
+                      q: float = 2.0, wta_share: float = 0.05, level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT,
                       seed: int = 0) -> AllocationCurves:
     """Both predicted curves, the measured ratios and the errors per D (module docstring)."""
     df = require_columns(measured, ("D", "seed", "g_logit", "m_logit"), numeric=("D", "g_logit", "m_logit"))
@@ -486,7 +486,7 @@ class OperatingCrossover(Record):
 
 
 def operating_crossover(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, operating_logit: float, *,
-                        level: float = CONFIDENCE_LEVEL, n_boot: int = 2000, seed: int = 0,
+                        level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT, seed: int = 0,
                         resample_stripes: bool = True) -> OperatingCrossover:
     """D where ``N_G = N_M`` at ``operating_logit`` (module docstring).
 

@@ -102,7 +102,7 @@ from circeff.analysis.stats import (
 )
 from circeff.analysis.rule import Verdict, fmt, interval, level_of, t_interval, verdict
 from circeff.errors import ConfigError
-from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL
+from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL, N_BOOT
 from circeff.validate import integer_at_least
 
 __all__ = [
@@ -487,7 +487,7 @@ def _require_two_D(des: _Design) -> None:
 
 
 def fit_trend(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = CONFIDENCE_LEVEL,
-              n_boot: int = 2000, seed: int = 0) -> Trend:
+              n_boot: int = N_BOOT, seed: int = 0) -> Trend:
     """Slope of ``log P(D)`` against ``log D`` for one circuit with its interval."""
     check_common(level=level, n_boot=n_boot, seed=seed)
     des = _design(_validated(rows), circuit, intercepts)
@@ -525,7 +525,7 @@ def _crossover(fit_G: CircuitFit, fit_M: CircuitFit, logPG: np.ndarray, logPM: n
 
 
 def analyse_efficiency(rows: object, *, intercepts: Intercepts = "D", level: float = CONFIDENCE_LEVEL,
-                       n_boot: int = 2000, seed: int = 0,
+                       n_boot: int = N_BOOT, seed: int = 0,
                        g_model: Literal["flat", "trend"] = "flat",
                        min_points_per_D: int = 3) -> EfficiencyAnalysis:
     """P1 estimates from single-circuit networks: fits, trends and the crossover (D_crit).

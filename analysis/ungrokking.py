@@ -69,7 +69,7 @@ from scipy.special import expit
 from circeff.analysis.rule import Verdict, fmt, interval, level_of, t_interval, verdict
 from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns
 from circeff.errors import ConfigError, RunError
-from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL, G_ONLY_TRIG_SHARE, MAX_EXCLUDED_FRACTION
+from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL, G_ONLY_TRIG_SHARE, MAX_EXCLUDED_FRACTION, N_BOOT
 from circeff.validate import in_range, integer_at_least
 
 __all__ = [
@@ -221,7 +221,7 @@ def _check(level: float, n_boot: int, seed: int) -> None:
     integer_at_least("seed", seed, 0)
 
 
-def estimate_dcrit(rows: object, *, chance: float, level: float = CONFIDENCE_LEVEL, n_boot: int = 200,
+def estimate_dcrit(rows: object, *, chance: float, level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT,
                    seed: int = 0) -> DcritEstimate:
     """D_crit of all ``rows`` (weight decays pooled if several), with its seed-bootstrap interval.
 
@@ -236,7 +236,7 @@ def estimate_dcrit(rows: object, *, chance: float, level: float = CONFIDENCE_LEV
 
 
 def dcrit_by_weight_decay(rows: object, *, chance: float, level: float = CONFIDENCE_LEVEL,
-                          n_boot: int = 200, seed: int = 0) -> tuple[DcritEstimate, ...]:
+                          n_boot: int = N_BOOT, seed: int = 0) -> tuple[DcritEstimate, ...]:
     """One :func:`estimate_dcrit` per weight decay, sorted by weight decay (independent draws)."""
     _check(level, n_boot, seed)
     df = _validated(rows, chance)
@@ -310,7 +310,7 @@ def _bic(rss: float, n: int, k: int) -> float:
 
 def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min_in_band: int = 3,
        min_delta_bic: float = 10.0, min_jump: float = 0.5, max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
-       level: float = CONFIDENCE_LEVEL, n_boot: int = 200, seed: int = 0,
+       level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT, seed: int = 0,
        g_only_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
     """P2: a phase transition in final test accuracy against log D', not a ramp (module doc)."""
     rule = {"band": list(band), "min_in_band": int(min_in_band), "criterion": "BIC",

@@ -1,4 +1,5 @@
-"""Every threshold the experiments and the decision rules share, stated once and used by name.
+"""Every threshold and statistical setting the experiments and the decision rules share, stated
+once and used by name.
 
 A value here was fixed before any run was looked at. Where the paper gives it, the section is
 named; where the paper's value was lost, the choice is ours and says so. A function that takes
@@ -18,6 +19,7 @@ __all__ = [
     "GENERALISED_TEST_ACC",
     "MAX_EXCLUDED_FRACTION",
     "MEMORISED_TRAIN_ACC",
+    "N_BOOT",
 ]
 
 # A network is G-only (its logits are the generalising circuit's) when the trig share of its
@@ -36,6 +38,10 @@ BASE_GENERALISED_ACC = 0.99
 
 # Two-sided confidence level of every reported interval.
 CONFIDENCE_LEVEL = 0.95
+
+# Bootstrap replicates of a resampled interval where the caller does not say (an experiment's
+# config states its own number; this is the default of the estimators it calls).
+N_BOOT = 1000
 
 # Level of the interval that an equivalence test (two one-sided tests at 5% each) reads.
 EQUIVALENCE_LEVEL = 0.90

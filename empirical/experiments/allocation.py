@@ -66,7 +66,7 @@ from circeff.empirical.experiments.predictions_common import QUICK, BaseConfig, 
 from circeff.empirical.settle import settle
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
 from circeff.errors import ConfigError
-from circeff.thresholds import CONFIDENCE_LEVEL, G_ONLY_TRIG_SHARE
+from circeff.thresholds import CONFIDENCE_LEVEL, G_ONLY_TRIG_SHARE, N_BOOT
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv, write_json
 from circeff.validate import integer_at_least, positive
 
@@ -399,7 +399,7 @@ class AllocationAnalysis:
 
 def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, *,
                        n_classes: int, state_alpha: float, g_only_share: float = G_ONLY_TRIG_SHARE,
-                       dcrit_ungrokking: Interval | None = None, level: float = CONFIDENCE_LEVEL, n_boot: int = 1000,
+                       dcrit_ungrokking: Interval | None = None, level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT,
                        seed: int = 0) -> AllocationAnalysis:
     """Every comparison of the allocation experiments (:func:`write_allocation` writes them to
     ``allocation_d4.json`` and ``allocation_curves.png``):

@@ -74,7 +74,6 @@ class Fig10Config:
         log_every: evaluation interval.
         convergence_window, acc_tol, norm_tol: convergence numbers reported per network.
         level: confidence level of the rank correlation's interval.
-        n_boot, analysis_seed: bootstrap of the allocation comparison's measured ratios.
     """
 
     base: BaseConfig = field(default_factory=quick_base)
@@ -87,8 +86,6 @@ class Fig10Config:
     acc_tol: float = 0.05
     norm_tol: float = 0.05
     level: float = CONFIDENCE_LEVEL
-    n_boot: int = 2000
-    analysis_seed: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, BaseConfig):

@@ -105,15 +105,13 @@ def sizes_below(values: Sequence[object], limit: int, why: str, *, at_least: int
 
 def check_continuation_fields(config: object) -> None:
     """Validate the fields that the continuation experiments (Figure 10, ungrokking) share:
-    ``decay_budget``, ``log_every``, the convergence numbers and the bootstrap settings."""
+    ``decay_budget``, ``log_every``, the convergence numbers and the confidence level."""
     positive("decay_budget", config.decay_budget)
     integer_at_least("log_every", config.log_every, 1)
     in_range("convergence_window", config.convergence_window, 0.0, 1.0, lo_open=True)
     positive("acc_tol", config.acc_tol)
     positive("norm_tol", config.norm_tol)
     in_range("level", config.level, 0.0, 1.0, lo_open=True, hi_open=True)
-    integer_at_least("n_boot", config.n_boot, 20)
-    integer_at_least("analysis_seed", config.analysis_seed, 0)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,8 @@ class UngrokkingConfig:
             positive("weight_decays", w)
         object.__setattr__(self, "weight_decays", wds)
         check_continuation_fields(self)
+        integer_at_least("n_boot", self.n_boot, 20)
+        integer_at_least("analysis_seed", self.analysis_seed, 0)
         integer_at_least("n_refine", self.n_refine, 0)
         lo, hi = (float(v) for v in self.refine_range)
         if not 0 < lo < hi:

@@ -15,7 +15,7 @@ from circeff.empirical.experiments.predictions_common import TINY_MODEL, BaseCon
 from circeff.errors import ConfigError
 
 BASE = BaseConfig(Training(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30))
-TINY = Fig10Config(base=BASE, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10, n_boot=50)
+TINY = Fig10Config(base=BASE, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10)
 
 
 def test_fig10a_writes_ratios_verdict_and_figures(tmp_path):
