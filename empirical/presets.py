@@ -95,7 +95,7 @@ PRESETS: dict[tuple[str, str], Any] = {
     # G networks at 40-80% of the pairs (above the grokking threshold)
     ("efficiency", "paper"): EfficiencyConfig(
         replace(PAPER, seeds=(0, 1, 2), steps=40_000), m_train_sizes=(500, 1000, 2000, 4000),
-        g_train_sizes=sizes_of(113, (0.4, 0.6, 0.8)), settle_iterations=1000),
+        g_train_sizes=sizes_of(113, (0.4, 0.6, 0.8)), g_subset_sizes=(), settle_iterations=1000),
     # P2/P3. The coarse D' grid straddles the ungrokking transition (MEASUREMENTS "quick
     # ungrokking transition"). Three weight decays spanning 4x (what the P3 rule needs), compared
     # at equal wd x steps; five more D' around the coarse grid's D_crit; unconverged runs are
@@ -126,7 +126,7 @@ PRESETS: dict[tuple[str, str], Any] = {
     # Appendix A.1: 10 seeds x 20 sizes evenly spaced in [1500, 2050]
     ("semigrokking", "paper"): SemigrokConfig(
         replace(PAPER, steps=100_000, log_every=500, checkpoint_every=5000),
-        sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20))),
+        sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20)), n_sizes=8),
 }
 
 # ---- allocation (Theorem D.4 on disjoint pairs; Figure 10's networks settled) ------------------
@@ -146,7 +146,7 @@ PRESETS.update({
     ("allocation", "paper"): AllocationConfig(
         DisjointConfig(_BASE["paper"], sizes=(500, 1000, 2000, 4000), g_only_sizes=(6000, 9000), seeds=(0, 1, 2),
                        m_steps=40_000, m_lr=PAPER.lr, alphas=(1e-4, 1e-3, 1e-2), pair_alpha=1e-3,
-                       iterations=500),
+                       splits=((1.0, 0.5), (1.0, 1.0), (0.5, 1.0)), iterations=500),
         fig10_alphas=(1e-4, 1e-3), fig10_iterations=500, state_alpha=1e-3, n_boot=1000),
 })
 

@@ -313,3 +313,17 @@ def test_experiment_efficiency_writes_what_the_run_computed(monkeypatch, tmp_pat
     monkeypatch.setattr(eff, "describe", lambda r: ["described"])
     assert run(["experiment", "efficiency", "--out", str(tmp_path / "e"), "--no-progress"]) == 0
     assert written == [result] and "described" in capsys.readouterr().out
+
+
+def test_every_experiment_preset_keeps_every_setting_it_had():
+    # experiment_presets.json: every (experiment, scale) of empirical.presets as the commit before
+    # the experiments' defaults became the quick preset wrote it (names as they are now), so a
+    # preset that leaned on a changed default shows up here
+    import dataclasses
+
+    from circeff.analysis.stats import to_plain
+    from circeff.empirical import presets
+
+    expected = json.loads((Path(__file__).parent / "experiment_presets.json").read_text())
+    got = {f"{e}/{s}": to_plain(dataclasses.asdict(c)) for (e, s), c in presets.PRESETS.items() if e != "train"}
+    assert got == expected
