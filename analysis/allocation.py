@@ -86,6 +86,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from circeff.analysis.efficiency import EfficiencyAnalysis, analyse_efficiency
+from circeff.analysis.fig10 import logit_ratio
 from circeff.analysis.rule import Verdict
 from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns, to_plain
 from circeff.errors import ConfigError
@@ -165,13 +166,6 @@ def stripe_log_P(alone: object, kappa_G: float, kappa_M: float) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _ratio(g: float, m: float) -> float:
-    """``g / m``; a circuit left at or below 0 counts as absent (``inf`` or ``0``)."""
-    if g > 0 and m > 0:
-        return float(g / m)
-    return math.inf if g > 0 else (0.0 if m > 0 else math.nan)
-
-
 def settled_splits(pair: object) -> pd.DataFrame:
     """Per (D, seed): the lowest-objective start, its ratio, and whether every start agreed."""
     df = require_columns(pair, PAIR_COLUMNS, numeric=("D", "objective", "g_logit", "m_logit"))
@@ -182,7 +176,7 @@ def settled_splits(pair: object) -> pd.DataFrame:
         total = best["g_logit"] + best["m_logit"]
         out.append({"D": float(d), "seed": int(s), "alpha": float(best["alpha"]),
                     "g_logit": float(best["g_logit"]), "m_logit": float(best["m_logit"]),
-                    "total_logit": float(total), "ratio": _ratio(best["g_logit"], best["m_logit"]),
+                    "total_logit": float(total), "ratio": float(logit_ratio(best["g_logit"], best["m_logit"])),
                     "g_share": float(best["g_logit"] / total) if total > 0 else math.nan,
                     "winner": _winner(best["g_logit"], best["m_logit"]),
                     "starts_agree": len(winners) == 1, "objective_spread": float(np.ptp(g["objective"]))})

@@ -28,23 +28,28 @@ from circeff.analysis.stats import require_columns
 from circeff.errors import ConfigError
 from circeff.thresholds import CONFIDENCE_LEVEL
 
-__all__ = ["FIG10A_COLUMNS", "RATIO_COLUMNS", "fig10a", "measured_ratios"]
+__all__ = ["FIG10A_COLUMNS", "RATIO_COLUMNS", "fig10a", "logit_ratio", "measured_ratios"]
 
 FIG10A_COLUMNS = ("D", "seed", "ratio")
 RATIO_COLUMNS = ("D", "seed", "g_logit", "m_logit")
 
 
+def logit_ratio(g_logit: np.ndarray | float, m_logit: np.ndarray | float) -> np.ndarray:
+    """The G:M ratio ``g / m``; a circuit at or below 0 counts as absent: ``inf`` when only G is
+    left, ``0`` when only M is, nan when neither (the package's one convention)."""
+    g, m = np.asarray(g_logit, dtype=float), np.asarray(m_logit, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((g > 0) & (m > 0), g / m, np.nan)
+    return np.where((g > 0) & (m <= 0), np.inf, np.where((g <= 0) & (m > 0), 0.0, ratio))
+
+
 def measured_ratios(rows: object) -> pd.DataFrame:
-    """``D, seed, ratio`` per network (conventions for non-positive logits in the module doc)."""
+    """``D, seed, ratio`` per network (:func:`logit_ratio`; rows where neither circuit is left
+    are dropped)."""
     df = require_columns(rows, RATIO_COLUMNS, numeric=("D", "g_logit", "m_logit"))
     if (df["D"] <= 0).any():
         raise ConfigError("D", "must be > 0", float(df["D"][df["D"] <= 0].iloc[0]))
-    g, m = df["g_logit"].to_numpy(), df["m_logit"].to_numpy()
-    ratio = np.full(g.size, np.nan)
-    both = (g > 0) & (m > 0)
-    ratio[both] = g[both] / m[both]
-    ratio[(g > 0) & (m <= 0)] = np.inf
-    ratio[(g <= 0) & (m > 0)] = 0.0
+    ratio = logit_ratio(df["g_logit"].to_numpy(), df["m_logit"].to_numpy())
     out = pd.DataFrame({"D": df["D"], "seed": df["seed"], "ratio": ratio})
     return out[np.isfinite(out["ratio"]) | (out["ratio"] == np.inf)].reset_index(drop=True)
 

@@ -129,8 +129,7 @@ def classify_runs(trajectories: Any, chance: float, **classifier: Any) -> tuple[
                  for (D, s), g in df.groupby(["D", "seed"], sort=True))
 
 
-def p4_sizes(d_crit: float, *, n_sizes: int = 8, low_factor: float = 1.0,
-             high_factor: float = 4.0) -> tuple[int, ...]:
+def p4_sizes(d_crit: float, *, n_sizes: int, low_factor: float, high_factor: float) -> tuple[int, ...]:
     """The semi-grokking sizes by rule: ``n_sizes`` geometrically spaced in
     ``[low_factor, high_factor] x D_crit`` (from the same run's D_crit, not from calibration)."""
     if not (d_crit > 0 and math.isfinite(d_crit)):

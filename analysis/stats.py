@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from circeff.errors import ConfigError
 from circeff.validate import in_range, integer_at_least
@@ -33,12 +32,9 @@ from circeff.validate import in_range, integer_at_least
 __all__ = [
     "Interval",
     "Record",
-    "bootstrap_counts",
     "check_common",
     "percentile_interval",
     "require_columns",
-    "spearman",
-    "spearman_rows",
     "to_plain",
 ]
 
@@ -151,43 +147,3 @@ def percentile_interval(value: float, replicates: np.ndarray, level: float,
     tail = (1.0 - level) / 2.0
     lo, hi = np.quantile(reps, [tail, 1.0 - tail], method="inverted_cdf")
     return Interval(float(value), float(lo), float(hi), float(level), method)
-
-
-def bootstrap_counts(strata: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n_boot, n]`` resampling counts: units drawn with replacement within each stratum.
-
-    ``strata[i]`` is the stratum label of unit ``i``; each stratum keeps its size in every
-    replicate, so a per-stratum estimate always exists.
-    """
-    strata = np.asarray(strata)
-    counts = np.zeros((n_boot, strata.size), dtype=np.int64)
-    for label in np.unique(strata):
-        members = np.flatnonzero(strata == label)
-        draws = rng.integers(0, members.size, size=(n_boot, members.size))
-        np.add.at(counts, (np.arange(n_boot)[:, None], members[draws]), 1)
-    return counts
-
-
-def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson correlation of two ``[B, n]`` arrays; nan where a row is constant."""
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    denom = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    num = (a * b).sum(axis=1)
-    out = np.full(a.shape[0], np.nan)
-    ok = denom > 0
-    out[ok] = num[ok] / denom[ok]
-    return out
-
-
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman rank correlation of each row pair of ``[B, n]`` arrays (ties get mean ranks).
-
-    Infinite values are ranked like any other value. A row where x or y is constant gives nan.
-    """
-    return _pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation of two 1-d arrays (nan when either is constant)."""
-    return float(spearman_rows(np.asarray(x, float)[None, :], np.asarray(y, float)[None, :])[0])

@@ -42,16 +42,13 @@ interval are reported, not used to decide.
 P3 (:func:`p3`)
 ---------------
 Per (weight decay, seed), D_crit is :func:`estimate_dcrit`'s point estimate on that unit's
-converged rows; a unit whose midpoint is not inside its grid (or whose fit fails) is censored
-and dropped (counted). ``log D_crit = s log wd + c_seed`` by OLS with one intercept per seed
+converged rows; a unit with fewer than four distinct D', whose fit fails, or whose midpoint is
+at its bound or outside its grid is censored and dropped (counted). ``log D_crit = s log wd + c_seed`` by OLS with one intercept per seed
 (the seeds are the same base networks at every weight decay). Holds, by equivalence, when at
 least ``min_weight_decays`` weight decays spanning ``min_wd_ratio`` (4x) each have
 ``min_seeds`` uncensored seeds and the slope's t interval at ``equivalence_level`` lies inside
 ``+-tolerance`` (0.1: a tenfold weight decay moves D_crit by at most 26%).
 
-Agreement (:func:`agree`): two D_crit estimates agree when their intervals overlap (lenient:
-two 95% intervals can overlap while the difference is significant at about the 0.5% level; it
-is the usual reading of "consistent within the error bars").
 """
 
 from __future__ import annotations
@@ -77,7 +74,6 @@ __all__ = [
     "P2_COLUMNS",
     "DcritEstimate",
     "TransitionFit",
-    "agree",
     "dcrit_by_weight_decay",
     "estimate_dcrit",
     "fit_transition",
@@ -246,21 +242,6 @@ def dcrit_by_weight_decay(rows: object, *, chance: float, level: float = CONFIDE
                            rng, float(wd)) for wd, rng in zip(wds, rngs))
 
 
-def agree(est_a: Interval | DcritEstimate | object, est_b: Interval | DcritEstimate | object) -> bool:
-    """Whether two D_crit estimates agree: their intervals overlap (see the module doc).
-
-    Accepts :class:`Interval` objects or anything with a ``D_crit`` interval
-    (:class:`DcritEstimate`, :class:`circeff.analysis.efficiency.Crossover`). A nan end (no
-    estimate) never agrees; an infinite end is unbounded.
-    """
-    a = getattr(est_a, "D_crit", est_a)
-    b = getattr(est_b, "D_crit", est_b)
-    for name, iv in (("est_a", a), ("est_b", b)):
-        if not isinstance(iv, Interval):
-            raise ConfigError(name, "must be an Interval or have a D_crit Interval", type(iv).__name__)
-    return a.overlaps(b)
-
-
 # ---------------------------------------------------------------------------------------------
 # What P2 and P3 both ask of a table
 # ---------------------------------------------------------------------------------------------
@@ -311,8 +292,12 @@ def _bic(rss: float, n: int, k: int) -> float:
 def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min_in_band: int = 3,
        min_delta_bic: float = 10.0, min_jump: float = 0.5, max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
        level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT, seed: int = 0,
-       g_only_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
-    """P2: a phase transition in final test accuracy against log D', not a ramp (module doc)."""
+       g_only_share: float = G_ONLY_TRIG_SHARE, estimate: DcritEstimate | None = None) -> Verdict:
+    """P2: a phase transition in final test accuracy against log D', not a ramp (module doc).
+
+    ``estimate``: :func:`estimate_dcrit` of this table's converged rows with these ``level``,
+    ``n_boot`` and ``seed``, when the caller already has it (it is not computed twice).
+    """
     rule = {"band": list(band), "min_in_band": int(min_in_band), "criterion": "BIC",
             "min_delta_bic": float(min_delta_bic), "min_jump": float(min_jump),
             "max_excluded_fraction": float(max_excluded_fraction), "level": level_of("level", level),
@@ -330,7 +315,9 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
         problems.append(f"{df['D'].nunique()} distinct converged D' (needs {_MIN_DISTINCT_D} to compare the models)")
         return verdict("P2", problems, facts, numbers, rule)
     try:
-        est = estimate_dcrit(df, chance=chance, level=level, n_boot=n_boot, seed=seed)
+        # one seed has no seed-bootstrap interval: the point estimate alone
+        est = estimate or estimate_dcrit(df, chance=chance, level=level, seed=seed,
+                                         n_boot=n_boot if df["seed"].nunique() >= 2 else 0)
     except RunError:
         problems.append("the logistic fit did not converge")
         return verdict("P2", problems, facts, numbers, rule)

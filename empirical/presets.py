@@ -426,6 +426,3 @@ def train_preset_help() -> str:
     """``circeff train --preset`` help: what each preset sets."""
     return "; ".join(f"{name}: {describe_train(p)}" for name, p in TRAIN_PRESETS.items())
 
-
-def field_names(config: Any) -> list[str]:
-    return [f.name for f in dataclasses.fields(config)]

@@ -118,7 +118,7 @@ def progress(
     show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Figure 9: a grokking run with weight snapshots, G/M proxies and parameter norm over steps."""
-    from circeff.empirical.experiments.progress import run_progress
+    from circeff.empirical.experiments.progress import run_progress, write_progress
 
     wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
     seeds, seeds_flag = spelling(seeds, "--seeds", old_seed, "--seed")
@@ -129,6 +129,7 @@ def progress(
     _check_device(config.device)
     check_resumable_out(out, resume)
     result = run_progress(config, out, progress=show_progress, resume=resume)
+    write_progress(result.rows, out)
     last = result.rows.iloc[-1]
     typer.echo(f"{len(result.rows)} snapshots -> {out / 'progress.csv'}, {out / 'fig9.png'}; final step "
                f"{int(last['step'])}: norm {last['param_norm']:.4g}, G train {last['trig_train']:.4g}, "

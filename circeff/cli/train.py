@@ -11,6 +11,8 @@ same command continues from the last checkpoint (``--no-resume`` starts afresh a
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Optional
 
@@ -113,7 +115,8 @@ def _step(value: object) -> str:
 
 
 def _acc(value: object) -> str:
-    return "-" if value == "" or value is None else f"{value:.3f}"
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "-" if missing else f"{value:.3f}"
 
 
 def print_milestones(rows: list[dict]) -> None:

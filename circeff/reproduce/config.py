@@ -4,9 +4,10 @@ Every command names a preset ``quick``, ``full`` or ``paper`` (:data:`PRESET_NAM
 of :mod:`circeff.empirical.presets`); :func:`named_config` is that preset's config.
 
 A config records two labels, ``preset`` (``cpu``, ``paper``) and ``scale`` (``quick``, ``full``,
-``tiny``), the names of earlier versions, kept so that an out folder written by an earlier run of
-the same command is recognised as the same config and resumes (:data:`RECORDED_AS` maps each
-name to them). :func:`reproduce_config` composes the entries of the presets table for those
+``tiny``), the names of earlier versions (:data:`RECORDED_AS` maps each name to them), so that
+the labels a run records mean what they always meant. An out folder written before the stages
+and config fields took their experiments' names holds a different config: it is refused, and
+replaced only with ``--force``. :func:`reproduce_config` composes the entries of the presets table for those
 labels; nothing is overridden here except the device and, for the paper smoke test
 (``--preset paper --smoke``), steps and seeds cut down by a factor stated below.
 """

@@ -17,6 +17,8 @@ from circeff.reproduce.stages import STAGES
 __all__ = ["CONFIG_FILE", "prepare_out"]
 
 CONFIG_FILE = "reproduce_config.json"
+# the folders of stages before they took their experiments' names (an earlier version's run)
+_EARLIER_STAGE_NAMES = ("grokking", "p1", "p2_p3", "p4")
 
 
 def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
@@ -44,7 +46,7 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
 
 def _clear(out: Path) -> None:
     """Delete what reproduce writes (stage folders, report, summary, config); nothing else."""
-    for name in (s.name for s in STAGES):
+    for name in (*(s.name for s in STAGES), *_EARLIER_STAGE_NAMES):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
     for name in (CONFIG_FILE, "report.md", "summary.json"):

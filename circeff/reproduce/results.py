@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 
@@ -38,7 +39,7 @@ def interval_from_dict(d: dict) -> Interval:
         return default if v is None else float(v)
 
     return Interval(num(d.get("value"), math.nan), num(d.get("lo"), -math.inf), num(d.get("hi"), math.inf),
-                    float(d.get("level") or 0.95), str(d.get("method", "")))
+                    float(d.get("level") or CONFIDENCE_LEVEL), str(d.get("method", "")))
 
 
 @dataclass

@@ -138,6 +138,7 @@ def stage_toy(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
 def stage_progress(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.progress
     rows = prog.run_progress(cfg, out, progress=ctx.progress, resume=True).rows  # one model: always here
+    prog.write_progress(rows, out)
     last = rows.iloc[-1]
     grok = rows[pd.to_numeric(rows["test_acc"], errors="coerce") >= GENERALISED_TEST_ACC]
     mem = rows[rows["train_acc"] >= MEMORISED_TRAIN_ACC]
@@ -399,7 +400,8 @@ def stage_figure8(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     verdicts = [Verdict(f"{key} {task}", v.holds, v.reason, v.numbers, v.rule)
                 for task, vs in r.verdicts.items() for key, v in vs.items()]
     rows = [[t["task"], t["p"], t["base_held_out_acc_min"], t["generalised"],
-             Interval(t["D_crit"], t["D_crit_lo"], t["D_crit_hi"], cfg.ungrokking.level, "bootstrap"), t["P2"],
+             Interval(t["D_crit"], t["D_crit_lo"], t["D_crit_hi"], cfg.ungrokking.level,
+                      "bootstrap percentile (seeds resampled)"), t["P2"],
              t["P3"], t["note"]]
             for t in r.rows.to_dict("records")]
     return StageResult(

@@ -512,8 +512,9 @@ def render_reproduce_run(arg: str = "") -> str:
         return _missing("The reproduce run", REPRODUCE_HINT)
     env = s.get("environment", {})
     t = s.get("timings", {})
-    out = [f"`{s.get('command') or 'circeff reproduce'}`: preset `{s.get('preset')}`, scale "
-           f"`{s.get('scale')}`, finished {env.get('finished', '?')} on {env.get('platform', '?')} "
+    from circeff.reproduce.config import preset_name
+
+    out = [f"`{s.get('command') or 'circeff reproduce'}`: preset `{preset_name(s.get('preset'), s.get('scale'))}`, finished {env.get('finished', '?')} on {env.get('platform', '?')} "
            f"(Python {env.get('python', '?')}); {_minutes(t)}.", "",
            "| stage | status | seconds |", "| --- | --- | --- |"]
     for name, st in t.get("stages", {}).items():

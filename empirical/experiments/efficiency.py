@@ -34,7 +34,7 @@ Two stages per circuit:
 The analysis layer (:func:`circeff.analysis.efficiency.analyse_efficiency`,
 ``intercepts="D_seed"``: one intercept per (D, seed) stripe, so kappa comes from the ladder
 within a network) fits P(D) and kappa per circuit, the trend of P with D and the efficiency
-crossover D_crit. The verdict is :func:`circeff.analysis.verdicts.p1` on the accepted rows
+crossover D_crit. The verdict is :func:`circeff.analysis.efficiency.p1` on the accepted rows
 (:func:`verdict_table`).
 
 Measurements per network and rung (:mod:`circeff.empirical.circuits`): ``param_norm``;
@@ -248,7 +248,7 @@ class EfficiencyConfig(TrainingView):
 @dataclass(frozen=True, eq=False)
 class EfficiencyResult:
     """What :func:`run_efficiency` returns: the efficiency.csv table, the estimates, the P1
-    verdict (:func:`circeff.analysis.verdicts.p1`), the folder."""
+    verdict (:func:`circeff.analysis.efficiency.p1`), the folder."""
 
     rows: pd.DataFrame
     analysis: EfficiencyAnalysis

@@ -6,7 +6,7 @@ until convergence (one engine batch, models = D x seed), and measure the correct
 of Appendix B on the training split (:mod:`circeff.empirical.circuits`): ``g_logit`` = the
 trigonometric (G) proxy, ``m_logit`` = the memorisation (M) proxy (both label-centred). The
 G:M ratio per network follows :func:`circeff.analysis.fig10.measured_ratios`
-(``+inf`` when nothing is left of M); the verdict (:func:`circeff.analysis.verdicts.fig10a`) is
+(``+inf`` when nothing is left of M); the verdict (:func:`circeff.analysis.fig10.fig10a`) is
 Spearman's rank correlation between D and the ratio with a Fisher-z interval, and needs at
 least 3 networks (seeds) at every D.
 Final test accuracy against D (Figure 10b) comes from the same networks.

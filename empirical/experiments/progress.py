@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.figure import Figure
 import torch
 from tqdm.auto import tqdm
 
-from circeff.analysis.plots import plot_progress, save_figure
+from circeff.analysis.plots import plot_progress, save_figures
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.circuits import analyse_params, require_fourier_task
 from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
@@ -160,7 +161,8 @@ class ProgressResult:
 
 def run_progress(config: ProgressConfig, out_dir: str | Path, *, progress: bool = True,
                  resume: bool = True) -> ProgressResult:
-    """Train the grokking run in segments with snapshots, then write progress.csv and fig9.png.
+    """Train the grokking run in segments with snapshots and measure every snapshot; writes the
+    training run and its snapshots (:func:`write_progress` writes progress.csv and fig9.png).
 
     With ``resume`` an interrupted or finished run continues from its last checkpoint (segments
     already done are skipped); without it a folder that holds a run is refused by the engine.
@@ -188,9 +190,7 @@ def run_progress(config: ProgressConfig, out_dir: str | Path, *, progress: bool 
             bar.update(target - bar.n)
             last = result.final_rows()[0]
             bar.set_postfix(train_acc=f"{last['train_acc']:.3f}", test_acc=str(last["test_acc"])[:5])
-    rows = progress_table(out)
-    write_progress(rows, out)
-    return ProgressResult(rows=rows, out_dir=out)
+    return ProgressResult(rows=progress_table(out), out_dir=out)
 
 
 def progress_table(run_dir: str | Path, model: int = 0) -> pd.DataFrame:
@@ -205,8 +205,13 @@ def progress_table(run_dir: str | Path, model: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PROGRESS_COLUMNS).sort_values("step", ignore_index=True)
 
 
+def progress_figures(rows: pd.DataFrame) -> dict[str, Figure]:
+    """Figure 9 of the run, by file name."""
+    return {"fig9.png": plot_progress(rows)}
+
+
 def write_progress(rows: pd.DataFrame, out_dir: str | Path) -> None:
     """progress.csv and fig9.png into ``out_dir``."""
     out = ensure_dir(out_dir)
     write_csv(out / "progress.csv", rows.to_dict("records"), fieldnames=PROGRESS_COLUMNS)
-    save_figure(plot_progress(rows), out / "fig9.png")
+    save_figures(progress_figures(rows), out)

@@ -291,11 +291,19 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     usable = df[df["status"] == "ok"]
     fitted = usable[usable["converged"]]
     kw = dict(chance=chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
-    pooled = estimate_dcrit(fitted if len(fitted) else usable, **kw)
-    by_wd = dcrit_by_weight_decay(fitted if len(fitted) else usable, **kw)
+    try:
+        pooled = estimate_dcrit(fitted if len(fitted) else usable, **kw)
+        by_wd = dcrit_by_weight_decay(fitted if len(fitted) else usable, **kw)
+    except (ConfigError, RunError):
+        # the trained networks' table is still worth a look
+        write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
+        raise
     table = verdict_table(df, trig_share=base.trig_share_measured)
-    p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed)
-    p3 = V.p3(table, chance)
+    share = config.base.g_only_share
+    # P2 reads the same converged rows with the same bootstrap: the pooled estimate, not a second one
+    p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed,
+              g_only_share=share, estimate=pooled if len(fitted) else None)
+    p3 = V.p3(table, chance, g_only_share=share)
     return UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out, config)
 
 

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 
 from circeff.analysis.ungrokking import (
-    agree,
     dcrit_by_weight_decay,
     estimate_dcrit,
     transition_accuracy,
@@ -119,28 +118,26 @@ def test_P3_per_weight_decay_fits_match_the_pooled_fit_of_one_weight_decay():
 
 
 def test_Dcrit_two_ways_agree_when_they_estimate_the_same_truth():
-    # efficiency crossover at D = 800 and an ungrokking transition at D' = 800
+    # efficiency crossover at D = 800 and an ungrokking transition at D' = 800: their intervals
+    # overlap; against a transition at 3000 they do not
     eff = efficiency_rows({"G": lambda D: 5.0, "M": lambda D: 5.0 * (D / 800) ** 0.5}, kappa=1.5,
                           D_values=(200, 500, 1500, 3000), seed=8)
-    crossover = analyse_efficiency(eff, n_boot=500).crossover
+    crossover = analyse_efficiency(eff, n_boot=500).crossover.D_crit
     ungrok = estimate_dcrit(ungrokking_rows(800, D_values=D_PRIME, n_seeds=8, chance=CHANCE, seed=8),
-                       chance=CHANCE, n_boot=100)
-    assert agree(crossover, ungrok)
+                            chance=CHANCE, n_boot=100).D_crit
+    assert crossover.overlaps(ungrok)
     far = estimate_dcrit(ungrokking_rows(3000, D_values=tuple(np.geomspace(800, 12000, 9)), n_seeds=8,
-                                    chance=CHANCE, seed=9), chance=CHANCE, n_boot=100)
-    assert not agree(crossover, far)
+                                         chance=CHANCE, seed=9), chance=CHANCE, n_boot=100).D_crit
+    assert not crossover.overlaps(far)
 
 
-def test_agree_is_interval_overlap():
+def test_interval_overlap_is_closed_and_nan_never_overlaps():
     a = Interval(100.0, 80.0, 120.0, 0.95, "x")
-    assert agree(a, Interval(130.0, 119.0, 150.0, 0.95, "x"))
-    assert not agree(a, Interval(130.0, 121.0, 150.0, 0.95, "x"))
-    assert agree(a, Interval(np.nan, 110.0, np.inf, 0.95, "x"))  # unbounded above
-    assert not agree(a, Interval(np.nan, np.nan, np.nan, 0.95, "x"))
-    assert agree(a, a)
-    with pytest.raises(ConfigError) as exc:
-        agree(a, 3.0)
-    assert exc.value.field == "est_b"
+    assert a.overlaps(Interval(130.0, 119.0, 150.0, 0.95, "x"))
+    assert not a.overlaps(Interval(130.0, 121.0, 150.0, 0.95, "x"))
+    assert a.overlaps(Interval(np.nan, 110.0, np.inf, 0.95, "x"))  # unbounded above
+    assert not a.overlaps(Interval(np.nan, np.nan, np.nan, 0.95, "x"))
+    assert a.overlaps(a)
 
 
 @pytest.mark.parametrize(("mutate", "field"), [
@@ -170,6 +167,9 @@ def test_P2_one_seed_cannot_give_a_bootstrap_interval():
     with pytest.raises(ConfigError) as exc:
         estimate_dcrit(rows, chance=CHANCE, n_boot=20)
     assert exc.value.field == "seed"
+    # the rule still decides on one seed, with the point estimate alone
+    v = V.p2(_with_converged(rows), CHANCE, n_boot=20)
+    assert v.numbers["D_crit"]["lo"] is None and v.numbers["D_crit"]["value"] > 0
 
 
 def test_P2_reports_the_one_D_crit_estimate():

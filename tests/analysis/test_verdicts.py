@@ -197,9 +197,9 @@ def test_P4_transient_plateau_counted_separately():
 
 
 def test_P4_sizes_follow_the_rule_from_D_crit():
-    assert p4_sizes(100.0, n_sizes=3) == (100, 200, 400)
+    assert p4_sizes(100.0, n_sizes=3, low_factor=1.0, high_factor=4.0) == (100, 200, 400)
     with pytest.raises(ConfigError, match="dcrit"):
-        p4_sizes(float("nan"))
+        p4_sizes(float("nan"), n_sizes=3, low_factor=1.0, high_factor=4.0)
 
 
 # ---- Figure 10a ------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_quick_and_full_keep_every_number_they_had(scale, record, tmp_path):
     preset_config = record(["reproduce", "--preset", scale, "--out", str(tmp_path / "b")])
     assert _numbers(flag_config) == expected
     assert flag_config == preset_config == named_config(scale) == reproduce_config("cpu", scale)
-    # the recorded labels stay, so an out folder of an earlier run of the same command resumes
+    # the recorded labels stay what they were
     assert (flag_config.preset, flag_config.scale) == ("cpu", scale)
 
 

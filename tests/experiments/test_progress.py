@@ -15,6 +15,7 @@ from circeff.empirical.experiments.progress import (
     load_snapshots,
     progress_table,
     run_progress,
+    write_progress,
 )
 from circeff.empirical.train import train
 from circeff.errors import ConfigError, RunError
@@ -29,6 +30,7 @@ TINY = ProgressConfig(Training(p=11, steps=60, seeds=(0,), log_every=10, lr=3e-3
 def progress_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("progress")
     result = run_progress(TINY, out, progress=False)
+    write_progress(result.rows, out)
     return out, result
 
 
