@@ -29,7 +29,9 @@ import typer
 
 from circeff.cli.common import RESUME_RULE, check_resumable_out, resume_option, single, spelling
 from circeff.empirical import presets
+from circeff.empirical.experiments.figure8 import Figure8Config
 from circeff.empirical.config import with_overrides
+from circeff.thresholds import BASE_GENERALISED_ACC
 from circeff.validate import parse_float_list, parse_int_list
 
 
@@ -242,7 +244,8 @@ def dcrit_record(ungrokking_json: Path) -> dict:
 def ungrokking(
     out: Optional[Path] = OUT, preset: str = _preset("ungrokking"), task: Optional[str] = typer.Option(
         None, "--task", help="The operation (default: modular addition). Another one runs Figure 8's ungrokking "
-        "of it: bases on --train-frac (default 0.8) of its pairs, generalised when held-out accuracy >= 0.99."),
+        f"of it: bases on --train-frac (default {Figure8Config.base_train_frac:g}) of its pairs, generalised when held-out "
+        f"accuracy >= {BASE_GENERALISED_ACC:g}."),
     p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS,
     base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
     weight_decays: Optional[str] = typer.Option(None, "--weight-decays", help="One continuation batch per value, "
