@@ -35,10 +35,10 @@ from scipy.special import expit
 
 from circeff.analysis import verdicts as V
 from circeff.analysis.efficiency import efficiency_slope, stripe_efficiencies
-from circeff.analysis.ungrokking import converged_rows, estimate_dcrit, transition_accuracy, unit_log_dcrit
+from circeff.analysis.ungrokking import converged_rows, pooled_fit, transition_accuracy, unit_log_dcrit
 from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.analysis.stats import Interval, require_columns, to_plain
-from circeff.errors import ConfigError, RunError
+from circeff.errors import ConfigError
 
 __all__ = [
     "ALTERNATIVES",
@@ -361,12 +361,11 @@ def estimate_transition_design(table: Any, chance: float, key: str = "P2") -> Tr
     """The P2/P3 design and noise of a real ungrokking table (converged rows fitted)."""
     df, dropped = converged_rows(table, chance)
     x, y = np.log(df["D"].to_numpy()), df["final_test_acc"].to_numpy()
-    try:
-        curve = estimate_dcrit(df, chance=chance, n_boot=0).curve
-    except RunError:
-        raise ConfigError("final_test_acc", "no transition could be fitted to estimate a design") from None
+    curve = pooled_fit(df, chance)
+    if curve is None:
+        raise ConfigError("final_test_acc", "no transition could be fitted to estimate a design")
     lower, upper, log_mid, width = curve.params
-    units = [(wd, s, unit_log_dcrit(g, chance)) for (wd, s), g in df.groupby(["weight_decay", "seed"])]
+    units = [(wd, s, unit_log_dcrit(g, chance, curve)) for (wd, s), g in df.groupby(["weight_decay", "seed"])]
     u = pd.DataFrame(units, columns=["wd", "seed", "c"]).dropna()
     u["c"] -= u.groupby("wd")["c"].transform("mean")
     seed_means = u.groupby("seed")["c"].mean()
