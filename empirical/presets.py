@@ -246,8 +246,8 @@ class RecordedRun:
 
 
 RECORDED_RUNS: dict[str, RecordedRun] = {
-    "quick": RecordedRun("circeff reproduce --quick", "2026-11-29", _QUIET + ", torch 2.13", 458.0,
-                         {"base": 14.1, "theory and toy": 4.0}),
+    "quick": RecordedRun("circeff reproduce --quick", "2026-12-05", _QUIET + ", torch 2.13", 483.0,
+                         {"base": 16.9, "theory and toy": 4.2}),
     "full": RecordedRun("circeff reproduce --full", "2026-11-29", _QUIET + ", torch 2.13", 2611.0,
                         {"base": 77.0, "figure8": 980.0, "theory and toy": 4.0}),
 }
@@ -256,10 +256,10 @@ RECORDED_RUNS: dict[str, RecordedRun] = {
 MEASURED: dict[tuple[str, str], float] = {
     ("progress", "quick"): 4.9,
     ("efficiency", "quick"): 197.1,
-    ("ungrokking", "quick"): 116.2,
-    ("semigrokking", "quick"): 63.9,
-    ("fig10", "quick"): 29.7,
-    ("allocation", "quick"): 28.4,
+    ("ungrokking", "quick"): 137.2,
+    ("semigrokking", "quick"): 59.0,
+    ("fig10", "quick"): 34.5,
+    ("allocation", "quick"): 29.3,
     ("progress", "full"): 17.9,
     ("efficiency", "full"): 500.0,
     ("ungrokking", "full"): 294.4,
