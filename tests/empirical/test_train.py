@@ -238,7 +238,7 @@ def test_checkpoint_of_a_different_config_is_refused(tmp_path):
 
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     train(_config(steps=5), tmp_path, progress=False)
-    with pytest.raises(RunError, match="pass --resume"):
+    with pytest.raises(RunError, match="rerun without --no-resume"):
         train(_config(steps=5), tmp_path, progress=False)
 
 
