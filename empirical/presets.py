@@ -248,8 +248,8 @@ class RecordedRun:
 RECORDED_RUNS: dict[str, RecordedRun] = {
     "quick": RecordedRun("circeff reproduce --quick", "2026-12-05", _QUIET + ", torch 2.13", 483.0,
                          {"base": 16.9, "theory and toy": 4.2}),
-    "full": RecordedRun("circeff reproduce --full", "2026-11-29", _QUIET + ", torch 2.13", 2611.0,
-                        {"base": 77.0, "figure8": 980.0, "theory and toy": 4.0}),
+    "full": RecordedRun("circeff reproduce --full", "2026-12-05", _QUIET + ", torch 2.13", 2543.0,
+                        {"base": 75.4, "figure8": 964.3, "theory and toy": 4.1}),
 }
 
 # Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
@@ -260,12 +260,12 @@ MEASURED: dict[tuple[str, str], float] = {
     ("semigrokking", "quick"): 59.0,
     ("fig10", "quick"): 34.5,
     ("allocation", "quick"): 29.3,
-    ("progress", "full"): 17.9,
-    ("efficiency", "full"): 500.0,
-    ("ungrokking", "full"): 294.4,
-    ("semigrokking", "full"): 378.2,
-    ("fig10", "full"): 193.4,
-    ("allocation", "full"): 165.5,
+    ("progress", "full"): 16.1,
+    ("efficiency", "full"): 473.3,
+    ("ungrokking", "full"): 296.2,
+    ("semigrokking", "full"): 370.6,
+    ("fig10", "full"): 188.0,
+    ("allocation", "full"): 155.3,
 }
 
 # Figure 8 generalised and was continued on 3 of its 9 tasks in the recorded full run.
