@@ -389,8 +389,12 @@ def unit_log_dcrit(unit: pd.DataFrame, chance: float, start: TransitionFit | Non
 def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: float = 4.0,
        min_seeds: int = 2, tolerance: float = 0.1, equivalence_level: float = EQUIVALENCE_LEVEL,
        max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
-       g_only_share: float = G_ONLY_TRIG_SHARE) -> Verdict:
-    """P3: D_crit does not depend on weight decay, by an equivalence test (module doc)."""
+       g_only_share: float = G_ONLY_TRIG_SHARE, estimate: DcritEstimate | None = None) -> Verdict:
+    """P3: D_crit does not depend on weight decay, by an equivalence test (module doc).
+
+    ``estimate``: :func:`estimate_dcrit` of this table's converged rows, when the caller already
+    has it; its fit is where every unit's refit starts (it is not fitted twice).
+    """
     rule = {"min_weight_decays": int(min_weight_decays), "min_wd_ratio": float(min_wd_ratio),
             "min_seeds": int(min_seeds), "tolerance": float(tolerance),
             "equivalence_level": level_of("equivalence_level", equivalence_level),
@@ -408,7 +412,7 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped), **base_numbers}
     # each unit is refitted from the pooled fit, as a bootstrap draw is: the same minimum as six
     # fresh starts (within 1e-6 in log D on 990 simulated units) at a sixth of the cost
-    pooled = pooled_fit(df, chance)
+    pooled = estimate.curve if estimate is not None else pooled_fit(df, chance)
     units = [{"weight_decay": float(wd), "seed": s, "log_D_crit": unit_log_dcrit(g, chance, pooled)}
              for (wd, s), g in df.groupby(["weight_decay", "seed"], sort=True)]
     u = pd.DataFrame(units, columns=["weight_decay", "seed", "log_D_crit"])

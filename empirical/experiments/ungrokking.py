@@ -300,10 +300,10 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
         raise
     table = verdict_table(df, trig_share=base.trig_share_measured)
     share = config.base.g_only_share
-    # P2 reads the same converged rows with the same bootstrap: the pooled estimate, not a second one
+    # P2 and P3 read the same converged rows: the pooled estimate, not a second fit of them
     p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed,
               g_only_share=share, estimate=pooled if len(fitted) else None)
-    p3 = V.p3(table, chance, g_only_share=share)
+    p3 = V.p3(table, chance, g_only_share=share, estimate=pooled if len(fitted) else None)
     return UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out, config)
 
 
