@@ -35,6 +35,7 @@ from scipy.special import expit
 
 from circeff.analysis import verdicts as V
 from circeff.analysis.efficiency import efficiency_slope, stripe_efficiencies
+from circeff.analysis.semigrokking import P4Rule
 from circeff.analysis.ungrokking import converged_rows, pooled_fit, transition_accuracy, unit_log_dcrit
 from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.analysis.stats import Interval, require_columns, to_plain
@@ -64,7 +65,8 @@ ALTERNATIVES = {
     "P1": "G's slope of log P against log D equals M's",
     "P2": "final test accuracy is a straight line in log D' from chance at the smallest D' to 1 at the largest",
     "P3": "D_crit proportional to weight_decay^0.25",
-    "P4": "the runs that would semi-grok are still rising at the last step (linearly, or on a late logistic)",
+    "P4": "the runs that would semi-grok are still rising at the last step (linearly, or on a late logistic), "
+          "or reach middling accuracy together with train accuracy (no delay)",
     "fig10a": "the G:M ratio does not depend on D",
 }
 
@@ -130,8 +132,9 @@ class TransitionDesign(_Design):
 @dataclass(frozen=True)
 class P4Design(_Design):
     """Runs from random initialisation at ``sizes`` x ``seeds``, evaluated at ``steps``; a
-    fraction ``semi_fraction`` (at least one run) would semi-grok under the hypothesis, the
-    others grok or stay near chance; test-accuracy noise ``noise_sd`` per evaluation."""
+    fraction ``semi_fraction`` (at least ``rule.min_semi`` runs, two of them of distinct seeds
+    and sizes) would semi-grok under the hypothesis, the others grok or stay near chance;
+    test-accuracy noise ``noise_sd`` per evaluation; ``rule`` is the run's P4 rule."""
 
     sizes: tuple[float, ...]
     seeds: int
@@ -139,10 +142,11 @@ class P4Design(_Design):
     chance: float
     noise_sd: float
     semi_fraction: float
+    rule: P4Rule = P4Rule()
     key: str = "P4"
 
     def verdict_kwargs(self) -> dict:
-        return {"chance": self.chance}
+        return {"chance": self.chance, "rule": self.rule}
 
 
 @dataclass(frozen=True)
@@ -209,24 +213,35 @@ def _sim_transition(d: TransitionDesign, truth: str, rng: np.random.Generator) -
     return pd.DataFrame(rows)
 
 
+def _semi_runs(d: P4Design, rng: np.random.Generator) -> set[int]:
+    """Which runs would semi-grok: at least ``min_semi``, the first two of distinct seeds and sizes."""
+    runs = [(D, s) for D in d.sizes for s in range(d.seeds)]
+    n_semi = min(len(runs), max(d.rule.min_semi, int(round(d.semi_fraction * len(runs)))))
+    first = int(rng.integers(len(runs)))
+    others = [i for i, r in enumerate(runs) if r[0] != runs[first][0] and r[1] != runs[first][1]]
+    chosen = {first, int(rng.choice(others))} if others else {first}
+    rest = [i for i in range(len(runs)) if i not in chosen]
+    return chosen | set(rng.choice(rest, size=max(0, n_semi - len(chosen)), replace=False).tolist())
+
+
 def _sim_p4(d: P4Design, truth: str, rng: np.random.Generator) -> pd.DataFrame:
     steps = np.asarray(d.steps, float)
     t = (steps - steps[0]) / (steps[-1] - steps[0])
     runs = [(D, s) for D in d.sizes for s in range(d.seeds)]
-    n_semi = max(1, int(round(d.semi_fraction * len(runs))))
-    semi = set(rng.choice(len(runs), size=n_semi, replace=False).tolist())
+    semi = _semi_runs(d, rng)
     frames = []
     for i, (D, s) in enumerate(runs):
-        train = np.clip(expit((t - 0.03) / 0.01) + 0.002 * rng.standard_normal(t.size), 0, 1)
-        if i in semi and truth == "hypothesis":
-            level = rng.uniform(0.35, 0.7)
+        fit_at = 0.03    # every run fits its training set early, as in the runs
+        train = np.clip(expit((t - fit_at) / 0.005) + 0.002 * rng.standard_normal(t.size), 0, 1)
+        level = d.chance + (1 - d.chance) * rng.uniform(0.35, 0.7)
+        if i in semi and truth == "hypothesis":   # memorised, then after a delay a middling plateau
             test = d.chance + (level - d.chance) * expit((t - rng.uniform(0.2, 0.5)) / 0.02)
-        elif i in semi:
-            end = rng.uniform(0.35, 0.7)
-            if i % 2:   # still rising linearly from near chance to a middling value at the last step
-                test = 0.05 + (end - 0.05) * t
-            else:       # a late logistic rise whose middle lies at or after the last step
-                test = d.chance + (1 - d.chance) * expit((t - rng.uniform(0.95, 1.1)) / 0.15)
+        elif i in semi and i % 3 == 0:            # still rising linearly to a middling value at the last step
+            test = d.chance + (level - d.chance) * t
+        elif i in semi and i % 3 == 1:            # a late logistic rise whose middle lies at or after the last step
+            test = d.chance + (1 - d.chance) * expit((t - rng.uniform(0.95, 1.1)) / 0.15)
+        elif i in semi:                            # middling accuracy reached together with the training set
+            test = d.chance + (level - d.chance) * expit((t - fit_at) / 0.005)
         elif rng.random() < 0.5:
             test = d.chance + (1 - d.chance) * expit((t - rng.uniform(0.2, 0.6)) / 0.03)
         else:
@@ -382,21 +397,23 @@ def estimate_transition_design(table: Any, chance: float, key: str = "P2") -> Tr
         noise_sd=max(noise, 0.005), unconverged=len(dropped) / (len(df) + len(dropped)), key=key)
 
 
-def estimate_p4_design(trajectories: Any, chance: float) -> P4Design:
+def estimate_p4_design(trajectories: Any, chance: float, rule: P4Rule = P4Rule()) -> P4Design:
     """The P4 design of a real table: sizes, seeds, evaluation steps, per-evaluation noise
-    (from successive differences of the tail test accuracy) and the semi-grokked fraction."""
+    (from successive differences of the tail test accuracy), the semi-grokked fraction (at
+    least the rule's minimum) and the rule."""
     df = require_columns(trajectories, V.P4_COLUMNS, numeric=("D", "step", "train_acc", "test_acc"))
     diffs = []
     for _, g in df.groupby(["D", "seed"]):
         g = g.sort_values("step")
         tail = g["test_acc"].to_numpy()[-max(4, len(g) // 4):]
         diffs.append(np.std(np.diff(tail), ddof=1) / math.sqrt(2))
-    verdict = V.p4(df, chance)
+    verdict = V.p4(df, chance, rule=rule)
     first = df.groupby(["D", "seed"]).get_group(next(iter(df.groupby(["D", "seed"]).groups)))
     return P4Design(sizes=tuple(sorted(df["D"].unique().astype(float))), seeds=int(df["seed"].nunique()),
                     steps=tuple(np.sort(first["step"].to_numpy(float))), chance=float(chance),
                     noise_sd=float(np.median(diffs)),
-                    semi_fraction=max(verdict.numbers["n_semi"], 1) / verdict.numbers["n_runs"])
+                    semi_fraction=max(verdict.numbers["n_semi"], rule.min_semi) / verdict.numbers["n_runs"],
+                    rule=rule)
 
 
 def estimate_fig10_design(table: Any) -> Fig10Design:

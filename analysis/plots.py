@@ -7,7 +7,8 @@ display is needed and the global backend is left alone; PNGs render through the 
 
 * circuits: G blue, M orange; dataset sizes: one colour per D of a panel, spread over a
   sequential colour map;
-* trajectory classes: grokked green, semi purple, ungeneralised grey, unsettled brown;
+* trajectory classes: grokked green, semi purple, no delay orange, ungeneralised grey,
+  unsettled brown;
 * bands (intervals) are translucent spans in the colour of their estimate.
 """
 
@@ -46,14 +47,15 @@ __all__ = [
     "plot_progress",
     "plot_ratio_vs_D",
     "plot_semigrok",
+    "plot_semigrok_final",
     "plot_ungrokking",
     "save_figure",
     "save_figures",
 ]
 
 CIRCUIT_COLORS = {"G": "tab:blue", "M": "tab:orange"}
-CLASS_COLORS = {"grokked": "tab:green", "semi": "tab:purple", "ungeneralised": "tab:gray",
-                "unsettled": "tab:brown"}
+CLASS_COLORS = {"grokked": "tab:green", "semi": "tab:purple", "no_delay": "tab:orange",
+                "ungeneralised": "tab:gray", "unsettled": "tab:brown"}
 _PANEL = (4.4, 3.4)  # inches per panel
 
 
@@ -244,43 +246,85 @@ def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = (),
     return fig
 
 
-_CLASS_STYLE = {"grokked": "-", "semi": "--", "ungeneralised": ":", "unsettled": "-."}
-
-
-def plot_semigrok(rows: pd.DataFrame, classes: Sequence[RunClass], *, run_column: str = "run",
-                  log_steps: bool = False) -> Figure:
-    """Figures 5/6: test accuracy over steps for every run, coloured by its dataset size D
-    (``rows`` needs a ``D`` column for that; otherwise one colour) and styled by its class;
-    a transient plateau is marked by a thin bracket just below it, never over the curves.
-    Legends sit below the panel."""
-    _require(rows, (run_column, "step", "test_acc"))
-    fig, (ax,) = _figure(1, title="Semi-grokking: test accuracy over training (P4)")
-    fig.set_figheight(_PANEL[1] + 0.9)
+def plot_semigrok(rows: pd.DataFrame, classes: Sequence[RunClass], *, d_crit: float | None = None,
+                  run_column: str = "run") -> Figure:
+    """Figures 5/6, every run in its own panel (a row per size D, a column per seed): test
+    accuracy in its class's colour, train accuracy in light grey, log steps; each panel is
+    labelled with D / D_crit (D when ``d_crit`` is None), its seed and class, and marks the step
+    of memorisation (train >= 0.99, a tick at the top) and of the test onset (a dotted line)."""
+    _require(rows, (run_column, "step", "test_acc", "train_acc"))
     by_run: Mapping[str, RunClass] = {c.run: c for c in classes}
-    has_d = "D" in rows.columns
-    colors = _d_colors(rows["D"], "viridis") if has_d else {}
+    sizes = sorted({c.D for c in classes})
+    seeds = sorted({c.seed for c in classes}, key=str)
+    fig = Figure(figsize=(1.9 * len(seeds) + 0.6, 1.25 * len(sizes) + 1.2), layout="constrained", dpi=110)
+    axes = fig.subplots(len(sizes), len(seeds), squeeze=False, sharex=True, sharey=True)
+    fig.suptitle("Semi-grokking (P4): every run's train (grey) and\ntest accuracy (coloured by class)", fontsize=9)
     for run, g in rows.groupby(run_column, sort=True):
         cls = by_run.get(str(run))
-        color = colors[float(g["D"].iloc[0])] if has_d else "tab:blue"
-        ax.plot(g["step"], g["test_acc"], color=color, ls=_CLASS_STYLE.get(cls.label, "-") if cls else "-",
-                lw=1.1, alpha=0.85)
-        if cls and cls.transient:
-            y = cls.plateau_level - 0.04
-            ax.plot([cls.plateau_start, cls.plateau_start, cls.plateau_end, cls.plateau_end], [y + 0.015, y, y, y + 0.015],
-                    color=color, lw=0.8)
-    if log_steps:
-        _log(ax, "x")
-    ax.set_ylim(-0.03, 1.03)
+        if cls is None:
+            continue
+        ax = axes[sizes.index(cls.D)][seeds.index(cls.seed)]
+        g = g.sort_values("step")
+        step = g["step"].clip(lower=1)
+        ax.plot(step, g["train_acc"], color="0.7", lw=0.9)
+        ax.plot(step, g["test_acc"], color=CLASS_COLORS[cls.label], lw=1.2)
+        if math.isfinite(cls.memorised_step):
+            ax.plot([max(cls.memorised_step, 1)], [1.0], marker="v", color="0.4", ms=4)
+        if math.isfinite(cls.onset_step):
+            ax.axvline(cls.onset_step, color=CLASS_COLORS[cls.label], ls=":", lw=0.8)
+        if cls.transient:
+            ax.hlines(cls.plateau_level, cls.plateau_start, cls.plateau_end, color="k", lw=2, alpha=0.5)
+        where = f"D/Dc {cls.D / d_crit:.2f}" if d_crit else f"D {cls.D:g}"
+        ax.set_title(f"{where}, s{cls.seed}: {cls.label}", fontsize=7, color=CLASS_COLORS[cls.label])
+    for ax in axes.flat:
+        ax.set_xscale("log")
+        ax.set_ylim(-0.03, 1.05)
+        ax.tick_params(which="both", labelsize=6)
+        ax.grid(True, which="major", alpha=0.3, linewidth=0.5)
     counts = {label: sum(c.label == label for c in classes) for label in LABELS}
-    handles = [Line2D([], [], color="k", ls=_CLASS_STYLE[k], lw=1.2) for k in LABELS]
+    handles = [Line2D([], [], color=CLASS_COLORS[k], lw=1.5) for k in LABELS]
     labels = [f"{k} ({counts[k]})" for k in LABELS]
-    handles.append(Line2D([], [], color="k", lw=0.8, marker="|", markersize=6))
-    labels.append("transient plateau (bracket below it)")
-    if has_d:
-        handles += [Line2D([], [], color=c, lw=2) for c in colors.values()]
-        labels += [f"D = {d:g}" for d in colors]
-    ax.legend(handles, labels, fontsize=7, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
-    _label(ax, "step", "test accuracy")
+    handles += [Line2D([], [], color="0.7", lw=1), Line2D([], [], color="0.4", marker="v", ls="", ms=4),
+                Line2D([], [], color="k", ls=":", lw=0.8), Line2D([], [], color="k", lw=2, alpha=0.5)]
+    labels += ["train accuracy", "memorised (train >= 0.99)", "test onset", "transient plateau"]
+    fig.legend(handles, labels, fontsize=7, ncols=3 if len(seeds) < 4 else 5, loc="outside lower center",
+               frameon=False)
+    for ax in axes[-1]:
+        ax.set_xlabel("step (log)", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize=7)
+    return fig
+
+
+def plot_semigrok_final(classes: Sequence[RunClass], d_crit: float | None, *, d_up: DcritEstimate | None = None,
+                        ungrokking_rows: pd.DataFrame | None = None,
+                        ungrokking_fit: DcritEstimate | None = None) -> Figure:
+    """Final test accuracy against D / D_crit: the from-scratch runs (coloured by class) with
+    their fitted transition (D_up), beside the ungrokking runs and their curve (D_down) on the
+    same axes; x is D when ``d_crit`` is None."""
+    scale = d_crit if d_crit else 1.0
+    fig, (ax,) = _figure(1, title="From scratch (P4) against ungrokking (P2): final test accuracy")
+    if ungrokking_rows is not None and len(ungrokking_rows):
+        _require(ungrokking_rows, ("D", "final_test_acc"))
+        ax.scatter(ungrokking_rows["D"] / scale, ungrokking_rows["final_test_acc"], marker="x", s=14,
+                   color="tab:blue", alpha=0.5, label="ungrokking (from grokked networks)")
+    for label in LABELS:
+        sub = [c for c in classes if c.label == label]
+        if sub:
+            ax.scatter([c.D / scale for c in sub], [c.final_test_acc for c in sub], s=18, color=CLASS_COLORS[label],
+                       edgecolors="none", alpha=0.85, label=f"from scratch: {label} ({len(sub)})")
+    _log(ax, "x")
+    for est, color, name in ((ungrokking_fit, "tab:blue", "D_down"), (d_up, "tab:red", "D_up")):
+        if est is None:
+            continue
+        grid = np.geomspace(est.D_min, est.D_max, 200)
+        ax.plot(grid / scale, est.curve.accuracy(grid), color=color, lw=1.1)
+        iv = est.D_crit
+        ax.axvline(iv.value / scale, color=color, ls="--", lw=0.8, label=f"{name} {iv.value:.3g} [{iv.lo:.3g}, {iv.hi:.3g}]")
+        _band(ax, Interval(iv.value / scale, iv.lo / scale, iv.hi / scale, iv.level, iv.method), color)
+    ax.set_ylim(-0.03, 1.03)
+    _label(ax, "D / D_crit (ungrokking)" if d_crit else "D", "final test accuracy")
+    ax.legend(fontsize=6.5, loc="upper left")
     return fig
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from circeff.errors import ConfigError
+from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.validate import in_range, integer_at_least
 
 __all__ = [
@@ -78,6 +79,15 @@ class Interval(Record):
     hi: float
     level: float
     method: str
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Interval:
+        """An Interval from its JSON form (None ends are unbounded, a None value is nan)."""
+        def num(v: Any, default: float) -> float:
+            return default if v is None else float(v)
+
+        return cls(num(d.get("value"), math.nan), num(d.get("lo"), -math.inf), num(d.get("hi"), math.inf),
+                   float(d.get("level") or CONFIDENCE_LEVEL), str(d.get("method", "")))
 
     def contains(self, x: float) -> bool:
         """``lo <= x <= hi``; False when either end is nan."""

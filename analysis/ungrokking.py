@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,16 @@ class DcritEstimate(Record):
     at_bound: bool
     n_boot: int
     n_failed: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DcritEstimate:
+        """The estimate from its JSON form (``to_dict``), as a later stage reads a written one."""
+        c = d["curve"]
+        return cls(Interval.from_dict(d["D_crit"]),
+                   TransitionFit(float(c["lower"]), float(c["upper"]), float(c["log_midpoint"]), float(c["width"])),
+                   None if d.get("weight_decay") is None else float(d["weight_decay"]), float(d["chance"]),
+                   int(d["n_rows"]), int(d["n_seeds"]), float(d["D_min"]), float(d["D_max"]), bool(d["at_bound"]),
+                   int(d["n_boot"]), int(d["n_failed"]))
 
 
 def transition_accuracy(log_D: np.ndarray, lower: float, upper: float, log_midpoint: float,

@@ -46,7 +46,7 @@ from circeff.empirical.experiments.ungrokking import UngrokkingConfig
 from circeff.errors import ConfigError
 from circeff.validate import in_range
 
-__all__ = ["EXPERIMENTS", "FULL_ESTIMATE", "MEASURED", "MEASUREMENTS", "PRESETS", "RECORDED_RUNS", "SCALES",
+__all__ = ["EXPERIMENTS", "FULL_ESTIMATE", "MEASURED", "MEASUREMENTS", "PRESETS", "RECORDED_RUNS", "SCALES", "SEMIGROKKING_PILOT",
            "TRAIN_PRESETS", "Measurement", "RecordedRun", "TrainPreset", "describe", "get", "get_preset",
            "measurements_of", "preset_rows", "scale_help", "sizes_of", "train_preset_help"]
 
@@ -128,6 +128,12 @@ PRESETS: dict[tuple[str, str], Any] = {
         replace(PAPER, steps=100_000, log_every=500, checkpoint_every=5000),
         sizes=tuple(int(round(x)) for x in np.linspace(1500, 2050, 20)), n_sizes=8),
 }
+
+# P4's pilot (`circeff experiment semigrokking-pilot`): the full scale's model and optimiser, with a
+# weight decay of 8 so that lr x wd x steps reaches 120 e-folds on a CPU (D_crit moves little with
+# weight decay at an equal decay budget, P3); five sizes from 1.3 to 4.5 x D_crit, two seeds.
+SEMIGROKKING_PILOT = SemigrokConfig(replace(FULL, weight_decay=8.0, seeds=(0, 1), steps=15_000, log_every=50,
+                                            checkpoint_every=2500), n_sizes=5, low_factor=1.3, high_factor=4.5)
 
 # ---- allocation (Theorem D.4 on disjoint pairs; Figure 10's networks settled) ------------------
 # The M circuits are P1's memorisation-only networks (same sizes, seeds and training, so they are

@@ -4,6 +4,8 @@
   (:mod:`circeff.empirical.experiments.efficiency`); options override the preset.
 - ``circeff experiment progress [--preset quick|full|paper] --out DIR``: a grokking run with
   weight snapshots and Figure 9 (:mod:`circeff.empirical.experiments.progress`).
+- ``circeff experiment semigrokking-pilot --out DIR``: P4's pilot (time scales before the main
+  design; :data:`circeff.empirical.presets.SEMIGROKKING_PILOT`).
 - ``circeff experiment ungrokking|semigrokking|fig10|allocation --out DIR``: ungrokking (P2/P3,
   one task with ``--task``), semi-grokking (P4), Figure 10 and Theorem D.4's allocation. Each runs the
   stages of ``circeff reproduce`` that make it (the same functions, the same out-folder layout:
@@ -285,11 +287,26 @@ def ungrokking(
         write_json(json_path, result)
 
 
+WINDOW = typer.Option(None, "--window", help="LOW,HIGH: the sizes are spaced evenly in [LOW, HIGH] x D_crit, e.g. "
+                      "2.5,4.5.")
+N_SIZES = typer.Option(None, "--n-sizes", help="How many sizes in the window.")
+
+
+def _window(text: Optional[str]) -> Optional[tuple[float, float]]:
+    from circeff.errors import ConfigError
+
+    values = _floats("window", text)
+    if values is not None and len(values) != 2:
+        raise ConfigError("--window", "takes two numbers, LOW,HIGH (factors of D_crit)", text)
+    return values  # type: ignore[return-value]
+
+
 @app.command("semigrokking")
 def semigrokking(
     out: Optional[Path] = OUT, preset: str = _preset("semigrokking"), p: Optional[int] = P, seeds: Optional[str] = SEEDS,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Dataset sizes D just above D_crit, e.g. 200,230,260 "
                                         "(default: placed from D_crit, which ungrokking measures first)."),
+    window: Optional[str] = WINDOW, n_sizes: Optional[int] = N_SIZES,
     steps: Optional[int] = typer.Option(None, "--steps", help="AdamW steps from random initialisation."),
     weight_decay: Optional[str] = typer.Option(None, "--weight-decays", help="AdamW weight decay (one value)."),
     old_weight_decay: Optional[str] = typer.Option(None, "--weight-decay", hidden=True),
@@ -297,7 +314,8 @@ def semigrokking(
     n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON, device: str = DEVICE,
     resume: bool = resume_option(), plan: bool = PLAN, show: bool = PROGRESS,
 ) -> None:
-    """P4 (Figures 5/6): semi-grokking, training from scratch at D just above D_crit."""
+    """P4 (Figures 5/6): semi-grokking, training from scratch at D above D_crit; the design (window,
+    sizes, seeds, steps, weight decay) as options."""
     from circeff.reproduce.config import experiment_config
 
     wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
@@ -305,8 +323,43 @@ def semigrokking(
                                seeds=_ints("seeds", seeds), semigrokking_sizes=_ints("sizes", sizes), steps=steps,
                                weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "one weight decay for "
                                                    "every run"),
+                               semigrokking_window=_window(window), semigrokking_n_sizes=n_sizes,
                                stages=stages_of("semigrokking"))
     _run_stages("semigrokking", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
+
+
+@app.command("semigrokking-pilot")
+def semigrokking_pilot(
+    out: Path = typer.Option(..., "--out", help="Output folder (timescales.csv, the figures, runs). " + RESUME_RULE),
+    dcrit: Optional[float] = typer.Option(None, "--dcrit", help="The ungrokking D_crit that places the sizes "
+                                          "(default: measured first with the full scale's ungrokking)."),
+    window: Optional[str] = WINDOW, n_sizes: Optional[int] = N_SIZES, seeds: Optional[str] = SEEDS,
+    steps: Optional[int] = typer.Option(None, "--steps", help="AdamW steps from random initialisation."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay."),
+    resume: bool = resume_option(), show: bool = PROGRESS,
+) -> None:
+    """The pilot of P4: a few sizes and seeds at the full scale's model and optimiser with a long
+    decay budget, to learn when runs memorise, when test accuracy moves and where it settles,
+    before the main design is fixed. Prints and writes the time-scale table (timescales.csv)."""
+    from dataclasses import replace
+
+    from circeff.empirical.experiments import semigrokking as semi
+
+    pilot = presets.SEMIGROKKING_PILOT
+    low, high = _window(window) or (pilot.low_factor, pilot.high_factor)
+    training = replace(pilot.training, **{k: v for k, v in {"seeds": _ints("seeds", seeds), "steps": steps,
+                                                             "weight_decay": weight_decay}.items() if v is not None})
+    config = replace(pilot, training=training, low_factor=low, high_factor=high,
+                     n_sizes=pilot.n_sizes if n_sizes is None else n_sizes)
+    check_resumable_out(out, resume)
+    typer.echo(f"pilot: {config.n_sizes} sizes in [{low:g}, {high:g}] x D_crit, seeds {list(config.seeds)}, "
+               f"weight decay {config.weight_decay:g}, {config.steps} steps (decay budget "
+               f"{config.decay_budget:.3g} e-folds)")
+    result = semi.run_semigrokking(config, out, dcrit=dcrit, ungrokking=presets.get("ungrokking", "full"),
+                                   progress=show, resume=resume)
+    semi.write_semigrokking(result)
+    typer.echo(semi.pilot_table(result).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    typer.echo(f"D_crit {result.dcrit:.4g} ({result.sizes_from}); table: {out / 'timescales.csv'}")
 
 
 def _continuation_command(stages: str):

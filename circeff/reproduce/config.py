@@ -329,6 +329,7 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
                       fig10_sizes: tuple[int, ...] | None = None, semigrokking_sizes: tuple[int, ...] | None = None,
                       weight_decays: tuple[float, ...] | None = None, decay_budget: float | None = None,
                       steps: int | None = None, weight_decay: float | None = None, n_heads: int | None = None,
+                      semigrokking_window: tuple[float, float] | None = None, semigrokking_n_sizes: int | None = None,
                       stages: tuple[str, ...] | None = None) -> ReproduceConfig:
     """The reproduce config of ``circeff experiment --preset`` with the command's options.
 
@@ -338,7 +339,8 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     that the stages stay about the same networks and dataset, as in ``circeff reproduce``; the
     others change only the experiment they name: ``train_frac`` and ``base_steps`` the base
     networks, ``*_sizes`` the D' of the experiment they name, ``weight_decays``
-    ungrokking, ``decay_budget`` the continuations, ``steps`` and ``weight_decay`` semi-grokking.
+    ungrokking, ``decay_budget`` the continuations, ``steps``, ``weight_decay``,
+    ``semigrokking_window`` (low and high factor of D_crit) and ``semigrokking_n_sizes`` semi-grokking.
 
     ``stages``: the reproduce stages the command runs (default: all). Only their configs
     (:attr:`circeff.reproduce.stages.Stage.configs`) are checked; the others are carried along unchecked where the preset
@@ -392,8 +394,10 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     f10 = builder.build("fig10", base_typed | set(given(sizes=fig10_sizes, decay_budget=decay_budget)),
                         lambda: replace(config.fig10, **f10_changes), lambda: _unchecked(config.fig10, **f10_changes))
     semi_training = replace(on(config.semigrokking.training), **given(steps=steps, weight_decay=weight_decay))
-    semi_changes = {"training": semi_training, **given(sizes=semigrokking_sizes)}
-    semi_typed = shared_typed | set(given(sizes=semigrokking_sizes, steps=steps, weight_decay=weight_decay))
+    low, high = semigrokking_window if semigrokking_window is not None else (None, None)
+    semi_design = given(sizes=semigrokking_sizes, n_sizes=semigrokking_n_sizes, low_factor=low, high_factor=high)
+    semi_changes = {"training": semi_training, **semi_design}
+    semi_typed = shared_typed | set(semi_design) | set(given(steps=steps, weight_decay=weight_decay))
     semi = builder.build("semigrokking", semi_typed, lambda: replace(config.semigrokking, **semi_changes),
                          lambda: _unchecked(config.semigrokking, **semi_changes))
     prog_training = replace(on(config.progress.training), seeds=config.progress.training.seeds)

@@ -9,11 +9,9 @@ and a resumed run restores it (:meth:`StageResult.from_dict`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from circeff.thresholds import CONFIDENCE_LEVEL
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 
@@ -34,12 +32,8 @@ class Table:
 
 
 def interval_from_dict(d: dict) -> Interval:
-    """An Interval from its JSON form (None ends are unbounded, a None value is nan)."""
-    def num(v: Any, default: float) -> float:
-        return default if v is None else float(v)
-
-    return Interval(num(d.get("value"), math.nan), num(d.get("lo"), -math.inf), num(d.get("hi"), math.inf),
-                    float(d.get("level") or CONFIDENCE_LEVEL), str(d.get("method", "")))
+    """An Interval from its JSON form (:meth:`Interval.from_dict`)."""
+    return Interval.from_dict(d)
 
 
 @dataclass

@@ -8,15 +8,16 @@
 ``efficiency``    P1: M-only and G-only networks (``run_efficiency``)
 ``base``          G-only networks trained on the full dataset (start of P2/P3 and Figure 10)
 ``ungrokking``    P2/P3: ungrokking over D' x weight decay x seed (``run_ungrokking``)
-``semigrokking``  P4: semi-grokking just above D_crit (``run_semigrokking``)
 ``fig10``         Figure 10a: G:M correct-logit ratio against D (``run_fig10``)
 ``allocation``    Theorem D.4 on disjoint pairs; Figure 10 settled; predicted curves; D_crit two ways
+``semigrokking``  P4: semi-grokking above D_crit, and D_down <= D_cross <= D_up (``run_semigrokking``)
 ``figure8``       Figure 8: ungrokking of the other operations (the full scale only)
 ================  ==================================================================
 
 A stage takes the results of the stages it reads as an argument (``upstream``, by stage
 name; :attr:`Stage.needs` run first, :attr:`Stage.reads` are used when they ran), and their
-folders through :meth:`Context.folder`; it never parses their JSON.
+folders through :meth:`Context.folder`; where it draws an upstream stage's table, it reads it
+with that experiment's own reader (``read_ungrokking``).
 """
 
 from __future__ import annotations
@@ -240,23 +241,55 @@ def _dcrit_for_semigrokking(upstream: Upstream) -> tuple[float | None, str]:
     return None, "computed on demand (ungrokking)"
 
 
+def _bracket_rows(bracket: dict) -> list[list]:
+    named = {"D_down": "D_down: ungrokking transition (P2)", "D_cross": "D_cross: efficiency crossover at the "
+             "operating logit (allocation)", "D_up": "D_up: from-scratch transition (these runs)"}
+    rows = [[label, _iv_text(Interval.from_dict(bracket[k])) if bracket[k] else "not measured"]
+            for k, label in named.items()]
+    return rows + [[k, v] for k, v in bracket.items() if "<=" in k]
+
+
 def stage_semigrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.semigrokking
     dcrit, source = _dcrit_for_semigrokking(upstream)
+    ung_rows = ung_fit = None
+    if (ctx.folder("ungrokking") / "ungrokking.json").is_file():
+        ung_rows, ung_fit = ung.read_ungrokking(ctx.folder("ungrokking"))
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
-                              resume=True, trainer=ctx.trainer)
+                              resume=True, trainer=ctx.trainer, ungrokking_rows=ung_rows, ungrokking_fit=ung_fit)
     semi.write_semigrokking(r)
+    bracket = V.threshold_bracket(_estimate(upstream, "ungrokking", "ungrokking"),
+                                  _estimate(upstream, "allocation", "crossover_operating"), r.d_up)
     table, chance = r.curves[list(V.P4_COLUMNS)], cfg.chance
-    verdict = r.verdict.with_numbers(D_crit_used=r.dcrit,
-                                     D_crit_source=source if not cfg.sizes else "sizes given")
+    verdict = r.verdict.with_numbers(D_crit_used=r.dcrit, D_crit_source=source if not cfg.sizes else "sizes given",
+                                     bracket=bracket)
+    by_size = r.by_size()
+    power = ", ".join(f"{p} {v:.2f}" for p, v in cfg.to_dict()["power"].items())
+    notes = [f"Design, declared before the run: {len(r.sizes)} sizes x {len(cfg.seeds)} seeds, weight decay "
+             f"{cfg.weight_decay:g}, {cfg.steps} steps (decay budget lr x wd x steps = {cfg.decay_budget:.3g} "
+             f"e-folds). Power (each run semi-groks independently with probability p): {power}."]
+    if r.d_up_note:
+        notes.append(r.d_up_note + ".")
     return StageResult(
         "semigrokking", config=cfg.to_dict(), verdicts=[verdict],
-        controls=measure_run_controls({"P4": lambda: C.estimate_p4_design(table, chance)}, ctx.config.controls_n),
-        settings=settings_of(cfg, sizes=list(r.sizes), size_rule=f"{cfg.n_sizes} sizes geometrically spaced in "
-                             f"[{cfg.low_factor:g}, {cfg.high_factor:g}] x D_crit"),
-        figures={"Figures 5/6: test accuracy over training by D, classified": ctx.rel(out / "semigrokking.png")},
-        tables=[Table.of("Runs (class by the P4 rule)", ["run", "class", "final acc", "tail drift", "transient plateau"],
-                         [[c.run, c.label, c.final_test_acc, c.drift, c.transient] for c in r.classes])])
+        controls=measure_run_controls({"P4": lambda: C.estimate_p4_design(table, chance, cfg.rule)},
+                                      ctx.config.controls_n),
+        estimates={"from_scratch": r.d_up} if r.d_up is not None else {},
+        settings=settings_of(cfg, sizes=list(r.sizes), size_rule=f"{cfg.n_sizes} sizes evenly spaced in "
+                             f"[{cfg.low_factor:g}, {cfg.high_factor:g}] x D_crit", decay_budget=cfg.decay_budget),
+        figures={"Figures 5/6: every run's train and test accuracy, by class": ctx.rel(out / "semigrokking.png"),
+                 "Final test accuracy against D / D_crit, from scratch and after ungrokking":
+                     ctx.rel(out / "semigrokking_final.png")},
+        notes=notes,
+        tables=[Table.of("Runs by class and size", ["D", "D / D_crit", *V.P4_LABELS],
+                         [[row["D"], row.get("D_over_D_crit", float("nan")), *[row[k] for k in V.P4_LABELS]]
+                          for row in by_size.to_dict("records")]),
+                Table.of("The threshold from both sides: the theory predicts D_down <= D_cross <= D_up",
+                         ["quantity or inequality", "value [interval] or outcome"], _bracket_rows(bracket)),
+                Table.of("Runs (class by the P4 rule)", ["run", "class", "final acc", "memorised step", "onset step",
+                                                         "delay ratio", "tail change", "transient plateau"],
+                         [[c.run, c.label, c.final_test_acc, c.memorised_step, c.onset_step, c.delay_ratio,
+                           c.tail_change, c.transient] for c in r.classes])])
 
 
 def stage_fig10(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
@@ -447,14 +480,14 @@ STAGES: tuple[Stage, ...] = (
     Stage("efficiency", "P1 efficiency", stage_efficiency, ("P1",), ("efficiency",)),
     Stage("base", "Base networks of ungrokking and Figure 10", stage_base, configs=("base",)),
     Stage("ungrokking", "P2/P3 ungrokking", stage_ungrokking, ("P2", "P3"), ("ungrokking", "base"), needs=("base",)),
-    # without sizes, semi-grokking places them from ungrokking's D_crit (or P1's crossover), or
-    # measures that D_crit itself with ungrokking's config
-    Stage("semigrokking", "P4 semi-grokking", stage_semigrokking, ("P4",), ("semigrokking", "base", "ungrokking"),
-          reads=("ungrokking", "efficiency")),
     Stage("fig10", "Figure 10a", stage_fig10, ("fig10a",), ("fig10", "base"), needs=("base",)),
     # allocation reuses P1's M networks, continues the base networks, settles Figure 10's
     Stage("allocation", "Allocation and D_crit two ways", stage_allocation, ("allocation",),
           ("allocation", "efficiency", "base"), needs=("efficiency", "base", "ungrokking", "fig10")),
+    # semi-grokking places its sizes from ungrokking's D_crit (or P1's crossover) and compares its
+    # from-scratch threshold with both thresholds of the stages before it
+    Stage("semigrokking", "P4 semi-grokking", stage_semigrokking, ("P4",), ("semigrokking", "base", "ungrokking"),
+          needs=("ungrokking",), reads=("efficiency", "allocation")),
     Stage("figure8", "Figure 8, ungrokking per task", stage_figure8, (), ("figure8", "base", "ungrokking"),
           optional=True),
 )

@@ -67,7 +67,7 @@ from circeff.empirical.experiments.predictions_common import (
 )
 from circeff.errors import ConfigError, RunError
 from circeff.thresholds import CONFIDENCE_LEVEL
-from circeff.io import ensure_dir, write_csv, write_json
+from circeff.io import ensure_dir, read_json, write_csv, write_json
 from circeff.validate import integer_at_least, positive
 
 __all__ = [
@@ -310,6 +310,15 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
 def ungrokking_figures(result: UngrokkingResult) -> dict[str, Figure]:
     """Figure 4/7/10b of the run, by file name."""
     return {"ungrokking.png": plot_ungrokking(result.rows[result.rows["status"] == "ok"], result.by_weight_decay)}
+
+
+def read_ungrokking(folder: str | Path) -> tuple[pd.DataFrame, DcritEstimate]:
+    """The converged rows and the pooled D_crit estimate that :func:`write_ungrokking` wrote into
+    ``folder`` (what a later experiment draws beside its own runs)."""
+    folder = Path(folder)
+    rows = pd.read_csv(folder / "ungrokking.csv")
+    rows = rows[rows["converged"].astype(str).str.lower() == "true"]
+    return rows.reset_index(drop=True), DcritEstimate.from_dict(read_json(folder / "ungrokking.json")["D_crit"])
 
 
 def write_ungrokking(result: UngrokkingResult) -> None:

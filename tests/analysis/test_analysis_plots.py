@@ -50,7 +50,8 @@ def _figures(eff_rows, analysis):
         "efficiency": (plots.plot_efficiency(analysis), 1),
         "ungrokking": (plots.plot_ungrokking(
             ungrok, dcrit_by_weight_decay(ungrok, chance=1 / 113, n_boot=30)), 1),
-        "semigrok": (plots.plot_semigrok(traj, classify_runs(traj, 0.01)), 1),
+        "semigrok": (plots.plot_semigrok(traj, classify_runs(traj, 0.01)), 5),   # a panel per run
+        "semigrok_final": (plots.plot_semigrok_final(classify_runs(traj, 0.01), 150.0, ungrokking_rows=ungrok), 1),
         "progress": (plots.plot_progress(_progress_rows()), 3),
         "ratio_vs_D": (plots.plot_ratio_vs_D(ratios, fig10a(ratios)), 1),
     }
@@ -104,12 +105,26 @@ def test_fig9_shows_accuracy_with_the_grokking_step_and_legends_off_the_data():
     assert styles["G (trig), test"] != styles["G (trig), train"]
 
 
-def test_semigrok_curves_are_labelled_by_D_and_legend_is_off_the_data():
+def test_semigrok_panels_are_labelled_by_D_over_D_crit_and_class_and_legend_is_off_the_data():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     traj = trajectory_rows(["grok", "semi", "none", "transient", "wobbly"])
-    fig = plots.plot_semigrok(traj, classify_runs(traj, 0.01))
-    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert {f"D = {d:g}" for d in traj["D"].unique()} <= set(texts)
-    assert _legend_boxes_clear_of_data(fig)
+    classes = classify_runs(traj, 0.01)
+    fig = plots.plot_semigrok(traj, classes, d_crit=100.0)
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles == sorted(f"D/Dc {c.D / 100:.2f}, s0: {c.label}" for c in classes)
+    # each panel draws train (grey) and test (its class's colour)
+    for ax in fig.axes:
+        label = ax.get_title().rsplit(": ", 1)[1]
+        colors = [line.get_color() for line in ax.get_lines()]
+        assert plots.CLASS_COLORS[label] in colors and "0.7" in colors
+    # the one legend (the figure's) counts each class and sits below every panel
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "semi (1)" in texts and "grokked (1)" in texts
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig.legends[0].get_window_extent(canvas.get_renderer())
+    assert not any(box.overlaps(ax.get_window_extent(canvas.get_renderer())) for ax in fig.axes)
 
 
 def test_logit_vs_norm_gives_each_D_of_a_panel_its_own_colour(eff_rows):
