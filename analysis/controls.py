@@ -469,10 +469,12 @@ def reference_designs() -> dict[str, Design]:
                                         sizes=tuple(sorted(set(p2_quick.sizes) | set(refine_q)))),
         "P3.cpu": replace(p2_cpu, key="P3"),
         "P3.cpu.refined": replace(p2_cpu, key="P3", sizes=tuple(sorted(set(p2_cpu.sizes) | set(refine_c)))),
-        "P4.quick": P4Design(sizes=(197, 219, 241, 263), seeds=3, steps=tuple(range(0, 3001, 50)),
-                             chance=1 / 23, noise_sd=0.025, semi_fraction=2 / 12),
-        "P4.cpu": P4Design(sizes=tuple(range(264, 477, 30)), seeds=5, steps=tuple(range(0, 6001, 50)),
-                           chance=1 / 31, noise_sd=0.02, semi_fraction=3 / 40),
+        # the quick scale's design: 4 sizes in [2, 3] x D_crit (81), 4 seeds, 5000 steps
+        "P4.quick": P4Design(sizes=(163.0, 190.0, 217.0, 244.0), seeds=4, steps=tuple(range(0, 5001, 50)),
+                             chance=1 / 23, noise_sd=0.025, semi_fraction=2 / 16),
+        # the full scale's declared design: 8 sizes in [2.4, 3.2] x D_crit (125), 5 seeds, 15000 steps
+        "P4.full": P4Design(sizes=tuple(float(round(x)) for x in np.linspace(2.4 * 125, 3.2 * 125, 8)), seeds=5,
+                            steps=tuple(range(0, 15_001, 50)), chance=1 / 31, noise_sd=0.02, semi_fraction=2 / 40),
         "fig10a.quick": Fig10Design(sizes=(20, 40, 80, 160, 320, 500), seeds=2, slope=3.1,
                                     intercept=math.log(0.05) - 3.1 * math.log(20), noise_sd=0.5),
         "fig10a.quick.3_seeds": Fig10Design(sizes=(20, 40, 80, 160, 320, 500), seeds=3, slope=3.1,

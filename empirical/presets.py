@@ -117,12 +117,17 @@ PRESETS: dict[tuple[str, str], Any] = {
     ("fig10", "full"): Fig10Config(_BASE["full"], sizes=(20, 40, 80, 160, 320, 640, 900), decay_budget=3000.0),
     ("fig10", "paper"): Fig10Config(_BASE["paper"], sizes=(250, 500, 1000, 2000, 4000, 8000, 12000),
                                     seeds=(0, 1, 2, 3, 4), decay_budget=100_000.0, log_every=500),
-    # P4. Sizes by rule from the same run's D_crit: geometrically spaced in [1, 4] x D_crit (the
-    # band between the ungrokking D_crit and sizes that grok: MEASUREMENTS "P4 band"). More
-    # steps than the bases so that the last third can settle (MEASUREMENTS "P4 steps").
+    # P4. Sizes by rule from the same run's D_crit, evenly spaced across the window that straddles
+    # the from-scratch transition the pilots found (MEASUREMENTS "P4 pilot": at the full scale
+    # nothing moved up to 2.5 x D_crit in 120 e-folds and runs grokked from 2.9 x up; at the
+    # quick scale the transition lies between 2 and 3 x). Full: the declared design, 8 sizes x 5
+    # seeds (power 0.52 at p = 0.05, 0.87 at p = 0.1), the pilot's weight decay and budget (120
+    # e-folds; the plateau test reads the last 40). Quick: the same rule on 4 sizes x 4 seeds,
+    # 60 e-folds.
     ("semigrokking", "quick"): SemigrokConfig(),
-    ("semigrokking", "full"): SemigrokConfig(replace(FULL, weight_decay=2.0, seeds=(0, 1, 2, 3), steps=6000),
-                                         n_sizes=5, low_factor=1.0, high_factor=4.0),
+    ("semigrokking", "full"): SemigrokConfig(replace(FULL, weight_decay=8.0, seeds=(0, 1, 2, 3, 4), steps=15_000,
+                                                 checkpoint_every=2500),
+                                         n_sizes=8, low_factor=2.4, high_factor=3.2),
     # Appendix A.1: 10 seeds x 20 sizes evenly spaced in [1500, 2050]
     ("semigrokking", "paper"): SemigrokConfig(
         replace(PAPER, steps=100_000, log_every=500, checkpoint_every=5000),
@@ -198,11 +203,16 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "of 1500 (wd x steps), at D' = 30 and at D' >= 240", (0.06, 1.0)),
     Measurement("quick ungrokking transition", "ungrokking quick", "D' near the midpoint of that transition",
                 80, "pairs"),
-    Measurement("P4 band", "semigrokking quick", "test accuracy (min, max) of D = 200 in calibration at P = 23 "
-                "(the ungrokking D_crit near 80)", (0.08, 0.26)),
-    Measurement("P4 band", "semigrokking quick", "D that grokked in calibration at P = 23 (from, to)", (260, 330),
-                "pairs"),
-    Measurement("P4 steps", "semigrokking quick", "step by which semi-grokking runs were still rising", 3000, "steps"),
+    Measurement("P4 pilot", "semigrokking full", "`circeff experiment semigrokking-pilot --dcrit 125.4` (P = 31, "
+                "wd 8, 15000 steps, 2 seeds): final test accuracy at 1.3 and 2.1 x D_crit (max); at 2.9, 3.7 and "
+                "4.5 x D_crit (min)", (0.030, 0.996), date="2026-12-05", setup=_QUIET),
+    Measurement("P4 pilot", "semigrokking full", "the same settings at D = 314 (2.5 x D_crit): final test accuracy "
+                "of seeds 0, 1", (0.10, 0.056), date="2026-12-05", setup=_QUIET),
+    Measurement("P4 pilot", "semigrokking full", "steps at which the 2.9 x D_crit runs passed test accuracy 0.95",
+                (4050, 6350), "steps", date="2026-12-05", setup=_QUIET),
+    Measurement("P4 pilot", "semigrokking quick", "P = 23 quick model, wd 4, 6000 steps, 2 seeds: final test "
+                "accuracy at 2.0 x D_crit (max); at 2.5 x (seeds 0, 1); from 3.0 x up (min)", (0.096, 0.28, 1.0, 0.95),
+                date="2026-12-05", setup=_QUIET),
     Measurement("allocation cost", "allocation quick", "the quick stage: CPU time, wall time", (37.0, 70.0), "s",
                 setup="2 CPU cores shared with other jobs"),
     Measurement("allocation cost", "allocation quick", "its disjoint cells (wall), per objective evaluation",

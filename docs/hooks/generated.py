@@ -15,6 +15,8 @@ A page asks for generated content with a marker on a line of its own::
                                               every figure matching a glob, or the admonition
     <!-- circeff:stage-figures efficiency -->         the figures a reproduce stage lists in summary.json
     <!-- circeff:verdict-summary -->          one line per verdict of summary.json
+    <!-- circeff:stage-tables semigrokking Runs by|The threshold -->
+                                              a stage's tables from summary.json (by title start)
     <!-- circeff:controls P1 -->              false accept / false reject of a verdict measured on
                                               the run's own design (no argument: every verdict)
     <!-- circeff:settings efficiency -->              P, widths, lr, steps, seeds of a reproduce stage
@@ -22,6 +24,8 @@ A page asks for generated content with a marker on a line of its own::
     <!-- circeff:reproduce-run -->            command, scale, machine and timings of that run
     <!-- circeff:toy fig2 -->                 the numbers behind a toy figure
     <!-- circeff:benchmarks -->               docs/data/benchmarks.json as tables
+    <!-- circeff:csv data/semigrokking_pilot.csv -->
+                                              a CSV written by a recorded command, as a table
     <!-- circeff:tests-by-id -->              which tests carry which claim/prediction id
 
 The reproduce markers (verdict, verdict-summary, controls, settings, stage-figures, stage-notes,
@@ -561,6 +565,28 @@ def render_benchmarks() -> str:
     return "\n".join(out)
 
 
+def render_csv(arg: str) -> str:
+    """A CSV under docs/ (written by a recorded command, never by hand) as a markdown table."""
+    import csv
+
+    path = DOCS / arg
+    if not path.is_file():
+        return _missing(f"The table `{arg}`", "the command named beside it on this page")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+
+    def cell(text: str) -> str:
+        try:
+            value = float(text)
+        except ValueError:
+            return _cell(text)
+        return _cell(f"{value:.4g}")
+
+    head, body = rows[0], rows[1:]
+    return "\n".join(["| " + " | ".join(_cell(h) for h in head) + " |", "|" + " --- |" * len(head),
+                      *("| " + " | ".join(cell(c) for c in r) + " |" for r in body)]) + "\n"
+
+
 # ---------------------------------------------------------------- tests by claim id
 
 def render_tests_by_id() -> str:
@@ -633,6 +659,23 @@ def render_stage_notes(arg: str) -> str:
     return "\n".join(n if n.startswith(("- ", "```")) else f"- {n}" for n in notes) + "\n"
 
 
+def render_stage_tables(arg: str) -> str:
+    """The tables one ``circeff reproduce`` stage lists in summary.json whose titles start with one
+    of the given words (``@full semigrokking Runs by|The threshold``: after the stage name, a
+    ``|``-separated list of title beginnings; none: every table)."""
+    run, rest = _run_of(arg)
+    stage, _, starts = rest.partition(" ")
+    summary = _summary(run)
+    if summary is None:
+        return _missing(f"The tables of the reproduce stage `{stage}`", REPRODUCE_HINT)
+    wanted = tuple(w.strip() for w in starts.split("|") if w.strip())
+    tables = [t for t in (summary.get("stages", {}).get(stage) or {}).get("tables") or []
+              if not wanted or t["title"].startswith(wanted)]
+    if not tables:
+        return _missing(f"Tables of the reproduce stage `{stage}` (absent from summary.json)", REPRODUCE_HINT)
+    return "\n".join(f"*{_cell(t['title'])}*\n\n{_table(t['header'], t['rows'])}" for t in tables)
+
+
 RENDERERS = {
     "claims": lambda arg, page: render_claims_table(),
     "claim": lambda arg, page: render_claim(arg),
@@ -642,12 +685,14 @@ RENDERERS = {
     "figures": render_figures,
     "stage-figures": render_stage_figures,
     "stage-notes": lambda arg, page: render_stage_notes(arg),
+    "stage-tables": lambda arg, page: render_stage_tables(arg),
     "reproduce-run": lambda arg, page: render_reproduce_run(arg),
     "verdict-summary": lambda arg, page: render_verdict_summary(arg),
     "controls": lambda arg, page: render_controls(arg),
     "settings": lambda arg, page: render_settings(arg),
     "toy": lambda arg, page: render_toy(arg),
     "benchmarks": lambda arg, page: render_benchmarks(),
+    "csv": lambda arg, page: render_csv(arg),
     "tests-by-id": lambda arg, page: render_tests_by_id(),
 }
 

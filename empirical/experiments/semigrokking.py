@@ -54,7 +54,7 @@ from circeff.analysis.stats import Interval, to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
 from circeff.empirical.experiments.predictions_common import QUICK, sizes_below
-from circeff.errors import ConfigError, RunError
+from circeff.errors import ConfigError
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import in_range, integer_at_least, positive
 
@@ -81,11 +81,11 @@ class SemigrokConfig(TrainingView):
         rule: the P4 classifier and rule's settings.
     """
 
-    training: Training = replace(QUICK, weight_decay=2.0, seeds=(0, 1), steps=4000)
+    training: Training = replace(QUICK, weight_decay=4.0, seeds=(0, 1, 2, 3), steps=5000)
     sizes: tuple[int, ...] = ()
-    n_sizes: int = 6
-    low_factor: float = 1.0
-    high_factor: float = 4.0
+    n_sizes: int = 4
+    low_factor: float = 2.0
+    high_factor: float = 3.0
     rule: P4Rule = P4Rule()
 
     def __post_init__(self) -> None:

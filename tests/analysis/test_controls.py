@@ -74,7 +74,7 @@ def test_P4_and_fig10_designs_read_back_from_tables():
     truth = DESIGNS["P4.quick"]
     est = C.estimate_p4_design(C.simulate(truth, "hypothesis", 0), truth.chance)
     assert est.noise_sd == pytest.approx(truth.noise_sd, rel=0.3)
-    assert est.steps == tuple(float(s) for s in truth.steps) and est.seeds == 3
+    assert est.steps == tuple(float(s) for s in truth.steps) and est.seeds == truth.seeds
     f = DESIGNS["fig10a.cpu"]
     est = C.estimate_fig10_design(C.simulate(f, "hypothesis", 0))
     assert est.slope == pytest.approx(f.slope, abs=0.3) and est.noise_sd == pytest.approx(0.5, rel=0.3)

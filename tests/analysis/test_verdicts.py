@@ -181,7 +181,7 @@ def test_P4_verdict_on_hypothesis_and_on_still_rising_runs():
     yes = V.p4(C.simulate(design, "hypothesis", 4), design.chance, d_crit=82.3)
     assert yes.holds, yes.reason
     assert yes.numbers["n_semi"] >= 2 and yes.numbers["semi_fraction"]["lo"] > 0
-    assert yes.numbers["sizes_over_D_crit"][0] == pytest.approx(197 / 82.3)
+    assert yes.numbers["sizes_over_D_crit"][0] == pytest.approx(design.sizes[0] / 82.3)
     no = V.p4(C.simulate(design, "alternative", 4), design.chance)
     assert not no.holds
     assert no.numbers["n_semi"] == 0 and no.numbers["semi_fraction"]["lo"] == 0
