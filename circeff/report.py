@@ -23,7 +23,7 @@ VERDICT_TITLES = {
     "P1": "P1 efficiency: M needs more norm as D grows, G does not",
     "P2": "P2 ungrokking: a phase transition in final test accuracy at D_crit",
     "P3": "P3: the transition does not depend on weight decay",
-    "P4": "P4 semi-grokking: some runs settle at middling test accuracy after a delay",
+    "P4": "P4 semi-grokking: runs memorise, then after a delay settle at middling test accuracy",
     "fig10a": "Figure 10a: the G:M ratio rises monotonically with D",
     "allocation": "Allocation: Theorem D.4 on disjoint pairs, Figure 10 settled, predicted curves and D_crit two ways",
 }

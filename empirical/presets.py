@@ -220,7 +220,7 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("allocation cost", "allocation quick", "Figure 10's 12 networks settled at one alpha, the "
                 "analysis", (10.0, 4.0), "s", setup="2 CPU cores shared with other jobs"),
     Measurement("full P", "full", "`circeff reproduce --full --plan`: planned training, of it Figure 8's "
-                "(as if all nine tasks continue)", (49.0, 27.8), "min", date="2026-11-29",
+                "(as if all nine tasks continue)", (87.0, 29.3), "min", date="2026-12-05",
                 setup="2 quiet CPU cores, torch threads 2"),
     Measurement("full P", "full", "the full run with the previous engine (P = 31)", 2933.0, "s"),
     Measurement("full P", "full", "the previous engine's plan at P = 37 if all nine Figure 8 tasks generalised",
@@ -262,26 +262,26 @@ class RecordedRun:
 
 
 RECORDED_RUNS: dict[str, RecordedRun] = {
-    "quick": RecordedRun("circeff reproduce --quick", "2026-12-05", _QUIET + ", torch 2.13", 483.0,
-                         {"base": 16.9, "theory and toy": 4.2}),
-    "full": RecordedRun("circeff reproduce --full", "2026-12-05", _QUIET + ", torch 2.13", 2543.0,
-                        {"base": 75.4, "figure8": 964.3, "theory and toy": 4.1}),
+    "quick": RecordedRun("circeff reproduce --quick", "2026-12-05", _QUIET + ", torch 2.13", 519.1,
+                         {"base": 19.7, "theory and toy": 4.1}),
+    "full": RecordedRun("circeff reproduce --full", "2026-12-05", _QUIET + ", torch 2.13", 4186.0,
+                        {"base": 85.3, "figure8": 1015.9, "theory and toy": 4.0}),
 }
 
 # Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 4.9,
-    ("efficiency", "quick"): 197.1,
-    ("ungrokking", "quick"): 137.2,
-    ("semigrokking", "quick"): 59.0,
-    ("fig10", "quick"): 34.5,
-    ("allocation", "quick"): 29.3,
-    ("progress", "full"): 16.1,
-    ("efficiency", "full"): 473.3,
-    ("ungrokking", "full"): 296.2,
-    ("semigrokking", "full"): 370.6,
-    ("fig10", "full"): 188.0,
-    ("allocation", "full"): 155.3,
+    ("progress", "quick"): 4.8,
+    ("efficiency", "quick"): 195.5,
+    ("ungrokking", "quick"): 135.1,
+    ("semigrokking", "quick"): 98.2,
+    ("fig10", "quick"): 32.3,
+    ("allocation", "quick"): 29.4,
+    ("progress", "full"): 22.4,
+    ("efficiency", "full"): 486.3,
+    ("ungrokking", "full"): 297.6,
+    ("semigrokking", "full"): 1913.8,
+    ("fig10", "full"): 197.0,
+    ("allocation", "full"): 163.7,
 }
 
 # Figure 8 generalised and was continued on 3 of its 9 tasks in the recorded full run.

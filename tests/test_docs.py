@@ -134,3 +134,24 @@ def test_docs_markers_read_the_full_run_with_at_full(tmp_path, monkeypatch):
     assert "full reason" in generated.render_verdict("@full P2")
     with pytest.raises(Exception, match="unknown run"):
         generated.render_verdict("@paper P2")
+
+
+def test_docs_stage_tables_and_csv_markers(tmp_path, monkeypatch):
+    """``stage-tables`` picks a stage's tables by title start; ``csv`` renders a recorded CSV; a
+    missing file or stage says how to make it instead of failing silently."""
+    generated = _hook("generated")
+    summary = {"stages": {"semigrokking": {"tables": [
+        {"title": "Runs by class and size", "header": ["D", "semi"], "rows": [[300, 2]]},
+        {"title": "The threshold from both sides", "header": ["quantity", "value"], "rows": [["D_up", "340"]]},
+        {"title": "Runs (class by the P4 rule)", "header": ["run"], "rows": [["D00300_s0"]]}]}}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    monkeypatch.setattr(generated, "DATA", tmp_path)
+    text = generated.render_stage_tables("semigrokking Runs by|The threshold")
+    assert "| 300 | 2 |" in text and "| D\\_up | 340 |" in text and "D00300" not in text
+    assert "D00300" in generated.render_stage_tables("semigrokking")
+    assert "absent" in generated.render_stage_tables("ungrokking")
+    (tmp_path / "t.csv").write_text("D,final_test_acc,class\n163.0,0.0104965,ungeneralised\n")
+    monkeypatch.setattr(generated, "DOCS", tmp_path)
+    table = generated.render_csv("t.csv")
+    assert "| D | final\\_test\\_acc | class |" in table and "| 163 | 0.0105 | ungeneralised |" in table
+    assert "Not yet" in generated.render_csv("missing.csv")

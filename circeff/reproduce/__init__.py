@@ -165,6 +165,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
                     "stages": {n: {"seconds": r.seconds, "skipped": r.skipped, "status": r.status}
                                for n, r in results.items()}},
         "stages": {n: {"status": r.status, "error": r.error, "figures": r.figures, "notes": r.notes,
+                       "tables": r.to_dict()["tables"],
                        "estimates": {k: iv.to_dict() for k, iv in r.estimates.items()}}
                    for n, r in results.items()},
         "config": config.to_dict(),

@@ -71,6 +71,12 @@ def copy_reproduce(results: Path, run: str = "quick") -> None:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
             print(f"copied {rel} -> {(dest / rel).relative_to(DOCS)}  ({caption})")
+    for stage, info in data.get("stages", {}).items():
+        # a run recorded before summary.json carried each stage's tables: they are in the
+        # result the stage saved beside its output (done.json), which a resumed run restores
+        done = results / stage / "done.json"
+        if "tables" not in info and done.is_file():
+            info["tables"] = (json.loads(done.read_text()).get("summary") or {}).get("result", {}).get("tables", [])
     data["_source"] = data.get("command") or f"circeff reproduce (output folder {results.name})"
     write_json(DATA / data_name, data)
     print(f"copied summary.json -> {(DATA / data_name).relative_to(DOCS)}")
