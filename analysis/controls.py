@@ -213,9 +213,8 @@ def _sim_transition(d: TransitionDesign, truth: str, rng: np.random.Generator) -
     return pd.DataFrame(rows)
 
 
-def _semi_runs(d: P4Design, rng: np.random.Generator) -> set[int]:
-    """Which runs would semi-grok: at least ``min_semi``, the first two of distinct seeds and sizes."""
-    runs = [(D, s) for D in d.sizes for s in range(d.seeds)]
+def _semi_runs(d: P4Design, runs: list[tuple[float, int]], rng: np.random.Generator) -> set[int]:
+    """Which of ``runs`` would semi-grok: at least ``min_semi``, the first two of distinct seeds and sizes."""
     n_semi = min(len(runs), max(d.rule.min_semi, int(round(d.semi_fraction * len(runs)))))
     first = int(rng.integers(len(runs)))
     others = [i for i, r in enumerate(runs) if r[0] != runs[first][0] and r[1] != runs[first][1]]
@@ -228,7 +227,7 @@ def _sim_p4(d: P4Design, truth: str, rng: np.random.Generator) -> pd.DataFrame:
     steps = np.asarray(d.steps, float)
     t = (steps - steps[0]) / (steps[-1] - steps[0])
     runs = [(D, s) for D in d.sizes for s in range(d.seeds)]
-    semi = _semi_runs(d, rng)
+    semi = _semi_runs(d, runs, rng)
     frames = []
     for i, (D, s) in enumerate(runs):
         fit_at = 0.03    # every run fits its training set early, as in the runs

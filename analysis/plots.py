@@ -321,7 +321,7 @@ def plot_semigrok_final(classes: Sequence[RunClass], d_crit: float | None, *, d_
         ax.plot(grid / scale, est.curve.accuracy(grid), color=color, lw=1.1)
         iv = est.D_crit
         ax.axvline(iv.value / scale, color=color, ls="--", lw=0.8, label=f"{name} {iv.value:.3g} [{iv.lo:.3g}, {iv.hi:.3g}]")
-        _band(ax, Interval(iv.value / scale, iv.lo / scale, iv.hi / scale, iv.level, iv.method), color)
+        _band(ax, iv.map(lambda v: v / scale), color)
     ax.set_ylim(-0.03, 1.03)
     _label(ax, "D / D_crit (ungrokking)" if d_crit else "D", "final test accuracy")
     ax.legend(fontsize=6.5, loc="upper left")

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -67,15 +67,18 @@ import pandas as pd
 from scipy import stats
 
 from circeff.analysis.rule import Verdict, fmt, interval, level_of, verdict
-from circeff.analysis.stats import Interval, Record, require_columns
+from circeff.analysis.stats import Interval, Record, require_columns, to_plain
 from circeff.errors import ConfigError, RunError
 from circeff.thresholds import CONFIDENCE_LEVEL, MEMORISED_TRAIN_ACC, N_BOOT
+from circeff.validate import in_range, integer_at_least
 
-__all__ = ["LABELS", "P4_COLUMNS", "P4Rule", "RunClass", "Timescales", "classify_run", "classify_runs",
-           "from_scratch_threshold", "p4", "p4_power", "p4_sizes", "threshold_bracket", "timescales"]
+__all__ = ["LABELS", "P4_COLUMNS", "POWER_AT", "P4Rule", "RunClass", "Timescales", "classify_run", "classify_runs",
+           "design_power", "from_scratch_threshold", "p4", "p4_power", "p4_sizes", "threshold_bracket", "timescales"]
 
 P4_COLUMNS = ("D", "seed", "step", "train_acc", "test_acc")
 LABELS = ("grokked", "semi", "no_delay", "ungeneralised", "unsettled")
+# the per-run semi-grokking probabilities at which a design's power is stated
+POWER_AT = (0.05, 0.1)
 
 
 @dataclass(frozen=True)
@@ -106,27 +109,18 @@ class P4Rule:
             raise ConfigError("band", "must satisfy 0 <= low < high <= 1", self.band)
         for name in ("min_train_acc", "tail_fraction", "onset_rise", "max_tail_change", "plateau_min_fraction",
                      "plateau_spread", "rise_min"):
-            value = getattr(self, name)
-            if not 0 < value <= 1:
-                raise ConfigError(name, "must lie in (0, 1]", value)
-        if not self.min_delay_ratio >= 1:
-            raise ConfigError("min_delay_ratio", "must be >= 1", self.min_delay_ratio)
-        if not (isinstance(self.smooth, int) and self.smooth >= 1):
-            raise ConfigError("smooth", "must be an integer >= 1", self.smooth)
-        if not (isinstance(self.min_semi, int) and self.min_semi >= 2):
-            raise ConfigError("min_semi", "must be an integer >= 2", self.min_semi)
+            in_range(name, getattr(self, name), 0.0, 1.0, lo_open=True)
+        in_range("min_delay_ratio", self.min_delay_ratio, 1.0, math.inf)
+        integer_at_least("smooth", self.smooth, 1)
+        integer_at_least("min_semi", self.min_semi, 2)
         level_of("level", self.level)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"min_train_acc": self.min_train_acc, "band": list(self.band),
-                "band_scale": "fraction of the way from chance to 1", "min_delay_ratio": self.min_delay_ratio,
-                "onset_rise": self.onset_rise, "smooth": self.smooth, "tail_fraction": self.tail_fraction,
-                "max_tail_change": self.max_tail_change, "plateau_min_fraction": self.plateau_min_fraction,
-                "plateau_spread": self.plateau_spread, "rise_min": self.rise_min, "min_semi": self.min_semi,
-                "level": self.level, "interval": "Clopper-Pearson",
-                "tail_change": "Theil-Sen slope of the tail's scaled test accuracy x the tail's step span",
-                "holds_when": f"at least {self.min_semi} semi-grokked runs, two of them from distinct seeds "
-                              "and distinct sizes"}
+        return to_plain(asdict(self)) | {
+            "band_scale": "fraction of the way from chance to 1", "interval": "Clopper-Pearson",
+            "tail_change": "Theil-Sen slope of the tail's scaled test accuracy x the tail's step span",
+            "holds_when": f"at least {self.min_semi} semi-grokked runs, two of them from distinct seeds and distinct "
+                          "sizes"}
 
 
 @dataclass(frozen=True)
@@ -191,8 +185,12 @@ def _tail(step: np.ndarray, fraction: float) -> np.ndarray:
 def timescales(step: Any, train_acc: Any, test_acc: Any, chance: float, rule: P4Rule = P4Rule()) -> Timescales:
     """A run's time scales and tail (module doc); the classifier and the pilot's table both read them."""
     step, train, test = _sorted_run(step, train_acc, test_acc)
-    tail = _tail(step, rule.tail_fraction)
-    scaled = (test - chance) / (1 - chance)
+    return _timescales(step, train, (test - chance) / (1 - chance), _tail(step, rule.tail_fraction), rule)
+
+
+def _timescales(step: np.ndarray, train: np.ndarray, scaled: np.ndarray, tail: np.ndarray,
+                rule: P4Rule) -> Timescales:
+    """:func:`timescales` of a run already sorted by step, its test accuracy scaled."""
     smooth = pd.Series(scaled).rolling(rule.smooth, min_periods=1).median().to_numpy()
     fitted = np.flatnonzero(train >= rule.min_train_acc)
     mem = at_mem = onset = math.nan
@@ -239,9 +237,9 @@ def classify_run(step: Any, train_acc: Any, test_acc: Any, chance: float, rule: 
                  run: str = "", D: float = math.nan, seed: object = "") -> RunClass:
     """One run's class (:data:`LABELS`) and its transient plateau, by the paper's definition."""
     step, train, test = _sorted_run(step, train_acc, test_acc)
-    t = timescales(step, train, test, chance, rule)
-    tail = _tail(step, rule.tail_fraction)
-    transient = _transient(step, (test - chance) / (1 - chance), t.final_scaled, chance, rule)
+    tail, scaled = _tail(step, rule.tail_fraction), (test - chance) / (1 - chance)
+    t = _timescales(step, train, scaled, tail, rule)
+    transient = _transient(step, scaled, t.final_scaled, chance, rule)
     return RunClass(str(run), float(D), seed, _label(t, rule), float(test[tail].mean()), t.final_scaled,
                     t.tail_change, t.final_train_acc, t.memorised_step, t.onset_step, t.delay_ratio, *transient)
 
@@ -296,6 +294,11 @@ def p4_power(n_sizes: int, n_seeds: int, p: float, min_semi: int = 2) -> float:
     return float(max(0.0, two_or_more(n) - within_one))
 
 
+def design_power(n_sizes: int, n_seeds: int, min_semi: int = 2) -> dict[str, float]:
+    """:func:`p4_power` at the per-run probabilities every page states (:data:`POWER_AT`), keyed ``p=<p>``."""
+    return {f"p={p:g}": p4_power(n_sizes, n_seeds, p, min_semi) for p in POWER_AT}
+
+
 def p4(trajectories: Any, chance: float, d_crit: float | None = None, *, rule: P4Rule = P4Rule(),
        classes: Sequence[RunClass] | None = None) -> Verdict:
     """P4: at least two runs, of distinct seeds and sizes, memorise, then after a delay settle
@@ -321,7 +324,7 @@ def p4(trajectories: Any, chance: float, d_crit: float | None = None, *, rule: P
         "transient_runs": [{"D": c.D, "seed": c.seed, "plateau_level": c.plateau_level, "label": c.label}
                            for c in classes if c.transient],
         "sizes": sizes, "n_seeds": len(seeds),
-        "power": {f"p={p:g}": p4_power(len(sizes), len(seeds), p) for p in (0.05, 0.1)}}
+        "power": design_power(len(sizes), len(seeds), rule.min_semi)}
     if d_crit is not None:
         numbers["D_crit"] = float(d_crit)
         numbers["sizes_over_D_crit"] = [s / d_crit for s in sizes]

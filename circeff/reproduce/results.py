@@ -15,7 +15,7 @@ from typing import Any
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 
-__all__ = ["StageResult", "Table", "interval_from_dict"]
+__all__ = ["StageResult", "Table"]
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,6 @@ class Table:
     @classmethod
     def of(cls, title: str, header: list[str], rows: list[list[Any]]) -> Table:
         return cls(title, tuple(header), tuple(tuple(r) for r in rows))
-
-
-def interval_from_dict(d: dict) -> Interval:
-    """An Interval from its JSON form (:meth:`Interval.from_dict`)."""
-    return Interval.from_dict(d)
 
 
 @dataclass
@@ -80,5 +75,5 @@ class StageResult:
             verdicts=[Verdict(**v) for v in d.get("verdicts", [])],
             tables=[Table.of(t["title"], t["header"], t["rows"]) for t in d.get("tables", [])],
             notes=list(d.get("notes", [])),
-            estimates={k: interval_from_dict(v) for k, v in (d.get("estimates") or {}).items()},
+            estimates={k: Interval.from_dict(v) for k, v in (d.get("estimates") or {}).items()},
             config=d.get("config"), controls=dict(d.get("controls") or {}), settings=dict(d.get("settings") or {}))

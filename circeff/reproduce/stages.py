@@ -233,19 +233,26 @@ def stage_ungrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult
 
 
 def _dcrit_for_semigrokking(upstream: Upstream) -> tuple[float | None, str]:
+    # the ungrokking stage runs first (it is needed): its D_crit at the edge of its grid comes
+    # last, but before measuring the same config's D_crit again on demand
     for stage, name, source in (("ungrokking", "ungrokking_interior", "ungrokking transition"),
-                                ("efficiency", "crossover", "P1 efficiency crossover")):
+                                ("efficiency", "crossover", "P1 efficiency crossover"),
+                                ("ungrokking", "ungrokking", "ungrokking transition (at the edge of its grid)")):
         iv = _estimate(upstream, stage, name)
         if iv is not None and np.isfinite(iv.value):
             return iv.value, source
     return None, "computed on demand (ungrokking)"
 
 
-def _bracket_rows(bracket: dict) -> list[list]:
-    named = {"D_down": "D_down: ungrokking transition (P2)", "D_cross": "D_cross: efficiency crossover at the "
-             "operating logit (allocation)", "D_up": "D_up: from-scratch transition (these runs)"}
-    rows = [[label, _iv_text(Interval.from_dict(bracket[k])) if bracket[k] else "not measured"]
-            for k, label in named.items()]
+_THRESHOLDS = {"D_down": "D_down: ungrokking transition (P2)",
+               "D_cross": "D_cross: efficiency crossover at the operating logit (allocation)",
+               "D_up": "D_up: from-scratch transition (these runs)"}
+
+
+def _bracket_rows(thresholds: dict[str, Interval | None], bracket: dict) -> list[list]:
+    """Each threshold with its interval, then each inequality's outcome."""
+    rows = [[label, _iv_text(thresholds[k]) if thresholds[k] is not None else "not measured"]
+            for k, label in _THRESHOLDS.items()]
     return rows + [[k, v] for k, v in bracket.items() if "<=" in k]
 
 
@@ -258,13 +265,14 @@ def stage_semigrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResu
     r = semi.run_semigrokking(cfg, out, dcrit=dcrit, ungrokking=ctx.config.ungrokking, progress=ctx.progress,
                               resume=True, trainer=ctx.trainer, ungrokking_rows=ung_rows, ungrokking_fit=ung_fit)
     semi.write_semigrokking(r)
-    bracket = V.threshold_bracket(_estimate(upstream, "ungrokking", "ungrokking"),
-                                  _estimate(upstream, "allocation", "crossover_operating"), r.d_up)
+    thresholds = {"D_down": _estimate(upstream, "ungrokking", "ungrokking"),
+                  "D_cross": _estimate(upstream, "allocation", "crossover_operating"), "D_up": r.d_up}
+    bracket = V.threshold_bracket(thresholds["D_down"], thresholds["D_cross"], thresholds["D_up"])
     table, chance = r.curves[list(V.P4_COLUMNS)], cfg.chance
     verdict = r.verdict.with_numbers(D_crit_used=r.dcrit, D_crit_source=source if not cfg.sizes else "sizes given",
                                      bracket=bracket)
     by_size = r.by_size()
-    power = ", ".join(f"{p} {v:.2f}" for p, v in cfg.to_dict()["power"].items())
+    power = ", ".join(f"{p} {v:.2f}" for p, v in cfg.power().items())
     notes = [f"Design, declared before the run: {len(r.sizes)} sizes x {len(cfg.seeds)} seeds, weight decay "
              f"{cfg.weight_decay:g}, {cfg.steps} steps (decay budget lr x wd x steps = {cfg.decay_budget:.3g} "
              f"e-folds). Power (each run semi-groks independently with probability p): {power}."]
@@ -285,7 +293,8 @@ def stage_semigrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResu
                          [[row["D"], row.get("D_over_D_crit", float("nan")), *[row[k] for k in V.P4_LABELS]]
                           for row in by_size.to_dict("records")]),
                 Table.of("The threshold from both sides: the theory predicts D_down <= D_cross <= D_up",
-                         ["quantity or inequality", "value [interval] or outcome"], _bracket_rows(bracket)),
+                         ["quantity or inequality", "value [interval] or outcome"],
+                         _bracket_rows(thresholds, bracket)),
                 Table.of("Runs (class by the P4 rule)", ["run", "class", "final acc", "memorised step", "onset step",
                                                          "delay ratio", "tail change", "transient plateau"],
                          [[c.run, c.label, c.final_test_acc, c.memorised_step, c.onset_step, c.delay_ratio,

@@ -575,16 +575,13 @@ def render_csv(arg: str) -> str:
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
 
-    def cell(text: str) -> str:
+    def value(text: str) -> Any:
         try:
-            value = float(text)
+            return float(text)
         except ValueError:
-            return _cell(text)
-        return _cell(f"{value:.4g}")
+            return text
 
-    head, body = rows[0], rows[1:]
-    return "\n".join(["| " + " | ".join(_cell(h) for h in head) + " |", "|" + " --- |" * len(head),
-                      *("| " + " | ".join(cell(c) for c in r) + " |" for r in body)]) + "\n"
+    return _table(rows[0], [[value(c) for c in r] for r in rows[1:]])
 
 
 # ---------------------------------------------------------------- tests by claim id

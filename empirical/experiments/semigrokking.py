@@ -47,8 +47,8 @@ from matplotlib.figure import Figure
 
 from circeff.analysis.plots import plot_semigrok, plot_semigrok_final, save_figures
 from circeff.analysis.rule import Verdict
-from circeff.analysis.semigrokking import (LABELS, P4_COLUMNS, P4Rule, RunClass, classify_runs, from_scratch_threshold,
-                                           p4, p4_power, p4_sizes)
+from circeff.analysis.semigrokking import (LABELS, P4_COLUMNS, P4Rule, RunClass, classify_runs, design_power,
+                                           from_scratch_threshold, p4, p4_sizes)
 from circeff.empirical.backend import Trainer, train_or_reuse
 from circeff.analysis.stats import Interval, to_plain
 from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -105,11 +105,12 @@ class SemigrokConfig(TrainingView):
         """``lr x weight_decay x steps``: the e-folds by which weight decay alone would shrink a weight."""
         return self.lr * self.weight_decay * self.steps
 
-    def power(self, p: float) -> float:
+    def power(self) -> dict[str, float]:
         """The chance that the rule holds if each run semi-groks independently with probability
-        ``p`` (:func:`circeff.analysis.semigrokking.p4_power`), for the derived or given sizes."""
+        p, at the stated p (:func:`circeff.analysis.semigrokking.design_power`), for the derived
+        or given sizes."""
         n_sizes = len(self.sizes) if self.sizes else self.n_sizes
-        return p4_power(n_sizes, len(self.seeds), p, self.rule.min_semi)
+        return design_power(n_sizes, len(self.seeds), self.rule.min_semi)
 
     @property
     def task(self) -> str:
@@ -121,8 +122,7 @@ class SemigrokConfig(TrainingView):
         return self.training.engine(self.task_config, runs)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self) | {"decay_budget": self.decay_budget,
-                               "power": {f"p={p:g}": self.power(p) for p in (0.05, 0.1)}}
+        return asdict(self) | {"decay_budget": self.decay_budget, "power": self.power()}
 
 
 def sizes_above(dcrit: float, n_sizes: int, low_factor: float, high_factor: float, n_examples: int) -> tuple[int, ...]:

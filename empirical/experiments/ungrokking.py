@@ -47,7 +47,7 @@ import pandas as pd
 import numpy as np
 
 from circeff.analysis import verdicts as V
-from circeff.analysis.ungrokking import DcritEstimate, dcrit_by_weight_decay, estimate_dcrit
+from circeff.analysis.ungrokking import DcritEstimate, converged_rows, dcrit_by_weight_decay, estimate_dcrit
 from matplotlib.figure import Figure
 
 from circeff.analysis.plots import plot_ungrokking, save_figures
@@ -316,9 +316,8 @@ def read_ungrokking(folder: str | Path) -> tuple[pd.DataFrame, DcritEstimate]:
     """The converged rows and the pooled D_crit estimate that :func:`write_ungrokking` wrote into
     ``folder`` (what a later experiment draws beside its own runs)."""
     folder = Path(folder)
-    rows = pd.read_csv(folder / "ungrokking.csv")
-    rows = rows[rows["converged"].astype(str).str.lower() == "true"]
-    return rows.reset_index(drop=True), DcritEstimate.from_dict(read_json(folder / "ungrokking.json")["D_crit"])
+    fit = DcritEstimate.from_dict(read_json(folder / "ungrokking.json")["D_crit"])
+    return converged_rows(pd.read_csv(folder / "ungrokking.csv"), fit.chance)[0], fit
 
 
 def write_ungrokking(result: UngrokkingResult) -> None:
