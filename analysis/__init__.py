@@ -15,7 +15,10 @@ each under the same name as the module here that analyses it.
 - :mod:`circeff.analysis.allocation` - Theorem D.4's predicted G:M allocation (through
   :mod:`circeff.theory.optima`) against disjoint pairs and Figure 10's networks.
 - :mod:`circeff.analysis.verdicts` - the rules by key; :mod:`circeff.analysis.rule` - the
-  :class:`~circeff.analysis.rule.Verdict` record they share.
+  :class:`~circeff.analysis.rule.Verdict` record they share (outcome: holds, does not hold
+  or undecided).
+- :mod:`circeff.analysis.robustness` - robust or fragile: the same outcome without any one
+  seed and under a second order of floating-point sums, a margin of a standard error, two seeds.
 - :mod:`circeff.analysis.controls` - false-accept and false-reject rates of every rule.
 - :mod:`circeff.analysis.plots` - figures; they take data and return a matplotlib Figure.
 - :mod:`circeff.analysis.stats` - the interval record, bootstrap helpers, JSON-safe records.

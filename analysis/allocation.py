@@ -55,20 +55,30 @@ stripes, so within the measured D range it interpolates).
 Curves (``x(D) = log(N_M / N_G)``, natural logs):
 
 * (a) D.4 with per-circuit kappa at the operating logit. With ``q = 2`` below both kappas this
-  is winner-take-all: G takes (nearly) all where ``x > 0``, M where ``x < 0``. Its log error at
-  a D is the distance of ``log(measured ratio)`` from the winner-take-all region, taken as the
-  loser holding under ``wta_share`` of the logit (ratio beyond ``(1 - wta_share)/wta_share``,
-  19 for 5%); 0 inside the region.
+  is winner-take-all: G takes (nearly) all where ``x > 0``, M where ``x < 0`` (the loser holding
+  under ``wta_share`` of the logit: ratio beyond ``(1 - wta_share)/wta_share``, 19 for 5%).
 * (b) D.4 case 2 with one effective kappa: ``log ratio = e x`` with ``e = q k / (q - k)``, so
   ``k_eff = q e / (q + e)``. ``e`` is fitted through the origin (case 2 has no free
-  intercept) by least squares on the medians. Its log errors per D are leave-one-D-out (``e``
+  intercept) by least squares on the medians. Its predictions per D are leave-one-D-out (``e``
   refitted without that D), so a fitted curve is not credited with in-sample errors.
 
+Scoring, the same for both curves: each predicts a region of the log ratio at every D, "G
+takes almost all" (ratio beyond ``(1 - wta_share)/wta_share``), "M takes almost all" (below its
+inverse) or "a mixture" in between. (a) predicts the winner's region; (b) predicts the region its
+(leave-one-D-out) ratio ``exp(e x)`` falls in. A curve's log error at a D is the distance of the
+measured log ratio from the region it predicts (0 inside). An earlier version scored (a) by its
+region but (b) as a point, which favoured (a).
+
+Near the crossover: D where the bootstrap interval of ``x`` holds 0 (the data do not tell which
+circuit needs less norm, so (a)'s winner there is undetermined) are reported apart, with the
+measured ratio and both predictions, and are not scored.
+
 Rule of the verdict (fixed before looking at data): the model with the smaller median
-absolute log error over D is the one the data support; "by how much" is the difference
-``median|err_a| - median|err_b|`` with a bootstrap interval (seeds resampled within D, the
-stripes too). The data support (b) over (a) when that interval lies above 0, (a) over (b)
-when below, neither otherwise.
+absolute log error over the scored D is the one the data support; "by how much" is the
+difference ``median|err_a| - median|err_b|`` with a bootstrap interval (seeds resampled within
+D, the stripes too). The data support (b) over (a) when that interval lies above 0 (the
+verdict holds), (a) over (b) when below (it does not hold), and neither otherwise (undecided);
+the reason names the supported account.
 
 Crossover at the operating logit (:func:`operating_crossover`): the D where ``N_G = N_M`` on
 the two interpolated lines, with a bootstrap interval (stripes resampled within D, kappas
@@ -94,6 +104,7 @@ from circeff.thresholds import CONFIDENCE_LEVEL, N_BOOT
 from circeff.theory import optima
 
 __all__ = [
+    "ACCOUNTS",
     "AllocationCurves",
     "CurvePoint",
     "DisjointCell",
@@ -351,6 +362,9 @@ class CurvePoint(Record):
     log_error_a: float
     predicted_b: Interval
     log_error_b: float
+    predicted_b_region: str
+    x: Interval
+    near_crossover: bool
 
 
 @dataclass(frozen=True)
@@ -365,19 +379,33 @@ class AllocationCurves(Record):
     median_abs_error_a: float
     median_abs_error_b: float
     error_difference: Interval
+    near_crossover_D: tuple[float, ...]
+
+
+def _category(centre: np.ndarray, edge: float) -> np.ndarray:
+    """The allocation a log ratio ``centre`` falls in: ``"G"`` (the loser M holds under the
+    winner-take-all share), ``"M"``, or ``"mix"`` in between."""
+    return np.where(centre >= edge, "G", np.where(centre <= -edge, "M", "mix"))
+
+
+def _region_error(log_r: np.ndarray, category: np.ndarray, edge: float) -> np.ndarray:
+    """Signed distance of ``log_r`` from the region of its predicted ``category`` (0 inside)."""
+    return np.where(category == "G", np.minimum(log_r - edge, 0.0),
+                    np.where(category == "M", np.maximum(log_r + edge, 0.0), log_r - np.clip(log_r, -edge, edge)))
 
 
 def _errors(log_r: np.ndarray, x: np.ndarray, wta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log errors of (a) and leave-one-out (b), and the full-data exponent fit's predictions."""
+    """Log errors of (a) and of leave-one-D-out (b), both scored the same way: the distance of
+    the measured log ratio from the region (G takes almost all, M takes almost all, or a
+    mixture) that the curve predicts at that D; and (b)'s predicted log ratios."""
     edge = math.log((1 - wta) / wta)
-    err_a = np.where(x > 0, np.minimum(log_r - edge, 0.0), np.maximum(log_r + edge, 0.0))
-    err_a = np.where(x == 0, np.nan, err_a)
-    err_b = np.empty_like(log_r)
+    err_a = np.where(x == 0, np.nan, _region_error(log_r, np.where(x > 0, "G", "M"), edge))
+    pred_b = np.empty_like(log_r)
     for j in range(x.size):
         keep = np.arange(x.size) != j
         e = float(x[keep] @ log_r[keep] / (x[keep] @ x[keep]))
-        err_b[j] = log_r[j] - e * x[j]
-    return err_a, err_b, x
+        pred_b[j] = e * x[j]
+    return err_a, _region_error(log_r, _category(pred_b, edge), edge), pred_b
 
 
 def allocation_curves(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interval, measured: object, *,
@@ -405,65 +433,105 @@ def allocation_curves(stripes: pd.DataFrame, kappa_G: Interval, kappa_M: Interva
         x = lines["M"] - lines["G"]
         log_r = np.log(ratio)
         e = float(x @ log_r / (x @ x))
-        err_a, err_b, _ = _errors(log_r, x, wta_share)
-        return ratio, total, x, e, err_a, err_b
+        err_a, err_b, pred_b = _errors(log_r, x, wta_share)
+        return ratio, total, x, e, err_a, err_b, pred_b
 
-    ratio, total, x, e, err_a, err_b = evaluate(None, kappa)
-    med_a, med_b = float(np.nanmedian(np.abs(err_a))), float(np.nanmedian(np.abs(err_b)))
+    ratio, total, x, e, err_a, err_b, pred_b = evaluate(None, kappa)
 
     rng = np.random.default_rng(seed)
-    reps = {"ratio": [], "e": [], "diff": [], "pred_b": []}
+    reps = {"ratio": [], "e": [], "pred_b": [], "x": [], "err_a": [], "err_b": []}
     for _ in range(n_boot):
         kap = {"G": _kappa_draw(kappa_G, rng), "M": _kappa_draw(kappa_M, rng)}
-        r_, _, x_, e_, ea, eb = evaluate(rng, kap)
-        reps["ratio"].append(r_)
-        reps["e"].append(e_)
-        reps["diff"].append(np.nanmedian(np.abs(ea)) - np.nanmedian(np.abs(eb)))
-        reps["pred_b"].append(np.exp(e_ * x_))
-    R, PB = np.array(reps["ratio"]), np.array(reps["pred_b"])
+        r_, _, x_, e_, ea, eb, _ = evaluate(rng, kap)
+        for k, v in (("ratio", r_), ("e", e_), ("pred_b", np.exp(e_ * x_)), ("x", x_), ("err_a", ea), ("err_b", eb)):
+            reps[k].append(v)
+    R, PB, X = np.array(reps["ratio"]), np.array(reps["pred_b"]), np.array(reps["x"])
     method = "bootstrap percentile (seeds resampled within D; stripes and kappas redrawn)"
+    x_iv = [percentile_interval(float(x[j]), X[:, j], level, method) for j in range(D.size)]
+    # near the crossover: the data do not tell which circuit needs less norm (x's interval holds
+    # 0), so (a)'s winner there is a coin toss; those D are reported apart and not scored
+    near = np.array([iv.lo <= 0 <= iv.hi for iv in x_iv]) if n_boot else np.zeros(D.size, bool)
+    far = ~near
+
+    def medians(ea: np.ndarray, eb: np.ndarray) -> tuple[float, float]:
+        if not far.any():
+            return math.nan, math.nan
+        return float(np.nanmedian(np.abs(ea[far]))), float(np.nanmedian(np.abs(eb[far])))
+
+    med_a, med_b = medians(err_a, err_b)
+    diffs = np.array([np.subtract(*medians(np.asarray(a_), np.asarray(b_)))
+                      for a_, b_ in zip(reps["err_a"], reps["err_b"])])
     e_iv = percentile_interval(e, np.array(reps["e"]), level, method)
+    edge = math.log((1 - wta_share) / wta_share)
+    region = {"G": "G takes almost all", "M": "M takes almost all", "mix": "mixture"}
     points = []
     for j, d in enumerate(D):
         points.append(CurvePoint(
             float(d), int((df["D"] == d).sum()), float(total[j]), float(x[j]),
             percentile_interval(float(ratio[j]), R[:, j], level, "bootstrap percentile (seeds resampled within D)"),
             "G takes all" if x[j] > 0 else ("M takes all" if x[j] < 0 else "tie"), float(err_a[j]),
-            percentile_interval(float(math.exp(e * x[j])), PB[:, j], level, method), float(err_b[j])))
+            percentile_interval(float(math.exp(e * x[j])), PB[:, j], level, method), float(err_b[j]),
+            region[str(_category(np.array([pred_b[j]]), edge)[0])], x_iv[j], bool(near[j])))
     k_eff = kappa_from_exponent(np.array([e_iv.value, e_iv.lo, e_iv.hi]), q)
     # k = q e / (q + e) is increasing in e on e > -q, so the interval maps end to end there.
     k_iv = Interval(float(k_eff[0]), float(min(k_eff[1:])), float(max(k_eff[1:])), level,
                     "from the exponent's interval through k = q e / (q + e)")
-    diff = percentile_interval(med_a - med_b, np.array(reps["diff"]), level, method)
+    diff = percentile_interval(med_a - med_b, diffs, level, method)
     return AllocationCurves(float(q), kappa_G, kappa_M, e_iv, k_iv, float(wta_share), tuple(points),
-                            med_a, med_b, diff)
+                            med_a, med_b, diff, tuple(float(d) for d in D[near]))
+
+
+ACCOUNTS = {"a": "(a) D.4 with per-circuit kappa: winner-take-all at the operating logit",
+            "b": "(b) D.4 case 2 with one effective kappa: a power-law split"}
 
 
 def allocation_verdict(curves: AllocationCurves) -> Verdict:
-    """Which predicted curve the data support, by the rule in the module docstring."""
+    """Which account of the allocation the data support, by the rule in the module docstring:
+    ``holds`` when (b) is supported, ``does not hold`` when (a) is, ``undecided`` when neither
+    (or when every D lies near the crossover). The reason names the supported account."""
     d = curves.error_difference
-    if d.lo > 0:
-        supported, holds = "b", True
-    elif d.hi < 0:
-        supported, holds = "a", False
+    scored = [p for p in curves.points if not p.near_crossover]
+    if not scored or not np.isfinite(d.value):
+        supported = "undecided"
     else:
-        supported, holds = "neither", False
-    names = {"a": "D.4 with per-circuit kappa (winner-take-all at the operating logit)",
-             "b": f"case 2 with kappa_eff {curves.kappa_eff.value:.3g}", "neither": "neither curve"}
-    reason = (f"median |log error| (a) {curves.median_abs_error_a:.3g}, (b, leave-one-D-out) "
-              f"{curves.median_abs_error_b:.3g}; (a) - (b) = {d.value:.3g} [{d.lo:.3g}, {d.hi:.3g}]: "
-              f"the data support {names[supported]}")
-    return Verdict(key="allocation", holds=holds, reason=reason,
-                   numbers=to_plain({"median_abs_error_a": curves.median_abs_error_a,
-                            "median_abs_error_b": curves.median_abs_error_b,
-                            "difference": d, "kappa_eff": curves.kappa_eff,
-                            "exponent": curves.exponent, "supported": supported}),
-                   rule={"statement": "the curve with the smaller median |log error| over D is supported; "
-                                      "(b)'s errors are leave-one-D-out; decided when the bootstrap "
-                                      "interval of median|err_a| - median|err_b| excludes 0",
-                         "holds_means": "the data support case 2 with an effective kappa over "
-                                        "winner-take-all with per-circuit kappa",
-                         "wta_share": curves.wta_share})
+        supported = "b" if d.lo > 0 else "a" if d.hi < 0 else "neither"
+    kappas = (f"kappa_G {curves.kappa_G.value:.3g} and kappa_M {curves.kappa_M.value:.3g} (each fitted to its circuit "
+              f"settled alone); kappa_eff {curves.kappa_eff.value:.3g} (fitted to the measured ratios through case 2)")
+    names = {**ACCOUNTS, "neither": "neither account over the other", "undecided": "no account: every D lies near "
+             "the crossover"}
+    reason = (f"both curves scored the same way, by the distance of the measured log ratio from the region each "
+              f"predicts (G takes almost all, M takes almost all, or a mixture), over {len(scored)} D away from the "
+              f"crossover; median |log error| (a) {curves.median_abs_error_a:.3g}, (b, leave-one-D-out) "
+              f"{curves.median_abs_error_b:.3g}; (a) - (b) = {d.value:.3g} [{d.lo:.3g}, {d.hi:.3g}]: the data support "
+              f"{names[supported]}. Near the crossover (which circuit needs less norm is undetermined), reported "
+              f"apart: D = {', '.join(f'{x:g}' for x in curves.near_crossover_D) or 'none'}. {kappas}")
+    half = (d.hi - d.lo) / 2
+    se = half / 1.959963984540054 if np.isfinite(half) and half > 0 else math.nan
+    criteria = [] if supported == "undecided" else [
+        {"name": "(a) - (b) above 0", "value": float(d.value), "threshold": 0.0, "se": se, "passes": "above",
+         "margin_se": float(d.value / se) if se == se else math.nan}]
+    return Verdict(key="allocation", holds=supported == "b", reason=reason,
+                   numbers=to_plain({"supported": supported, "supported_account": names[supported],
+                                     "median_abs_error_a": curves.median_abs_error_a,
+                                     "median_abs_error_b": curves.median_abs_error_b,
+                                     "difference": d, "kappa_eff": curves.kappa_eff, "exponent": curves.exponent,
+                                     "near_crossover_D": list(curves.near_crossover_D),
+                                     "near_crossover": [{"D": p.D, "measured": p.measured.value,
+                                                         "x": p.x.value, "x_lo": p.x.lo, "x_hi": p.x.hi,
+                                                         "a": p.predicted_a, "b": p.predicted_b.value,
+                                                         "b_region": p.predicted_b_region}
+                                                        for p in curves.points if p.near_crossover]}),
+                   rule={"statement": "both curves are scored the same way: the distance of the measured log ratio "
+                                      "from the region the curve predicts at that D (G takes almost all, M takes "
+                                      "almost all, or a mixture; the loser holding under wta_share marks the "
+                                      "first two); (b)'s prediction is leave-one-D-out; D whose x = log(N_M/N_G) "
+                                      "interval holds 0 are near the crossover and reported apart; the curve with "
+                                      "the smaller median |log error| over the other D is supported when the "
+                                      "bootstrap interval of median|err_a| - median|err_b| excludes 0",
+                         "holds_means": "the data support (b), one effective kappa, over (a), winner-take-all "
+                                        "with per-circuit kappa; does not hold: (a) over (b); undecided: neither",
+                         "wta_share": curves.wta_share},
+                   undecided=supported in ("neither", "undecided"), criteria=tuple(criteria))
 
 
 @dataclass(frozen=True)

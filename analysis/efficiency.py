@@ -61,15 +61,25 @@ The rule :func:`p1` reads columns ``circuit`` ('G' or 'M'), ``D``, ``seed``, ``a
 ``param_norm``: one row per settled network and rung of the L2 ladder.
 Per circuit, ``log logit = kappa log param_norm + b`` with one intercept per (D, seed)
 stripe (ordinary least squares; kappa comes from the ladder inside a network), so each
-stripe has an efficiency ``log P = -b / kappa``. The trend is the OLS slope of the stripes'
-``log P`` against ``log D``, with a t interval on ``stripes - 2`` degrees of freedom (the
-stripes are the independent units; the shared kappa's error shifts every stripe alike and
-barely moves a slope). M rises: M's slope interval at ``level`` lies above 0. G is flat by
-an equivalence test (two one-sided tests at 5% each): G's slope interval at
-``equivalence_level`` (0.90) lies inside ``+-delta`` with ``delta = delta_fraction x`` the
-lower end of M's interval (a G trend less than half as steep as the least M could be).
-G's sizes must span ``min_log10_range_G`` (half a decade) and each circuit needs
-``min_D`` distinct sizes; both kappa intervals must lie above 0.
+stripe has an efficiency ``log P = -b / kappa``. The trend is **clustered by seed**: the OLS
+slope of ``log P`` against ``log D`` within each seed, then the mean over seeds with a t
+interval on ``seeds - 1`` degrees of freedom (:func:`clustered_slope`). A seed's networks share
+their initial weights and copies of one network compute nearly the same function, so a seed is
+one unit; counting each (D, seed) stripe as independent made G's interval far too narrow.
+M rises: M's slope interval at ``level`` lies above 0. G is flat by an equivalence test (two
+one-sided tests at 5% each): G's slope interval at ``equivalence_level`` (0.90) lies inside
+``+-delta`` with ``delta = delta_fraction x`` the lower end of M's interval (a G trend less than
+half as steep as the least M could be). G is steep when its interval at ``level`` lies wholly
+outside ``+-delta``. Each circuit needs ``min_D`` distinct sizes; both kappa intervals must lie
+above 0.
+
+Three outcomes. M's part is decided by its interval alone. G's part is decided only on a design
+that can decide it: the controls (:mod:`circeff.analysis.controls`) measure this rule on the
+run's own design, and G is judged only when the power against "G's slope equals M's" is at
+least ``min_power`` (0.8) and the false accept at most ``max_false_accept`` (0.05). This
+replaces an earlier gate on G's range of D, which no settled design could reach. A G slope
+that is neither shown flat nor shown steep on a design without that power leaves P1
+*undecided*, with the power that shows why; M's outcome is reported beside it.
 
 Efficiency crossover (first D_crit estimate): the D where the M trend meets P_G. With
 ``g_model="flat"`` (default; the theory says G's efficiency does not depend on D, and G-only
@@ -100,7 +110,7 @@ from circeff.analysis.stats import (
     percentile_interval,
     require_columns,
 )
-from circeff.analysis.rule import Verdict, fmt, interval, level_of, t_interval, verdict
+from circeff.analysis.rule import Verdict, criterion, fmt, interval, level_of, t_interval, verdict
 from circeff.errors import ConfigError
 from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL, N_BOOT
 from circeff.validate import integer_at_least
@@ -116,6 +126,7 @@ __all__ = [
     "SeparateFit",
     "Trend",
     "analyse_efficiency",
+    "clustered_slope",
     "fit_circuit",
     "fit_trend",
     "efficiency_slope",
@@ -614,10 +625,20 @@ def stripe_efficiencies(df: pd.DataFrame, level: float) -> dict[str, Any]:
     dof = x.size - n_stripes - 1
     resid = yc - kappa * xc
     se = math.sqrt(float(resid @ resid) / dof / sxx) if dof >= 1 and sxx > 0 else np.inf
-    D_of = np.array([df["D"].to_numpy()[stripe == i][0] for i in range(n_stripes)])
-    return {"kappa": t_interval(kappa, se, dof, level, "t"), "log_P": mean_x - mean_y / kappa,
-            "D": D_of, "n_stripes": n_stripes, "n_rows": int(x.size),
-            "rung_sd": math.sqrt(float(resid @ resid) / dof) if dof >= 1 else np.nan}
+    first = np.array([np.flatnonzero(stripe == i)[0] for i in range(n_stripes)])
+    D_of, seed_of = df["D"].to_numpy()[first], df["seed"].to_numpy()[first]
+    log_P = mean_x - mean_y / kappa
+    return {"kappa": t_interval(kappa, se, dof, level, "t"), "log_P": log_P,
+            "D": D_of, "seed": seed_of, "n_stripes": n_stripes, "n_rows": int(x.size),
+            "rung_sd": math.sqrt(float(resid @ resid) / dof) if dof >= 1 else np.nan,
+            "within_seed_sd": _within_seed_sd(log_P, seed_of)}
+
+
+def _within_seed_sd(log_P: np.ndarray, seed: np.ndarray) -> float:
+    """The spread of ``log P`` within a seed across its sizes (pooled over seeds)."""
+    resid = np.concatenate([log_P[seed == s] - log_P[seed == s].mean() for s in pd.unique(seed)])
+    dof = resid.size - pd.unique(seed).size
+    return math.sqrt(float(resid @ resid) / dof) if dof >= 1 else np.nan
 
 
 def efficiency_slope(log_D: np.ndarray, log_P: np.ndarray, level: float) -> tuple[Interval, float, float]:
@@ -634,62 +655,128 @@ def efficiency_slope(log_D: np.ndarray, log_P: np.ndarray, level: float) -> tupl
     return t_interval(s, sd / math.sqrt(sxx), dof, level, "t"), a, sd
 
 
+def clustered_slope(log_D: np.ndarray, log_P: np.ndarray, cluster: np.ndarray,
+                    level: float) -> tuple[Interval, float, int]:
+    """The slope of ``log_P`` on ``log_D`` clustered by ``cluster`` (the seed): the OLS slope
+    within each cluster with two or more distinct D, then their mean with a t interval over
+    clusters (clusters - 1 degrees of freedom). Networks of one seed share their initial
+    weights, so they are one unit, never several; copies of a network are one cluster.
+    Returns (interval, standard error, clusters used)."""
+    slopes = []
+    for c in pd.unique(cluster):
+        x, y = log_D[cluster == c], log_P[cluster == c]
+        if np.unique(x).size >= 2:
+            slopes.append(efficiency_slope(x, y, level)[0].value)
+    k = len(slopes)
+    if k == 0:
+        return interval(np.nan, -np.inf, np.inf, level, "t over seeds"), np.inf, 0
+    mean = float(np.mean(slopes))
+    se = float(np.std(slopes, ddof=1) / math.sqrt(k)) if k >= 2 else np.inf
+    return t_interval(mean, se, k - 1, level, "t over seeds (slope within each seed)"), se, k
+
+
+def _t(level: float, dof: int) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, dof)) if dof >= 1 else np.inf
+
+
 def p1(table: Any, *, level: float = CONFIDENCE_LEVEL, equivalence_level: float = EQUIVALENCE_LEVEL,
-       delta_fraction: float = 0.5, min_log10_range_G: float = 0.5, min_D: int = 3) -> Verdict:
-    """P1: M's efficiency P(D) rises with D, G's is flat (equivalence), see the module doc."""
+       delta_fraction: float = 0.5, min_D: int = 3, design_rates: dict | None = None,
+       min_power: float = 0.8, max_false_accept: float = 0.05) -> Verdict:
+    """P1: M's efficiency P(D) rises with D, G's is flat (equivalence), see the module doc.
+
+    ``design_rates``: ``{"power", "false_accept"}`` of this rule on this run's design, measured
+    by :mod:`circeff.analysis.controls` (power = 1 - false reject against the alternative
+    "G's slope equals M's"). G's part is decided only on a design with at least ``min_power``
+    power and at most ``max_false_accept`` false accept; otherwise, and when no rates are
+    given, a G slope that is neither shown flat nor shown steep leaves P1 undecided.
+    """
     rule = {"level": level_of("level", level), "equivalence_level": level_of("equivalence_level", equivalence_level),
-            "delta_fraction": float(delta_fraction), "min_log10_range_G": float(min_log10_range_G),
-            "min_D": int(min_D),
-            "slope": "OLS of stripe log P on log D, t interval (stripes - 2 dof)",
+            "delta_fraction": float(delta_fraction), "min_D": int(min_D),
+            "min_power": level_of("min_power", min_power), "max_false_accept": level_of("max_false_accept",
+                                                                                          max_false_accept),
+            "slope": "stripe log P on log D within each seed, averaged over seeds, t interval (seeds - 1 dof)",
             "g_flat": "G slope interval at equivalence_level inside +-delta, "
-                      "delta = delta_fraction x lower end of M's slope interval"}
+                      "delta = delta_fraction x lower end of M's slope interval",
+            "g_steep": "G slope interval at level wholly outside +-delta",
+            "power": "G decided only where the design has min_power against G slope = M slope and "
+                     "max_false_accept (measured by the controls)"}
     df = require_columns(table, P1_COLUMNS, numeric=("D", "alpha", "logit", "param_norm"))
     bad = (df["logit"] <= 0) | (df["param_norm"] <= 0) | (df["D"] <= 0)
     excluded = int(bad.sum())
     df = df[~bad].reset_index(drop=True)
     df["circuit"] = df["circuit"].astype(str)
-    problems, numbers = [], {"excluded_rows": excluded}
+    problems, undecided, criteria = [], [], []
+    numbers: dict[str, Any] = {"excluded_rows": excluded}
     fits: dict[str, dict[str, Any]] = {}
     for c in ("M", "G"):
         sub = df[df["circuit"] == c]
         n_D = int(sub["D"].nunique())
         numbers[f"D_{c}"] = sorted(float(d) for d in sub["D"].unique())
         if n_D < min_D:
-            problems.append(f"{c} has {n_D} distinct D (needs {min_D})")
+            undecided.append(f"{c} has {n_D} distinct D (needs {min_D})")
             continue
         fit = stripe_efficiencies(sub, level)
         slope_level = level if c == "M" else equivalence_level
-        slope, _, sd = efficiency_slope(np.log(fit["D"]), fit["log_P"], slope_level)
-        fit["slope"] = slope
+        slope, se, clusters = clustered_slope(np.log(fit["D"]), fit["log_P"], fit["seed"], slope_level)
+        fit.update(slope=slope, se=se, clusters=clusters, wide=clustered_slope(
+            np.log(fit["D"]), fit["log_P"], fit["seed"], level)[0])
         fits[c] = fit
         numbers[f"kappa_{c}"] = fit["kappa"]
         numbers[f"slope_{c}"] = slope
+        numbers[f"slope_se_{c}"] = se
         numbers[f"stripes_{c}"] = fit["n_stripes"]
-        numbers[f"stripe_sd_{c}"] = sd
-        if not fit["kappa"].above(0.0):
-            problems.append(f"kappa interval of {c} {fmt(fit['kappa'])} not above 0: the logit does "
+        numbers[f"seeds_{c}"] = clusters
+        numbers[f"within_seed_sd_{c}"] = fit["within_seed_sd"]
+        kappa = fit["kappa"]
+        kse = (kappa.value - kappa.lo) / _t(level, max(fit["n_rows"] - fit["n_stripes"] - 1, 1))
+        criteria.append(criterion(f"kappa_{c} above 0", kappa.value, kappa.value - kappa.lo, kse, "above"))
+        if not kappa.above(0.0):
+            problems.append(f"kappa interval of {c} {fmt(kappa)} not above 0: the logit does "
                             "not grow with the norm")
-    g_range = (math.log10(max(numbers["D_G"]) / min(numbers["D_G"])) if numbers["D_G"] else 0.0)
-    numbers["log10_range_G"] = g_range
-    if g_range < min_log10_range_G:
-        problems.append(f"G's D range covers {g_range:.2f} decades (needs {min_log10_range_G:g}): "
-                        "flatness cannot be tested")
+    numbers["log10_range_G"] = (math.log10(max(numbers["D_G"]) / min(numbers["D_G"])) if numbers["D_G"] else 0.0)
     facts = []
     delta = np.nan
+    numbers["outcome_M"] = numbers["outcome_G"] = "undecided"
     if "M" in fits:
-        m = fits["M"]["slope"]
-        rises = m.above(0.0)
-        facts.append(f"M slope {fmt(m)} " + ("above 0" if rises else "not above 0"))
+        m = fits["M"]
+        rises = m["slope"].above(0.0)
+        criteria.append(criterion("M slope above 0", m["slope"].value, m["slope"].value - m["slope"].lo, m["se"],
+                                  "above"))
+        facts.append(f"M slope {fmt(m['slope'])} " + ("above 0" if rises else "not above 0"))
+        numbers["outcome_M"] = "holds" if rises else "does not hold"
         if rises:
-            delta = delta_fraction * m.lo
+            delta = delta_fraction * m["slope"].lo
         else:
             problems.append("M's efficiency does not rise with D")
     numbers["delta"] = delta
-    if "G" in fits:
-        g = fits["G"]["slope"]
-        flat = bool(np.isfinite(delta) and g.within(-delta, delta))
-        facts.append(f"G slope {fmt(g)} " + (f"inside +-{delta:.3g}" if flat else
-                                             f"not inside +-{delta:.3g}"))
-        if not flat:
-            problems.append("G not shown flat")
-    return verdict("P1", problems, facts, numbers, rule)
+    if design_rates is not None:
+        numbers["design_power"] = float(design_rates["power"])
+        numbers["design_false_accept"] = float(design_rates["false_accept"])
+    able = design_rates is not None and design_rates["power"] >= min_power and \
+        design_rates["false_accept"] <= max_false_accept
+    if "G" in fits and np.isfinite(delta):
+        g = fits["G"]
+        flat = bool(g["slope"].within(-delta, delta))
+        steep = bool(g["wide"].lo > delta or g["wide"].hi < -delta)
+        half = (g["slope"].hi - g["slope"].lo) / 2
+        criteria.append(criterion("|G slope| inside +-delta", abs(g["slope"].value), delta - half, g["se"], "below"))
+        facts.append(f"G slope {fmt(g['slope'])} " + (f"inside +-{delta:.3g}" if flat else
+                                                     f"not inside +-{delta:.3g}"))
+        rates = ("" if design_rates is None else f" (power {design_rates['power']:.2f} against G slope = M slope, "
+                 f"false accept {design_rates['false_accept']:.2f}; needs {min_power:g} and {max_false_accept:g})")
+        if steep:
+            problems.append(f"G's slope interval at {level:g} lies outside +-{delta:.3g}: G's efficiency changes with D")
+            numbers["outcome_G"] = "does not hold"
+        elif flat and (able or design_rates is None):
+            numbers["outcome_G"] = "holds"
+        elif flat:
+            undecided.append("G shown flat on a design whose controls do not meet the targets" + rates)
+        elif able:
+            problems.append("G not shown flat on a design with the power to show it" + rates)
+            numbers["outcome_G"] = "does not hold"
+        else:
+            undecided.append("G neither shown flat nor shown steep, and the design lacks the power to tell"
+                             + (rates or " (power not measured)"))
+    elif "G" in fits:
+        undecided.append("G cannot be judged without a rising M slope to set delta")
+    return verdict("P1", problems, facts, numbers, rule, undecided=undecided, criteria=criteria)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from circeff.analysis.rule import Verdict, fmt, interval, level_of, verdict
+from circeff.analysis.rule import Verdict, criterion, fmt, interval, level_of, verdict
 from circeff.analysis.stats import require_columns
 from circeff.errors import ConfigError
 from circeff.thresholds import CONFIDENCE_LEVEL
@@ -63,28 +63,29 @@ def fig10a(table: Any, *, level: float = CONFIDENCE_LEVEL, min_seeds_per_D: int 
     ratio = pd.to_numeric(df["ratio"], errors="coerce").to_numpy(dtype=float)
     keep = ~np.isnan(ratio)
     df, ratio = df[keep].reset_index(drop=True), ratio[keep]
-    problems, facts = [], []
+    problems, facts, undecided = [], [], []
     per_D = df.assign(ratio=ratio).groupby("D")["ratio"].agg(["median", "size"])
     numbers: dict[str, Any] = {"n": int(len(df)), "n_dropped": int((~keep).sum()),
                                "median_by_D": [{"D": float(d), "ratio": float(r["median"]), "n": int(r["size"])}
                                                for d, r in per_D.iterrows()]}
     thin = per_D.index[per_D["size"] < min_seeds_per_D].tolist()
     if thin:
-        problems.append(f"fewer than {min_seeds_per_D} networks at D = {', '.join(f'{d:g}' for d in thin)}")
+        undecided.append(f"fewer than {min_seeds_per_D} networks at D = {', '.join(f'{d:g}' for d in thin)}")
     if len(per_D) < min_D:
-        problems.append(f"{len(per_D)} distinct D (needs {min_D})")
+        undecided.append(f"{len(per_D)} distinct D (needs {min_D})")
     n = len(df)
     if n < 4 or len(per_D) < 2:
-        problems.append("too few networks for a rank correlation")
-        return verdict("fig10a", problems, facts, numbers, rule)
+        undecided.append("too few networks for a rank correlation")
+        return verdict("fig10a", problems, facts, numbers, rule, undecided=undecided)
     rho = float(stats.spearmanr(df["D"].to_numpy(dtype=float), ratio).statistic)
     z, se = np.arctanh(np.clip(rho, -0.999999, 0.999999)), math.sqrt(1.06 / (n - 3))
     zq = float(stats.norm.ppf(0.5 + level / 2))
     rho_iv = interval(rho, math.tanh(z - zq * se), math.tanh(z + zq * se), level, "Fisher z")
     numbers["spearman"] = rho_iv
     above = rho_iv.above(0.0)
+    criteria = [criterion("Spearman above 0", float(z), zq * se, se, "above")]
     facts.append(f"Spearman(D, ratio) {fmt(rho_iv)} over {n} networks at {len(per_D)} D "
                  + ("above 0" if above else "not above 0"))
     if not above:
         problems.append("no monotone rise shown")
-    return verdict("fig10a", problems, facts, numbers, rule)
+    return verdict("fig10a", problems, facts, numbers, rule, undecided=undecided, criteria=criteria)

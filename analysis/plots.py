@@ -179,9 +179,17 @@ def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) ->
     return fig
 
 
-def plot_efficiency(analysis: EfficiencyAnalysis) -> Figure:
-    """P(D) with intervals for G and M, their trend lines, and the crossover D_crit band."""
-    fig, (ax,) = _figure(1, title="Efficiency: norm P needed for a unit logit (P1)")
+def plot_efficiency(analysis: EfficiencyAnalysis, verdict: Verdict | None = None) -> Figure:
+    """P(D) with intervals for G and M, their trend lines (solid over the D each circuit was
+    measured at, dashed where extended to the crossover), the crossover D_crit band, and the P1
+    ``verdict``'s outcome and slopes in the title when given."""
+    title = "Efficiency: norm P needed for a unit logit (P1)"
+    if verdict is not None:
+        n = verdict.numbers
+        title += f"\nP1 {verdict.outcome}: M part {n.get('outcome_M', '?')}, G part {n.get('outcome_G', '?')}"
+    fig, (ax,) = _figure(1, title=title)
+    cross = analysis.crossover
+    reach = [cross.D_crit.value] if np.isfinite(cross.D_crit.value) else []
     for fit, trend in ((analysis.fit_G, analysis.trend_G), (analysis.fit_M, analysis.trend_M)):
         color = CIRCUIT_COLORS[fit.circuit]
         P = np.array([p.P.value for p in fit.per_D])
@@ -192,11 +200,18 @@ def plot_efficiency(analysis: EfficiencyAnalysis) -> Figure:
         ax.plot(grid, np.exp(trend.log_P(grid)), color=color, lw=1,
                 label=f"{fit.circuit} trend: slope {trend.slope.value:.2f} "
                       f"[{trend.slope.lo:.2f}, {trend.slope.hi:.2f}]")
-    cross = analysis.crossover
+        if fit.circuit == "M" and reach and reach[0] > fit.D.max():
+            ext = np.geomspace(fit.D.max(), reach[0], 30)
+            ax.plot(ext, np.exp(trend.log_P(ext)), color=color, lw=1, ls="--", label="M trend extrapolated")
     _log(ax)
     if cross.g_model == "flat":
-        ax.axhline(np.exp(cross.log_P_G), color=CIRCUIT_COLORS["G"], ls=":", lw=1,
-                   label="G flat level (crossover uses it)")
+        D_G = analysis.fit_G.D
+        level = np.exp(cross.log_P_G)
+        ax.hlines(level, D_G.min(), D_G.max(), color=CIRCUIT_COLORS["G"], ls="-", lw=1.5, alpha=0.6,
+                  label="G flat level (crossover uses it)")
+        lo = min(reach + [analysis.fit_M.D.min()])
+        if lo < D_G.min():
+            ax.hlines(level, lo, D_G.min(), color=CIRCUIT_COLORS["G"], ls="--", lw=1, label="G level extrapolated")
     if np.isfinite(cross.D_crit.value):
         ax.axvline(cross.D_crit.value, color="k", ls="--", lw=1,
                    label=f"crossover D_crit {cross.D_crit.value:.3g}")
@@ -205,6 +220,8 @@ def plot_efficiency(analysis: EfficiencyAnalysis) -> Figure:
                                             f"[{cross.D_crit.lo:.3g}, {cross.D_crit.hi:.3g}]")
     _label(ax, "dataset size D", "P (parameter norm per unit logit)")
     ax.legend(fontsize=7)
+    fig.text(0.01, 0.005, "error bars: 95% interval of P(D) over seeds (t over seeds, widened by kappa's error); "
+             "dashed: extrapolated beyond the D measured", fontsize=6, color="0.3")
     return fig
 
 
@@ -217,9 +234,12 @@ UNGROKKING_TITLE = "Ungrokking: final test accuracy against D' (P2, P3)"
 
 
 def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = (), *,
-                    title: str = UNGROKKING_TITLE, xlabel: str = "reduced training set size D'") -> Figure:
+                    title: str = UNGROKKING_TITLE, xlabel: str = "reduced training set size D'",
+                    control: pd.DataFrame | None = None) -> Figure:
     """Figures 4/7/10b: final test accuracy against D', one colour per weight decay, with the
-    fitted transition and the D_crit band of each estimate (matched by weight decay)."""
+    fitted transition and the D_crit band of each estimate (matched by weight decay), and the
+    ``control`` (columns ``D, weight_decay, final_acc``: the bases continued on their own full
+    training set) as open diamonds at its D."""
     _require(rows, ("D", "weight_decay", "final_test_acc"))
     fig, (ax,) = _figure(1, title=title)
     wds = sorted(rows["weight_decay"].unique())
@@ -229,6 +249,12 @@ def plot_ungrokking(rows: pd.DataFrame, estimates: Sequence[DcritEstimate] = (),
         sub = rows[rows["weight_decay"] == wd]
         ax.scatter(sub["D"], sub["final_test_acc"], color=colors[wd], s=12, alpha=0.6,
                    edgecolors="none", label=f"wd {wd:g}")
+    if control is not None and len(control):
+        for wd, sub in control.groupby("weight_decay"):
+            ax.scatter(sub["D"], sub["final_acc"], marker="D", s=22, facecolors="none",
+                       edgecolors=[colors.get(wd, "k")], lw=1.0)
+        ax.scatter([], [], marker="D", s=22, facecolors="none", edgecolors="k",
+                   label="control: full training set, same steps")
     _log(ax, "x")
     grid = np.geomspace(rows["D"].min(), rows["D"].max(), 200)
     for est in estimates:
@@ -450,6 +476,15 @@ def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, Allo
     for d, y in zip(D, a):
         ax.annotate("", xy=(d, y * (8 if y > 1 else 1 / 8)), xytext=(d, y),
                     arrowprops={"arrowstyle": "->", "color": "tab:red", "alpha": 0.6})
+    ax.plot([], [], color="tab:red", marker=r"$\uparrow$", linestyle="none",
+            label="(a) predicts the ratio beyond its line, in the arrow's direction")
+    # the region between the two winner-take-all edges: a mixture, which (a) rules out
+    ax.axhspan(1 / edge, edge, color="0.5", alpha=0.07,
+               label=f"mixture: neither circuit holds > {1 - curves.wta_share:.0%} of the logit")
+    near = [p.D for p in pts if p.near_crossover]
+    if near:
+        ax.plot(near, [1.0] * len(near), linestyle="none", marker="x", color="k", ms=8,
+                label="near the crossover (which circuit needs less norm is undetermined): not scored")
     if crossover is not None and all(math.isfinite(v) for v in crossover):
         ax.axvspan(crossover[1], crossover[2], color="tab:red", alpha=0.08,
                    label=f"(a) switch D at operating logit {crossover[0]:.3g} [{crossover[1]:.3g}, {crossover[2]:.3g}]")
@@ -470,7 +505,9 @@ def plot_allocation_curves(curves: AllocationCurves, measured: Mapping[str, Allo
     ax.minorticks_off()
     ax.set_xlabel("dataset size D")
     ax.set_ylabel("G:M correct-logit ratio")
-    ax.set_title("G:M logit ratio: predicted curves against measured")
+    ax.set_title("G:M logit ratio: predicted curves (a), (b) against the measured ratio\n"
+                 f"median |log error| away from the crossover: (a) {curves.median_abs_error_a:.2f}, "
+                 f"(b) {curves.median_abs_error_b:.2f}", fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
     return fig

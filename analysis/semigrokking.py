@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from circeff.analysis.rule import Verdict, fmt, interval, level_of, verdict
+from circeff.analysis.rule import Verdict, criterion, fmt, interval, level_of, verdict
 from circeff.analysis.stats import Interval, Record, require_columns, to_plain
 from circeff.errors import ConfigError, RunError
 from circeff.thresholds import CONFIDENCE_LEVEL, MEMORISED_TRAIN_ACC, N_BOOT
@@ -332,11 +332,17 @@ def p4(trajectories: Any, chance: float, d_crit: float | None = None, *, rule: P
              f"fraction {fmt(numbers['semi_fraction'])}; "
              + ", ".join(f"{lab} {counts[lab]}" for lab in LABELS if lab != "semi")
              + f"; {numbers['n_transient']} transient plateaus"]
+    numbers["count_seeds"] = len({str(sd) for _, sd in semi})
+    # the count against its threshold (min_semi - 1/2 between the integers), in binomial standard
+    # errors of a count at the observed rate (k + 1/2) / (n + 1), which is never 0
+    rate = (k + 0.5) / (n + 1)
+    criteria = [criterion("semi runs above minimum", k, rule.min_semi - 0.5, math.sqrt(n * rate * (1 - rate)),
+                          "above")]
     problems = [] if _holds(semi, rule.min_semi) else [
         f"{k} semi-grokked run(s): the rule needs at least {rule.min_semi}, two of them from distinct seeds and "
         f"distinct sizes (power of this {len(sizes)} x {len(seeds)} design: "
         + ", ".join(f"{p} {v:.2f}" for p, v in numbers["power"].items()) + ")"]
-    return verdict("P4", problems, facts, numbers, rule.to_dict())
+    return verdict("P4", problems, facts, numbers, rule.to_dict(), criteria=criteria)
 
 
 def from_scratch_threshold(classes: Sequence[RunClass], chance: float, *, level: float = CONFIDENCE_LEVEL,

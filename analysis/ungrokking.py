@@ -65,7 +65,7 @@ import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
-from circeff.analysis.rule import Verdict, fmt, interval, level_of, t_interval, verdict
+from circeff.analysis.rule import Verdict, criterion, fmt, interval, level_of, t_interval, verdict
 from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns
 from circeff.errors import ConfigError, RunError
 from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL, G_ONLY_TRIG_SHARE, MAX_EXCLUDED_FRACTION, N_BOOT
@@ -305,10 +305,16 @@ def _bic(rss: float, n: int, k: int) -> float:
 
 
 def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min_in_band: int = 3,
-       min_delta_bic: float = 10.0, min_jump: float = 0.5, max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
+       min_delta_bic: float = 10.0, min_jump: float = 0.5, max_width_ratio: float = 4.0,
+       max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
        level: float = CONFIDENCE_LEVEL, n_boot: int = N_BOOT, seed: int = 0,
-       g_only_share: float = G_ONLY_TRIG_SHARE, estimate: DcritEstimate | None = None) -> Verdict:
+       g_only_share: float = G_ONLY_TRIG_SHARE, estimate: DcritEstimate | None = None,
+       control_acc: float | None = None, min_control_acc: float = 0.99) -> Verdict:
     """P2: a phase transition in final test accuracy against log D', not a ramp (module doc).
+
+    ``control_acc``: the lowest final accuracy of the control, the bases continued on their own
+    full training set for the same steps; below ``min_control_acc`` accuracy fell without any
+    change of data, so a fall at small D' is not evidence of ungrokking and P2 is undecided.
 
     ``estimate``: :func:`estimate_dcrit` of this table's converged rows with these ``level``,
     ``n_boot`` and ``seed``, when the caller already has it (it is not computed twice).
@@ -317,25 +323,36 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
             "min_delta_bic": float(min_delta_bic), "min_jump": float(min_jump),
             "max_excluded_fraction": float(max_excluded_fraction), "level": level_of("level", level),
             "n_boot": int(n_boot), "seed": int(seed), "g_only_share": float(g_only_share),
-            "models": "logistic in log D' (4 parameters + noise) against a line in log D' (2 + noise)"}
+            "max_width_ratio": float(max_width_ratio), "min_control_acc": float(min_control_acc),
+            "models": "logistic in log D' (4 parameters + noise) against a line in log D' (2 + noise)",
+            "sharp": "the band's D90/D10 at most max_width_ratio: a bounded null, which a ramp across the grid "
+                     "fails however well a sigmoid fits it",
+            "design": "too few D' in the band, or a band leaving the grid, is undecided (refine the grid)"}
     if not 0 < band[0] < band[1] < 1:
         raise ConfigError("band", "must satisfy 0 < low < high < 1", band)
     df, dropped = converged_rows(table, chance)
     n_all = len(df) + len(dropped)
-    problems, base_numbers = _run_problems(table, n_all, len(dropped), g_only_share, max_excluded_fraction)
+    # bases that are not G-only, or runs left unconverged, are the design's failing: undecided
+    undecided, base_numbers = _run_problems(table, n_all, len(dropped), g_only_share, max_excluded_fraction)
+    problems: list[str] = []
     facts: list[str] = []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped),
                                "excluded": dropped[["D", "seed", "weight_decay"]].to_dict("records"), **base_numbers}
+    if control_acc is not None:
+        numbers["control_min_acc"] = float(control_acc)
+        if not control_acc >= min_control_acc:
+            undecided.append(f"the control (bases continued on their full training set) ended at accuracy "
+                             f"{control_acc:.3g} < {min_control_acc:g}: accuracy falls without any change of data")
     if df["D"].nunique() < _MIN_DISTINCT_D or len(df) < 6:
-        problems.append(f"{df['D'].nunique()} distinct converged D' (needs {_MIN_DISTINCT_D} to compare the models)")
-        return verdict("P2", problems, facts, numbers, rule)
+        undecided.append(f"{df['D'].nunique()} distinct converged D' (needs {_MIN_DISTINCT_D} to compare the models)")
+        return verdict("P2", problems, facts, numbers, rule, undecided=undecided)
     try:
         # one seed has no seed-bootstrap interval: the point estimate alone
         est = estimate or estimate_dcrit(df, chance=chance, level=level, seed=seed,
                                          n_boot=n_boot if df["seed"].nunique() >= 2 else 0)
     except RunError:
-        problems.append("the logistic fit did not converge")
-        return verdict("P2", problems, facts, numbers, rule)
+        undecided.append("the logistic fit did not converge")
+        return verdict("P2", problems, facts, numbers, rule, undecided=undecided)
     lower, upper, log_mid, width = est.curve.params
     x, y = np.log(df["D"].to_numpy()), df["final_test_acc"].to_numpy()
     n = y.size
@@ -357,15 +374,22 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
     facts.append(f"D_crit {est.D_crit.value:.4g}; {band[0]:.0%}-{band[1]:.0%} band D' "
                  f"{D10:.4g}-{D90:.4g} (x{D90 / D10:.3g}) holds {in_band.size} grid sizes; "
                  f"BIC prefers the logistic over the ramp by {delta_bic:.3g}; jump {jump:.3g}")
+    criteria = [criterion("delta BIC above minimum", delta_bic, min_delta_bic, math.nan, "above"),
+                criterion("log D90/D10 below maximum", math.log(D90 / D10), math.log(max_width_ratio), math.nan,
+                          "below"),
+                criterion("jump above minimum", jump, min_jump, math.nan, "above")]
     if delta_bic < min_delta_bic:
         problems.append(f"BIC difference {delta_bic:.3g} < {min_delta_bic:g}: a ramp explains the data")
-    if in_band.size < min_in_band:
-        problems.append(f"{in_band.size} D' inside the band (needs {min_in_band}: refine the grid)")
-    if not inside:
-        problems.append(f"the band leaves the grid [{grid.min():g}, {grid.max():g}]")
+    if D90 / D10 > max_width_ratio:
+        problems.append(f"the {band[0]:.0%}-{band[1]:.0%} band spans x{D90 / D10:.3g} of D' (a transition spans at "
+                        f"most x{max_width_ratio:g})")
     if jump < min_jump:
         problems.append(f"jump {jump:.3g} < {min_jump:g}")
-    return verdict("P2", problems, facts, numbers, rule)
+    if in_band.size < min_in_band:
+        undecided.append(f"{in_band.size} D' inside the band (needs {min_in_band}): refine the grid")
+    if not inside:
+        undecided.append(f"the band leaves the grid [{grid.min():g}, {grid.max():g}]: widen the grid")
+    return verdict("P2", problems, facts, numbers, rule, undecided=undecided, criteria=criteria)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +422,8 @@ def unit_log_dcrit(unit: pd.DataFrame, chance: float, start: TransitionFit | Non
 
 
 def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: float = 4.0,
-       min_seeds: int = 2, tolerance: float = 0.1, equivalence_level: float = EQUIVALENCE_LEVEL,
+       min_seeds: int = 2, tolerance: float = 0.1, plateau_tolerance: float = 0.1,
+       equivalence_level: float = EQUIVALENCE_LEVEL,
        max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
        g_only_share: float = G_ONLY_TRIG_SHARE, estimate: DcritEstimate | None = None) -> Verdict:
     """P3: D_crit does not depend on weight decay, by an equivalence test (module doc).
@@ -411,14 +436,21 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
             "equivalence_level": level_of("equivalence_level", equivalence_level),
             "max_excluded_fraction": float(max_excluded_fraction),
             "g_only_share": float(g_only_share),
+            "plateau_tolerance": float(plateau_tolerance),
             "D_crit": "the transition's logistic midpoint per (weight decay, seed), censored outside its grid",
-            "slope": "OLS of log D_crit on log weight decay with one intercept per seed, t interval"}
+            "slope": "OLS of log D_crit on log weight decay with one intercept per seed, t interval",
+            "plateaus": "mean final test accuracy at the smallest and at the largest D' per weight decay; "
+                        "their range over weight decays at most plateau_tolerance (an incompletely ungrokked "
+                        "weight decay sits higher at the smallest D')"}
     df, dropped = converged_rows(table, chance)
     n_all = len(df) + len(dropped)
     if (df["weight_decay"] <= 0).any():
         raise ConfigError("weight_decay", "must be > 0 (the slope is against log weight decay)",
                           float(df["weight_decay"][df["weight_decay"] <= 0].iloc[0]))
-    problems, base_numbers = _run_problems(table, n_all, len(dropped), g_only_share, max_excluded_fraction)
+    # bases that are not G-only, or runs left unconverged, are the design's failing: undecided
+    undecided, base_numbers = _run_problems(table, n_all, len(dropped), g_only_share, max_excluded_fraction)
+    problems: list[str] = []
+    criteria: list[dict] = []
     facts: list[str] = []
     numbers: dict[str, Any] = {"n_rows": n_all, "n_excluded": len(dropped), **base_numbers}
     # each unit is refitted from the pooled fit, as a bootstrap draw is: the same minimum as six
@@ -437,7 +469,7 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
     ratio = float(wds.max() / wds.min()) if wds.size else 0.0
     numbers["wd_ratio"] = ratio
     if wds.size < min_weight_decays or ratio < min_wd_ratio:
-        problems.append(f"{wds.size} weight decays with {min_seeds}+ uncensored seeds spanning x{ratio:.3g} "
+        undecided.append(f"{wds.size} weight decays with {min_seeds}+ uncensored seeds spanning x{ratio:.3g} "
                         f"(needs {min_weight_decays} spanning x{min_wd_ratio:g})")
     u = u[u["weight_decay"].isin(wds)]
     method = "t, one intercept per seed"
@@ -452,6 +484,9 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
         if dof >= 1 and rank == X.shape[1]:
             cov = float(resid @ resid) / dof * np.linalg.inv(X.T @ X)
             slope = t_interval(float(beta[0]), math.sqrt(cov[0, 0]), dof, equivalence_level, method)
+            half = (slope.hi - slope.lo) / 2
+            criteria.append(criterion("|slope| inside +-tolerance", abs(slope.value), tolerance - half,
+                                      math.sqrt(cov[0, 0]), "below"))
         else:
             slope = interval(float(beta[0]), -np.inf, np.inf, equivalence_level, method)
     numbers["slope"] = slope
@@ -463,4 +498,29 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
                  + f"; D_crit max/min over weight decays {spread:.3g}")
     if not equivalent:
         problems.append("independence of weight decay not shown")
-    return verdict("P3", problems, facts, numbers, rule)
+    plateaus = _plateaus(df)
+    numbers["plateaus"] = plateaus
+    if plateaus:
+        worst = max(("low", "high"), key=lambda k: plateaus[f"{k}_range"])
+        criteria.append(criterion("plateau range below tolerance", plateaus[f"{worst}_range"], plateau_tolerance,
+                                  math.nan, "below"))
+        facts.append(f"final accuracy at the smallest D' {plateaus['low_range']:.3g} apart over weight decays, at the "
+                     f"largest {plateaus['high_range']:.3g}")
+        if plateaus[f"{worst}_range"] > plateau_tolerance:
+            problems.append(f"the final-accuracy plateau at the {'smallest' if worst == 'low' else 'largest'} D' "
+                            f"differs by {plateaus[f'{worst}_range']:.3g} between weight decays (at most "
+                            f"{plateau_tolerance:g})")
+    return verdict("P3", problems, facts, numbers, rule, undecided=undecided, criteria=criteria)
+
+
+def _plateaus(df: pd.DataFrame) -> dict[str, Any]:
+    """Mean final test accuracy at the smallest and the largest D' that every weight decay
+    reached, per weight decay, and the range of each over weight decays ({} if fewer than two)."""
+    common = sorted(set.intersection(*[set(g["D"]) for _, g in df.groupby("weight_decay")])) if len(df) else []
+    if len(common) < 2 or df["weight_decay"].nunique() < 2:
+        return {}
+    at = {k: df[df["D"] == d].groupby("weight_decay")["final_test_acc"].mean()
+          for k, d in (("low", common[0]), ("high", common[-1]))}
+    return {"D_low": float(common[0]), "D_high": float(common[-1]),
+            **{f"{k}_by_wd": {f"{w:g}": float(v) for w, v in a.items()} for k, a in at.items()},
+            **{f"{k}_range": float(a.max() - a.min()) for k, a in at.items()}}

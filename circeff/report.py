@@ -17,7 +17,8 @@ from typing import Any
 
 from circeff.analysis.stats import Interval, to_plain
 
-__all__ = ["VERDICT_TITLES", "controls_rows", "fmt", "settings_rows", "write_report"]
+__all__ = ["VERDICT_TITLES", "controls_rows", "deciding_text", "fmt", "robust_text", "settings_rows", "summary_rows",
+           "write_report"]
 
 VERDICT_TITLES = {
     "P1": "P1 efficiency: M needs more norm as D grows, G does not",
@@ -25,7 +26,8 @@ VERDICT_TITLES = {
     "P3": "P3: the transition does not depend on weight decay",
     "P4": "P4 semi-grokking: runs memorise, then after a delay settle at middling test accuracy",
     "fig10a": "Figure 10a: the G:M ratio rises monotonically with D",
-    "allocation": "Allocation: Theorem D.4 on disjoint pairs, Figure 10 settled, predicted curves and D_crit two ways",
+    "allocation": "Allocation: which account the settled ratios support, (b) one effective kappa (holds) or (a) "
+                  "winner-take-all with per-circuit kappa (does not hold); D.4 on disjoint pairs; D_crit two ways",
 }
 # where each verdict's section goes: after the stage that produced it
 _INTERVAL_KEYS = {f.name for f in dataclasses.fields(Interval)}  # the one interval record
@@ -75,7 +77,10 @@ def _records(title: str, records: list[Mapping[str, Any]]) -> list[str]:
 def _verdict(v: Any) -> list[str]:
     """One verdict: a quantity table of its numbers and rule, then its per-row records as tables."""
     lines = [f"## {v.key}: {VERDICT_TITLES.get(v.key, v.key)}", ""]
-    rows: list[list[Any]] = [["holds", "**yes**" if v.holds else "**NO**"]]
+    rows: list[list[Any]] = [["outcome", f"**{v.outcome}**"], ["robust or fragile", robust_text(v.robustness)]]
+    rows += [[f"robustness: {k}", _check_text(c)] for k, c in ((v.robustness or {}).get("checks") or {}).items()]
+    rows += [[f"deciding: {c['name']}", f"{fmt(c['value'])} against {fmt(c['threshold'])} "
+              f"({fmt(c['margin_se'], 3)} SE on the passing side)"] for c in v.criteria]
     record_tables: list[str] = []
     for name, value in to_plain(v.numbers).items():
         if _is_records(value):
@@ -86,6 +91,36 @@ def _verdict(v: Any) -> list[str]:
     if v.reason:
         rows.append(["reason", v.reason])
     return lines + _table(["quantity", "value"], rows) + record_tables
+
+
+def _check_text(c: Mapping[str, Any]) -> str:
+    mark = {True: "passed", False: "failed", None: "not run"}[c.get("passed")]
+    return f"{mark}: {c.get('detail', '')}"
+
+
+def robust_text(robustness: Mapping[str, Any] | None) -> str:
+    """``robust``, or ``fragile`` with the checks it did not pass."""
+    if not robustness:
+        return "not checked"
+    if robustness["label"] == "robust":
+        return "robust"
+    return "fragile (" + ", ".join(k.replace("_", " ") for k in robustness.get("not_passed", [])) + ")"
+
+
+def deciding_text(v: Any) -> str:
+    """The deciding statistic of a verdict: the criterion closest to its threshold (holds) or
+    the clearest failure, with its value, threshold and margin in standard errors."""
+    known = [c for c in v.criteria if c.get("margin_se") is not None]
+    if not known:
+        return "-"
+    c = min(known, key=lambda c: c["margin_se"])   # closest to passing's edge, or the clearest failure
+    return f"{c['name']}: {fmt(c['value'], 3)} vs {fmt(c['threshold'], 3)} ({fmt(c['margin_se'], 2)} SE)"
+
+
+def summary_rows(verdicts: Sequence[Any]) -> list[list[Any]]:
+    """The report's top lines: each prediction, its outcome, robust or fragile, its deciding number."""
+    return [[v.key, VERDICT_TITLES.get(v.key, v.key), f"**{v.outcome}**", robust_text(v.robustness),
+             deciding_text(v)] for v in verdicts]
 
 
 def _rate(r: Any) -> str:
@@ -138,6 +173,11 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
     from circeff.reproduce.stages import stage
 
     lines = [f"# Reproduction report: {preset_name(summary['preset'], summary['scale'])}", ""]
+    lines += ["**Top line.** Each prediction's outcome (holds, does not hold, or undecided where the design "
+              "cannot decide), whether it is robust (the same without any one seed, under a second order of "
+              "floating-point sums, at least one standard error from its threshold, counts from two or more "
+              "seeds) or fragile, and the number that decided it.", ""]
+    lines += _table(["", "prediction", "outcome", "robust or fragile", "deciding number"], summary_rows(verdicts))
     t0 = (summary.get("config") or {}).get("efficiency", {}).get("training", {})
     if t0.get("model") and (t0["model"].get("d_model"), t0["model"].get("d_mlp"), t0.get("lr")) != (128, 512, 1e-3):
         m = t0["model"]
@@ -162,13 +202,13 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
                   "minimising the loss plus (alpha/2)||theta||^2 with L-BFGS at a ladder of alpha, instead of "
                   "training at several AdamW weight decays (at tiny loss AdamW's equilibrium is set by its eps, "
                   "so varying its weight decay barely moved a network along its logit-norm curve); "
-                  "G-only networks at small D are G networks settled on random subsets of their training set; "
+                  "every G-only network is trained from scratch at its own D and P1's slopes are clustered by seed; "
                   "the M proxy is the label-centred correct logit (the mean logit over classes subtracted), "
                   "so that a logit shared by every class does not count as memorisation.", ""]
         lines += _table(SETTINGS_HEADER, settings_rows(summary["settings"]))
     lines += ["## Verdicts", ""]
-    lines += _table(["prediction", "holds", "reason"], [[v.key, "**yes**" if v.holds else "**NO**", v.reason]
-                                                        for v in verdicts])
+    lines += _table(["prediction", "outcome", "robust or fragile", "reason"],
+                    [[v.key, f"**{v.outcome}**", robust_text(v.robustness), v.reason] for v in verdicts])
     if summary.get("controls"):
         lines += ["## Controls: how often each rule errs on this run's own design", "",
                   f"Each verdict's rule applied to {summary.get('controls_n', 'n')} synthetic tables drawn with "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError
 from circeff.validate import in_range, integer_at_least, non_empty, non_negative, positive
 
-__all__ = ["ModelConfig", "RunSpec", "TRAINING_FIELDS", "TrainConfig", "Training", "resolve_train_size",
+__all__ = ["ModelConfig", "cpu_block_size", "RunSpec", "TRAINING_FIELDS", "TrainConfig", "Training", "resolve_train_size",
            "TrainingView", "split_overrides", "with_overrides"]
 
 NAN_POLICIES = ("freeze", "stop")
@@ -86,6 +87,23 @@ def resolve_train_size(task: TaskConfig, train_frac: float | None, train_size: i
     if size > n:
         raise ConfigError("train_size", f"must be <= {n}, the number of examples of {task.name} at p={task.p}", size)
     return size
+
+
+# Examples per block on CPU when a config leaves block_size unset. The block size only orders the
+# floating-point sums of the loss and gradients; `cpu_block_size` changes it for a whole run, so
+# that `circeff reproduce --float-check` can see which verdicts change with that order alone.
+_CPU_BLOCK = [1024]
+
+
+@contextmanager
+def cpu_block_size(block: int) -> Iterator[None]:
+    """Within the block, configs without a block_size train ``block`` examples at a time on CPU."""
+    integer_at_least("block_size", block, 1)
+    _CPU_BLOCK.append(int(block))
+    try:
+        yield
+    finally:
+        _CPU_BLOCK.pop()
 
 
 @dataclass(frozen=True)
@@ -176,7 +194,7 @@ class TrainConfig:
         """Examples per block; None: all at once."""
         if self.block_size is not None:
             return self.block_size
-        return None if self.device.startswith("cuda") else 1024
+        return None if self.device.startswith("cuda") else _CPU_BLOCK[-1]
 
     # ---- constructors ------------------------------------------------------------------------
     @classmethod

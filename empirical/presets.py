@@ -75,6 +75,9 @@ PAPER = Training(p=113, model=ModelConfig(), lr=1e-3, steps=20_000, seeds=tuple(
 # The grokked networks that ungrokking and Figure 10 both continue (one set per scale).
 # Spare networks replace bases that are not G-only: two spares leave three G-only bases at the
 # quick and full scales (MEASUREMENTS: "base trig shares").
+# P1's full-scale training (24 e-folds, as quick's 22.5); the allocation stage reuses its M networks
+_P1_FULL = replace(FULL, steps=6000, weight_decay=4.0, seeds=(0, 1, 2, 3, 4), checkpoint_every=1000)
+
 _BASE = {"quick": quick_base(), "full": BaseConfig(FULL, spare_seeds=(3, 4)),
          "paper": BaseConfig(PAPER)}
 
@@ -84,33 +87,35 @@ PRESETS: dict[tuple[str, str], Any] = {
     ("progress", "full"): ProgressConfig(replace(FULL, seeds=(0,)), train_frac=0.5, snapshot_every=100),
     ("progress", "paper"): ProgressConfig(replace(PAPER, seeds=(0,), steps=40_000, log_every=100),
                                           train_frac=0.3, snapshot_every=500),
-    # P1. G networks trained on nearly all pairs, where every seed forms the trig circuit (at
-    # smaller fractions some did not: MEASUREMENTS "P1 G fraction"), then settled on random
-    # subsets so that G covers half a decade of D; enough L-BFGS iterations per rung that the
-    # norm no longer drifts (MEASUREMENTS "P1 settle drift").
+    # P1. Every G network trained from scratch at its own D, 4 sizes x 5 seeds from about 3 x
+    # D_crit up to nearly all pairs (the pilot: MEASUREMENTS "P1 pilot"), M at 3-4 sizes reaching
+    # into G's range, both with 22-24 e-folds of weight decay; the slopes are clustered by seed.
     ("efficiency", "quick"): EfficiencyConfig(),
     ("efficiency", "full"): EfficiencyConfig(
-        FULL, m_train_sizes=(60, 120, 240, 480), g_train_sizes=sizes_of(31, (0.95,)),
-        g_subset_sizes=(240, 480, 700), settle_iterations=300),
+        _P1_FULL,
+        m_train_sizes=(60, 120, 240, 480), g_train_sizes=(400, 524, 687, 913), g_subset_sizes=(),
+        settle_iterations=300),
     # G networks at 40-80% of the pairs (above the grokking threshold)
     ("efficiency", "paper"): EfficiencyConfig(
-        replace(PAPER, seeds=(0, 1, 2), steps=40_000), m_train_sizes=(500, 1000, 2000, 4000),
-        g_train_sizes=sizes_of(113, (0.4, 0.6, 0.8)), g_subset_sizes=(), settle_iterations=1000),
+        replace(PAPER, seeds=(0, 1, 2, 3, 4), steps=40_000), m_train_sizes=(500, 1000, 2000, 4000),
+        g_train_sizes=sizes_of(113, (0.4, 0.53, 0.67, 0.8)), g_subset_sizes=(), settle_iterations=1000),
     # P2/P3. The coarse D' grid straddles the ungrokking transition (MEASUREMENTS "quick
     # ungrokking transition"). Three weight decays spanning 4x (what the P3 rule needs), compared
-    # at equal wd x steps; five more D' around the coarse grid's D_crit; unconverged runs are
-    # continued once.
+    # at equal wd x steps but never fewer steps than the middle weight decay gets (min_steps: the
+    # largest is not cut short); five more D' around the coarse grid's D_crit; unconverged runs are
+    # continued once; every base is also continued on its full training set (the control); D_crit
+    # is measured again at 3x (quick) and 3x and 9x (full) the budget, at the largest weight decay.
     ("ungrokking", "quick"): UngrokkingConfig(),
     # Full: six coarse D' and four refined. Weight decays twice quick's: at the full scale's smaller
     # lr they decay the same share of the weights per step (lr x wd) as quick's at quick's lr,
     # and the budget gives about the same lr x budget.
     ("ungrokking", "full"): UngrokkingConfig(_BASE["full"], sizes=(40, 70, 120, 200, 350, 600),
                                              weight_decays=(2.0, 4.0, 8.0), decay_budget=3000.0, n_refine=4,
-                                             n_boot=1000),
+                                             n_boot=1000, min_steps=750, convergence_multiples=(1.0, 3.0, 9.0)),
     # Appendix A.2, Figure 7: 7 sizes geometrically spaced in [390, 1494], 10 seeds
     ("ungrokking", "paper"): UngrokkingConfig(
         _BASE["paper"], sizes=tuple(int(round(x)) for x in np.geomspace(390, 1494, 7)),
-        weight_decays=(0.5, 1.0, 2.0), decay_budget=100_000.0, log_every=500, n_boot=1000),
+        weight_decays=(0.5, 1.0, 2.0), decay_budget=100_000.0, log_every=500, n_boot=1000, min_steps=100_000),
     # Figure 10 continues the same bases at sizes from a few dozen to nearly all pairs.
     # (three seeds per D: the Figure 10a rule needs them)
     ("fig10", "quick"): Fig10Config(),
@@ -151,13 +156,14 @@ PRESETS.update({
     ("allocation", "quick"): AllocationConfig(),
     ("allocation", "full"): AllocationConfig(
         DisjointConfig(_BASE["full"], sizes=(60, 120, 240, 480), g_only_sizes=(720, 900), seeds=(0, 1, 2),
-                       m_steps=FULL.steps, m_lr=FULL.lr, alphas=(1e-3, 1e-2), pair_alpha=1e-3,
+                       m_steps=_P1_FULL.steps, m_lr=_P1_FULL.lr, m_weight_decay=_P1_FULL.weight_decay,
+                       alphas=(1e-3, 1e-2), pair_alpha=1e-3,
                        splits=((1.0, 0.5), (0.5, 1.0)), iterations=100),
         fig10_alphas=(1e-3,), fig10_iterations=100, state_alpha=1e-3, n_boot=1000),
     ("allocation", "paper"): AllocationConfig(
         DisjointConfig(_BASE["paper"], sizes=(500, 1000, 2000, 4000), g_only_sizes=(6000, 9000), seeds=(0, 1, 2),
-                       m_steps=40_000, m_lr=PAPER.lr, alphas=(1e-4, 1e-3, 1e-2), pair_alpha=1e-3,
-                       splits=((1.0, 0.5), (1.0, 1.0), (0.5, 1.0)), iterations=500),
+                       m_steps=40_000, m_lr=PAPER.lr, m_weight_decay=PAPER.weight_decay, alphas=(1e-4, 1e-3, 1e-2),
+                       pair_alpha=1e-3, splits=((1.0, 0.5), (1.0, 1.0), (0.5, 1.0)), iterations=500),
         fig10_alphas=(1e-4, 1e-3), fig10_iterations=500, state_alpha=1e-3, n_boot=1000),
 })
 
@@ -195,6 +201,17 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 date="2026-11-29", setup="2 CPU cores"),
     Measurement("P1 G fraction", "efficiency quick", "G networks trained at 60-75% of the pairs at P = 23: seeds "
                 "of two with a trig share below 0.95", 1, "seeds"),
+    Measurement("P1 pilot", "efficiency quick", "G networks from scratch at P = 23 (quick model, lr 3e-3), 1500 steps "
+                "at wd 1 (4.5 e-folds), D = 150-506, 3 seeds: G-only (trig share > 0.95) rungs at D = 260, 340, 440, "
+                "506 (of 9)", (3, 2, 3, 6), date="2026-12-05", setup="2 CPU cores"),
+    Measurement("P1 pilot", "efficiency quick", "the quick P1 design (G at 260, 340, 420, 506 x 5 seeds, M at 40-320, "
+                "2500 steps at wd 3 = 22.5 e-folds, 150 L-BFGS iterations per rung): G-only seeds kept per G size",
+                (2, 4, 5, 4), date="2026-12-05", setup=_QUIET),
+    Measurement("P1 pilot", "efficiency quick", "the same: within-seed spread of log P_G across sizes (pooled sd), "
+                "G slope [90% interval] clustered by seed, M slope", (0.0038, 0.0076, 0.0052, 0.0101, 0.297),
+                date="2026-12-05", setup=_QUIET),
+    Measurement("P1 pilot", "efficiency quick", "the same: wall time (training and settling both circuits)", 355.0, "s",
+                date="2026-12-05", setup=_QUIET),
     Measurement("P1 settle drift", "efficiency quick", "largest relative norm drift left after 300 L-BFGS "
                 "iterations per rung", 0.011),
     Measurement("quick ungrokking transition", "ungrokking quick", "bases' trig shares (min, max) after the "

@@ -23,6 +23,10 @@ def test_plan_counts_every_model_step_of_the_stages():
     n_sizes = len(ung.sizes) + len(refine_sizes(middle, ung))
     assert len(refine_sizes(middle, ung)) > 0
     want = sum(n_sizes * len(base.seeds) * ung.steps_for(wd) for wd in ung.weight_decays)
+    # the control: every base on its full training set at every weight decay
+    want += sum(len(base.seeds) * ung.steps_for(wd) for wd in ung.weight_decays)
+    # the budget's convergence: convergence_sizes D' x seeds, to the largest budget at the largest wd
+    want += ung.convergence_sizes * len(base.seeds) * ung.convergence_steps(max(ung.convergence_efolds))
     assert sum(w.model_steps for w in work["ungrokking"]) == want
     assert sum(w.model_steps for w in work["base"]) == len(base.seeds) * base.steps
     eff = config.efficiency
@@ -35,9 +39,11 @@ def test_plan_counts_every_model_step_of_the_stages():
 
 
 def test_plan_counts_the_G_networks_settled_again_on_subsets():
-    eff = reproduce_config("cpu", "quick").efficiency
-    assert eff.g_subset_sizes
-    settle_G = [w for w in stage_work(reproduce_config("cpu", "quick"))["efficiency"] if w.kind == "settle"][-1]
+    from dataclasses import replace
+
+    config = reproduce_config("cpu", "quick")
+    eff = replace(config.efficiency, g_train_sizes=(506,), g_subset_sizes=(160, 285, 400))
+    settle_G = [w for w in stage_work(replace(config, efficiency=eff))["efficiency"] if w.kind == "settle"][-1]
     assert settle_G.n_models == len(eff.seeds) * (len(eff.g_train_sizes) + len(eff.g_subset_sizes))
 
 

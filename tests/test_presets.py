@@ -31,7 +31,7 @@ def test_reproduce_uses_the_table_unchanged():
 
 
 def test_sizes_given_as_fractions_follow_P():
-    assert presets.sizes_of(113, (0.4, 0.6, 0.8)) == presets.get("efficiency", "paper").g_train_sizes
+    assert presets.sizes_of(113, (0.4, 0.53, 0.67, 0.8)) == presets.get("efficiency", "paper").g_train_sizes
     assert presets.sizes_of(31, (0.8,)) == (769,)
 
 

@@ -49,6 +49,10 @@ def reproduce(
     plan: bool = typer.Option(False, "--plan", help="print every stage's model-steps, examples and estimated "
                               "wall time (a calibration of a few engine steps here, < ~20 s) and exit; trains nothing"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="with --plan: also write the plan as JSON here"),
+    float_check: bool = typer.Option(False, "--float-check", help="train every stage a second time with another "
+                                      "order of floating-point sums (CPU engine block size 256, in DIR/float-order; "
+                                      "about doubles the time) and label a verdict robust only if its outcome is the "
+                                      "same; without it no verdict can be called robust"),
     scale: Optional[str] = typer.Option(None, "--scale", hidden=True, help="tests only: tiny"),
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""
@@ -78,13 +82,20 @@ def reproduce(
     check_resumable_out(out, resume)
     command = (f"circeff reproduce {typed} --device {device} --out {shlex.quote(str(out))}"
                if scale is None else f"circeff reproduce --scale tiny {typed} --out {shlex.quote(str(out))}")
+    if float_check:
+        if executor != "inprocess":
+            raise ConfigError("--float-check", "needs --executor inprocess (the block size is set in this process)",
+                              executor)
+        command += " --float-check"
     # The executor changes where batches train, never what they compute, so it is not part of
     # the reproduce config (a run started in-process may be finished on SLURM and vice versa).
     trainer = make_trainer(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
                            gpus_per_node=gpus_per_node)
-    summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command, trainer=trainer)
+    summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command, trainer=trainer,
+                            float_check=float_check)
     for key, v in summary["verdicts"].items():
-        print(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
+        label = (v.get("robustness") or {}).get("label", "not checked")
+        print(f"{key}: {v['outcome']} ({label}) - {v.get('reason', '')}")
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "
           f"summary: {out / 'summary.json'}")
 

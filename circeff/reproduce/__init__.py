@@ -41,8 +41,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from circeff.analysis.robustness import with_float_order
 from circeff.analysis.stats import to_plain
 from circeff.analysis.verdicts import Verdict
+from circeff.empirical.config import cpu_block_size
 from circeff.empirical.backend import IN_PROCESS, Trainer
 from circeff.errors import ConfigError, RunError
 from circeff.io import atomic_write_text, ensure_dir, read_json, write_json
@@ -57,6 +59,11 @@ __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "St
            "reproduce_config", "run_reproduce", "verdict_entry"]
 
 
+
+# --float-check's second run: its folder inside the out folder, and its CPU block size (the
+# default is 1024, above every quick and full dataset, so the default sums each batch in one block)
+FLOAT_ORDER_DIR = "float-order"
+FLOAT_CHECK_BLOCK = 256
 
 # the stages every scale runs, in order (Figure 8 follows where a scale configures it)
 STAGES = tuple(s.name for s in _STAGES if not s.optional)
@@ -88,7 +95,7 @@ def run_stage(ctx: Context, name: str, stamp: str, results: dict[str, StageResul
     for key in stage(name).verdicts:
         if not result.done or result.verdict(key) is None:
             result.verdicts = [v for v in result.verdicts if v.key != key]
-            result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {}, {}))
+            result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {}, {}, undecided=True))
     if result.done:
         mark_done(out, {"fingerprint": stamp, "result": result.to_dict()})
     else:
@@ -111,13 +118,28 @@ def _settings(config: ReproduceConfig, results: dict[str, StageResult]) -> dict[
 
 
 def verdict_entry(v: Verdict) -> dict[str, Any]:
-    """A verdict as ``summary.json`` holds it: ``holds``, ``reason``, its numbers, and ``rule``."""
-    return to_plain({"holds": bool(v.holds), "reason": v.reason, **v.numbers, "rule": v.rule})
+    """A verdict as ``summary.json`` holds it: ``outcome`` (holds, does not hold, undecided),
+    ``holds``, ``robustness`` (label and checks), ``criteria``, ``reason``, its numbers, and ``rule``."""
+    return to_plain({"outcome": v.outcome, "holds": bool(v.holds), "robustness": v.robustness,
+                     "criteria": list(v.criteria), "reason": v.reason, **v.numbers, "rule": v.rule})
+
+
+def _run_stages(ctx: Context, chosen: list[str], stamp: str, desc: str) -> dict[str, StageResult]:
+    """Run (or restore) the ``chosen`` stages in order, each with the results before it."""
+    from tqdm.auto import tqdm
+
+    results: dict[str, StageResult] = {}
+    bar = tqdm(chosen, desc=desc, unit="stage", disable=not ctx.progress, dynamic_ncols=True)
+    for name in bar:
+        bar.set_postfix_str(stage(name).title)
+        results[name] = run_stage(ctx, name, stamp, results)
+    bar.close()
+    return results
 
 
 def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True,
                   command: str = "", trainer: Trainer | None = None,
-                  stages: tuple[str, ...] | None = None) -> dict[str, Any]:
+                  stages: tuple[str, ...] | None = None, float_check: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage; write ``report.md`` and ``summary.json``; return the summary.
 
     ``stages``: only these (in the order of :data:`STAGES`; ``circeff experiment`` runs one
@@ -125,9 +147,13 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
 
     ``trainer`` trains the engine batches (default: in this process); it changes where they
     train, never what they compute, so it is not part of the config.
-    """
-    from tqdm.auto import tqdm
 
+    ``float_check``: run the same stages a second time in ``DIR/float-order/`` with the CPU
+    engine's block size :data:`FLOAT_CHECK_BLOCK` instead of its default (only the order of the
+    floating-point sums differs; in-process training only), and make every verdict's
+    float-order robustness check against the second run's outcome. Without it that check is
+    "not run", and no verdict can be called robust.
+    """
     from circeff.report import write_report  # the markdown writer
 
     out = Path(out_dir)
@@ -137,17 +163,26 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
     started = time.perf_counter()
     scale_stages = [s.name for s in _STAGES if not s.optional or getattr(config, s.configs[0]) is not None]
     chosen = [s for s in scale_stages if stages is None or s in stages]
-    results: dict[str, StageResult] = {}
-    bar = tqdm(chosen, desc="reproduce", unit="stage", disable=not progress, dynamic_ncols=True)
-    for name in bar:
-        bar.set_postfix_str(stage(name).title)
-        results[name] = run_stage(ctx, name, stamp, results)
-    bar.close()
+    results = _run_stages(ctx, chosen, stamp, "reproduce")
+    float_order: dict[str, Any] = {"run": False}
+    if float_check:
+        # the same stages again, differing only in the order of the engine's floating-point sums
+        second = dataclasses.replace(ctx, out=out / FLOAT_ORDER_DIR)
+        prepare_out(second.out, config, force)
+        t1 = time.perf_counter()
+        with cpu_block_size(FLOAT_CHECK_BLOCK):
+            other = _run_stages(second, chosen, stamp, "float order")
+        seen = {v.key: v for r in other.values() for v in r.verdicts}
+        for r in results.values():
+            r.verdicts = [with_float_order(v, seen.get(v.key)) for v in r.verdicts]
+        float_order = {"run": True, "block_size": FLOAT_CHECK_BLOCK, "folder": FLOAT_ORDER_DIR,
+                       "seconds": round(time.perf_counter() - t1, 2),
+                       "outcomes": {k: v.outcome for k, v in seen.items()}}
     total = time.perf_counter() - started
 
     found = {v.key: v for r in results.values() for v in r.verdicts}
     keys = VERDICT_KEYS if stages is None else [k for s in chosen for k in stage(s).verdicts]
-    verdicts = [found.get(k, Verdict(k, False, "not computed", {}, {})) for k in keys]
+    verdicts = [found.get(k, Verdict(k, False, "not computed", {}, {}, undecided=True)) for k in keys]
     summary = to_plain({
         "command": command,
         "preset": config.preset, "scale": config.scale,
@@ -157,6 +192,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
                            if v.key not in VERDICT_KEYS},
         "controls": {k: c for r in results.values() for k, c in r.controls.items()},
         "controls_n": config.controls_n,
+        "float_order": float_order,
         "settings": _settings(config, results),
         # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
         # included, so a resumed run still says what the whole result cost

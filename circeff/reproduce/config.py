@@ -152,13 +152,13 @@ def _tiny() -> ReproduceConfig:
                                         alphas=(1e-3, 1e-2),
                                         settle_iterations=10, n_boot=100),
         ungrokking=ung.UngrokkingConfig(base=base, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0),
-                                        decay_budget=40.0, log_every=10, n_boot=50),
+                                        decay_budget=40.0, log_every=10, n_boot=50, min_steps=0),
         semigrokking=semi.SemigrokConfig(replace(t, steps=120, checkpoint_every=60), n_sizes=2),
         fig10=f10.Fig10Config(base=base, sizes=(10, 30, 60, 100), decay_budget=40.0, log_every=10),
         # tiny networks never reach a trig share of 0.95, so every G stripe is taken
         allocation=alloc.AllocationConfig(
             alloc.DisjointConfig(base, sizes=(20, 40), g_only_sizes=(90,), seeds=(0, 1), m_steps=60, m_lr=1e-2,
-                                 alphas=(1e-3, 1e-2), pair_alpha=1e-3, splits=((1.0, 0.5), (0.5, 1.0)),
+                                 m_weight_decay=1.0, alphas=(1e-3, 1e-2), pair_alpha=1e-3, splits=((1.0, 0.5), (0.5, 1.0)),
                                  iterations=10),
             fig10_iterations=10, g_only_share=0.0, n_boot=50),
         controls_n=10)

@@ -46,7 +46,7 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
 
 def _clear(out: Path) -> None:
     """Delete what reproduce writes (stage folders, report, summary, config); nothing else."""
-    for name in (*(s.name for s in STAGES), *_EARLIER_STAGE_NAMES):
+    for name in (*(s.name for s in STAGES), *_EARLIER_STAGE_NAMES, "float-order"):
         if (out / name).is_dir():
             shutil.rmtree(out / name)
     for name in (CONFIG_FILE, "report.md", "summary.json"):

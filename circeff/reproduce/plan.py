@@ -150,7 +150,8 @@ def fig8_work(fig8: Any, task: str) -> list[Work]:
 
 
 def ungrokking_work(stage: str, ung: Any) -> list[Work]:
-    """One batch per weight decay over the coarse D' grid and the refinement around D_crit.
+    """One batch per weight decay over the coarse D' grid and the refinement around D_crit, the
+    control batches (the full training set) and the budget-convergence batch.
 
     The refinement's D' depend on the coarse grid's first D_crit estimate, known only at run
     time; it is planned at the grid's geometric middle (the grid is chosen to straddle D_crit),
@@ -162,9 +163,19 @@ def ungrokking_work(stage: str, ung: Any) -> list[Work]:
     from circeff.empirical.experiments.ungrokking import refine_sizes
 
     base = ung.base
-    sizes = ung.sizes + refine_sizes(float(np.exp(np.mean(np.log(ung.sizes)))), ung)
-    return [Work(stage, "train", base.model, base.task_config, tuple(d for d in sizes for _ in base.seeds),
+    middle = float(np.exp(np.mean(np.log(ung.sizes))))
+    sizes = ung.sizes + refine_sizes(middle, ung)
+    work = [Work(stage, "train", base.model, base.task_config, tuple(d for d in sizes for _ in base.seeds),
                  ung.steps_for(wd), ung.log_every) for wd in ung.weight_decays]
+    if ung.control:   # each base continued on its full training set, every weight decay
+        work += [Work(stage, "train", base.model, base.task_config, tuple(base.train_size for _ in base.seeds),
+                      ung.steps_for(wd), ung.log_every) for wd in ung.weight_decays]
+    if ung.convergence_multiples:   # one batch to the largest budget, around the (planned) middle
+        lo, hi = ung.budget_window
+        near = tuple(int(round(x)) for x in np.geomspace(lo * middle, hi * middle, ung.convergence_sizes))
+        work.append(Work(stage, "train", base.model, base.task_config, tuple(d for d in near for _ in base.seeds),
+                         ung.convergence_steps(max(ung.convergence_efolds)), ung.log_every))
+    return work
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ with that experiment's own reader (``read_ungrokking``).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ import pandas as pd
 
 from circeff.analysis import controls as C
 from circeff.analysis import verdicts as V
+from circeff.analysis.robustness import robustness
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 from circeff.empirical.backend import IN_PROCESS, Trainer
@@ -154,19 +156,35 @@ def stage_progress(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
                f"{float(last['test_acc']):.3g}."])
 
 
+def design_rates(controls: dict[str, dict], key: str) -> dict[str, float] | None:
+    """Power (1 - false reject) and false accept of verdict ``key`` on this run's design, or
+    None where the controls could not be measured."""
+    c = controls.get(key) or {}
+    if "false_accept" not in c:
+        return None
+    return {"power": 1.0 - c["false_reject"]["value"], "false_accept": c["false_accept"]["value"]}
+
+
 def stage_efficiency(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.efficiency
     result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
-    eff.write_efficiency(result)
     a, table = result.analysis, result.verdict_table()
-    verdict = result.verdict.with_numbers(kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
-                                          crossover_D_crit=a.crossover.D_crit)
+    # G's part is judged only on a design with the power to judge it, measured on this design
+    controls = measure_run_controls({"P1": lambda: C.estimate_p1_design(table)}, ctx.config.controls_n)
+    rates = design_rates(controls, "P1")
+    decided = V.p1(table, level=cfg.level, design_rates=rates)
+    result = dataclasses.replace(result, verdict=decided)
+    eff.write_efficiency(result)
+    verdict = robustness(V.p1, table, decided.with_numbers(
+        kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa, crossover_D_crit=a.crossover.D_crit),
+        level=cfg.level, design_rates=rates)
     g = result.rows[result.rows["circuit"] == "G"]
     kept = g.groupby("D").agg(networks=("accepted", "size"), accepted=("accepted", "sum"),
+                              seeds=("seed", "nunique"),
                               min_trig_share=("trig_share", "min"), trained_at=("settled_from", "max")).reset_index()
     return StageResult(
         "efficiency", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
-        controls=measure_run_controls({"P1": lambda: C.estimate_p1_design(table)}, ctx.config.controls_n),
+        controls=controls,
         settings=settings_of(cfg, alphas=list(cfg.alphas), settle_iterations=cfg.settle_iterations,
                              M_sizes=list(cfg.m_train_sizes), G_trained_at=list(cfg.g_train_sizes),
                              G_settled_on_subsets=list(cfg.g_subset_sizes)),
@@ -174,9 +192,9 @@ def stage_efficiency(ctx: Context, out: Path, upstream: Upstream) -> StageResult
                  "P1: efficiency P(D) of G and M with the crossover D_crit": ctx.rel(out / "efficiency_P_of_D.png")},
         notes=["```", *eff.describe(result), "```"],
         tables=[Table.of(f"G networks per D (accepted: settled, trig share > {cfg.g_only_share:g}); "
-                         "a D below the training size was reached by settling on a random subset",
-                         ["D", "trained at D", "network-rungs", "accepted", "min trig share"],
-                         [[k["D"], k["trained_at"], k["networks"], k["accepted"], k["min_trig_share"]]
+                         "each trained from scratch at its own D unless 'trained at D' is larger",
+                         ["D", "trained at D", "network-rungs", "accepted", "seeds", "min trig share"],
+                         [[k["D"], k["trained_at"], k["networks"], k["accepted"], k["seeds"], k["min_trig_share"]]
                           for k in kept.to_dict("records")])])
 
 
@@ -201,9 +219,13 @@ def stage_ungrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult
     table, chance = r.verdict_table(), cfg.base.chance
     steps = {f"{w:g}": cfg.steps_for(w) for w in cfg.weight_decays}
     extra = dict(D_crit_pooled=r.pooled.D_crit, first_D_crit=r.first_D_crit, refined_sizes=list(r.refined_sizes))
-    verdicts = [r.p2.with_numbers(**extra),
-                r.p3.with_numbers(D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
-                                  decay_budget=cfg.decay_budget, steps_per_weight_decay=steps)]
+    share = cfg.base.g_only_share
+    verdicts = [robustness(V.p2, table, r.p2.with_numbers(**extra), chance=chance, level=cfg.level, n_boot=0,
+                           g_only_share=share),
+                robustness(V.p3, table, r.p3.with_numbers(
+                    D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
+                    decay_budget=cfg.decay_budget, steps_per_weight_decay=steps),
+                    chance=chance, g_only_share=share)]
     means = r.rows.groupby(["weight_decay", "D"]).agg(
         mean=("final_test_acc", "mean"), min=("final_test_acc", "min"), max=("final_test_acc", "max"),
         converged=("converged", "sum"), n=("converged", "size")).reset_index()
@@ -218,7 +240,8 @@ def stage_ungrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult
         settings=settings_of(cfg, weight_decays=list(cfg.weight_decays), decay_budget=cfg.decay_budget,
                              steps_per_weight_decay=steps, coarse_sizes=list(cfg.sizes),
                              refined_sizes=list(r.refined_sizes), continuations=cfg.max_extensions),
-        figures={"Figures 4/7: final test accuracy after ungrokking against D'": ctx.rel(out / "ungrokking.png")},
+        figures={"Figures 4/7: final test accuracy after ungrokking against D' (open diamonds: the control, "
+                 "continued on the full training set)": ctx.rel(out / "ungrokking.png")},
         notes=[f"Pooled D_crit {r.pooled.D_crit.value:.4g} [{r.pooled.D_crit.lo:.4g}, {r.pooled.D_crit.hi:.4g}]"
                + (" (at the edge of the D' grid)" if r.pooled.at_bound else "")
                + f"; the coarse grid's first estimate {r.first_D_crit or float('nan'):.4g} placed the refined D' "
@@ -229,7 +252,22 @@ def stage_ungrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult
         tables=[Table.of("Final test accuracy per (weight decay, D'): mean [min, max] over seeds, converged runs",
                          ["weight decay", "D'", "mean", "min", "max", "converged", "networks"],
                          [[m["weight_decay"], m["D"], m["mean"], m["min"], m["max"], m["converged"], m["n"]]
-                          for m in means.to_dict("records")])])
+                          for m in means.to_dict("records")]),
+                Table.of(f"D_crit against the decay budget (lr x wd x steps, e-folds): weight decay "
+                         f"{cfg.convergence_weight_decay:g}, {len(r.convergence) and int(r.convergence['n_sizes'].iloc[0])} "
+                         f"D' around the first D_crit, the same bases; this grid's budget is {cfg.efolds:.3g} e-folds; "
+                         f"D_crit moves by at most {cfg.max_drift:.0%} from "
+                         + (f"{r.converged_budget():.3g} e-folds" if r.converged_budget() is not None else
+                            "none of the measured budgets"),
+                         ["e-folds", "step", "D_crit [interval]", "drift to the next budget"],
+                         [[c["efolds"], c["step"], Interval(c["D_crit"], c["D_crit_lo"], c["D_crit_hi"], cfg.level,
+                                                             "bootstrap"), c["drift_to_next"]]
+                          for c in r.convergence.to_dict("records")]),
+                Table.of("Control: each base continued on its own full training set for the same steps (final "
+                         "accuracy on every pair; P2 needs >= 0.99)",
+                         ["weight decay", "seed", "D", "steps", "final accuracy", "converged"],
+                         [[c["weight_decay"], c["seed"], c["D"], c["steps"], c["final_acc"], c["converged"]]
+                          for c in r.control.to_dict("records")])])
 
 
 def _dcrit_for_semigrokking(upstream: Upstream) -> tuple[float | None, str]:
@@ -269,8 +307,9 @@ def stage_semigrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResu
                   "D_cross": _estimate(upstream, "allocation", "crossover_operating"), "D_up": r.d_up}
     bracket = V.threshold_bracket(thresholds["D_down"], thresholds["D_cross"], thresholds["D_up"])
     table, chance = r.curves[list(V.P4_COLUMNS)], cfg.chance
-    verdict = r.verdict.with_numbers(D_crit_used=r.dcrit, D_crit_source=source if not cfg.sizes else "sizes given",
-                                     bracket=bracket)
+    verdict = robustness(V.p4, table, r.verdict.with_numbers(
+        D_crit_used=r.dcrit, D_crit_source=source if not cfg.sizes else "sizes given", bracket=bracket),
+        chance=chance, rule=cfg.rule)
     by_size = r.by_size()
     power = ", ".join(f"{p} {v:.2f}" for p, v in cfg.power().items())
     notes = [f"Design, declared before the run: {len(r.sizes)} sizes x {len(cfg.seeds)} seeds, weight decay "
@@ -310,8 +349,9 @@ def stage_fig10(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     med = r.rows.groupby("D").agg(ratio=("ratio", "median"), g_logit=("g_logit", "median"),
                                   m_logit=("m_logit", "median"), test_acc=("test_acc", "mean"),
                                   trig_share=("trig_share", "median")).reset_index()
-    verdict = r.verdict.with_numbers(proxies_by_D=med.to_dict("records"),
-                                     converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows)))
+    verdict = robustness(V.fig10a, table, r.verdict.with_numbers(
+        proxies_by_D=med.to_dict("records"), converged=int(r.rows["converged"].sum()), n_networks=int(len(r.rows))),
+        level=cfg.level)
     return StageResult(
         "fig10", config=cfg.to_dict(), verdicts=[verdict],
         controls=measure_run_controls({"fig10a": lambda: C.estimate_fig10_design(table)}, ctx.config.controls_n),
@@ -349,15 +389,14 @@ def _allocation_verdict(a, state_alpha: float) -> Verdict:  # noqa: ANN001 - an 
     fig10 = pd.DataFrame(a.summary["fig10"])
     fig10 = fig10[(fig10["state"] == "adamw") | (fig10["alpha"] == state_alpha)]
     wide = fig10.pivot(index="D", columns="state", values="ratio_median").reset_index()
-    return Verdict(
-        "allocation", a.verdict.holds,
-        f"{a.verdict.reason}. Disjoint pairs: {d.reason}",
-        to_plain({**a.verdict.numbers, "disjoint_winner_agreement": d.winner_agreement,
+    return dataclasses.replace(
+        a.verdict, reason=f"{a.verdict.reason}. Disjoint pairs: {d.reason}",
+        numbers=to_plain({**a.verdict.numbers, "disjoint_winner_agreement": d.winner_agreement,
                   "disjoint_winner_take_all": d.n_winner_take_all, "disjoint_cells": d.n_cells,
                   "kappa_eff_adamw": curves["adamw"].kappa_eff, "kappa_G": curves["settled"].kappa_G,
                   "kappa_M": curves["settled"].kappa_M,
-                  "log_error_by_D": [{"D": p.D, "a": p.log_error_a, "b": p.log_error_b}
-                                     for p in curves["settled"].points],
+                  "log_error_by_D": [{"D": p.D, "a": p.log_error_a, "b": p.log_error_b,
+                                      "near_crossover": p.near_crossover} for p in curves["settled"].points],
                   "dcrit_operating": op.D_crit, "dcrit_operating_interpolated": op.interpolated,
                   "dcrit_ungrokking": a.dcrit_ungrokking, "dcrit_goal": a.dcrit_comparison.get("operating_settled"),
                   "disjoint_by_D": [{"D": r["D"], "pairs": r["n"], "predicted": "/".join(r["predicted_winners"]),
@@ -366,14 +405,14 @@ def _allocation_verdict(a, state_alpha: float) -> Verdict:  # noqa: ANN001 - an 
                   "curves_by_D": [{"D": p.D, "measured": p.measured.value, "measured_lo": p.measured.lo,
                                    "measured_hi": p.measured.hi, "a": p.predicted_a, "log_error_a": p.log_error_a,
                                    "b": p.predicted_b.value, "b_lo": p.predicted_b.lo, "b_hi": p.predicted_b.hi,
-                                   "log_error_b": p.log_error_b} for p in curves["settled"].points],
+                                   "b_region": p.predicted_b_region, "log_error_b": p.log_error_b,
+                                   "near_crossover": p.near_crossover} for p in curves["settled"].points],
                   "dcrit_routes": [{"route": k, "D_crit": c.D_crit.value, "lo": c.D_crit.lo, "hi": c.D_crit.hi,
                                     "width": c.D_crit.hi / c.D_crit.lo if c.D_crit.lo > 0 else None,
                                     "operating_logit": c.operating_logit, "interpolated": c.interpolated}
                                    for k, c in cross.items()],
                   "fig10_ratio_by_D": [{"D": r["D"], "adamw": r["adamw"], "settled": r["settled"]}
-                                       for r in wide.to_dict("records")]}),
-        a.verdict.rule)
+                                       for r in wide.to_dict("records")]}))
 
 
 def _dcrit_routes(cross: dict, ungrokking: Interval | None) -> list[list]:
@@ -422,8 +461,19 @@ def stage_allocation(ctx: Context, out: Path, upstream: Upstream) -> StageResult
     if goal is not None:
         notes.append(f"D_crit goal (points within 25%, widths within 2x): point gap {goal['point_gap']:.0%}, "
                      f"log-width ratio {goal['width_ratio']:.3g}: {'met' if goal['goal_met'] else 'not met'}.")
+    # without one seed: the same curves and rule on the settled ratios of the other seeds (the
+    # circuits' efficiencies stay those of every seed); fewer draws, as only the outcome is read
+    from circeff.analysis.allocation import allocation_curves, allocation_verdict
+
+    settled_rows = a.curves_input("settled")
+
+    def without_seed(rows: pd.DataFrame) -> Verdict:
+        return allocation_verdict(allocation_curves(a.stripes, a.kappa_G, a.fit_alone.fit_M.kappa, rows,
+                                                    level=cfg.level, n_boot=min(cfg.n_boot, 300), seed=0))
+
+    verdict = robustness(without_seed, settled_rows, _allocation_verdict(a, cfg.state_alpha))
     return StageResult(
-        "allocation", config=cfg.to_dict(), verdicts=[_allocation_verdict(a, cfg.state_alpha)], tables=tables,
+        "allocation", config=cfg.to_dict(), verdicts=[verdict], tables=tables,
         notes=notes,
         estimates={"crossover_operating": op.D_crit},
         figures={"Allocation: G:M logit ratio against D, predicted curves (a), (b) and measured":
@@ -439,8 +489,14 @@ def stage_figure8(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
         raise RunError("this scale has no Figure 8 stage")
     r = fig8.run_figure8(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
     fig8.write_figure8(r)
-    verdicts = [Verdict(f"{key} {task}", v.holds, v.reason, v.numbers, v.rule)
-                for task, vs in r.verdicts.items() for key, v in vs.items()]
+    verdicts = []
+    for task, vs in r.verdicts.items():
+        run, chance = r.ungrokking[task], cfg.ungrokking_for(task).base.chance
+        for key, v in vs.items():
+            kwargs = {"chance": chance, "g_only_share": run.config.base.g_only_share,
+                      **({"level": run.config.level, "n_boot": 0} if key == "P2" else {})}
+            verdicts.append(robustness(V.RULES[key], run.verdict_table(), dataclasses.replace(v, key=f"{key} {task}"),
+                                       **kwargs))
     rows = [[t["task"], t["p"], t["base_held_out_acc_min"], t["generalised"],
              Interval(t["D_crit"], t["D_crit_lo"], t["D_crit_hi"], cfg.ungrokking.level,
                       "bootstrap percentile (seeds resampled)"), t["P2"],
@@ -456,8 +512,8 @@ def stage_figure8(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
         tables=[Table.of("Ungrokking per task: D_crit (pooled over weight decays) and the P2/P3 rules",
                          ["task", "P", "base held-out acc (min)", "generalised", "D_crit [interval]", "P2", "P3",
                           "note"], rows),
-                Table.of("P2/P3 per task: reasons", ["verdict", "holds", "reason"],
-                         [[v.key, v.holds, v.reason] for v in verdicts])])
+                Table.of("P2/P3 per task: reasons", ["verdict", "outcome", "robust or fragile", "reason"],
+                         [[v.key, v.outcome, v.robustness["label"], v.reason] for v in verdicts])])
 
 
 @dataclass(frozen=True)

@@ -359,11 +359,10 @@ def render_verdict(arg: str) -> str:
     if key not in verdicts:
         return _missing(f"The verdict `{key}` (absent from summary.json)", REPRODUCE_HINT)
     v = verdicts[key]
-    holds = v.get("holds")
-    word = {True: "holds", False: "does not hold"}.get(holds, "undecided")
-    kind = {True: "success", False: "failure"}.get(holds, "warning")
+    word = _outcome(v)
+    kind = {"holds": "success", "does not hold": "failure"}.get(word, "warning")
     source = summary.get("_source", "circeff reproduce")
-    out = [f'!!! {kind} "Verdict {key}: {word}"']
+    out = [f'!!! {kind} "Verdict {key}: {word}, {_robust(v)}"']
     if v.get("reason"):
         out.append(f"    {_cell(v['reason'])}")
         out.append("")
@@ -371,14 +370,38 @@ def render_verdict(arg: str) -> str:
     rows = ["| quantity | value |", "| --- | --- |"]
     record_tables = []
     for k, val in v.items():
-        if k in ("holds", "reason"):
+        if k in ("holds", "reason", "outcome", "robustness", "criteria"):
             continue
         if _is_records(val):  # e.g. the allocation's per-D rows: a table of their own
             record_tables.append(f"**{_cell(k)}**\n\n" + _records_table(val))
             continue
         rows.append(f"| {_cell(k)} | {_cell(_fmt(val))} |")
     table = "\n".join(rows) + "\n" if len(rows) > 2 else ""
+    checks = ((v.get("robustness") or {}).get("checks") or {})
+    if checks:
+        record_tables.insert(0, "**robust or fragile: the checks**\n\n" + _table(
+            ["check", "passed", "detail"],
+            [[k, {True: "yes", False: "no", None: "not run"}[c.get("passed")], c.get("detail", "")]
+             for k, c in checks.items()]))
+    if v.get("criteria"):
+        record_tables.insert(0, "**deciding statistics**\n\n" + _table(
+            ["statistic", "value", "threshold", "standard error", "margin (SE, + passes)"],
+            [[c["name"], c["value"], c["threshold"], c.get("se"), c.get("margin_se")] for c in v["criteria"]]))
     return "\n".join(out) + "\n" + table + "".join("\n" + t for t in record_tables)
+
+
+def _outcome(v: dict) -> str:
+    """holds, does not hold or undecided (a summary written before the three outcomes: from holds)."""
+    return v.get("outcome") or ("holds" if v.get("holds") else "does not hold")
+
+
+def _robust(v: dict) -> str:
+    r = v.get("robustness")
+    if not r:
+        return "robustness not checked in this run"
+    if r["label"] == "robust":
+        return "robust"
+    return "fragile (" + ", ".join(k.replace("_", " ") for k in r.get("not_passed", [])) + ")"
 
 
 def _is_records(value: Any) -> bool:
@@ -404,9 +427,9 @@ PAGES = {"P1": "p1.md", "P2": "p2.md", "P3": "p3.md", "P4": "p4.md", "fig10a": "
 
 
 def _verdict_row(label: str, v: dict) -> str:
-    word = ('<span class="verdict-holds">holds</span>' if v.get("holds")
-            else '<span class="verdict-fails">does not hold</span>')
-    return f"| {label} | {word} | {_cell(v.get('reason', ''))} |"
+    outcome = _outcome(v)
+    css = {"holds": "verdict-holds", "does not hold": "verdict-fails"}.get(outcome, "verdict-undecided")
+    return f'| {label} | <span class="{css}">{outcome}</span> | {_cell(_robust(v))} | {_cell(v.get("reason", ""))} |'
 
 
 def render_verdict_summary(arg: str = "") -> str:
@@ -416,7 +439,7 @@ def render_verdict_summary(arg: str = "") -> str:
     summary = _summary(run)
     if summary is None:
         return _missing("The verdicts", REPRODUCE_HINT)
-    rows = ["| key | verdict | why (computed from the data) |", "| --- | --- | --- |"]
+    rows = ["| key | outcome | robust or fragile | why (computed from the data) |", "| --- | --- | --- | --- |"]
     for key, v in summary.get("verdicts", {}).items():
         rows.append(_verdict_row(f"[{_code(key)}]({PAGES[key]})" if key in PAGES and run == "quick" else _code(key), v))
     rows += [_verdict_row(_code(key), v) for key, v in (summary.get("stage_verdicts") or {}).items()]

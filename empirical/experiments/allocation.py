@@ -62,6 +62,7 @@ from circeff.empirical.disjoint import (
     settle_pair,
     single_model_trig_share,
 )
+from circeff.empirical.experiments.efficiency import QUICK_P1
 from circeff.empirical.experiments.predictions_common import QUICK, BaseConfig, quick_base, train_base, train_or_reuse
 from circeff.empirical.settle import settle
 from circeff.empirical.tasks import TaskConfig, make_dataset, train_indices
@@ -101,9 +102,10 @@ class DisjointConfig:
     sizes: tuple[int, ...] = (40, 80, 160)
     g_only_sizes: tuple[int, ...] = (320, 480)
     seeds: tuple[int, ...] = (0, 1)
-    m_steps: int = QUICK.steps
-    m_lr: float = QUICK.lr
-    m_weight_decay: float = 1.0
+    # P1's memorisation-only networks are these, trained the same way (so the stage reuses them)
+    m_steps: int = QUICK_P1.steps
+    m_lr: float = QUICK_P1.lr
+    m_weight_decay: float = QUICK_P1.weight_decay
     alphas: tuple[float, ...] = (1e-3, 1e-2)
     pair_alpha: float = 1e-3
     splits: tuple[tuple[float, float], ...] = ((1.0, 0.5), (0.5, 1.0))
@@ -380,6 +382,10 @@ class AllocationAnalysis:
     def verdict(self):  # noqa: ANN201 - the Verdict on the settled states
         return self.verdicts["settled"]
 
+    def curves_input(self, state: str) -> pd.DataFrame:
+        """The Figure 10 rows whose ratios the curves of ``state`` (``adamw`` or ``settled``) read."""
+        return state_rows(self.fig10_rows, state, self.state_alpha)
+
     @property
     def summary(self) -> dict:
         return to_plain({
@@ -395,6 +401,14 @@ class AllocationAnalysis:
             "dcrit_comparison": self.dcrit_comparison, "state_alpha": self.state_alpha,
             "crossover_width_sources": {k: v.to_dict() for k, v in self.width_sources.items()},
             "fig10": _fig10_table(self.fig10_rows)})
+
+
+def state_rows(fig10_rows: pd.DataFrame, state: str, state_alpha: float) -> pd.DataFrame:
+    """Figure 10's rows at the AdamW endpoint (``adamw``) or settled at ``state_alpha`` (``settled``)."""
+    keep = fig10_rows["state"] == state
+    if state == "settled":
+        keep &= fig10_rows["alpha"] == state_alpha
+    return fig10_rows[keep].reset_index(drop=True)
 
 
 def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.DataFrame, *,
@@ -431,8 +445,7 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     kappa_G = fit_circuit(g_rows, "G", intercepts="D_seed", level=level).kappa
     kappa_M = fit.fit_M.kappa
     stripes = stripe_log_P(used, kappa_G.value, kappa_M.value)
-    states = {"adamw": fig10_rows[fig10_rows["state"] == "adamw"],
-              "settled": fig10_rows[(fig10_rows["state"] == "settled") & (fig10_rows["alpha"] == state_alpha)]}
+    states = {k: state_rows(fig10_rows, k, state_alpha) for k in ("adamw", "settled")}
     curves = {k: allocation_curves(stripes, kappa_G, kappa_M, v, level=level, n_boot=n_boot, seed=seed)
               for k, v in states.items()}
     verdicts = {k: allocation_verdict(c) for k, c in curves.items()}

@@ -25,13 +25,20 @@ that is not G-only is replaced by a G-only spare base where one was trained
 
 Equal decay budgets, not equal step counts: with AdamW the decay per step is
 ``lr * weight_decay``, so a run at a smaller weight decay is only slower. Every weight decay
-``wd`` gets ``steps = ceil(decay_budget / wd)`` steps (the same ``wd x steps``), one engine
+``wd`` gets ``steps = ceil(decay_budget / wd)`` steps (the same ``wd x steps``), but at least
+``min_steps`` (so that the largest weight decay is not cut short before the network has fitted
+its reduced set; the presets set it to the middle weight decay's steps), one engine
 batch per weight decay (``OUT/wd_<wd>``). Convergence of every run is measured and reported
 (:func:`~circeff.empirical.experiments.predictions_common.convergence_table`).
 
 Outputs in the out folder: ``base/`` (the starting networks), ``wd_*/`` (engine runs),
 ``wd_*_refine/`` and ``wd_*_more*/`` (refinement and continuation batches),
-``ungrokking.csv`` (one row per network: D, seed, weight_decay, steps, final accuracies,
+``convergence.csv`` (D_crit at decay budgets of ``convergence_efolds``, from one batch at the
+largest weight decay with ``convergence_sizes`` D' around the first D_crit, three seeds: has
+D_crit stopped moving at this grid's budget?), ``control.csv`` (the control: every base continued on its own full training set at every weight
+decay for the same steps; ``final_acc`` is its accuracy on every pair, since no pair is held
+out; P2 is undecided if it falls below 0.99, because then accuracy falls without any change of
+data), ``ungrokking.csv`` (one row per network: D, seed, weight_decay, steps, final accuracies,
 convergence, base trig share, stage), ``ungrokking.json`` (config, D_crit pooled and per weight decay, verdicts P2/P3,
 base trig shares), ``ungrokking.png`` (Figure 4/7/10b analogue).
 """
@@ -51,13 +58,16 @@ from circeff.analysis.ungrokking import DcritEstimate, converged_rows, dcrit_by_
 from matplotlib.figure import Figure
 
 from circeff.analysis.plots import plot_ungrokking, save_figures
+from circeff.analysis.stats import Interval
 from circeff.empirical.backend import Trainer, train_or_reuse
+from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from circeff.empirical.config import RunSpec
 from circeff.analysis.stats import to_plain
 from circeff.empirical.experiments.predictions_common import (
     BaseConfig,
     BaseResult,
     check_continuation_fields,
+    config_fingerprint,
     convergence_table,
     final_rows,
     quick_base,
@@ -77,6 +87,9 @@ __all__ = [
     "run_ungrokking",
 ]
 
+# the control's rows: each base continued on its own full training set (final_acc: held-out
+# accuracy, or accuracy on every pair where the bases trained on all of them)
+CONTROL_COLUMNS = ["D", "seed", "weight_decay", "steps", "final_acc", "converged", "status"]
 UNGROKKING_COLUMNS = ["D", "seed", "weight_decay", "steps", "final_test_acc", "final_train_acc",
                       "final_test_loss", "param_norm", "acc_change", "norm_change", "converged", "status",
                       "base_trig_share", "stage"]
@@ -97,6 +110,15 @@ class UngrokkingConfig:
         n_refine, refine_range: the D' added around the coarse grid's first D_crit estimate.
         max_extensions: how many times an unconverged run is continued (each time by
             another ``decay_budget``).
+        min_steps: the fewest steps any weight decay gets (see :meth:`steps_for`).
+        convergence_multiples: D_crit is measured again at these multiples of the grid's decay
+            budget (``lr x decay_budget`` e-folds; 1, 3, 9 at the full scale: 3, 9 and 27
+            e-folds; 1, 3 at the quick scale, to keep it within ten minutes), from one batch at the largest weight decay with
+            ``convergence_sizes`` D' geometrically spaced in ``budget_window x`` the first
+            D_crit, read at each budget's step; empty: not measured. ``max_drift``: the relative change of D_crit between a budget
+            and the next that counts as converged.
+        control: also continue every base on its own full training set, at every weight decay
+            for the same steps (the control: its accuracy must stay at 1).
     """
 
     base: BaseConfig = field(default_factory=quick_base)
@@ -113,6 +135,12 @@ class UngrokkingConfig:
     n_refine: int = 5
     refine_range: tuple[float, float] = (0.7, 1.4)
     max_extensions: int = 1
+    control: bool = True
+    min_steps: int = 600
+    convergence_multiples: tuple[float, ...] = (1.0, 3.0)
+    budget_window: tuple[float, float] = (0.6, 1.6)
+    convergence_sizes: int = 5
+    max_drift: float = 0.05
 
     def __post_init__(self) -> None:
         if not isinstance(self.base, BaseConfig):
@@ -132,14 +160,49 @@ class UngrokkingConfig:
             raise ConfigError("refine_range", "must be two factors 0 < low < high", self.refine_range)
         object.__setattr__(self, "refine_range", (lo, hi))
         integer_at_least("max_extensions", self.max_extensions, 0)
+        integer_at_least("min_steps", self.min_steps, 0)
+        multiples = tuple(sorted(float(positive("convergence_multiples", e)) for e in self.convergence_multiples))
+        if multiples and len(set(multiples)) < 2:
+            raise ConfigError("convergence_multiples", "needs two or more distinct multiples (or none)",
+                              list(self.convergence_multiples))
+        object.__setattr__(self, "convergence_multiples", multiples)
+        clo, chi = (float(v) for v in self.budget_window)
+        if not 0 < clo < chi:
+            raise ConfigError("budget_window", "must be two factors 0 < low < high", self.budget_window)
+        object.__setattr__(self, "budget_window", (clo, chi))
+        integer_at_least("convergence_sizes", self.convergence_sizes, 3)
+        positive("max_drift", self.max_drift)
+        if not isinstance(self.control, bool):
+            raise ConfigError("control", "must be true or false", self.control)
 
     def steps_for(self, weight_decay: float) -> int:
-        """Equal ``weight_decay x steps`` for every weight decay (AdamW: decay/step = lr x wd)."""
-        return max(1, math.ceil(self.decay_budget / weight_decay))
+        """Equal ``weight_decay x steps`` for every weight decay (AdamW: decay/step = lr x wd),
+        and never fewer than ``min_steps`` (a large weight decay decays fast, but fitting the
+        reduced set still takes steps)."""
+        return max(1, self.min_steps, math.ceil(self.decay_budget / weight_decay))
 
     @property
     def n_models(self) -> int:
         return len(self.sizes) * len(self.weight_decays) * len(self.base.seeds)
+
+    @property
+    def efolds(self) -> float:
+        """This grid's decay budget in e-folds of the weights, ``lr x decay_budget``."""
+        return self.base.training.lr * self.decay_budget
+
+    @property
+    def convergence_efolds(self) -> tuple[float, ...]:
+        """The budgets (e-folds) at which the convergence batch reads D_crit."""
+        return tuple(m * self.efolds for m in self.convergence_multiples)
+
+    @property
+    def convergence_weight_decay(self) -> float:
+        """The largest weight decay: it gets the fewest steps for a budget."""
+        return max(self.weight_decays)
+
+    def convergence_steps(self, efolds: float) -> int:
+        """Steps at which the convergence batch reaches ``efolds`` (``lr x wd x steps``)."""
+        return max(1, math.ceil(efolds / (self.base.training.lr * self.convergence_weight_decay)))
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -160,6 +223,18 @@ class UngrokkingResult:
     first_D_crit: float | None
     out_dir: Path
     config: UngrokkingConfig
+    control: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONTROL_COLUMNS))
+    convergence: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONVERGENCE_COLUMNS))
+
+    def converged_budget(self) -> float | None:
+        """The smallest measured budget (e-folds) from which D_crit moves by at most the
+        config's ``max_drift`` at every larger one, or None."""
+        c = self.convergence.dropna(subset=["D_crit"])
+        for i, e in enumerate(c["efolds"]):
+            later = c["D_crit"].to_numpy()[i:]
+            if np.all(np.abs(later / later[0] - 1) <= self.config.max_drift):
+                return float(e)
+        return None
 
     def verdict_table(self) -> pd.DataFrame:
         """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and,
@@ -247,6 +322,46 @@ def _extend(config: UngrokkingConfig, rows: list[dict], wd: float, batch: Path, 
     return rows
 
 
+CONVERGENCE_COLUMNS = ["efolds", "step", "weight_decay", "D_crit", "D_crit_lo", "D_crit_hi", "drift_to_next",
+                       "n_sizes", "n_seeds"]
+
+
+def _convergence(config: UngrokkingConfig, first: float, indices: tuple[int, ...], base: BaseResult, out: Path,
+                 **kw_run: object) -> pd.DataFrame:
+    """D_crit read at each budget of ``convergence_efolds`` from one batch at the largest weight
+    decay, run to the largest budget (one row per budget; ``drift_to_next``: |D_crit at the next
+    budget / D_crit here - 1|)."""
+    lo, hi = config.budget_window
+    sizes = sorted({int(round(x)) for x in np.geomspace(lo * first, hi * first, config.convergence_sizes)
+                    if 2 <= round(x) < config.base.train_size})
+    wd = config.convergence_weight_decay
+    steps = {e: config.convergence_steps(e) for e in config.convergence_efolds}
+    every = max(1, min(config.log_every, min(steps.values()) // 4))
+    train_config = config.base.continuation([(d, wd, i) for d in sizes for i in indices], max(steps.values()),
+                                            init_from=base.run_dir, log_every=every)
+    # its sizes follow the first D_crit: a folder per batch, so another budget never resumes it
+    run_dir = out / f"convergence_wd_{wd:g}_{config_fingerprint(train_config.to_dict())[:8]}"
+    train_or_reuse(train_config, run_dir, progress=kw_run["progress"], resume=kw_run["resume"],
+                   trainer=kw_run["trainer"])
+    metrics = pd.DataFrame(load_checkpoint(run_dir / CHECKPOINT_NAME).rows)
+    out_rows = []
+    for e, step in steps.items():
+        at = metrics[metrics["step"] == metrics.loc[metrics["step"] >= step, "step"].min()]
+        table = pd.DataFrame({"D": at["train_size"], "seed": at["seed"].astype(str), "weight_decay": wd,
+                              "final_test_acc": at["test_acc"]})
+        try:
+            est = estimate_dcrit(table, chance=config.base.chance, level=config.level, n_boot=config.n_boot,
+                                 seed=config.analysis_seed).D_crit
+        except (ConfigError, RunError):
+            est = Interval(math.nan, math.nan, math.nan, config.level, "no fit")
+        out_rows.append({"efolds": e, "step": int(at["step"].iloc[0]), "weight_decay": wd, "D_crit": est.value,
+                         "D_crit_lo": est.lo, "D_crit_hi": est.hi, "n_sizes": len(sizes),
+                         "n_seeds": int(table["seed"].nunique())})
+    df = pd.DataFrame(out_rows)
+    df["drift_to_next"] = (df["D_crit"].shift(-1) / df["D_crit"] - 1).abs()
+    return df[CONVERGENCE_COLUMNS]
+
+
 def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: bool = True,
                    resume: bool = True, base_dir: str | Path | None = None,
                    trainer: Trainer | None = None) -> UngrokkingResult:
@@ -282,7 +397,16 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
         return got
 
     rows = grid(config.sizes, "")
+    # the control: the same continuation on the bases' own (full) training set, so that the data
+    # do not change; accuracy that falls there falls for another reason than fewer pairs
+    control = pd.DataFrame(columns=CONTROL_COLUMNS)
+    if config.control:
+        got = pd.DataFrame(grid((config.base.train_size,), "_control"))
+        # held-out accuracy where the bases hold pairs out; on every pair where they trained on all
+        control = got.assign(final_acc=got["final_test_acc"].fillna(got["final_train_acc"]))[CONTROL_COLUMNS]
     first = _first_D_crit(rows, chance)
+    convergence = (_convergence(config, first, indices, base, out, **kw_run)
+                   if config.convergence_multiples and first is not None else pd.DataFrame(columns=CONVERGENCE_COLUMNS))
     refined = refine_sizes(first, config) if first is not None else ()
     if refined:
         rows += grid(refined, "_refine")
@@ -301,15 +425,17 @@ def run_ungrokking(config: UngrokkingConfig, out_dir: str | Path, *, progress: b
     table = verdict_table(df, trig_share=base.trig_share_measured)
     share = config.base.g_only_share
     # P2 and P3 read the same converged rows: the pooled estimate, not a second fit of them
+    control_acc = float(control["final_acc"].min()) if len(control) else None
     p2 = V.p2(table, chance, level=config.level, n_boot=config.n_boot, seed=config.analysis_seed,
-              g_only_share=share, estimate=pooled if len(fitted) else None)
+              g_only_share=share, estimate=pooled if len(fitted) else None, control_acc=control_acc)
     p3 = V.p3(table, chance, g_only_share=share, estimate=pooled if len(fitted) else None)
-    return UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out, config)
+    return UngrokkingResult(df, base, pooled, by_wd, p2, p3, refined, first, out, config, control, convergence)
 
 
 def ungrokking_figures(result: UngrokkingResult) -> dict[str, Figure]:
-    """Figure 4/7/10b of the run, by file name."""
-    return {"ungrokking.png": plot_ungrokking(result.rows[result.rows["status"] == "ok"], result.by_weight_decay)}
+    """Figure 4/7/10b of the run (with the control at the bases' size), by file name."""
+    return {"ungrokking.png": plot_ungrokking(result.rows[result.rows["status"] == "ok"], result.by_weight_decay,
+                                              control=result.control)}
 
 
 def read_ungrokking(folder: str | Path) -> tuple[pd.DataFrame, DcritEstimate]:
@@ -324,6 +450,8 @@ def write_ungrokking(result: UngrokkingResult) -> None:
     """``ungrokking.csv``, ``ungrokking.json`` and the figure, in the run's out folder."""
     out, config, df = result.out_dir, result.config, result.rows
     write_csv(out / "ungrokking.csv", df.to_dict("records"), fieldnames=UNGROKKING_COLUMNS)
+    write_csv(out / "control.csv", result.control.to_dict("records"), fieldnames=CONTROL_COLUMNS)
+    write_csv(out / "convergence.csv", result.convergence.to_dict("records"), fieldnames=CONVERGENCE_COLUMNS)
     write_json(out / "ungrokking.json", to_plain({
         "config": config.to_dict(),
         "steps_per_weight_decay": {f"{wd:g}": config.steps_for(wd) for wd in config.weight_decays},
@@ -334,5 +462,8 @@ def write_ungrokking(result: UngrokkingResult) -> None:
         "D_crit": result.pooled.to_dict(),
         "D_crit_by_weight_decay": [e.to_dict() for e in result.by_weight_decay],
         "P2": result.p2.to_dict(), "P3": result.p3.to_dict(),
+        "control": result.control.to_dict("records"),
+        "convergence": {"table": result.convergence.to_dict("records"), "budget_efolds": config.efolds,
+                        "converged_from_efolds": result.converged_budget(), "max_drift": config.max_drift},
     }))
     save_figures(ungrokking_figures(result), out)

@@ -40,10 +40,10 @@ def test_P1_controls_on_a_G_range_of_half_a_decade():
 
 
 def test_P1_controls_report_a_design_that_cannot_pass():
-    # the quick preset's G sizes span 0.065 decades: the rule rejects every table, truth or not
+    # the old quick preset's G sizes span 0.065 decades: the rule never shows G flat, truth or not
     res = C.measure_controls(V.p1, DESIGNS["P1.quick"], n=10, seed=0)
     assert res["false_reject"]["k"] == 10 and not res["meets_targets"]
-    assert "needs 0.5" in res["example_wrong_reasons"]["false_reject"]
+    assert "lacks the power to tell" in res["example_wrong_reasons"]["false_reject"]
 
 
 def test_required_design_finds_the_first_design_meeting_targets():

@@ -174,7 +174,7 @@ def test_train_presets_are_the_scales_and_full_is_the_former_cpu_preset():
     assert full.train_frac == 0.5 and full.model == ModelConfig()
     assert paper.training == Training(p=113, steps=40_000, seeds=(0,), log_every=100, checkpoint_every=1000)
     assert paper.train_frac == 0.3
-    q = presets.get("efficiency", "quick").training
+    q = presets.get("ungrokking", "quick").base.training
     assert (quick.p, quick.model, quick.lr, quick.steps) == (q.p, q.model, q.lr, q.steps)
 
 
@@ -204,8 +204,9 @@ def test_one_name_per_idea_and_one_resume_rule(path):
 
 
 @pytest.mark.parametrize(("new", "old"), [
-    (["experiment", "efficiency", "--m-sizes", "40,80", "--g-sizes", "500", "--weight-decays", "0.5"],
-     ["experiment", "efficiency", "--m-train-sizes", "40,80", "--g-train-sizes", "500", "--train-weight-decay", "0.5"]),
+    (["experiment", "efficiency", "--m-sizes", "40,80", "--g-sizes", "400,500", "--weight-decays", "0.5"],
+     ["experiment", "efficiency", "--m-train-sizes", "40,80", "--g-train-sizes", "400,500", "--train-weight-decay",
+      "0.5"]),
     (["experiment", "progress", "--seeds", "3", "--weight-decays", "0.5"],
      ["experiment", "progress", "--seed", "3", "--weight-decay", "0.5"]),
     (["experiment", "semigrokking", "--weight-decays", "1.5"], ["experiment", "semigrok", "--weight-decay", "1.5"]),

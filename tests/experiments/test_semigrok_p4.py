@@ -69,7 +69,7 @@ def test_P4_semigrokking_writes_curves_classes_and_verdict(tmp_path):
 def test_P4_dcrit_computed_on_demand_from_ungrokking(tmp_path):
     base = BaseConfig(Training(p=11, seeds=(0, 1), steps=40, lr=1e-2, model=TINY_MODEL, log_every=10,
                                checkpoint_every=20))
-    ungrok = UngrokkingConfig(base=base, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0,
+    ungrok = UngrokkingConfig(base=base, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0, min_steps=0,
                               log_every=10, n_boot=30)
     r = run_semigrokking(SemigrokConfig(**{**TINY.__dict__, "n_sizes": 1}), tmp_path, ungrokking=ungrok,
                          progress=False)

@@ -21,7 +21,7 @@ from circeff.empirical.experiments.ungrokking import (
 from circeff.errors import ConfigError
 
 BASE = BaseConfig(Training(p=11, seeds=(0, 1), steps=60, lr=1e-2, model=TINY_MODEL, log_every=10, checkpoint_every=30))
-TINY = UngrokkingConfig(base=BASE, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0), decay_budget=40.0,
+TINY = UngrokkingConfig(base=BASE, sizes=(10, 30, 60, 100), weight_decays=(1.0, 2.0), decay_budget=40.0, min_steps=0,
                         log_every=10, n_boot=50)
 
 
@@ -34,10 +34,14 @@ def tiny_run(tmp_path_factory):
 
 
 def test_P3_equal_decay_budget_not_equal_steps():
-    # AdamW decays lr * wd per step: smaller weight decay gets proportionally more steps
+    # AdamW decays lr * wd per step: smaller weight decay gets proportionally more steps, but no
+    # weight decay gets fewer than min_steps (the middle weight decay's, in the presets)
     for cfg in (TINY, *(presets.get("ungrokking", s) for s in presets.SCALES)):
         for wd in cfg.weight_decays:
-            assert math.isclose(cfg.steps_for(wd) * wd, cfg.decay_budget, rel_tol=0.01, abs_tol=wd)
+            if cfg.steps_for(wd) > cfg.min_steps:
+                assert math.isclose(cfg.steps_for(wd) * wd, cfg.decay_budget, rel_tol=0.01, abs_tol=wd)
+            else:
+                assert cfg.steps_for(wd) == cfg.min_steps >= cfg.decay_budget / wd
 
 
 def test_P2_ungrokking_writes_rows_json_figure_and_engine_runs(tiny_run):
@@ -126,13 +130,13 @@ def test_P2_rerun_skips_finished_training(tiny_run):
 
 
 def test_ungrokking_resumes_with_more_steps(tmp_path):
-    short = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0,
+    short = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=20.0, min_steps=0,
                              log_every=10, n_boot=50, n_refine=0, max_extensions=0)
     base_dir = tmp_path / "base"
     with pytest.raises(ConfigError):  # one weight decay: fine for P2; the fit needs >= 3 sizes and 2 seeds
         UngrokkingConfig(base=BASE, sizes=(10, 30), decay_budget=20.0)
     run_ungrokking(short, tmp_path / "u", progress=False, base_dir=base_dir)
-    longer = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=40.0,
+    longer = UngrokkingConfig(base=BASE, sizes=(10, 30, 60), weight_decays=(1.0,), decay_budget=40.0, min_steps=0,
                               log_every=10, n_boot=50, n_refine=0, max_extensions=0)
     r = run_ungrokking(longer, tmp_path / "u", progress=False, base_dir=base_dir)
     assert set(r.rows["steps"]) == {40}
