@@ -396,12 +396,9 @@ def _outcome(v: dict) -> str:
 
 
 def _robust(v: dict) -> str:
-    r = v.get("robustness")
-    if not r:
-        return "robustness not checked in this run"
-    if r["label"] == "robust":
-        return "robust"
-    return "fragile (" + ", ".join(k.replace("_", " ") for k in r.get("not_passed", [])) + ")"
+    from circeff.report import robust_text
+
+    return robust_text(v["robustness"]) if v.get("robustness") else "robustness not checked in this run"
 
 
 def _is_records(value: Any) -> bool:

@@ -76,6 +76,16 @@ def test_allocation_scores_both_curves_by_the_region_they_predict():
         assert (eb == 0.0) == inside
 
 
+def test_a_predicted_mixture_is_wrong_by_the_distance_to_the_mixture_region():
+    from circeff.analysis.allocation import _region_error
+
+    edge = math.log(19.0)
+    got = _region_error(np.array([4.0, -4.0, 0.3]), np.array(["mix", "mix", "mix"]), edge)
+    np.testing.assert_allclose(got, [4.0 - edge, -4.0 + edge, 0.0])
+    got = _region_error(np.array([0.3, 4.0]), np.array(["G", "M"]), edge)
+    np.testing.assert_allclose(got, [0.3 - edge, 4.0 + edge])
+
+
 def test_allocation_verdict_names_the_supported_account_and_reports_the_crossover_apart():
     from circeff.analysis.allocation import AllocationCurves, CurvePoint
     from circeff.analysis.stats import Interval

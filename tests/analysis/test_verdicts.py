@@ -84,11 +84,30 @@ def test_P1_flat_G_on_a_design_with_too_much_false_accept_is_undecided():
 
 
 def test_P1_slopes_are_clustered_by_seed():
-    # copies of one network per seed (every D of a seed shares its efficiency): stripes would
-    # count them as independent; the clustered interval sees 8 seeds, so it is as wide as 8 units
-    table = C.simulate(P1_GOOD, "hypothesis", 3)
+    # each seed's networks share a slope of their own (seed-to-seed spread 0.1), with almost no
+    # noise around it: counting the 8 x 3 stripes as independent units gives an interval several
+    # times too narrow; the clustered one is the t interval over the 8 per-seed slopes
+    from scipy import stats as st
+
+    from circeff.analysis.efficiency import efficiency_slope, stripe_efficiencies
+
+    table = C.simulate(replace(P1_GOOD, stripe_sd_G=0.001), "hypothesis", 3)
+    rng = np.random.default_rng(0)
+    own = {s: 0.1 * rng.standard_normal() for s in range(P1_GOOD.seeds)}
+    g = table["circuit"] == "G"
+    shift = table.loc[g, "seed"].map(own) * np.log(table.loc[g, "D"] / 476.0)
+    table.loc[g, "param_norm"] *= np.exp(shift)        # log P moves by the seed's own slope
     v = V.p1(table)
-    assert v.numbers["seeds_G"] == 8 and v.numbers["slope_G"]["method"].startswith("t over seeds")
+    fit = stripe_efficiencies(table[g], 0.95)
+    per_seed = [efficiency_slope(np.log(fit["D"][fit["seed"] == s]), fit["log_P"][fit["seed"] == s], 0.9)[0].value
+                for s in range(P1_GOOD.seeds)]
+    half = st.t.ppf(0.95, len(per_seed) - 1) * np.std(per_seed, ddof=1) / np.sqrt(len(per_seed))
+    got = v.numbers["slope_G"]
+    assert got["value"] == pytest.approx(np.mean(per_seed))
+    assert (got["hi"] - got["lo"]) / 2 == pytest.approx(half)
+    naive = efficiency_slope(np.log(fit["D"]), fit["log_P"], 0.9)[0]
+    assert (naive.hi - naive.lo) < 0.75 * (got["hi"] - got["lo"])
+    assert v.numbers["seeds_G"] == 8 and got["method"].startswith("t over seeds")
 
 
 def test_P1_fails_when_M_does_not_rise():
