@@ -220,8 +220,9 @@ def plot_efficiency(analysis: EfficiencyAnalysis, verdict: Verdict | None = None
                                             f"[{cross.D_crit.lo:.3g}, {cross.D_crit.hi:.3g}]")
     _label(ax, "dataset size D", "P (parameter norm per unit logit)")
     ax.legend(fontsize=7)
-    fig.text(0.01, 0.005, "error bars: 95% interval of P(D) over seeds (t over seeds, widened by kappa's error); "
-             "dashed: extrapolated beyond the D measured", fontsize=6, color="0.3")
+    ax.set_xlabel("dataset size D\nerror bars: 95% interval of P(D) over seeds, widened by kappa's error;\n"
+                  "trend intervals: parametric bootstrap (the verdict's slopes are clustered by seed);\n"
+                  "dashed: extrapolated beyond the D measured", fontsize=7)
     return fig
 
 

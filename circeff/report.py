@@ -109,12 +109,17 @@ def robust_text(robustness: Mapping[str, Any] | None) -> str:
 
 def deciding_text(v: Any) -> str:
     """The deciding statistic of a verdict: the criterion closest to its threshold (holds) or
-    the clearest failure, with its value, threshold and margin in standard errors."""
-    known = [c for c in v.criteria if c.get("margin_se") is not None]
+    the clearest failure, with its value, threshold and margin in standard errors (the
+    robustness check's margins, which take the jackknife standard error where a statistic has
+    none of its own)."""
+    checked = (((v.robustness or {}).get("checks") or {}).get("margin") or {}).get("margins_se") or {}
+    margins = {c["name"]: checked.get(c["name"], c.get("margin_se")) for c in v.criteria}
+    known = [c for c in v.criteria if margins[c["name"]] is not None]
     if not known:
         return "-"
-    c = min(known, key=lambda c: c["margin_se"])   # closest to passing's edge, or the clearest failure
-    return f"{c['name']}: {fmt(c['value'], 3)} vs {fmt(c['threshold'], 3)} ({fmt(c['margin_se'], 2)} SE)"
+    # closest to passing's edge, or the clearest failure
+    c = min(known, key=lambda c: margins[c["name"]])
+    return f"{c['name']}: {fmt(c['value'], 3)} vs {fmt(c['threshold'], 3)} ({fmt(margins[c['name']], 2)} SE)"
 
 
 def summary_rows(verdicts: Sequence[Any]) -> list[list[Any]]:

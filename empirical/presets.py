@@ -212,6 +212,12 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 date="2026-12-05", setup=_QUIET),
     Measurement("P1 pilot", "efficiency quick", "the same: wall time (training and settling both circuits)", 355.0, "s",
                 date="2026-12-05", setup=_QUIET),
+    Measurement("decay budget", "ungrokking quick", "D_crit at 3.6 and 10.8 e-folds (weight decay 4, 5 D' around "
+                "the first D_crit, 3 bases) and its drift between them", (77.7, 91.4, 0.177), date="2026-12-05",
+                setup=_QUIET),
+    Measurement("ungrokking control", "ungrokking quick", "final accuracy of the 9 control runs (bases continued on "
+                "all 529 pairs at weight decays 1, 2, 4 for 1200, 600, 600 steps): min, max", (1.0, 1.0),
+                date="2026-12-05", setup=_QUIET),
     Measurement("P1 settle drift", "efficiency quick", "largest relative norm drift left after 300 L-BFGS "
                 "iterations per rung", 0.011),
     Measurement("quick ungrokking transition", "ungrokking quick", "bases' trig shares (min, max) after the "
@@ -279,20 +285,20 @@ class RecordedRun:
 
 
 RECORDED_RUNS: dict[str, RecordedRun] = {
-    "quick": RecordedRun("circeff reproduce --quick", "2026-12-05", _QUIET + ", torch 2.13", 519.1,
-                         {"base": 19.7, "theory and toy": 4.1}),
+    "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-05", _QUIET + ", torch 2.13", 700.4,
+                         {"base": 13.9, "theory and toy": 4.3, "float-order second run": 745.2}),
     "full": RecordedRun("circeff reproduce --full", "2026-12-05", _QUIET + ", torch 2.13", 4186.0,
                         {"base": 85.3, "figure8": 1015.9, "theory and toy": 4.0}),
 }
 
 # Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 4.8,
-    ("efficiency", "quick"): 195.5,
-    ("ungrokking", "quick"): 135.1,
-    ("semigrokking", "quick"): 98.2,
-    ("fig10", "quick"): 32.3,
-    ("allocation", "quick"): 29.4,
+    ("progress", "quick"): 6.7,
+    ("efficiency", "quick"): 351.4,
+    ("ungrokking", "quick"): 174.4,
+    ("semigrokking", "quick"): 93.6,
+    ("fig10", "quick"): 31.0,
+    ("allocation", "quick"): 25.2,
     ("progress", "full"): 22.4,
     ("efficiency", "full"): 486.3,
     ("ungrokking", "full"): 297.6,

@@ -106,3 +106,16 @@ def test_counted_runs_from_one_seed_are_fragile():
 def test_undecided_has_no_threshold_to_be_near():
     v = verdict("k", [], [], {}, {}, undecided=["design"])
     assert R.margin(v)["passed"] is True
+
+
+def test_the_report_names_the_deciding_number_with_the_jackknife_margin():
+    from circeff.report import deciding_text, robust_text
+
+    v = verdict("k", [], [], {}, {}, criteria=[criterion("delta BIC", 120.0, 10.0, math.nan, "above"),
+                                               criterion("jump", 0.9, 0.5, 0.1, "above")])
+    assert deciding_text(v) == "jump: 0.9 vs 0.5 (4 SE)"
+    checked = replace(v, robustness={"label": "fragile", "not_passed": ["float_order"],
+                                     "checks": {"margin": {"margins_se": {"delta BIC": 2.0, "jump": 4.0}}}})
+    assert deciding_text(checked) == "delta BIC: 120 vs 10 (2 SE)"
+    assert robust_text(checked.robustness) == "fragile (float order)"
+    assert robust_text(None) == "not checked"
