@@ -212,6 +212,21 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 date="2026-12-05", setup=_QUIET),
     Measurement("P1 pilot", "efficiency quick", "the same: wall time (training and settling both circuits)", 355.0, "s",
                 date="2026-12-05", setup=_QUIET),
+    Measurement("P1 full design", "efficiency full", "`circeff experiment efficiency --preset full` on a fresh clone: G-only "
+                "seeds kept at D = 400, 524, 687, 913 (of 5), G network-rungs accepted (of 60), wall time",
+                (0, 2, 4, 2, 18, 1518.9), date="2026-12-05", setup=_QUIET),
+    Measurement("P1 full design", "efficiency full", "the same: G slope [90% interval] clustered over the 2 seeds with "
+                "two or more sizes, M slope, power and false accept of the rule on that design (100 tables each)",
+                (0.0166, -0.138, 0.171, 0.336, 0.24, 0.0), date="2026-12-05", setup=_QUIET),
+    Measurement("decay budget", "ungrokking full", "`circeff experiment ungrokking --preset full` on a fresh clone: D_crit "
+                "at 3, 9 and 27 e-folds (weight decay 8, 5 D' around the first D_crit, 3 bases)", (116.8, 132.1, 142.6),
+                date="2026-12-05", setup=_QUIET),
+    Measurement("decay budget", "ungrokking full", "the same run: its drift from 3 to 9 and from 9 to 27 e-folds; the "
+                "stage's wall time with the control and the budget batch", (0.131, 0.079, 542.5), date="2026-12-05",
+                setup=_QUIET),
+    Measurement("ungrokking control", "ungrokking full", "final accuracy of the 9 control runs (bases continued on all "
+                "961 pairs at weight decays 2, 4, 8 for 1500, 750, 750 steps): min, max", (1.0, 1.0),
+                date="2026-12-05", setup=_QUIET),
     Measurement("decay budget", "ungrokking quick", "D_crit at 3.6 and 10.8 e-folds (weight decay 4, 5 D' around "
                 "the first D_crit, 3 bases) and its drift between them", (77.7, 91.4, 0.177), date="2026-12-05",
                 setup=_QUIET),
@@ -291,7 +306,8 @@ RECORDED_RUNS: dict[str, RecordedRun] = {
                         {"base": 85.3, "figure8": 1015.9, "theory and toy": 4.0}),
 }
 
-# Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
+# Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS). The full entries are
+# those of the recorded full run, made before the current efficiency and ungrokking presets.
 MEASURED: dict[tuple[str, str], float] = {
     ("progress", "quick"): 6.7,
     ("efficiency", "quick"): 351.4,
@@ -323,7 +339,8 @@ def _full_estimate() -> str:
               "ungrokking": MEASURED[("ungrokking", "full")], "Figure 10": MEASURED[("fig10", "full")],
               "allocation": MEASURED[("allocation", "full")], "base": run.other_s["base"]}
     return (f"planned {planned.value[0]:g} min of training (`--plan` on the same machine, Figure 8 as if all "
-            f"nine tasks continue); measured {minutes(run.total_s)} min on {run.setup.split(',')[0]} "
+            f"nine tasks continue); measured, by the version before P1's independent G networks and the "
+            f"ungrokking control and budget check, {minutes(run.total_s)} min on {run.setup.split(',')[0]} "
             f"({run.total_s:g} s: Figure 8 {minutes(run.other_s['figure8'])} min with {_FULL_FIG8_CONTINUED} of "
             "its 9 tasks generalised and continued, "
             + ", ".join(f"{name} {minutes(s)} min" for name, s in stages.items()) + ")")

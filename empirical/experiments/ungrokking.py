@@ -228,11 +228,12 @@ class UngrokkingResult:
 
     def converged_budget(self) -> float | None:
         """The smallest measured budget (e-folds) from which D_crit moves by at most the
-        config's ``max_drift`` at every larger one, or None."""
+        config's ``max_drift`` at every larger one, or None (the largest budget alone shows
+        nothing: there is no larger one to compare it with)."""
         c = self.convergence.dropna(subset=["D_crit"])
-        for i, e in enumerate(c["efolds"]):
-            later = c["D_crit"].to_numpy()[i:]
-            if np.all(np.abs(later / later[0] - 1) <= self.config.max_drift):
+        values = c["D_crit"].to_numpy()
+        for i, e in enumerate(c["efolds"].to_numpy()[:-1]):
+            if np.all(np.abs(values[i:] / values[i] - 1) <= self.config.max_drift):
                 return float(e)
         return None
 

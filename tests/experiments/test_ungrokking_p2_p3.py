@@ -155,3 +155,14 @@ def test_ungrokking_bad_config_names_the_field(changes, field):
     with pytest.raises(ConfigError) as exc:
         UngrokkingConfig(**{**TINY.__dict__, **changes})
     assert exc.value.field == field
+
+
+def test_the_budget_counts_as_converged_only_against_a_larger_one(tiny_run):
+    from dataclasses import replace
+
+    _, result = tiny_run
+    table = pd.DataFrame({"efolds": [3.0, 9.0, 27.0], "D_crit": [117.0, 132.0, 142.6]})
+    # 13% then 8%: not converged, and the largest budget alone shows nothing
+    assert replace(result, convergence=table).converged_budget() is None
+    table["D_crit"] = [117.0, 140.0, 142.6]
+    assert replace(result, convergence=table).converged_budget() == 9.0
