@@ -35,7 +35,9 @@ def test_P4_classifier_labels_constructed_trajectories():
     assert classes["semi"].final_test_acc == pytest.approx(0.6, abs=0.02)
 
 
-@given(level=st.floats(0.25, 0.8), noise=st.floats(0.0, 0.02), seed=st.integers(0, 10_000))
+# levels inside the band (0.2, 0.8) of chance-scaled accuracy with room for the noise: a raw 0.8
+# is 0.79 scaled, so a noisy tail could sit on either side of the band's edge (found by hypothesis)
+@given(level=st.floats(0.25, 0.75), noise=st.floats(0.0, 0.02), seed=st.integers(0, 10_000))
 def test_P4_delayed_middling_plateau_is_semi(level, noise, seed):
     c = _classify(np.arange(400), trajectory("semi", level=level, noise_sd=noise, seed=seed))
     assert c.label == "semi"
