@@ -258,7 +258,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("allocation cost", "allocation quick", "Figure 10's 12 networks settled at one alpha, the "
                 "analysis", (10.0, 4.0), "s", setup="2 CPU cores shared with other jobs"),
     Measurement("full P", "full", "`circeff reproduce --full --plan`: planned training, of it Figure 8's "
-                "(as if all nine tasks continue)", (87.0, 29.3), "min", date="2026-12-05",
+                "(as if all nine tasks continue), with P1's 4 x 5 independent G networks and ungrokking's control "
+                "and budget batch", (108.6, 44.1), "min", date="2026-12-05",
                 setup="2 quiet CPU cores, torch threads 2"),
     Measurement("full P", "full", "the full run with the previous engine (P = 31)", 2933.0, "s"),
     Measurement("full P", "full", "the previous engine's plan at P = 37 if all nine Figure 8 tasks generalised",
