@@ -88,8 +88,10 @@ PRESETS: dict[tuple[str, str], Any] = {
     ("progress", "paper"): ProgressConfig(replace(PAPER, seeds=(0,), steps=40_000, log_every=100),
                                           train_frac=0.3, snapshot_every=500),
     # P1. Every G network trained from scratch at its own D, 4 sizes x 5 seeds from about 3 x
-    # D_crit up to nearly all pairs (the pilot: MEASUREMENTS "P1 pilot"), M at 3-4 sizes reaching
-    # into G's range, both with 22-24 e-folds of weight decay; the slopes are clustered by seed.
+    # D_crit up to nearly all pairs (the pilot: MEASUREMENTS "P1 pilot"), both circuits with 22-24
+    # e-folds of weight decay; the slopes are clustered by seed. Full: M at 4 sizes reaching into
+    # G's range. Quick: M at 3 sizes below it, 2000 steps and 100 L-BFGS iterations per rung, to
+    # fit ten minutes (the crossover is then an extrapolation of M's trend, drawn dashed).
     ("efficiency", "quick"): EfficiencyConfig(),
     ("efficiency", "full"): EfficiencyConfig(
         _P1_FULL,
@@ -212,6 +214,10 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 date="2026-12-05", setup=_QUIET),
     Measurement("P1 pilot", "efficiency quick", "the same: wall time (training and settling both circuits)", 355.0, "s",
                 date="2026-12-05", setup=_QUIET),
+    Measurement("P1 pilot", "efficiency quick", "the declared quick design, cut to fit ten minutes (2000 steps at wd 3.75, "
+                "the same 22.5 e-folds; M at 40, 80, 160, no longer reaching G's sizes; 100 L-BFGS iterations per rung): "
+                "G-only seeds kept per G size, G slope [90%], M slope, wall time (s)",
+                (3, 5, 5, 4, 0.0075, 0.0049, 0.0101, 0.276, 226.5), date="2026-12-05", setup=_QUIET),
     Measurement("P1 full design", "efficiency full", "`circeff experiment efficiency --preset full` on a fresh clone: G-only "
                 "seeds kept at D = 400, 524, 687, 913 (of 5), G network-rungs accepted (of 60), wall time",
                 (0, 2, 4, 2, 18, 1518.9), date="2026-12-05", setup=_QUIET),
