@@ -307,8 +307,8 @@ class RecordedRun:
 
 
 RECORDED_RUNS: dict[str, RecordedRun] = {
-    "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-05", _QUIET + ", torch 2.13", 700.4,
-                         {"base": 13.9, "theory and toy": 4.3, "float-order second run": 745.2}),
+    "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-05", _QUIET + ", torch 2.13", 622.4,
+                         {"base": 15.0, "theory and toy": 4.2, "float-order second run": 604.6}),
     "full": RecordedRun("circeff reproduce --full", "2026-12-05", _QUIET + ", torch 2.13", 4186.0,
                         {"base": 85.3, "figure8": 1015.9, "theory and toy": 4.0}),
 }
@@ -316,12 +316,12 @@ RECORDED_RUNS: dict[str, RecordedRun] = {
 # Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS). The full entries are
 # those of the recorded full run, made before the current efficiency and ungrokking presets.
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 6.7,
-    ("efficiency", "quick"): 351.4,
-    ("ungrokking", "quick"): 174.4,
-    ("semigrokking", "quick"): 93.6,
-    ("fig10", "quick"): 31.0,
-    ("allocation", "quick"): 25.2,
+    ("progress", "quick"): 5.5,
+    ("efficiency", "quick"): 231.5,
+    ("ungrokking", "quick"): 165.4,
+    ("semigrokking", "quick"): 128.8,
+    ("fig10", "quick"): 38.8,
+    ("allocation", "quick"): 33.5,
     ("progress", "full"): 22.4,
     ("efficiency", "full"): 486.3,
     ("ungrokking", "full"): 297.6,
