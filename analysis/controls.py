@@ -55,6 +55,8 @@ __all__ = [
     "VERDICTS",
     "measure_controls",
     "measure_designs",
+    "p1_on_its_design",
+    "rates_of",
     "reference_designs",
     "required_design",
     "simulate",
@@ -324,6 +326,30 @@ def measure_designs(designs: dict[str, Design], n: int = 200, seed: int = 0) -> 
     """:func:`measure_controls` for every named design with its own verdict (by ``design.key``):
     the ``controls`` table of a summary, keyed like ``designs``."""
     return {name: measure_controls(VERDICTS[d.key], d, n=n, seed=seed) for name, d in designs.items()}
+
+
+def rates_of(entry: dict) -> dict[str, float] | None:
+    """Power (1 - false reject) and false accept of a :func:`measure_controls` entry (the
+    ``design_rates`` a rule takes), or None where the entry holds an error instead."""
+    if "false_accept" not in entry:
+        return None
+    return {"power": 1.0 - entry["false_reject"]["value"], "false_accept": entry["false_accept"]["value"]}
+
+
+def p1_on_its_design(table: Any, *, n: int = 100, seed: int = 0, **rule: Any) -> tuple[dict, V.Verdict]:
+    """P1 decided on a table with the power and false accept of the rule measured on that
+    table's own design: ``(controls entry, verdict)``. G's part is judged only where the design
+    can judge it (:func:`circeff.analysis.efficiency.p1`); an entry that cannot be estimated
+    holds its error, and the verdict is then made without rates. The entry records its cost."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        entry = measure_controls(V.p1, estimate_p1_design(table), n=n, seed=seed, **rule)
+    except (ConfigError, ValueError, ZeroDivisionError) as exc:
+        entry = {"key": "P1", "error": f"no design could be estimated from this run's table: {exc}"}
+    entry["seconds"] = round(time.perf_counter() - t0, 2)
+    return entry, V.p1(table, design_rates=rates_of(entry), **rule)
 
 
 def required_design(verdict_fn: Callable[..., V.Verdict], design: Design, field: str,

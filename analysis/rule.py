@@ -21,7 +21,8 @@ from scipy import stats
 from circeff.analysis.stats import Interval, to_plain
 from circeff.errors import ConfigError
 
-__all__ = ["OUTCOMES", "Verdict", "criterion", "fmt", "interval", "level_of", "t_interval", "verdict"]
+__all__ = ["OUTCOMES", "Verdict", "criterion", "fmt", "interval", "interval_above_zero", "interval_inside", "level_of",
+           "t_interval", "verdict"]
 
 # A verdict says one of three things. "undecided" is for a design that cannot decide (too few
 # sizes in a band, too little power), never for a prediction the data contradict.
@@ -82,6 +83,18 @@ def criterion(name: str, value: float, threshold: float, se: float, passes: str)
         math.copysign(math.inf, sign * (value - threshold)) if se == 0 and value != threshold else math.nan)
     return {"name": name, "value": float(value), "threshold": float(threshold), "se": float(se),
             "passes": passes, "margin_se": float(margin)}
+
+
+def interval_above_zero(name: str, iv: Interval, se: float) -> dict:
+    """The :func:`criterion` of "``iv``'s lower end lies above 0": its value against the value at
+    which the lower end would touch 0."""
+    return criterion(name, iv.value, iv.value - iv.lo, se, "above")
+
+
+def interval_inside(name: str, iv: Interval, bound: float, se: float) -> dict:
+    """The :func:`criterion` of "``iv`` lies inside +-``bound``" (an equivalence test): ``|value|``
+    against the bound less the interval's half-width."""
+    return criterion(name, abs(iv.value), bound - (iv.hi - iv.lo) / 2, se, "below")
 
 
 def interval(value: float, lo: float, hi: float, level: float = math.nan, method: str = "") -> Interval:

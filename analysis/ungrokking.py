@@ -65,7 +65,16 @@ import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 from scipy.special import expit
 
-from circeff.analysis.rule import Verdict, criterion, fmt, interval, level_of, t_interval, verdict
+from circeff.analysis.rule import (
+    Verdict,
+    criterion,
+    fmt,
+    interval,
+    interval_inside,
+    level_of,
+    t_interval,
+    verdict,
+)
 from circeff.analysis.stats import Interval, Record, percentile_interval, require_columns
 from circeff.errors import ConfigError, RunError
 from circeff.thresholds import CONFIDENCE_LEVEL, EQUIVALENCE_LEVEL, G_ONLY_TRIG_SHARE, MAX_EXCLUDED_FRACTION, N_BOOT
@@ -484,9 +493,7 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
         if dof >= 1 and rank == X.shape[1]:
             cov = float(resid @ resid) / dof * np.linalg.inv(X.T @ X)
             slope = t_interval(float(beta[0]), math.sqrt(cov[0, 0]), dof, equivalence_level, method)
-            half = (slope.hi - slope.lo) / 2
-            criteria.append(criterion("|slope| inside +-tolerance", abs(slope.value), tolerance - half,
-                                      math.sqrt(cov[0, 0]), "below"))
+            criteria.append(interval_inside("|slope| inside +-tolerance", slope, tolerance, math.sqrt(cov[0, 0])))
         else:
             slope = interval(float(beta[0]), -np.inf, np.inf, equivalence_level, method)
     numbers["slope"] = slope

@@ -18,7 +18,7 @@ from typing import Any
 from circeff.analysis.stats import Interval, to_plain
 
 __all__ = ["VERDICT_TITLES", "controls_rows", "deciding_text", "fmt", "robust_text", "settings_rows", "summary_rows",
-           "write_report"]
+           "verdict_line", "write_report"]
 
 VERDICT_TITLES = {
     "P1": "P1 efficiency: M needs more norm as D grows, G does not",
@@ -120,6 +120,11 @@ def deciding_text(v: Any) -> str:
     # closest to passing's edge, or the clearest failure
     c = min(known, key=lambda c: margins[c["name"]])
     return f"{c['name']}: {fmt(c['value'], 3)} vs {fmt(c['threshold'], 3)} ({fmt(margins[c['name']], 2)} SE)"
+
+
+def verdict_line(key: str, entry: Mapping[str, Any]) -> str:
+    """One verdict of a summary as the commands print it: outcome, robust or fragile, reason."""
+    return f"{key}: {entry['outcome']} ({robust_text(entry.get('robustness'))}) - {entry.get('reason', '')}"
 
 
 def summary_rows(verdicts: Sequence[Any]) -> list[list[Any]]:

@@ -218,8 +218,10 @@ def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optiona
     summary = run_reproduce(config, out, progress=progress,
                             command=f"circeff experiment {experiment} {argv_note} --out {out}",
                             stages=stages_of(experiment))
+    from circeff.report import verdict_line
+
     for key, v in summary["verdicts"].items():
-        typer.echo(f"{key}: {'holds' if v['holds'] else 'does NOT hold'} - {v.get('reason', '')}")
+        typer.echo(verdict_line(key, v))
     failed = {n: s["error"] for n, s in summary["stages"].items() if s["status"] != "done"}
     result = {"experiment": experiment, "out": str(out), "verdicts": summary["verdicts"],
               "estimates": {n: s["estimates"] for n, s in summary["stages"].items() if s["estimates"]},

@@ -93,9 +93,10 @@ def reproduce(
                            gpus_per_node=gpus_per_node)
     summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command, trainer=trainer,
                             float_check=float_check)
+    from circeff.report import verdict_line
+
     for key, v in summary["verdicts"].items():
-        label = (v.get("robustness") or {}).get("label", "not checked")
-        print(f"{key}: {v['outcome']} ({label}) - {v.get('reason', '')}")
+        print(verdict_line(key, v))
     print(f"wall time {summary['timings']['total_s']:.1f} s; report: {out / 'report.md'}; "
           f"summary: {out / 'summary.json'}")
 

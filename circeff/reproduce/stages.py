@@ -156,35 +156,23 @@ def stage_progress(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
                f"{float(last['test_acc']):.3g}."])
 
 
-def design_rates(controls: dict[str, dict], key: str) -> dict[str, float] | None:
-    """Power (1 - false reject) and false accept of verdict ``key`` on this run's design, or
-    None where the controls could not be measured."""
-    c = controls.get(key) or {}
-    if "false_accept" not in c:
-        return None
-    return {"power": 1.0 - c["false_reject"]["value"], "false_accept": c["false_accept"]["value"]}
-
-
 def stage_efficiency(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
     cfg = ctx.config.efficiency
-    result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer)
-    a, table = result.analysis, result.verdict_table()
-    # G's part is judged only on a design with the power to judge it, measured on this design
-    controls = measure_run_controls({"P1": lambda: C.estimate_p1_design(table)}, ctx.config.controls_n)
-    rates = design_rates(controls, "P1")
-    decided = V.p1(table, level=cfg.level, design_rates=rates)
-    result = dataclasses.replace(result, verdict=decided)
+    # the run decides P1 with the rule's power measured on its own design (its controls entry)
+    result = eff.run_efficiency(cfg, out, progress=ctx.progress, resume=True, trainer=ctx.trainer,
+                                controls_n=ctx.config.controls_n)
     eff.write_efficiency(result)
-    verdict = robustness(V.p1, table, decided.with_numbers(
+    a, table = result.analysis, result.verdict_table()
+    verdict = robustness(V.p1, table, result.verdict.with_numbers(
         kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa, crossover_D_crit=a.crossover.D_crit),
-        level=cfg.level, design_rates=rates)
+        level=cfg.level, design_rates=C.rates_of(result.controls))
     g = result.rows[result.rows["circuit"] == "G"]
     kept = g.groupby("D").agg(networks=("accepted", "size"), accepted=("accepted", "sum"),
                               seeds=("seed", "nunique"),
                               min_trig_share=("trig_share", "min"), trained_at=("settled_from", "max")).reset_index()
     return StageResult(
         "efficiency", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
-        controls=controls,
+        controls={"P1": result.controls},
         settings=settings_of(cfg, alphas=list(cfg.alphas), settle_iterations=cfg.settle_iterations,
                              M_sizes=list(cfg.m_train_sizes), G_trained_at=list(cfg.g_train_sizes),
                              G_settled_on_subsets=list(cfg.g_subset_sizes)),

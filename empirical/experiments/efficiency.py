@@ -51,7 +51,7 @@ and, for G, its trig share is above the threshold. Unaccepted rows stay in
 ``efficiency.csv`` with their flags.
 
 Outputs in the out folder: ``efficiency.csv`` (one row per network and rung),
-``efficiency.json`` (config, counts, fits, trends, verdict, crossover),
+``efficiency.json`` (config, counts, fits, trends, verdict and its controls, crossover),
 ``fig3_logit_vs_norm.png`` and ``efficiency_P_of_D.png``; the engine run folders, each with
 ``settle.pt`` (the ladder's progress; ``settle_subsets.pt`` for the G subset copies). Rerunning skips finished training and finished rungs;
 an interrupted ladder restarts at its first unfinished rung and ends with the same numbers.
@@ -75,9 +75,9 @@ from circeff.analysis.efficiency import (
     EfficiencyAnalysis,
     analyse_efficiency,
     fitted_lines,
-    p1,
     per_D_table,
 )
+from circeff.analysis.controls import p1_on_its_design
 from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure, save_figures
 from circeff.analysis.rule import Verdict
 from circeff.analysis.stats import to_plain
@@ -254,13 +254,15 @@ class EfficiencyConfig(TrainingView):
 @dataclass(frozen=True, eq=False)
 class EfficiencyResult:
     """What :func:`run_efficiency` returns: the efficiency.csv table, the estimates, the P1
-    verdict (:func:`circeff.analysis.efficiency.p1`), the folder."""
+    verdict (:func:`circeff.analysis.efficiency.p1`, decided with the power measured on this
+    design) and its controls entry, the folder."""
 
     rows: pd.DataFrame
     analysis: EfficiencyAnalysis
     verdict: Verdict
     out_dir: Path
     config: EfficiencyConfig
+    controls: dict   # the P1 rule's false accept and false reject on this run's design
 
     def verdict_table(self) -> pd.DataFrame:
         """The rows the P1 rule reads (:func:`verdict_table`)."""
@@ -420,9 +422,11 @@ def verdict_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = True,
-                   resume: bool = True, trainer: Trainer | None = None) -> EfficiencyResult:
+                   resume: bool = True, trainer: Trainer | None = None, controls_n: int = 100) -> EfficiencyResult:
     """Train (or reuse) the M-only and G-only batches, measure, fit and decide P1. Writes only
     the training runs and ladders; :func:`write_efficiency` writes the table, JSON and figures.
+    ``controls_n`` synthetic tables per truth measure the rule's power on this run's design
+    (:func:`circeff.analysis.controls.p1_on_its_design`), which decides whether G is judged.
 
     Raises:
         RunError: training failed, or too few networks were accepted for the fit (then the
@@ -447,8 +451,10 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
         error = f"the P1 fit is impossible on the accepted networks: {_why_empty(config, rows, accepted) or exc}"
         _write_failed(config, rows, out, error)
         raise RunError(f"{error} (counts {_counts(rows)}; see {out / 'efficiency.csv'})") from None
-    verdict = p1(verdict_table(rows), level=config.level)
-    return EfficiencyResult(rows=rows, analysis=analysis, verdict=verdict, out_dir=out, config=config)
+    # G's part is judged only on a design with the power to judge it, measured on this design
+    controls, verdict = p1_on_its_design(verdict_table(rows), n=controls_n, level=config.level)
+    return EfficiencyResult(rows=rows, analysis=analysis, verdict=verdict, out_dir=out, config=config,
+                            controls=controls)
 
 
 def _summary(config: EfficiencyConfig, rows: pd.DataFrame) -> dict[str, object]:
@@ -482,7 +488,7 @@ def write_efficiency(result: EfficiencyResult) -> None:
     out, analysis = result.out_dir, result.analysis
     write_csv(out / "efficiency.csv", result.rows.to_dict("records"), fieldnames=ROW_COLUMNS)
     write_json(out / "efficiency.json", to_plain({
-        **_summary(result.config, result.rows), "verdict": result.verdict.to_dict(),
+        **_summary(result.config, result.rows), "verdict": result.verdict.to_dict(), "controls": result.controls,
         "fit_G": analysis.fit_G.to_dict(), "fit_M": analysis.fit_M.to_dict(),
         "trend_G": analysis.trend_G.to_dict(), "trend_M": analysis.trend_M.to_dict(),
         "crossover": analysis.crossover.to_dict(), "P_of_D": per_D_table(analysis).to_dict("records"),
