@@ -88,6 +88,15 @@ def parse_int_list(field: str, text: str) -> tuple[int, ...]:
         raise ConfigError(field, "must be a comma-separated list of integers, e.g. 0,1,2", text) from None
 
 
+def distinct(field: str, values: Sequence[V]) -> Sequence[V]:
+    """Require no value twice (``--seeds 0,0`` would train two identical models)."""
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ConfigError(field, f"must not repeat a value ({', '.join(map(str, dict.fromkeys(seen)))} given twice)",
+                          ",".join(map(str, values)))
+    return values
+
+
 def one_of(field: str, registry: Mapping[str, V], name: object) -> V:
     """The entry ``registry[name]``; a ConfigError naming ``field`` and the allowed names if unknown."""
     if not isinstance(name, str) or name not in registry:

@@ -489,3 +489,31 @@ def train_preset_help() -> str:
     """``circeff train --preset`` help: what each preset sets."""
     return "; ".join(f"{name}: {describe_train(p)}" for name, p in TRAIN_PRESETS.items())
 
+
+
+def cli_table() -> dict[str, Any]:
+    """Everything ``circeff --help`` and ``circeff presets`` show from this module, as plain data.
+
+    The command line reads it from :mod:`circeff.cli.table`'s generated JSON so that answering
+    ``--help`` does not import torch (this module imports the experiments); a test holds that
+    file equal to this function.
+    """
+    from circeff.empirical.experiments.figure8 import Figure8Config
+
+    def value_text(m: Measurement) -> str:
+        value = (", ".join(number(v) if isinstance(v, (int, float)) else str(v) for v in m.value)
+                 if isinstance(m.value, tuple) else number(m.value))
+        return f"{value} {m.unit}".strip()
+
+    return {
+        "scale_help": {e: scale_help(e) for e in EXPERIMENTS},
+        "training_help": {s: describe_training(get("efficiency", s).training) for s in SCALES},
+        "train_preset_help": train_preset_help(),
+        "figure8_base_train_frac": Figure8Config.base_train_frac,
+        "rows": preset_rows(),
+        "recorded_runs": [f"{scale}: `{r.command}` took {r.total_s:g} s on {r.date} ({r.setup})"
+                          for scale, r in RECORDED_RUNS.items()],
+        "full_estimate": FULL_ESTIMATE,
+        "measurements": [[m.about, m.key, m.what, value_text(m), ", ".join(x for x in (m.date, m.setup) if x) or "-"]
+                         for m in MEASUREMENTS],
+    }

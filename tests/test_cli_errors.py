@@ -102,6 +102,15 @@ BAD_INPUTS = [
     (["reproduce", "--out", "{tmp}/o", "--json", "{tmp}/p.json"], 2, "--json"),
     (["sweep", "status", "{empty}"], 2, "OUT"),
     (["sweep", "combine", "{empty}"], 2, "OUT"),
+    # slips that were once accepted silently
+    (["experiment", "efficiency", "--out", "{tmp}/o", "--seeds", "0,0"], 2, "--seeds"),
+    (["experiment", "ungrokking", "--out", "{tmp}/o", "--seeds", "1,2,1"], 2, "--seeds"),
+    (["reproduce", "--plan", "--out", "{tmp}/o"], 2, "--out"),
+    (["experiment", "fig10", "--plan", "--out", "{tmp}/o"], 2, "--out"),
+    (["sweep", "run", "{grid}", "--plan", "--out", "{tmp}/o"], 2, "--out"),
+    (["presets", "--json", "/proc/x.json"], 1, "--json"),
+    (["experiment", "efficiency", "--out", "{tmp}/o", "--threads", "0"], 2, "--threads"),
+    (["sweep", "run", "{grid}", "--out", "{tmp}/o", "--threads", "-2"], 2, "--threads"),
 ]
 
 

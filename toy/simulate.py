@@ -317,9 +317,9 @@ def simulate_one(config: ToyConfig, **kwargs: object) -> dict[str, object]:
 
 
 def _progress_bar(total: int, enabled: bool, desc: str):  # noqa: ANN202 - tqdm type
-    from tqdm.auto import tqdm
+    from circeff.progress import bar
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="step", unit_scale=True,
+    return bar(total=total, disable=not enabled, desc=desc, unit="step", unit_scale=True,
                 leave=False, mininterval=0.5)
 
 

@@ -29,17 +29,19 @@ from typing import Optional
 
 import typer
 
-from circeff.cli.common import RESUME_RULE, check_resumable_out, resume_option, single, spelling
-from circeff.empirical import presets
-from circeff.empirical.experiments.figure8 import Figure8Config
-from circeff.empirical.config import with_overrides
+from circeff.cli import table
+from circeff.cli.common import (RESUME_RULE, apply_threads, check_plan_out, check_resumable_out, resume_option,
+                                single, spelling, threads_option, warn_if_busy)
 from circeff.thresholds import BASE_GENERALISED_ACC
-from circeff.validate import parse_float_list, parse_int_list
+from circeff.validate import distinct, parse_float_list, parse_int_list
+
+# Nothing here imports torch or the experiments at import time (``circeff experiment --help``
+# answers at once); each command imports what it runs.
 
 
 def _preset_help(experiment: str) -> str:
     """``--preset`` help that shows what each preset sets (from the presets table)."""
-    return presets.scale_help(experiment) + ". Options override it."
+    return table.scale_help(experiment) + ". Options override it."
 
 
 app = typer.Typer(help="Run one experiment: P1 efficiency, Figure 9 progress, ungrokking (P2/P3, Figure 8), "
@@ -48,6 +50,17 @@ app = typer.Typer(help="Run one experiment: P1 efficiency, Figure 9 progress, un
 
 def _ints(flag: str, text: Optional[str]) -> Optional[tuple[int, ...]]:
     return None if text is None else tuple(parse_int_list(flag, text))
+
+
+def _seeds(flag: str, text: Optional[str]) -> Optional[tuple[int, ...]]:
+    """Seeds: integers, none twice (two equal seeds train the same network twice)."""
+    values = _ints(flag, text)
+    return None if values is None else tuple(distinct(flag, values))
+
+
+def _start(threads: Optional[int]) -> None:
+    """First of all: torch's threads (a bad value is refused before anything else)."""
+    apply_threads(threads)
 
 
 def _floats(flag: str, text: Optional[str]) -> Optional[tuple[float, ...]]:
@@ -77,10 +90,13 @@ def efficiency(
                                                  "share (the G-only criterion)."),
     old_g_only_share: Optional[float] = typer.Option(None, "--trig-share-threshold", hidden=True),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
-    resume: bool = resume_option(),
+    resume: bool = resume_option(), threads: Optional[int] = threads_option(),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """P1: efficiency of the memorising and the generalising circuit against D."""
+    _start(threads)
+    from circeff.empirical import presets
+    from circeff.empirical.config import with_overrides
     from circeff.empirical.experiments.efficiency import describe, run_efficiency, write_efficiency
 
     m_train_sizes, m_flag = spelling(m_train_sizes, "--m-sizes", old_m_train_sizes, "--m-train-sizes")
@@ -89,12 +105,13 @@ def efficiency(
     g_only_share, _ = spelling(g_only_share, "--g-only-share", old_g_only_share, "--trig-share-threshold")
     config = with_overrides(
         presets.get("efficiency", preset), p=p, m_train_sizes=_ints(m_flag, m_train_sizes),
-        g_train_sizes=_ints(g_flag, g_train_sizes), alphas=_floats("alphas", alphas), seeds=_ints("seeds", seeds),
+        g_train_sizes=_ints(g_flag, g_train_sizes), alphas=_floats("alphas", alphas), seeds=_seeds("--seeds", seeds),
         steps=steps, lr=lr, weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "the M and G networks train at "
                                                 "one weight decay"),
         settle_iterations=settle_iterations, g_only_share=g_only_share, device=device)
     _check_device(config.device)
     check_resumable_out(out, resume)
+    warn_if_busy(threads)
     result = run_efficiency(config, out, progress=progress, resume=resume)
     write_efficiency(result)  # efficiency.csv, efficiency.json and the figures (the run only computes)
     by_circuit = result.rows.groupby("circuit")["accepted"]
@@ -118,20 +135,24 @@ def progress(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Model seed (one value: one run)."),
     old_seed: Optional[str] = typer.Option(None, "--seed", hidden=True),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
-    resume: bool = resume_option(),
+    resume: bool = resume_option(), threads: Optional[int] = threads_option(),
     show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Figure 9: a grokking run with weight snapshots, G/M proxies and parameter norm over steps."""
+    _start(threads)
+    from circeff.empirical import presets
+    from circeff.empirical.config import with_overrides
     from circeff.empirical.experiments.progress import run_progress, write_progress
 
     wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
     seeds, seeds_flag = spelling(seeds, "--seeds", old_seed, "--seed")
     config = with_overrides(presets.get("progress", preset), p=p, train_frac=train_frac,
                             weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "one run, one weight decay"),
-                            steps=steps, snapshot_every=snapshot_every, seeds=_ints(seeds_flag, seeds),
+                            steps=steps, snapshot_every=snapshot_every, seeds=_seeds(seeds_flag, seeds),
                             device=device)
     _check_device(config.device)
     check_resumable_out(out, resume)
+    warn_if_busy(threads)
     result = run_progress(config, out, progress=show_progress, resume=resume)
     write_progress(result.rows, out)
     last = result.rows.iloc[-1]
@@ -192,13 +213,15 @@ def _preset(experiment: str):  # noqa: ANN202 - a typer OptionInfo
 
 
 def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optional[Path], progress: bool,
-                argv_note: str, *, plan: bool, resume: bool) -> Optional[dict]:
+                argv_note: str, *, plan: bool, resume: bool, threads: Optional[int]) -> Optional[dict]:
     """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure.
     With ``plan``: print the stages' work and estimated time instead (nothing trains)."""
     from circeff.errors import ConfigError, RunError
 
     _check_device(config.base.device)
+    check_plan_out(plan, out)
     if plan:
+        warn_if_busy(threads)
         from circeff.io import write_json
         from circeff.reproduce.plan import run_plan, stage_work
 
@@ -213,6 +236,7 @@ def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optiona
     if out is None:
         raise ConfigError("--out", "is required (unless --plan)", None)
     check_resumable_out(out, resume)
+    warn_if_busy(threads)
     from circeff.reproduce import run_reproduce
 
     summary = run_reproduce(config, out, progress=progress,
@@ -248,7 +272,7 @@ def dcrit_record(ungrokking_json: Path) -> dict:
 def ungrokking(
     out: Optional[Path] = OUT, preset: str = _preset("ungrokking"), task: Optional[str] = typer.Option(
         None, "--task", help="The operation (default: modular addition). Another one runs Figure 8's ungrokking "
-        f"of it: bases on --train-frac (default {Figure8Config.base_train_frac:g}) of its pairs, generalised when held-out "
+        f"of it: bases on --train-frac (default {table.figure8_base_train_frac():g}) of its pairs, generalised when held-out "
         f"accuracy >= {BASE_GENERALISED_ACC:g}."),
     p: Optional[int] = P, train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS,
     base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
@@ -256,20 +280,23 @@ def ungrokking(
                                                 "e.g. 0.5,1,2 (two or more for P3)."),
     decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
     d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON,
-    device: str = DEVICE, resume: bool = resume_option(), plan: bool = PLAN, show: bool = PROGRESS,
+    device: str = DEVICE, resume: bool = resume_option(), threads: Optional[int] = threads_option(),
+    plan: bool = PLAN, show: bool = PROGRESS,
 ) -> None:
     """P2/P3 (Figures 4/7): generalised networks continued on D' < D_crit; D_crit per weight decay."""
+    _start(threads)
     from circeff.reproduce.config import experiment_config
 
     other = task not in (None, "add")
     experiment = "ungrokking_task" if other else "ungrokking"
     config = experiment_config(preset, device, task=task, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
-                               seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
+                               seeds=_seeds("--seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                ungrokking_sizes=_ints("sizes", sizes),
                                weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget,
                                stages=stages_of(experiment))
     result = _run_stages(experiment, out, config, json_path if plan else None, show,
-                         f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume)
+                         f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume,
+                         threads=threads)
     if result is None:
         return
     folder = out / "figure8" / task if other else out / "ungrokking"
@@ -314,20 +341,23 @@ def semigrokking(
     old_weight_decay: Optional[str] = typer.Option(None, "--weight-decay", hidden=True),
     lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP,
     n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON, device: str = DEVICE,
-    resume: bool = resume_option(), plan: bool = PLAN, show: bool = PROGRESS,
+    resume: bool = resume_option(), threads: Optional[int] = threads_option(), plan: bool = PLAN,
+    show: bool = PROGRESS,
 ) -> None:
     """P4 (Figures 5/6): semi-grokking, training from scratch at D above D_crit; the design (window,
     sizes, seeds, steps, weight decay) as options."""
+    _start(threads)
     from circeff.reproduce.config import experiment_config
 
     wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
     config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
-                               seeds=_ints("seeds", seeds), semigrokking_sizes=_ints("sizes", sizes), steps=steps,
+                               seeds=_seeds("--seeds", seeds), semigrokking_sizes=_ints("sizes", sizes), steps=steps,
                                weight_decay=single(wd_flag, _floats(wd_flag, wd_text), "one weight decay for "
                                                    "every run"),
                                semigrokking_window=_window(window), semigrokking_n_sizes=n_sizes,
                                stages=stages_of("semigrokking"))
-    _run_stages("semigrokking", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
+    _run_stages("semigrokking", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume,
+                threads=threads)
 
 
 @app.command("semigrokking-pilot")
@@ -338,22 +368,25 @@ def semigrokking_pilot(
     window: Optional[str] = WINDOW, n_sizes: Optional[int] = N_SIZES, seeds: Optional[str] = SEEDS,
     steps: Optional[int] = typer.Option(None, "--steps", help="AdamW steps from random initialisation."),
     weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay."),
-    resume: bool = resume_option(), show: bool = PROGRESS,
+    resume: bool = resume_option(), threads: Optional[int] = threads_option(), show: bool = PROGRESS,
 ) -> None:
     """The pilot of P4: a few sizes and seeds at the full scale's model and optimiser with a long
     decay budget, to learn when runs memorise, when test accuracy moves and where it settles,
     before the main design is fixed. Prints and writes the time-scale table (timescales.csv)."""
+    _start(threads)
     from dataclasses import replace
 
+    from circeff.empirical import presets
     from circeff.empirical.experiments import semigrokking as semi
 
     pilot = presets.SEMIGROKKING_PILOT
     low, high = _window(window) or (pilot.low_factor, pilot.high_factor)
-    training = replace(pilot.training, **{k: v for k, v in {"seeds": _ints("seeds", seeds), "steps": steps,
+    training = replace(pilot.training, **{k: v for k, v in {"seeds": _seeds("--seeds", seeds), "steps": steps,
                                                              "weight_decay": weight_decay}.items() if v is not None})
     config = replace(pilot, training=training, low_factor=low, high_factor=high,
                      n_sizes=pilot.n_sizes if n_sizes is None else n_sizes)
     check_resumable_out(out, resume)
+    warn_if_busy(threads)
     typer.echo(f"pilot: {config.n_sizes} sizes in [{low:g}, {high:g}] x D_crit, seeds {list(config.seeds)}, "
                f"weight decay {config.weight_decay:g}, {config.steps} steps (decay budget "
                f"{config.decay_budget:.3g} e-folds)")
@@ -373,16 +406,19 @@ def _continuation_command(stages: str):
         train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS,
         sizes: Optional[str] = SIZES, decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR,
         d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS,
-        json_path: Optional[Path] = JSON, device: str = DEVICE, resume: bool = resume_option(), plan: bool = PLAN,
+        json_path: Optional[Path] = JSON, device: str = DEVICE, resume: bool = resume_option(),
+        threads: Optional[int] = threads_option(), plan: bool = PLAN,
         show: bool = PROGRESS,
     ) -> None:
+        _start(threads)
         from circeff.reproduce.config import experiment_config
 
         config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
-                                   seeds=_ints("seeds", seeds), train_frac=train_frac, base_steps=base_steps,
+                                   seeds=_seeds("--seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                    fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget,
                                    stages=stages_of(stages))
-        _run_stages(stages, out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume)
+        _run_stages(stages, out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume,
+                    threads=threads)
 
     return command
 

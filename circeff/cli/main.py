@@ -228,13 +228,34 @@ def run(argv: list[str] | None = None) -> int:
     except RunError as exc:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
-        return _fail("interrupted; rerun the same command to continue from the last checkpoint", 130)
+        return _fail(INTERRUPTED, 130)
     if result == 130:  # typer turns Ctrl-C into a bare exit code 130; say what it means
-        return _fail("interrupted; rerun the same command to continue from the last checkpoint", 130)
+        return _fail(INTERRUPTED, 130)
     return int(result or 0)
 
 
+# Said when a stop reaches the command outside a training loop (a training loop saves its own
+# checkpoint and says so itself, as a RunError).
+INTERRUPTED = ("interrupted; what was saved before the stop is kept (finished stages and runs, the checkpoints "
+               "written so far); rerun the same command to continue from there")
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's or ``kill``'s stop) ends the command as Ctrl-C does: the training
+    loop saves and says what it kept, instead of the process vanishing mid-write."""
+    import signal
+
+    def stop(signum, frame):  # noqa: ANN001, ARG001
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        pass
+
+
 def main() -> None:
+    _stop_on_sigterm()
     sys.exit(run(sys.argv[1:]))
 
 

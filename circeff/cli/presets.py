@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -23,9 +22,10 @@ def presets(
     from rich.console import Console
     from rich.table import Table
 
-    from circeff.empirical.presets import preset_rows
+    from circeff.cli.table import table as cli_table
 
-    rows = preset_rows()
+    data = cli_table()  # generated from circeff.empirical.presets (no torch import here)
+    rows = data["rows"]
     table = Table(*COLUMNS, title="circeff presets (measured_s: seconds in the recorded run on 2 CPU cores; "
                                   "- = not run here)")
     for r in rows:
@@ -34,18 +34,15 @@ def presets(
         table.add_row(*(f"{c:g}" if isinstance(c, float) else str(c) for c in cells))
     console = Console(width=160)
     console.print(table)
-    from circeff.empirical.presets import FULL_ESTIMATE, MEASUREMENTS, RECORDED_RUNS, number
-
-    for scale, recorded in RECORDED_RUNS.items():
-        print(f"{scale}: `{recorded.command}` took {recorded.total_s:g} s on {recorded.date} ({recorded.setup})")
-    print(f"full scale: {FULL_ESTIMATE} (`circeff reproduce --full --plan` recomputes it here)")
+    for line in data["recorded_runs"]:
+        print(line)
+    print(f"full scale: {data['full_estimate']} (`circeff reproduce --full --plan` recomputes it here)")
     measured = Table("about", "measurement", "what", "value", "date / machine",
                      title="measurements the settings rest on (circeff.empirical.presets.MEASUREMENTS)")
-    for m in MEASUREMENTS:
-        value = (", ".join(number(v) if isinstance(v, (int, float)) else str(v) for v in m.value)
-                 if isinstance(m.value, tuple) else number(m.value))
-        measured.add_row(m.about, m.key, m.what, f"{value} {m.unit}".strip(),
-                         ", ".join(x for x in (m.date, m.setup) if x) or "-")
+    for m in data["measurements"]:
+        measured.add_row(*m)
     console.print(measured)
     if json_path is not None:
-        json_path.write_text(json.dumps(rows, indent=1))
+        from circeff.io import write_json
+
+        write_json(json_path, rows)

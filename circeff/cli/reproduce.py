@@ -13,16 +13,16 @@ from typing import Optional
 
 import typer
 
-from circeff.cli.common import RESUME_HELP, RESUME_RULE, check_resumable_out
-from circeff.empirical import presets
+from circeff.cli import table
+from circeff.cli.common import (RESUME_HELP, RESUME_RULE, THREADS_HELP, apply_threads, check_plan_out,
+                                check_resumable_out, warn_if_busy)
 from circeff.errors import ConfigError
 
 __all__ = ["reproduce"]
 
 
 def _scale_help(scale: str) -> str:
-    t = presets.get("efficiency", scale).training
-    return f"{presets.describe_training(t)} in every experiment; `circeff presets` lists steps, seeds and sizes"
+    return f"{table.training_help(scale)} in every experiment; `circeff presets` lists steps, seeds and sizes"
 
 
 def reproduce(
@@ -38,8 +38,7 @@ def reproduce(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help=RESUME_HELP),
     force: bool = typer.Option(False, "--force", help="replace results of a different config in --out"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; "
-                                          "1 is faster when other jobs share the cores)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bars"),
     executor: str = typer.Option("inprocess", "--executor",
                                  help="where engine batches train: inprocess, pool, slurm (submitit) or submitit-local"),
@@ -63,17 +62,14 @@ def reproduce(
     name = _preset_named(quick, full, preset, scale)
     if device != "cpu" and not device.startswith("cuda"):
         raise ConfigError("--device", "must be cpu or cuda", device)
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError("--threads", "must be >= 1", threads)
-        import torch
-
-        torch.set_num_threads(threads)
+    apply_threads(threads)
     _check_executor(executor, timeout_min, gpus_per_node)
     config = named_config(name, device, smoke=smoke, tiny=scale == "tiny")
     typed = f"--preset {name}" + (" --smoke" if smoke else "")
     if json_path is not None and not plan:
         raise ConfigError("--json", "is only for --plan", str(json_path))
+    check_plan_out(plan, out)
+    warn_if_busy(threads)
     if plan:
         _print_plan(config, f"circeff reproduce {typed}: plan", json_path)
         return

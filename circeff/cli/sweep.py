@@ -6,12 +6,14 @@ from pathlib import Path
 
 import typer
 
-from circeff.cli.common import RESUME_RULE, check_resumable_out, resume_option
+from circeff.cli.common import (RESUME_RULE, apply_threads, check_plan_out, check_resumable_out, resume_option,
+                                threads_option, warn_if_busy)
 from circeff.errors import ConfigError, RunError
-from circeff.sweep.executors import EXECUTOR_NAMES, make_executor
-from circeff.sweep.grid import load_grid
-from circeff.sweep.runner import default_submitit_folder, run_sweep
-from circeff.sweep.store import RESULTS_CSV, RunStore, combine
+
+# circeff.sweep imports pandas (and its runs torch): each command imports it when it runs, so
+# that --help answers at once. The executors' names are spelled out for the help; a test holds
+# them equal to circeff.sweep.executors.EXECUTOR_NAMES.
+EXECUTORS_HELP = "inprocess, pool, slurm, submitit-local"
 
 app = typer.Typer(help="Run grids of configs (in-process, process pool, SLURM) into a result store.",
                   no_args_is_help=True)
@@ -23,7 +25,7 @@ def run_cmd(
     out: Path | None = typer.Option(None, "--out", help="Store folder: one sub-folder per run, results.csv "
                                     "(required unless --plan). " + RESUME_RULE),
     executor: str = typer.Option("inprocess", "--executor",
-                                 help=f"Where runs go: {', '.join(EXECUTOR_NAMES)}."),
+                                 help=f"Where runs go: {EXECUTORS_HELP}."),
     partition: str | None = typer.Option(None, "--partition", help="SLURM partition (--executor slurm)."),
     timeout_min: int = typer.Option(60, "--timeout-min", help="Time limit of one submitit job, minutes."),
     gpus_per_node: int = typer.Option(0, "--gpus-per-node", help="GPUs per SLURM job."),
@@ -35,16 +37,25 @@ def run_cmd(
                               "wall time (a short calibration here) and exit; trains nothing (train grids)."),
     json_path: Path | None = typer.Option(None, "--json", help="With --plan: also write the plan as JSON here."),
     resume: bool = resume_option(),
+    threads: int | None = threads_option(),
 ) -> None:
     """Run every run of GRID not finished yet in OUT; rerunning the same command resumes (finished
     runs are skipped, unfinished ones continue from their checkpoints)."""
+    from circeff.sweep.executors import EXECUTOR_NAMES, make_executor
+    from circeff.sweep.grid import load_grid
+    from circeff.sweep.runner import default_submitit_folder, run_sweep
+    from circeff.sweep.store import RESULTS_CSV
+
+    apply_threads(threads)
     if executor not in EXECUTOR_NAMES:
         raise ConfigError("--executor", f"must be one of {', '.join(EXECUTOR_NAMES)}", executor)
     if json_path is not None and not plan:
         raise ConfigError("--json", "is only for --plan", str(json_path))
     # Build (and so validate) every config and the executor before writing anything.
     kind, configs = load_grid(grid)
+    check_plan_out(plan, out)
     if plan:
+        warn_if_busy(threads)
         _plan(kind, configs, grid, json_path, max_batch)
         return
     if out is None:
@@ -52,6 +63,7 @@ def run_cmd(
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", "must be a folder (a file is in the way)", str(out))
     check_resumable_out(out, resume)
+    warn_if_busy(threads)
     runner = make_executor(executor, kind.batch_fn, group_key=kind.group_key, max_batch=max_batch,
                            folder=default_submitit_folder(out), partition=partition,
                            timeout_min=timeout_min, gpus_per_node=gpus_per_node,
@@ -84,6 +96,8 @@ def combine_cmd(
     out: Path = typer.Argument(..., help="Store folder written by `circeff sweep run`."),
 ) -> None:
     """Combine every finished run of OUT into OUT/results.csv (and .parquet with pyarrow)."""
+    from circeff.sweep.store import RESULTS_CSV, combine
+
     if not (out / "runs").is_dir():
         raise ConfigError("OUT", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
     table = combine(out)
@@ -95,6 +109,8 @@ def status_cmd(
     out: Path = typer.Argument(..., help="Store folder written by `circeff sweep run`."),
 ) -> None:
     """Count the runs of OUT that are done, resumable (checkpoint) and new."""
+    from circeff.sweep.store import RunStore
+
     if not (out / "runs").is_dir():
         raise ConfigError("OUT", "must be a sweep store folder (with a runs/ sub-folder)", str(out))
     counts = RunStore(out).counts()

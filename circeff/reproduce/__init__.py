@@ -126,10 +126,10 @@ def verdict_entry(v: Verdict) -> dict[str, Any]:
 
 def _run_stages(ctx: Context, chosen: list[str], stamp: str, desc: str) -> dict[str, StageResult]:
     """Run (or restore) the ``chosen`` stages in order, each with the results before it."""
-    from tqdm.auto import tqdm
+    from circeff.progress import bar as progress_bar
 
     results: dict[str, StageResult] = {}
-    bar = tqdm(chosen, desc=desc, unit="stage", disable=not ctx.progress, dynamic_ncols=True)
+    bar = progress_bar(chosen, desc=desc, unit="stage", disable=not ctx.progress, dynamic_ncols=True)
     for name in bar:
         bar.set_postfix_str(stage(name).title)
         results[name] = run_stage(ctx, name, stamp, results)

@@ -1,0 +1,65 @@
+"""Progress bars that suit where the output goes.
+
+On a terminal: a tqdm bar redrawn in place. Anywhere else (a log file, CI, a SLURM job):
+the same tqdm, but each refresh is one whole line, at most one every :data:`LINE_EVERY_S`
+seconds, so that a log reads ``train: 40%|...| 1200/3000 [00:31<00:46, 38.5step/s]`` line by
+line instead of thousands of carriage returns. ``CIRCEFF_PROGRESS_EVERY`` (seconds) changes the
+interval.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+__all__ = ["LINE_EVERY_S", "bar", "is_terminal", "line_every_s"]
+
+LINE_EVERY_S = 30.0
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    stream = sys.stderr if stream is None else stream
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+def line_every_s() -> float:
+    """The interval between progress lines off a terminal (``CIRCEFF_PROGRESS_EVERY`` or 30 s)."""
+    text = os.environ.get("CIRCEFF_PROGRESS_EVERY", "")
+    try:
+        value = float(text)
+    except ValueError:
+        return LINE_EVERY_S
+    return value if value >= 0 else LINE_EVERY_S
+
+
+class _Lines:
+    """A stream for tqdm that turns each in-place redraw into one complete line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").replace("\x1b[A", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def bar(*args: Any, **kwargs: Any):  # noqa: ANN201 - a tqdm instance
+    """``tqdm(*args, **kwargs)``; off a terminal, one line per interval (see the module)."""
+    from tqdm.auto import tqdm
+
+    stream = kwargs.pop("file", None) or sys.stderr
+    if kwargs.get("disable") or is_terminal(stream):
+        return tqdm(*args, file=stream, **kwargs)
+    every = line_every_s()
+    kwargs.pop("dynamic_ncols", None)
+    return tqdm(*args, file=_Lines(stream), mininterval=every, maxinterval=max(every, 1.0), ncols=100,
+                ascii=True, **{k: v for k, v in kwargs.items() if k not in ("mininterval", "maxinterval", "ncols")})
