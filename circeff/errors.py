@@ -51,6 +51,26 @@ class RunError(RuntimeError):
     """A run that cannot continue (corrupt checkpoint, divergence, a full disk)."""
 
 
+class Interrupted(RunError):
+    """A run stopped by SIGINT or SIGTERM after it saved its state.
+
+    The message is one line that says what was saved and how to continue: ``interrupted by
+    SIGINT at step 141: saved checkpoint.safetensors and metrics.csv (141 steps) in runs/p23;
+    rerun the same command to continue from step 141``. The attributes carry the same facts
+    for code: ``step`` (the steps done and saved), ``signal_name`` (``SIGINT``, ``SIGTERM``),
+    ``saved`` (the file names written) and ``out_dir``. The command line prints it as any
+    RunError (exit code 1).
+    """
+
+    def __init__(self, message: str, *, step: int, signal_name: str, saved: tuple[str, ...] = (),
+                 out_dir: str | os.PathLike[str] | None = None) -> None:
+        self.step = step
+        self.signal_name = signal_name
+        self.saved = tuple(saved)
+        self.out_dir = None if out_dir is None else str(out_dir)
+        super().__init__(message)
+
+
 class WriteError(RunError):
     """The file system refused a write (no permission, no space, a read-only mount).
 

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from circeff.empirical.checkpoint import CHECKPOINT_NAME, has_checkpoint, load_params
+from circeff.empirical.checkpoint import (CHECKPOINT_NAME, SNAPSHOT_DIR, has_checkpoint, load_params,
+                                          list_steps, read_snapshot, snapshot_files)
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.fourier import CircuitProxies, correct_class_proxies, decompose
 from circeff.empirical.batched import logits_all
@@ -169,18 +170,44 @@ def analyse_params(config: TrainConfig, params: Params, step: int,
     return out
 
 
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, Params, int]:
-    """``(config, params, step)`` of a run folder; a ConfigError naming ``run_dir`` (bad input,
-    exit code 2) if it holds no checkpoint, RunError if the checkpoint is unreadable."""
+def load_run(run_dir: str | Path, step: int | None = None) -> tuple[TrainConfig, Params, int]:
+    """``(config, params, step)`` of a run folder: its checkpoint, or with ``step`` its snapshot
+    of that step (``snapshots/``, from ``circeff train --snapshot-every``; the checkpoint also
+    serves when it is at that step).
+
+    A ConfigError naming ``run_dir`` (bad input, exit code 2) if the folder holds neither a
+    checkpoint nor snapshots, one naming ``step`` and listing the steps there are if ``step``
+    has no snapshot; RunError if the file is unreadable.
+    """
     path = Path(run_dir)
-    if not has_checkpoint(path):  # this version's checkpoint name or an earlier one
+    snapshots = snapshot_files(path) if step is not None else {}
+    if not has_checkpoint(path) and not snapshots:  # this version's checkpoint name or an earlier one
         raise ConfigError("run_dir", f"must be a run folder holding {CHECKPOINT_NAME} (from circeff train)",
                           str(path))
-    return load_params(path, torch.device("cpu"))
+    if step is None:
+        return load_params(path, torch.device("cpu"))
+    if step in snapshots:
+        snap = read_snapshot(snapshots[step], torch.device("cpu"))
+        return snap.config, snap.params, snap.step
+    if has_checkpoint(path):
+        config, params, at = load_params(path, torch.device("cpu"))
+        if at == step:
+            return config, params, at
+        final = "" if at in snapshots else f" (or {at}, the final checkpoint)"
+    else:
+        final = ""
+    if snapshots:
+        there = f"a step with a snapshot in {path / SNAPSHOT_DIR}: {list_steps(list(snapshots))}{final}"
+    else:
+        there = (f"{at}, the step of the final checkpoint: {path} has no snapshots (train with --snapshot-every N "
+                 "to keep them)")
+    raise ConfigError("step", f"must be {there}", step)
 
 
-def analyse_run(run_dir: str | Path, models: Sequence[int] | None = None) -> list[ModelCircuits]:
-    """:func:`analyse_params` on the final checkpoint of a run folder."""
-    config, params, step = load_run(run_dir)
+def analyse_run(run_dir: str | Path, models: Sequence[int] | None = None,
+                step: int | None = None) -> list[ModelCircuits]:
+    """:func:`analyse_params` on the final checkpoint of a run folder, or on its snapshot of
+    ``step``."""
+    config, params, at = load_run(run_dir, step)
     require_fourier_task(config.task)
-    return analyse_params(config, params, step, models)
+    return analyse_params(config, params, at, models)

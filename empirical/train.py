@@ -16,6 +16,27 @@ Outputs in the run folder:
   divergence step, and the wall time.
 - ``tensorboard/`` (with ``tensorboard=True``): the same metrics as TensorBoard event files,
   for looking at; metrics.csv stays the record the package reads.
+- ``snapshots/`` (with ``snapshot_every=N``): the weights at step 0, every N steps and at the
+  last step, one safetensors file per step (``step_XXXXXXXX.safetensors``, the checkpoint's
+  format without the optimiser: :mod:`circeff.empirical.checkpoint`), listed in
+  ``snapshots/index.csv`` with the metric rows of every model at that step (measured at that
+  step even where it is not a ``log_every`` step; metrics.csv keeps its own rhythm). A snapshot
+  is written before the checkpoint of the same step, and a run that starts again from its
+  checkpoint at step c first deletes the snapshots after c (a kill between a snapshot and
+  the next checkpoint leaves such stale ones) and rebuilds the index from the files, then
+  writes those steps again, bit-identically on the CPU: the index has every step once.
+  Snapshots of steps up to c stay. ``snapshot_every`` is an argument, not a config field:
+  give it again when resuming (without it, no new snapshots are written).
+
+Interrupts: SIGINT (Ctrl-C) and SIGTERM (what schedulers send) during :func:`train` finish the
+step in progress, save the checkpoint and metrics.csv at that step and raise
+:class:`circeff.errors.Interrupted` (a RunError; one line saying what was saved and how to
+continue). Rerunning the same command continues from that step, bit-identically on the CPU.
+summary.json is not written then: it marks a finished run (``train_or_reuse`` and
+the allocation experiment read it so). A second signal while the steps run stops at once
+(KeyboardInterrupt; the last checkpoint stays). The handlers are installed only in the main
+thread (Python allows no other), not for a signal that is being ignored (``nohup``), and the
+previous handlers are restored when :func:`train` returns or raises.
 
 Without a progress bar, a line with the step, the elapsed time and an ETA goes to stderr every
 ``eta_every_s`` seconds (5 minutes by default), so a long run is never silent.
@@ -29,10 +50,14 @@ RunError naming the step. With ``nan_policy="stop"`` the first divergence saves 
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 import torch
@@ -44,7 +69,11 @@ from circeff.empirical.checkpoint import (
     Checkpoint,
     checkpoint_path,
     load_checkpoint,
+    prune_snapshots,
     save_checkpoint,
+    save_snapshot,
+    snapshot_files,
+    write_snapshot_index,
 )
 from circeff.empirical.config import TrainConfig
 from circeff.empirical.metrics import (METRIC_COLUMNS, TEST_COLUMNS, csv_rows, has_test_set, metric_rows,
@@ -54,10 +83,11 @@ from circeff.empirical.batched import (Incidence, build_incidence, logits_from_t
 from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import Dataset, make_dataset, train_indices
-from circeff.errors import ConfigError, RunError
+from circeff.errors import ConfigError, Interrupted, RunError
 from circeff.io import ensure_dir, write_csv, write_json
+from circeff.validate import integer_at_least
 
-__all__ = ["RunResult", "TrainingData", "build_training_data", "loss_and_grads", "train"]
+__all__ = ["RunResult", "StopSignals", "TrainingData", "build_training_data", "loss_and_grads", "train"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +292,58 @@ def _log_tensorboard(writer, rows: list[dict]) -> None:  # noqa: ANN001
 
 
 # ---------------------------------------------------------------------------------------------
+# Interrupts: SIGINT / SIGTERM end the step in progress, then the run saves and stops
+# ---------------------------------------------------------------------------------------------
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+class StopSignals:
+    """Catch SIGINT and SIGTERM while :func:`train` runs (a context manager).
+
+    The first signal only records itself (``received``); the loop checks it between steps.
+    A second one while the steps run raises KeyboardInterrupt at once; while the state is
+    being saved (``saving``) it is ignored, so that a save is never cut in half. Installed only
+    in the main thread, and not for a signal whose handler is SIG_IGN (a run started under
+    ``nohup`` keeps ignoring SIGINT); the previous handlers come back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.saving = False
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in _STOP_SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is signal.SIG_IGN:
+                continue
+            try:
+                signal.signal(sig, self._handle)
+            except (ValueError, OSError):  # pragma: no cover - not allowed here (embedded interpreters)
+                continue
+            self._previous[sig] = previous
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        if self.received is not None and not self.saving:
+            raise KeyboardInterrupt  # a second signal: stop now, the last checkpoint stays
+        if self.received is None:
+            self.received = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name if self.received is not None else ""
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            # None: a handler not installed from Python; the default is the closest we can restore
+            signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
+
+
+# ---------------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
@@ -289,7 +371,8 @@ class RunResult:
 
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progress: bool = True, *,
-          tensorboard: bool = False, eta_every_s: float = 300.0) -> RunResult:
+          tensorboard: bool = False, eta_every_s: float = 300.0, snapshot_every: int | None = None,
+          on_step: Callable[[int], None] | None = None) -> RunResult:
     """Train ``config.n_models`` models together; write metrics, checkpoints and a summary.
 
     Args:
@@ -304,12 +387,32 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
             it, one ETA line every ``eta_every_s`` seconds.
         tensorboard: also write the metrics as TensorBoard events in ``out_dir/tensorboard``
             (needs the ``tensorboard`` package).
+        snapshot_every: keep the weights at step 0, every ``snapshot_every`` steps and at the
+            last step in ``out_dir/snapshots/`` (see the module docstring); a positive integer,
+            larger than ``config.steps`` keeps step 0 and the last step only. ``None``: no
+            snapshots (those already there, up to the checkpoint, stay).
+        on_step: called with the step number after every step, once that step's metrics,
+            snapshot and checkpoint are written. For tests and tools: a hook that sends SIGINT
+            simulates Ctrl-C at that step, one that raises simulates a kill (nothing more is
+            saved).
 
     Raises:
-        ConfigError: a device that is not there, an unusable ``init_from``.
+        ConfigError: a device that is not there, an unusable ``init_from``, a
+            ``snapshot_every`` that is not a positive integer.
+        Interrupted: SIGINT or SIGTERM arrived; the checkpoint and metrics.csv were saved at
+            the step reached (the message says which, and how to continue).
         RunError: corrupt or mismatched checkpoint; all models diverged (``nan_policy=freeze``)
             or any model diverged (``nan_policy=stop``).
     """
+    if snapshot_every is not None:
+        integer_at_least("snapshot_every", snapshot_every, 1)
+    with StopSignals() as stop:
+        return _train(config, out_dir, resume, progress, tensorboard, eta_every_s, snapshot_every, on_step, stop)
+
+
+def _train(config: TrainConfig, out_dir: str | Path, resume: bool, progress: bool, tensorboard: bool,
+           eta_every_s: float, snapshot_every: int | None, on_step: Callable[[int], None] | None,
+           stop: StopSignals) -> RunResult:
     t0 = time.perf_counter()
     device = _resolve_device(config.device)
     if tensorboard:
@@ -327,6 +430,11 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
         torch.set_rng_state(state.rng_state)
     else:
         state = _fresh_start(config, device)
+    start_step = state.step
+    # Snapshots after the step this run starts from are stale (a kill between a snapshot and
+    # the next checkpoint): they go, and the steps are written again below.
+    snapshots = {step: (name, rows) for step, name, rows in
+                 prune_snapshots(out, start_step if existing.is_file() and resume else -1)}
     write_json(out / "config.json", config.to_dict())
     writer = _tensorboard_writer(out, state.step if state.step else None) if tensorboard else None
     logged = len(state.rows) if state.step else 0  # rows already sent to TensorBoard
@@ -341,63 +449,90 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
             logged = len(state.rows)
             writer.flush()
 
+    def snapshot_due(step: int) -> bool:
+        return snapshot_every is not None and (step % snapshot_every == 0 or step == config.steps)
+
+    def take_snapshot() -> None:
+        """The weights and this step's metric rows (measured now if the step was not logged)."""
+        last = state.rows[-config.n_models:]
+        rows = (last if len(last) == config.n_models and all(r["step"] == state.step for r in last)
+                else evaluate(state.params, data, config, state.step, state.diverged))
+        rows = [dict(r) for r in rows]  # the snapshot keeps the status it was written with
+        path = save_snapshot(out, config, state.params, state.step, rows)
+        snapshots[state.step] = (path.name, rows)
+        write_snapshot_index(out, [(step, name, rs) for step, (name, rs) in snapshots.items()])
+
     weight_decay = torch.tensor([r.weight_decay for r in config.runs], dtype=torch.float64, device=device)
     active = torch.tensor([d is None for d in state.diverged], device=device)
     bar = tqdm(total=config.steps, initial=min(state.step, config.steps), desc="train", unit="step",
                disable=not progress, dynamic_ncols=True)
     eta = EtaLog(config.steps, state.step, eta_every_s, enabled=not progress)
-    if state.step == 0 and not state.rows:
-        state.rows += evaluate(state.params, data, config, 0, state.diverged)
+    try:
+        if state.step == 0 and not state.rows:
+            state.rows += evaluate(state.params, data, config, 0, state.diverged)
+        # the step this run starts from (0, or a checkpoint's), unless kept already
+        if snapshot_due(state.step) and state.step not in snapshot_files(out):
+            take_snapshot()
 
-    while state.step < config.steps:
-        losses, grads = loss_and_grads(state.params, data, config)
-
-        newly_diverged = active & ~_models_finite(losses, grads)
-        if newly_diverged.any():
-            for e in newly_diverged.nonzero().flatten().tolist():
-                state.diverged[e] = state.step
-                for row in state.rows:  # the row of this step was logged before the check
-                    if row["model"] == e and row["step"] >= state.step:
-                        row["status"] = "diverged"
-            active &= ~newly_diverged
-            stop = config.nan_policy == "stop" or not active.any()
-            if stop:
+        while state.step < config.steps:
+            if stop.received is not None:
+                stop.saving = True
                 save()
-                bar.close()
-                first = newly_diverged.nonzero().flatten()[0].item()
-                run = config.runs[first]
-                raise RunError(
-                    f"non-finite loss at step {state.step} in model {first} (seed {run.seed}, "
-                    f"weight_decay {run.weight_decay}); {int((~active).sum())} of {config.n_models} models "
-                    f"diverged; saved checkpoint and metrics at step {state.step} in {out}")
-        all_active = bool(active.all())
-        if not all_active:
-            # Frozen models are still computed (the chunks keep their shapes, so the others'
-            # float rounding does not change); their gradients are dropped here.
-            for g in grads.values():
-                g[~active] = 0.0
+                raise _interrupted(stop, state.step, out)
+            losses, grads = loss_and_grads(state.params, data, config)
 
-        adamw_step(state.params, grads, state.optimizer, lr=config.lr, beta1=config.beta1,
-                   beta2=config.beta2, eps=config.eps, weight_decay=weight_decay,
-                   active=None if all_active else active)
-        state.step += 1
-        bar.update(1)
-        eta.update(state.step)
+            newly_diverged = active & ~_models_finite(losses, grads)
+            if newly_diverged.any():
+                for e in newly_diverged.nonzero().flatten().tolist():
+                    state.diverged[e] = state.step
+                    for row in state.rows:  # the row of this step was logged before the check
+                        if row["model"] == e and row["step"] >= state.step:
+                            row["status"] = "diverged"
+                active &= ~newly_diverged
+                if config.nan_policy == "stop" or not active.any():
+                    save()
+                    first = newly_diverged.nonzero().flatten()[0].item()
+                    run = config.runs[first]
+                    raise RunError(
+                        f"non-finite loss at step {state.step} in model {first} (seed {run.seed}, "
+                        f"weight_decay {run.weight_decay}); {int((~active).sum())} of {config.n_models} models "
+                        f"diverged; saved checkpoint and metrics at step {state.step} in {out}")
+            all_active = bool(active.all())
+            if not all_active:
+                # Frozen models are still computed (the chunks keep their shapes, so the others'
+                # float rounding does not change); their gradients are dropped here.
+                for g in grads.values():
+                    g[~active] = 0.0
 
-        if state.step % config.log_every == 0 or state.step == config.steps:
-            state.rows += evaluate(state.params, data, config, state.step, state.diverged)
-            last = state.rows[-config.n_models:]
-            tested = [r["test_acc"] for r in last if has_test_set(r)]
-            bar.set_postfix(train_acc=f"{np.mean([r['train_acc'] for r in last]):.3f}",
-                            test_acc=f"{np.mean(tested):.3f}" if tested else "-")
-        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            adamw_step(state.params, grads, state.optimizer, lr=config.lr, beta1=config.beta1,
+                       beta2=config.beta2, eps=config.eps, weight_decay=weight_decay,
+                       active=None if all_active else active)
+            state.step += 1
+            bar.update(1)
+            eta.update(state.step)
+
+            if state.step % config.log_every == 0 or state.step == config.steps:
+                state.rows += evaluate(state.params, data, config, state.step, state.diverged)
+                last = state.rows[-config.n_models:]
+                tested = [r["test_acc"] for r in last if has_test_set(r)]
+                bar.set_postfix(train_acc=f"{np.mean([r['train_acc'] for r in last]):.3f}",
+                                test_acc=f"{np.mean(tested):.3f}" if tested else "-")
+            # the snapshot before the checkpoint: a kill between them leaves a snapshot after
+            # the checkpoint, which the next start deletes and writes again
+            if snapshot_due(state.step):
+                take_snapshot()
+            if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+                save()
+            if on_step is not None:
+                on_step(state.step)
+        bar.close()
+
+        if not ckpt_file.exists():  # steps == 0: still leave a complete run folder
             save()
-    bar.close()
-
-    if not ckpt_file.exists():  # steps == 0: still leave a complete run folder
-        save()
-    if writer is not None:
-        writer.close()
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
     wall = time.perf_counter() - t0
     result = RunResult(config, out, state.step, tuple(state.rows), tuple(state.diverged), wall)
     write_json(out / "summary.json", {
@@ -407,3 +542,12 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
                    for row in result.final_rows()],
     })
     return result
+
+
+def _interrupted(stop: StopSignals, step: int, out: Path) -> Interrupted:
+    """The one-line error of a run that saved its state at ``step`` and stopped."""
+    saved = (CHECKPOINT_NAME, "metrics.csv")
+    return Interrupted(
+        f"interrupted by {stop.name} at step {step}: saved {saved[0]} and {saved[1]} ({step} steps) in {out}; "
+        f"rerun the same command to continue from step {step}",
+        step=step, signal_name=stop.name, saved=saved, out_dir=out)

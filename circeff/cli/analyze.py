@@ -1,13 +1,16 @@
 """``circeff analyze``: circuits of trained runs (Appendix B decomposition, Figure 9).
 
-- ``circeff analyze fourier RUN_DIR [--model K] [--json PATH]``: per model of the run's final
-  checkpoint: parameter norm, accuracies, trig share, key frequencies, the G (trig) and M (mem)
-  correct-logit proxies on train and test.
+- ``circeff analyze fourier RUN_DIR [--step S] [--model K] [--json PATH]``: per model of the
+  run's final checkpoint (with ``--step``, of its snapshot at step S): parameter norm,
+  accuracies, trig share, key frequencies, the G (trig) and M (mem) correct-logit proxies on
+  train and test.
 - ``circeff analyze progress RUN_DIR [--out DIR] [--model K]``: Figure 9 from the run's weight
-  snapshots (``circeff experiment progress`` writes them): progress.csv and fig9.png.
+  snapshots (``circeff train --snapshot-every N`` and ``circeff experiment progress`` write
+  them): progress.csv and fig9.png.
 
 Modular addition only; another task, a folder without a checkpoint (or without snapshots for
-``progress``) and a model index out of range are one-line errors with exit code 2.
+``progress``), a ``--step`` without a snapshot (the error lists the steps there are) and a
+model index out of range are one-line errors with exit code 2.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def _print_table(results) -> None:  # noqa: ANN001 - list of ModelCircuits
 @app.command("fourier")
 def fourier(
     run_dir: Path = typer.Argument(..., help="Run folder of circeff train (holds its checkpoint)."),
+    step: Optional[int] = typer.Option(None, "--step", help="Analyse the snapshot at this step (a run trained "
+                                       "with --snapshot-every keeps them); default: the final checkpoint."),
     model: Optional[int] = typer.Option(None, "--model", help="Only this model of the batch (default: all)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
 ) -> None:
@@ -55,18 +60,19 @@ def fourier(
     from circeff.empirical.circuits import analyse_run
     from circeff.io import write_json
 
-    results = analyse_run(run_dir, None if model is None else [model])
+    results = analyse_run(run_dir, None if model is None else [model], step=step)
     _print_table(results)
     if json_path is not None:
         from circeff.analysis.stats import to_plain
-        write_json(json_path, to_plain({"run_dir": str(run_dir), "models": [
+        write_json(json_path, to_plain({"run_dir": str(run_dir), "step": results[0].step, "models": [
             {**m.to_row(), "key_frequencies": list(m.key_frequencies),
              "frequency_norms": list(m.frequency_norms)} for m in results]}))
 
 
 @app.command("progress")
 def progress(
-    run_dir: Path = typer.Argument(..., help="Run folder with snapshots/ (from circeff experiment progress)."),
+    run_dir: Path = typer.Argument(..., help="Run folder with snapshots/ (from circeff train --snapshot-every N "
+                                   "or circeff experiment progress)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for progress.csv and fig9.png (default: RUN_DIR)."),
     model: int = typer.Option(0, "--model", help="Which model of the batch."),
 ) -> None:

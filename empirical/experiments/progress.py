@@ -1,40 +1,42 @@
 """Figure 9: the G and M correct-logit proxies and the parameter norm over a grokking run.
 
-The engine keeps one checkpoint per run folder (each save replaces the last), so this
-experiment trains in segments: it extends the same run with the engine's exact resume
-(``steps`` may grow on resume) and after every segment keeps a copy of the weights,
-``RUN_DIR/snapshots/step_XXXXXXXX.pt`` (parameters, step and config only: no optimiser state).
-Training in segments is bit-identical to one uninterrupted run (the engine's resume
-guarantee), so the snapshots are the states of an ordinary grokking run.
+The run is one engine run (:func:`circeff.empirical.train.train`) that keeps a snapshot of its
+weights every ``snapshot_every`` steps (and at step 0 and the last step):
+``RUN_DIR/snapshots/step_XXXXXXXX.safetensors``, listed with their metrics in
+``RUN_DIR/snapshots/index.csv``; the format is the engine's
+(:mod:`circeff.empirical.checkpoint`, pickle-free), the same that ``circeff train
+--snapshot-every N`` writes. An interrupted run continues from its checkpoint (one every
+``snapshot_every`` steps) with the engine's exact resume.
 
-:func:`progress_table` turns the snapshots of any run folder into one row per snapshot with
-the Appendix B proxies (:mod:`circeff.empirical.circuits`): ``trig_train``, ``mem_train``,
-``trig_test``, ``mem_test`` (centred correct-class trig / mem logits), ``param_norm``,
-accuracies and the trig share. ``circeff analyze progress RUN_DIR`` draws Figure 9 from it.
+Earlier versions trained in segments and wrote ``step_XXXXXXXX.pt`` snapshots (torch zip:
+parameters, step and config); those are still read, and a run of theirs continues with
+snapshots of this version's format beside them.
+
+:func:`progress_table` turns the snapshots of any run folder (this experiment's, or a
+``circeff train --snapshot-every`` run's) into one row per snapshot with the Appendix B
+proxies (:mod:`circeff.empirical.circuits`): ``trig_train``, ``mem_train``, ``trig_test``,
+``mem_test`` (centred correct-class trig / mem logits), ``param_norm``, accuracies and the trig
+share. ``circeff analyze progress RUN_DIR`` draws Figure 9 from it.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
-import zipfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
-import torch
-from tqdm.auto import tqdm
 
 from circeff.analysis.plots import plot_progress, save_figures
-from circeff.empirical.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from circeff.empirical.checkpoint import (CHECKPOINT_NAME, SNAPSHOT_DIR, load_checkpoint, read_snapshot,
+                                          save_snapshot, snapshot_files)
 from circeff.empirical.circuits import analyse_params, require_fourier_task
 from circeff.empirical.config import RunSpec, TrainConfig, Training, TrainingView
 from circeff.empirical.experiments.predictions_common import QUICK
-from circeff.empirical.model import WEIGHT_NAMES, Params
+from circeff.empirical.model import Params
 from circeff.empirical.tasks import TaskConfig
 from circeff.errors import ConfigError, RunError
-from circeff.io import atomic_write_bytes, ensure_dir, write_csv
+from circeff.io import ensure_dir, write_csv
 from circeff.validate import in_range, integer_at_least
 
 __all__ = [
@@ -48,8 +50,6 @@ __all__ = [
     "write_progress",
 ]
 
-SNAPSHOT_DIR = "snapshots"
-SNAPSHOT_FORMAT = "circeff-params-snapshot"
 PROGRESS_COLUMNS = [
     "step", "param_norm", "trig_train", "mem_train", "trig_test", "mem_test",
     "correct_logit_train", "correct_logit_test", "train_acc", "test_acc", "trig_share", "key_frequencies",
@@ -107,45 +107,19 @@ class ProgressConfig(TrainingView):
 
 
 # ---------------------------------------------------------------------------------------------
-# Snapshots
+# Snapshots (written by the engine: circeff.empirical.checkpoint)
 # ---------------------------------------------------------------------------------------------
 
 
-def _snapshot_path(run_dir: Path, step: int) -> Path:
-    return run_dir / SNAPSHOT_DIR / f"step_{step:08d}.pt"
-
-
-def save_snapshot(run_dir: str | Path, config: TrainConfig, params: Params, step: int) -> Path:
-    """Write the weights of every model at ``step`` (atomically) into ``run_dir/snapshots``."""
-    payload = {"format": SNAPSHOT_FORMAT, "version": 1, "step": int(step), "config": config.to_dict(),
-               "params": {n: params[n].detach().cpu() for n in WEIGHT_NAMES}}
-    buf = io.BytesIO()
-    torch.save(payload, buf)
-    path = _snapshot_path(Path(run_dir), step)
-    ensure_dir(path.parent)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def _read_snapshot(path: Path) -> tuple[TrainConfig, Params, int]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError):
-        raise RunError(f"snapshot {path} is corrupt or unreadable; delete it") from None
-    if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
-        raise RunError(f"snapshot {path} is not a circeff parameter snapshot")
-    return TrainConfig.from_dict(payload["config"]), {n: payload["params"][n] for n in WEIGHT_NAMES}, int(payload["step"])
-
-
 def load_snapshots(run_dir: str | Path) -> list[tuple[TrainConfig, Params, int]]:
-    """Every snapshot of a run folder, by step. ConfigError naming ``run_dir`` if there are
-    fewer than two (a plain ``circeff train`` run keeps only its last checkpoint)."""
-    folder = Path(run_dir) / SNAPSHOT_DIR
-    files = sorted(folder.glob("step_*.pt")) if folder.is_dir() else []
+    """Every snapshot of a run folder (this version's and earlier ones'), by step. ConfigError
+    naming ``run_dir`` if there are fewer than two."""
+    files = snapshot_files(run_dir)
     if len(files) < 2:
         raise ConfigError("run_dir", f"must hold two or more weight snapshots in {SNAPSHOT_DIR}/ (from "
-                          "circeff experiment progress; a plain circeff train run keeps only its last "
-                          "checkpoint)", str(run_dir))
-    return [_read_snapshot(f) for f in files]
+                          "circeff train --snapshot-every N or circeff experiment progress; without "
+                          "--snapshot-every a run keeps only its last checkpoint)", str(run_dir))
+    return [(snap.config, snap.params, snap.step) for snap in map(read_snapshot, files.values())]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,36 +135,31 @@ class ProgressResult:
 
 def run_progress(config: ProgressConfig, out_dir: str | Path, *, progress: bool = True,
                  resume: bool = True) -> ProgressResult:
-    """Train the grokking run in segments with snapshots and measure every snapshot; writes the
-    training run and its snapshots (:func:`write_progress` writes progress.csv and fig9.png).
+    """Train the grokking run with snapshots and measure every snapshot; writes the training run
+    and its snapshots (:func:`write_progress` writes progress.csv and fig9.png).
 
-    With ``resume`` an interrupted or finished run continues from its last checkpoint (segments
-    already done are skipped); without it a folder that holds a run is refused by the engine.
+    With ``resume`` an interrupted or finished run continues from its last checkpoint (a
+    finished one is only measured); without it a folder that holds a run is refused.
     """
     from circeff.empirical.train import train  # the training loop is only needed here
 
     out = ensure_dir(out_dir)
-    full = config.train_config()
     ckpt = out / CHECKPOINT_NAME
-    done = 0
     if ckpt.is_file() and not resume:
         raise RunError(f"{out} already holds a run ({CHECKPOINT_NAME}); resume it, or use another --out")
-    if ckpt.is_file():
-        state = load_checkpoint(ckpt, expected=full)  # RunError if written by another config
-        done = state.step
-        if not _snapshot_path(out, done).is_file():
-            save_snapshot(out, state.config, state.params, done)
-    targets = [s for s in config.snapshot_steps() if s > done or (s == 0 and not ckpt.is_file())]
-    with tqdm(total=config.steps, initial=done, desc="progress", unit="step", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for target in targets:
-            result = train(config.train_config(target), out, resume=ckpt.is_file(), progress=False)
-            state = load_checkpoint(result.checkpoint)
-            save_snapshot(out, state.config, state.params, state.step)
-            bar.update(target - bar.n)
-            last = result.final_rows()[0]
-            bar.set_postfix(train_acc=f"{last['train_acc']:.3f}", test_acc=str(last["test_acc"])[:5])
+    full = config.train_config()
+    if not _finished(out, full):
+        # the engine refuses a checkpoint of another config (RunError naming the fields)
+        train(full, out, resume=resume, progress=progress, snapshot_every=config.snapshot_every)
     return ProgressResult(rows=progress_table(out), out_dir=out)
+
+
+def _finished(out: Path, full: TrainConfig) -> bool:
+    """The run is at its last step with its summary and last snapshot (nothing is rewritten)."""
+    if not (out / CHECKPOINT_NAME).is_file() or not (out / "summary.json").is_file():
+        return False
+    state = load_checkpoint(out / CHECKPOINT_NAME, expected=full)  # RunError if written by another config
+    return state.step >= full.steps and state.step in snapshot_files(out)
 
 
 def progress_table(run_dir: str | Path, model: int = 0) -> pd.DataFrame:
