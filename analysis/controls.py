@@ -348,8 +348,19 @@ def p1_on_its_design(table: Any, *, n: int = 100, seed: int = 0, **rule: Any) ->
         entry = measure_controls(V.p1, estimate_p1_design(table), n=n, seed=seed, **rule)
     except (ConfigError, ValueError, ZeroDivisionError) as exc:
         entry = {"key": "P1", "error": f"no design could be estimated from this run's table: {exc}"}
+    verdict = V.p1(table, design_rates=rates_of(entry), **rule)
+    rates = rates_of(entry)
+    if rates is not None and rates["power"] < rule.get("min_power", 0.8):
+        # G cannot be judged on this design: say how many kept G networks per D would let it
+        design = estimate_p1_design(table)
+        entry["seeds_for_power"] = required_design(
+            V.p1, design, "seeds", [design.seeds * k for k in SEED_MULTIPLES], n=n, seed=seed, **rule)
     entry["seconds"] = round(time.perf_counter() - t0, 2)
-    return entry, V.p1(table, design_rates=rates_of(entry), **rule)
+    return entry, verdict
+
+
+# how many times the run's seeds the power projection tries (P1 without power)
+SEED_MULTIPLES = (2, 4, 8)
 
 
 def required_design(verdict_fn: Callable[..., V.Verdict], design: Design, field: str,

@@ -62,7 +62,6 @@ from types import FrameType
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from circeff.empirical.checkpoint import (
     CHECKPOINT_NAME,
@@ -83,6 +82,7 @@ from circeff.empirical.batched import (Incidence, build_incidence, logits_from_t
 from circeff.empirical.model import WEIGHT_NAMES, Params, init_params, param_norm
 from circeff.empirical.optim import adamw_init, adamw_step
 from circeff.empirical.tasks import Dataset, make_dataset, train_indices
+from circeff.progress import bar as progress_bar
 from circeff.errors import ConfigError, Interrupted, RunError
 from circeff.io import ensure_dir, write_csv, write_json
 from circeff.validate import integer_at_least
@@ -464,8 +464,8 @@ def _train(config: TrainConfig, out_dir: str | Path, resume: bool, progress: boo
 
     weight_decay = torch.tensor([r.weight_decay for r in config.runs], dtype=torch.float64, device=device)
     active = torch.tensor([d is None for d in state.diverged], device=device)
-    bar = tqdm(total=config.steps, initial=min(state.step, config.steps), desc="train", unit="step",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=config.steps, initial=min(state.step, config.steps), desc="train", unit="step",
+                       disable=not progress, dynamic_ncols=True)
     eta = EtaLog(config.steps, state.step, eta_every_s, enabled=not progress)
     try:
         if state.step == 0 and not state.rows:

@@ -68,7 +68,6 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from circeff.analysis.efficiency import (
     P1_COLUMNS,
@@ -89,6 +88,7 @@ from circeff.empirical.experiments.predictions_common import QUICK
 from circeff.empirical.settle import SettleTrace, settle
 from circeff.empirical.tasks import TaskConfig, make_dataset
 from circeff.errors import ConfigError, RunError
+from circeff.progress import bar as bar_of
 from circeff.thresholds import CONFIDENCE_LEVEL, G_ONLY_TRIG_SHARE
 from circeff.io import atomic_write_bytes, ensure_dir, write_csv, write_json
 from circeff.validate import in_range, integer_at_least, positive
@@ -330,7 +330,7 @@ def _climb(config: EfficiencyConfig, circuit: str, train_config: TrainConfig, st
     done, params, rows = (saved["done"], saved["params"], saved["rows"]) if saved else (0, start, [])
     dataset = make_dataset(train_config.task)
     E = train_config.n_models
-    with tqdm(total=len(config.alphas) * E, initial=done * E, desc=f"settle {circuit}", unit="model",
+    with bar_of(total=len(config.alphas) * E, initial=done * E, desc=f"settle {circuit}", unit="model",
               disable=not progress, dynamic_ncols=True) as bar:
         for i in range(done, len(config.alphas)):
             params, traces = settle(params, dataset, train_config, config.alphas[i], config.settle_iterations,
@@ -511,4 +511,21 @@ def describe(result: EfficiencyResult) -> list[str]:
     lines.append(f"crossover D_crit {c.value:.4g} [{c.lo:.4g}, {hi}]")
     n = v.numbers
     lines.append(f"P1 {v.outcome} (M part {n.get('outcome_M', '?')}, G part {n.get('outcome_G', '?')}): {v.reason}")
+    projection = power_projection(result.controls)
+    if projection:
+        lines.append(projection)
     return lines
+
+
+def power_projection(controls: dict | None) -> str:
+    """Where the run's design lacks the power to judge G: the power the same noise would give
+    with more kept G networks per D (``seeds_for_power`` of the controls entry), in words."""
+    scan = (controls or {}).get("seeds_for_power")
+    if not scan:
+        return ""
+    tried = ", ".join(f"{t['seeds']} seeds: power {1 - t['false_reject']['value']:.2f}, false accept "
+                      f"{t['false_accept']['value']:.2f}" for t in scan["tried"])
+    first = scan["first_meeting_targets"]
+    return (f"power projection (this run's noise, more kept G networks per D): {tried}; "
+            + (f"the targets are first met at {first} kept seeds per D" if first is not None
+               else "no count tried meets the targets"))

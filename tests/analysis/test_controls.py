@@ -91,3 +91,20 @@ def test_measure_designs_uses_each_designs_own_verdict():
     out = C.measure_designs({"a": DESIGNS["fig10a.cpu"], "b": DESIGNS["P3.cpu.refined"]}, n=4, seed=0)
     assert out["a"]["key"] == "fig10a" and out["b"]["key"] == "P3"
     assert out["b"]["rule"]["tolerance"] == 0.1 and out["a"]["false_accept"]["n"] == 4
+
+
+def test_P1_without_power_says_how_many_seeds_would_judge_G():
+    """A design too noisy to judge G (two seeds, G's stripes as noisy as the full run's) gets a
+    power projection over more seeds, and the power rises with them; a design with the power
+    gets none."""
+    truth = replace(DESIGNS["P1.cpu.G_half_decade"], seeds=2, stripe_sd_G=0.3)
+    entry, verdict = C.p1_on_its_design(C.simulate(truth, "hypothesis", 0), n=20)
+    assert verdict.numbers["outcome_G"] == "undecided"
+    scan = entry["seeds_for_power"]
+    seeds = [t["seeds"] for t in scan["tried"]]
+    assert seeds[0] == 2 * C.SEED_MULTIPLES[0]
+    power = [1 - t["false_reject"]["value"] for t in scan["tried"]]
+    assert power == sorted(power)
+    quiet = replace(DESIGNS["P1.cpu.G_half_decade"], seeds=5, stripe_sd_G=0.01)
+    entry, _ = C.p1_on_its_design(C.simulate(quiet, "hypothesis", 0), n=20)
+    assert C.rates_of(entry)["power"] >= 0.8 and "seeds_for_power" not in entry
