@@ -1,10 +1,17 @@
-"""Across to TransformerLens: one trained model as a ``HookedTransformer``.
+"""Across to TransformerLens: one trained model as a hooked TransformerLens model.
 
 circeff's model already is TransformerLens's 1-layer architecture with no LayerNorm and ReLU;
 its weights carry TransformerLens's names and shapes. What TransformerLens adds are biases
 (zero here: circeff's model has none) and its configuration. The tokens are circeff's:
 ``a`` and ``b`` are ``0..P-1``, the operation token is ``P``, ``=`` is ``P + 1``, a sequence is
 ``a op b =`` and the answer is read at the last position (logits over the ``P`` answers).
+
+The export (:func:`export_transformer_lens`) is TransformerLens's long-standing checkpoint
+format: ``HookedTransformerConfig`` keyword arguments and a ``HookedTransformer`` state dict.
+Every TransformerLens from 2.16 reads it: 2.16 - 3.x as a ``HookedTransformer``, 4.x (which
+removed ``HookedTransformer``) through ``TransformerBridge.boot_native`` after converting the
+state dict to the bridge's layout (:func:`bridge_state_dict`). :func:`hooked_transformer`
+takes the route of the installed version.
 
 Everything here works from parameter dicts (:func:`circeff.empirical.checkpoint.load_params`,
 :func:`circeff.empirical.model.model_params`), so it does not depend on how the batched
@@ -14,6 +21,7 @@ engine computes. TransformerLens itself (the ``[lens]`` extra) is needed only by
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +36,15 @@ from circeff.errors import ConfigError
 __all__ = [
     "CONFIG_NAME",
     "STATE_DICT_NAME",
+    "bridge_state_dict",
     "export_transformer_lens",
     "hooked_transformer",
     "input_tokens",
     "load_model",
     "tl_config",
+    "tl_source",
     "tl_state_dict",
+    "tl_version",
 ]
 
 CONFIG_NAME = "config.json"
@@ -54,7 +65,8 @@ _TL_NAMES = {
 
 
 def tl_config(model: ModelConfig, task: TaskConfig) -> dict[str, Any]:
-    """Keyword arguments of ``HookedTransformerConfig`` for circeff's architecture on ``task``."""
+    """Keyword arguments of ``HookedTransformerConfig`` (TransformerLens 2.16 - 3.x) and of
+    ``TransformerBridgeConfig.from_dict`` (4.x) for circeff's architecture on ``task``."""
     return {
         "n_layers": 1,
         "d_model": model.d_model,
@@ -112,6 +124,8 @@ def export_transformer_lens(run_dir: str | Path, model: int, out: str | Path) ->
     """Write ``out/config.json`` (HookedTransformerConfig kwargs) and ``out/state_dict.pt``.
 
     The state dict holds plain tensors only: ``torch.load(path, weights_only=True)`` reads it.
+    TransformerLens 2.16 - 3.x load it into a ``HookedTransformer`` as it is; 4.x after
+    :func:`bridge_state_dict` (or its own ``convert_tl_checkpoint``): :func:`hooked_transformer`.
     """
     import io as _io
 
@@ -126,31 +140,172 @@ def export_transformer_lens(run_dir: str | Path, model: int, out: str | Path) ->
     return target
 
 
-def hooked_transformer(source: str | Path | tuple[TrainConfig, Params], model: int = 0):  # noqa: ANN201
-    """A ``transformer_lens.HookedTransformer`` holding a trained model (needs the [lens] extra).
+def tl_version() -> tuple[int, ...] | None:
+    """The installed TransformerLens version as integers (``(4, 3, 0)``), or None if absent."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    ``source`` is a run folder (its model ``model``), an export folder written by
-    :func:`export_transformer_lens`, or a ``(config, weights of one model)`` pair.
-    """
     try:
-        from transformer_lens import HookedTransformer, HookedTransformerConfig
-    except ImportError:
-        raise ConfigError("transformer_lens", "is not installed: pip install 'circuit-efficiency[lens]'") from None
+        text = version("transformer-lens")
+    except PackageNotFoundError:
+        return None
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(itertools.takewhile(str.isdigit, piece))
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or None
+
+
+def bridge_state_dict(sd: dict[str, Tensor], kwargs: dict[str, Any]) -> dict[str, Tensor]:
+    """A ``HookedTransformer`` state dict (:func:`tl_state_dict`) in TransformerLens 4's
+    ``TransformerBridge.boot_native`` layout (``nn.Linear`` weights, heads flattened).
+
+    The same rearrangement as TransformerLens 4's ``convert_tl_checkpoint``, written out so that
+    it is readable and available where that function is not (TransformerLens 3):
+
+    - ``attn.W_Q``, ``W_K``, ``W_V`` ``[H, d_model, d_head]`` -> ``attn.q/k/v.weight``
+      ``[(H d_head), d_model]``; ``attn.b_Q``, ``b_K``, ``b_V`` ``[H, d_head]`` ->
+      ``attn.q/k/v.bias`` ``[(H d_head)]``
+    - ``attn.W_O`` ``[H, d_head, d_model]`` -> ``attn.o.weight`` ``[d_model, (H d_head)]``;
+      ``attn.b_O`` -> ``attn.o.bias``
+    - ``mlp.W_in``, ``mlp.W_out``, ``unembed.W_U`` (used as ``x @ W``) -> ``mlp.in.weight``,
+      ``mlp.out.weight``, ``unembed.weight`` (transposed); ``b_in``, ``b_out``, ``b_U`` ->
+      ``in.bias``, ``out.bias``, ``unembed.bias``
+    - ``embed.W_E``, ``pos_embed.W_pos`` -> ``embed.weight``, ``pos_embed.weight``
+    """
+    h, dh, dm = kwargs["n_heads"], kwargs["d_head"], kwargs["d_model"]
+    out: dict[str, Tensor] = {}
+    for key, t in sd.items():
+        if key.endswith((".mask", ".IGNORE")):
+            continue
+        prefix, _, name = key.rpartition(".")
+        if name in ("W_Q", "W_K", "W_V"):
+            _expect_shape(key, t, (h, dm, dh))
+            new, t = name[-1].lower() + ".weight", t.permute(0, 2, 1).reshape(h * dh, dm)
+        elif name in ("b_Q", "b_K", "b_V"):
+            _expect_shape(key, t, (h, dh))
+            new, t = name[-1].lower() + ".bias", t.reshape(h * dh)
+        elif name == "W_O":
+            _expect_shape(key, t, (h, dh, dm))
+            new, t = "o.weight", t.reshape(h * dh, dm).T
+        elif name == "b_O":
+            new = "o.bias"
+        elif name in ("W_in", "W_out", "W_U"):
+            new, t = ("weight" if name == "W_U" else name[2:] + ".weight"), t.T
+        elif name in ("b_in", "b_out", "b_U"):
+            new = "bias" if name == "b_U" else name[2:] + ".bias"
+        elif name in ("W_E", "W_pos"):
+            new = "weight"
+        else:
+            raise ConfigError("state_dict", "holds a key the TransformerBridge layout has no place for", key)
+        out[f"{prefix}.{new}"] = t.contiguous().clone()
+    return out
+
+
+def _expect_shape(key: str, t: Tensor, shape: tuple[int, ...]) -> None:
+    if tuple(t.shape) != shape:
+        raise ConfigError("state_dict", f"{key} has shape {tuple(t.shape)}, the config says {shape}",
+                          key)
+
+
+def tl_source(source: str | Path | tuple[TrainConfig, Params], model: int = 0
+              ) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """``(HookedTransformerConfig kwargs, HookedTransformer state dict)`` of ``source``: a run
+    folder (its model ``model``), an export folder of :func:`export_transformer_lens`, a hub
+    folder of :func:`circeff.empirical.hub.export_hub`, or a ``(config, one model's weights)``
+    pair. Needs no TransformerLens."""
     if isinstance(source, tuple):
         config, params = source
-        kwargs, sd = tl_config(config.model, config.task), tl_state_dict(params, config.model, config.task)
-    elif (Path(source) / STATE_DICT_NAME).is_file():
+        return tl_config(config.model, config.task), tl_state_dict(params, config.model, config.task)
+    folder = Path(source)
+    if (folder / STATE_DICT_NAME).is_file():
         from circeff.io import read_json
 
-        kwargs = read_json(Path(source) / CONFIG_NAME)
-        sd = torch.load(Path(source) / STATE_DICT_NAME, map_location="cpu", weights_only=True)
-    else:
-        config, params = load_model(source, model)
-        kwargs, sd = tl_config(config.model, config.task), tl_state_dict(params, config.model, config.task)
-    tl = HookedTransformer(HookedTransformerConfig(**kwargs))
+        sd = torch.load(folder / STATE_DICT_NAME, map_location="cpu", weights_only=True)
+        return read_json(folder / CONFIG_NAME), sd
+    from circeff.empirical.hub import WEIGHTS_NAME, read_hub
+
+    if (folder / WEIGHTS_NAME).is_file():
+        model_cfg, task, params = read_hub(folder)
+        return tl_config(model_cfg, task), tl_state_dict(params, model_cfg, task)
+    config, params = load_model(source, model)
+    return tl_config(config.model, config.task), tl_state_dict(params, config.model, config.task)
+
+
+def hooked_transformer(source: str | Path | tuple[TrainConfig, Params], model: int = 0):  # noqa: ANN201
+    """A hooked TransformerLens model holding a trained model (needs the ``[lens]`` extra).
+
+    ``source``: as :func:`tl_source` (a run folder with ``model``, an export folder, a hub
+    folder, or a ``(config, weights)`` pair). What comes back depends on the installed
+    TransformerLens:
+
+    * 4.x: a ``TransformerBridge`` built offline by ``TransformerBridge.boot_native`` (TL's own
+      model, no Hub and no ``transformers`` model), the export converted by
+      :func:`bridge_state_dict` (TL's ``convert_tl_checkpoint`` where it is present) and
+      loaded with ``strict=True``. Compatibility mode is not enabled: its default weight
+      processing would centre the unembedding and change the logits.
+    * 2.16 - 3.x: a ``HookedTransformer`` (4.0 removed it; 3.x's bridge exists but ignores edits
+      made in ``hook_pattern``), loaded with ``strict=False`` (the export leaves out its
+      mask buffers) and a check that every weight was taken.
+
+    Both run ``run_with_cache``/``run_with_hooks`` with the same hook names
+    (``blocks.0.attn.hook_pattern`` ``[N, H, q, s]``, ``blocks.0.attn.hook_z``
+    ``[N, pos, H, d_head]``, ...) and compute circeff's logits exactly. One difference:
+    TransformerLens 4.3's bridge fires ``blocks.0.attn.hook_attn_scores`` with the attention
+    pattern, read-only (docs/lens.md).
+    """
+    version = tl_version()
+    if version is None:
+        raise ConfigError("transformer_lens", "is not installed: pip install 'circuit-efficiency[lens]'")
+    kwargs, sd = tl_source(source, model)
+    # TransformerLens's constructors draw initial weights (overwritten below) from torch's
+    # global generator; keep the caller's random stream as it was.
+    with torch.random.fork_rng(devices=[]):
+        tl = _bridge(kwargs, sd) if version[0] >= 4 else _hooked(kwargs, sd)
+    return tl.eval()
+
+
+def _hooked(kwargs: dict[str, Any], sd: dict[str, Tensor]):  # noqa: ANN202
+    """TransformerLens 2.16 - 3.x: a ``HookedTransformer``."""
+    import warnings
+
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    with warnings.catch_warnings():
+        # 3.x announces HookedTransformer's removal in 4.0; 4.x takes the bridge route instead.
+        warnings.filterwarnings("ignore", "HookedTransformer is deprecated", DeprecationWarning)
+        tl = HookedTransformer(HookedTransformerConfig(**kwargs))
     missing, unexpected = tl.load_state_dict(sd, strict=False)
     weights_missing = [k for k in missing if not k.endswith((".mask", ".IGNORE"))]
     if weights_missing or unexpected:
         raise ConfigError("transformer_lens", "does not match this export (missing "
                           f"{weights_missing}, unexpected {unexpected})")
-    return tl.eval()
+    return tl
+
+
+def _bridge(kwargs: dict[str, Any], sd: dict[str, Tensor]):  # noqa: ANN202
+    """TransformerLens 4.x: ``TransformerBridge.boot_native`` with the export's weights."""
+    from transformer_lens.config import TransformerBridgeConfig
+    from transformer_lens.model_bridge import TransformerBridge
+
+    try:  # 4.x attaches boot_native to TransformerBridge when this module is imported
+        import transformer_lens.model_bridge.sources.native  # noqa: F401
+    except ImportError:
+        pass
+    cfg = TransformerBridgeConfig.from_dict(dict(kwargs))
+    dropped = sorted(k for k, v in kwargs.items() if getattr(cfg, k, object()) != v)
+    if dropped:  # from_dict ignores fields it does not know
+        raise ConfigError("transformer_lens", f"TransformerBridgeConfig did not take {dropped}")
+    cfg.init_weights = False  # every weight is loaded below
+    bridge = TransformerBridge.boot_native(cfg, device="cpu", dtype=torch.float32)
+    try:
+        from transformer_lens.utilities.tl_checkpoint_conversion import convert_tl_checkpoint
+    except ImportError:
+        converted = bridge_state_dict(sd, kwargs)
+    else:
+        converted = convert_tl_checkpoint(dict(sd), bridge.cfg)
+    result = bridge.load_state_dict(converted, strict=True)
+    if getattr(result, "missing_keys", None) or getattr(result, "unexpected_keys", None):
+        raise ConfigError("transformer_lens", f"does not match this export ({result})")
+    return bridge

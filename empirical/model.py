@@ -19,6 +19,28 @@ weights have TransformerLens names and, for ONE model, these shapes:
 uses :mod:`circeff.empirical.batched` instead, which computes the same function for E models
 at once and only at the scored position (the tests hold the two equal); the weights of a batch
 are the tensors above stacked with a leading model axis ``E`` (:func:`init_params`).
+
+**Hook points.** :meth:`Transformer.forward` passes each intermediate through an
+``nn.Identity`` submodule named as in TransformerLens (:data:`HOOK_NAMES`), so that nnsight
+(``NNsight(model)``, ``model.hook_pattern.output``) and plain torch forward hooks can read and
+replace them. Identity holds no parameters or buffers and returns its input unchanged: the
+state dict and the output are the same as without them. The layouts are circeff's (heads before
+positions), not TransformerLens's ``[N, pos, H, d_head]``; ``N`` is the batch, ``pos`` the
+position (``q`` query, ``s`` key/source position):
+
+    hook_embed        [N, pos, d_model]     W_E[tokens]
+    hook_pos_embed    [pos, d_model]        W_pos[:pos] (not broadcast over N)
+    hook_resid_pre    [N, pos, d_model]     embed + pos_embed
+    hook_q, hook_k, hook_v  [N, H, pos, d_head]
+    hook_attn_scores  [N, H, q, s]          scaled by 1/sqrt(d_head), -inf above the diagonal
+    hook_pattern      [N, H, q, s]          softmax over s
+    hook_z            [N, H, pos, d_head]   pattern-weighted values
+    hook_attn_out     [N, pos, d_model]     sum over heads of z @ W_O
+    hook_resid_mid    [N, pos, d_model]
+    hook_mlp_pre      [N, pos, d_mlp]       resid_mid @ W_in
+    hook_mlp_post     [N, pos, d_mlp]       ReLU
+    hook_mlp_out      [N, pos, d_model]
+    hook_resid_post   [N, pos, d_model]     logits = resid_post @ W_U
 """
 
 from __future__ import annotations
@@ -33,6 +55,7 @@ from circeff.empirical.config import ModelConfig
 from circeff.empirical.tasks import TaskConfig
 
 __all__ = [
+    "HOOK_NAMES",
     "WEIGHT_NAMES",
     "Params",
     "Transformer",
@@ -47,6 +70,11 @@ __all__ = [
 Params = dict[str, Tensor]
 
 WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "W_out", "W_U")
+
+# The nn.Identity hook points of Transformer, in the order forward calls them (layouts above).
+HOOK_NAMES = ("hook_embed", "hook_pos_embed", "hook_resid_pre", "hook_q", "hook_k", "hook_v",
+              "hook_attn_scores", "hook_pattern", "hook_z", "hook_attn_out", "hook_resid_mid",
+              "hook_mlp_pre", "hook_mlp_post", "hook_mlp_out", "hook_resid_post")
 
 
 def weight_shapes(cfg: ModelConfig, task: TaskConfig) -> dict[str, tuple[int, ...]]:
@@ -96,7 +124,11 @@ def param_norm(params: Params) -> Tensor:
 
 
 class Transformer(nn.Module):
-    """One 1-layer transformer (no LayerNorm, no biases, ReLU MLP), TransformerLens names."""
+    """One 1-layer transformer (no LayerNorm, no biases, ReLU MLP), TransformerLens names.
+
+    Its intermediates pass through the identity hook points :data:`HOOK_NAMES` (module
+    docstring), for nnsight and torch forward hooks; they are not in the state dict.
+    """
 
     def __init__(self, cfg: ModelConfig, task: TaskConfig, seed: int = 0) -> None:
         super().__init__()
@@ -106,6 +138,8 @@ class Transformer(nn.Module):
             setattr(self, name, nn.Parameter(w))
         mask = torch.tril(torch.ones(task.n_ctx, task.n_ctx, dtype=torch.bool))
         self.register_buffer("causal_mask", mask, persistent=False)
+        for name in HOOK_NAMES:
+            setattr(self, name, nn.Identity())
 
     @classmethod
     def from_params(cls, cfg: ModelConfig, task: TaskConfig, params: Params) -> Transformer:
@@ -119,18 +153,20 @@ class Transformer(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         """``tokens [N, n_ctx]`` -> logits ``[N, n_ctx, d_vocab_out]`` at every position."""
         n_ctx = tokens.shape[1]
-        x = self.W_E[tokens] + self.W_pos[:n_ctx]                            # [N, pos, d_model]
-        q = torch.einsum("npd,hdk->nhpk", x, self.W_Q)                       # [N, H, pos, d_head]
-        k = torch.einsum("npd,hdk->nhpk", x, self.W_K)
-        v = torch.einsum("npd,hdk->nhpk", x, self.W_V)
+        x = self.hook_resid_pre(self.hook_embed(self.W_E[tokens])
+                                + self.hook_pos_embed(self.W_pos[:n_ctx]))   # [N, pos, d_model]
+        q = self.hook_q(torch.einsum("npd,hdk->nhpk", x, self.W_Q))         # [N, H, pos, d_head]
+        k = self.hook_k(torch.einsum("npd,hdk->nhpk", x, self.W_K))
+        v = self.hook_v(torch.einsum("npd,hdk->nhpk", x, self.W_V))
         scores = torch.einsum("nhqk,nhsk->nhqs", q, k) / math.sqrt(self.cfg.d_head)  # [N, H, q, s]
-        scores = scores.masked_fill(~self.causal_mask[:n_ctx, :n_ctx], float("-inf"))
-        pattern = scores.softmax(dim=-1)
-        z = torch.einsum("nhqs,nhsk->nhqk", pattern, v)                      # [N, H, pos, d_head]
-        attn_out = torch.einsum("nhqk,hkd->nqd", z, self.W_O)                # [N, pos, d_model]
-        resid_mid = x + attn_out
-        mlp_out = torch.relu(resid_mid @ self.W_in) @ self.W_out             # [N, pos, d_model]
-        resid_post = resid_mid + mlp_out
+        scores = self.hook_attn_scores(scores.masked_fill(~self.causal_mask[:n_ctx, :n_ctx], float("-inf")))
+        pattern = self.hook_pattern(scores.softmax(dim=-1))
+        z = self.hook_z(torch.einsum("nhqs,nhsk->nhqk", pattern, v))        # [N, H, pos, d_head]
+        attn_out = self.hook_attn_out(torch.einsum("nhqk,hkd->nqd", z, self.W_O))  # [N, pos, d_model]
+        resid_mid = self.hook_resid_mid(x + attn_out)
+        mlp_post = self.hook_mlp_post(torch.relu(self.hook_mlp_pre(resid_mid @ self.W_in)))
+        mlp_out = self.hook_mlp_out(mlp_post @ self.W_out)                   # [N, pos, d_model]
+        resid_post = self.hook_resid_post(resid_mid + mlp_out)
         return resid_post @ self.W_U                                         # [N, pos, d_vocab_out]
 
 

@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own layer and any layer below, never above):
 
-    0  core         circeff.errors, circeff.validate, circeff.io, circeff.thresholds
+    0  core         circeff.errors, circeff.validate, circeff.io, circeff.thresholds, circeff.progress
     1  theory       circeff.theory
     2  toy          circeff.toy                (not empirical: the two simulations are separate)
     2  empirical    circeff.empirical          (the engine, tasks, Fourier analysis, backend)
@@ -29,7 +29,7 @@ FOLDERS = {"theory": "circeff.theory", "toy": "circeff.toy", "empirical": "circe
 # (prefix, layer name, rank); the longest matching prefix decides
 LAYERS = [
     ("circeff.errors", "core", 0), ("circeff.validate", "core", 0), ("circeff.io", "core", 0),
-    ("circeff.thresholds", "core", 0),
+    ("circeff.thresholds", "core", 0), ("circeff.progress", "core", 0),
     ("circeff.theory", "theory", 1),
     ("circeff.toy", "toy", 2),
     ("circeff.empirical", "empirical", 2),
