@@ -51,16 +51,24 @@ class RunError(RuntimeError):
     """A run that cannot continue (corrupt checkpoint, divergence, a full disk)."""
 
 
-class Interrupted(RunError):
+class Interrupted(KeyboardInterrupt):
     """A run stopped by SIGINT or SIGTERM after it saved its state.
 
     The message is one line that says what was saved and how to continue: ``interrupted by
     SIGINT at step 141: saved checkpoint.safetensors and metrics.csv (141 steps) in runs/p23;
     rerun the same command to continue from step 141``. The attributes carry the same facts
     for code: ``step`` (the steps done and saved), ``signal_name`` (``SIGINT``, ``SIGTERM``),
-    ``saved`` (the file names written) and ``out_dir``. The command line prints it as any
-    RunError (exit code 1).
+    ``saved`` (the file names written) and ``out_dir``.
+
+    It is a KeyboardInterrupt, not a RunError, so that nothing on the way up that records a
+    failed piece of work and goes on (a reproduce stage, a sweep executor, Figure 8's task
+    loop) mistakes the stop for a failure: the whole command stops. The command line prints the
+    message and exits with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
     """
+
+    # the latest stop raised in this process: typer turns a KeyboardInterrupt into a bare exit
+    # code 130, so the command line reads the message (and the signal) here
+    last: Interrupted | None = None
 
     def __init__(self, message: str, *, step: int, signal_name: str, saved: tuple[str, ...] = (),
                  out_dir: str | os.PathLike[str] | None = None) -> None:
@@ -69,6 +77,14 @@ class Interrupted(RunError):
         self.saved = tuple(saved)
         self.out_dir = None if out_dir is None else str(out_dir)
         super().__init__(message)
+        Interrupted.last = self
+
+    @property
+    def exit_code(self) -> int:
+        import signal
+
+        number = getattr(signal, self.signal_name, None)
+        return 128 + int(number) if number is not None else 130
 
 
 class WriteError(RunError):

@@ -54,12 +54,15 @@ class _Lines:
 
 def bar(*args: Any, **kwargs: Any):  # noqa: ANN201 - a tqdm instance
     """``tqdm(*args, **kwargs)``; off a terminal, one line per interval (see the module)."""
-    from tqdm.auto import tqdm
-
     stream = kwargs.pop("file", None) or sys.stderr
     if kwargs.get("disable") or is_terminal(stream):
+        from tqdm.auto import tqdm
+
         return tqdm(*args, file=stream, **kwargs)
+    # the plain text bar, never tqdm.auto's notebook widget: a line a reader can follow
+    from tqdm.std import tqdm
+
     every = line_every_s()
-    kwargs.pop("dynamic_ncols", None)
-    return tqdm(*args, file=_Lines(stream), mininterval=every, maxinterval=max(every, 1.0), ncols=100,
-                ascii=True, **{k: v for k, v in kwargs.items() if k not in ("mininterval", "maxinterval", "ncols")})
+    fixed = {"file": _Lines(stream), "mininterval": every, "maxinterval": max(every, 1.0), "ncols": 100,
+             "ascii": True, "dynamic_ncols": False}
+    return tqdm(*args, **{**kwargs, **fixed})

@@ -35,7 +35,7 @@ continue). Rerunning the same command continues from that step, bit-identically 
 summary.json is not written then: it marks a finished run (``train_or_reuse`` and
 the allocation experiment read it so). A second signal while the steps run stops at once
 (KeyboardInterrupt; the last checkpoint stays). The handlers are installed only in the main
-thread (Python allows no other), not for a signal that is being ignored (``nohup``), and the
+thread (Python allows no other), not for a signal that is being ignored (a background job's SIGINT), and the
 previous handlers are restored when :func:`train` returns or raises.
 
 Without a progress bar, a line with the step, the elapsed time and an ETA goes to stderr every
@@ -302,9 +302,12 @@ class StopSignals:
 
     The first signal only records itself (``received``); the loop checks it between steps.
     A second one while the steps run raises KeyboardInterrupt at once; while the state is
-    being saved (``saving``) it is ignored, so that a save is never cut in half. Installed only
-    in the main thread, and not for a signal whose handler is SIG_IGN (a run started under
-    ``nohup`` keeps ignoring SIGINT); the previous handlers come back on exit.
+    being saved for the stop (``saving``) it is ignored, so that the stop's own save is never
+    cut in half (a second signal during a periodic save may leave the checkpoint and
+    metrics.csv a step apart, which the next start repairs). Installed only in the main thread,
+    and not for a signal whose handler is SIG_IGN (a background job of a non-interactive shell
+    keeps ignoring SIGINT); the previous handlers come back on exit. A signal that arrives after
+    the last step is raised as :class:`circeff.errors.Interrupted` once the run has saved.
     """
 
     def __init__(self) -> None:
@@ -407,7 +410,24 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False, progre
     if snapshot_every is not None:
         integer_at_least("snapshot_every", snapshot_every, 1)
     with StopSignals() as stop:
-        return _train(config, out_dir, resume, progress, tensorboard, eta_every_s, snapshot_every, on_step, stop)
+        result = _train(config, out_dir, resume, progress, tensorboard, eta_every_s, snapshot_every, on_step,
+                        stop)
+    if stop.received is not None:
+        # the signal came after the last step: the run is complete and saved, but the command
+        # that called it (a stage, a sweep) must stop all the same
+        raise Interrupted(
+            f"interrupted by {stop.name} after the last step ({result.step}): the run finished and saved "
+            f"everything in {result.out_dir}; {_continue_hint(resume, 'continue with the rest')}",
+            step=result.step, signal_name=stop.name, saved=(CHECKPOINT_NAME, "metrics.csv", "summary.json"),
+            out_dir=result.out_dir)
+    return result
+
+
+def _continue_hint(resume: bool, what: str) -> str:
+    """How the same work goes on: the same command, unless it refused an out folder with files."""
+    if resume:
+        return f"rerun the same command to {what}"
+    return f"rerun the same command without --no-resume to {what}"
 
 
 def _train(config: TrainConfig, out_dir: str | Path, resume: bool, progress: bool, tensorboard: bool,
@@ -478,7 +498,7 @@ def _train(config: TrainConfig, out_dir: str | Path, resume: bool, progress: boo
             if stop.received is not None:
                 stop.saving = True
                 save()
-                raise _interrupted(stop, state.step, out)
+                raise _interrupted(stop, state.step, out, resume)
             losses, grads = loss_and_grads(state.params, data, config)
 
             newly_diverged = active & ~_models_finite(losses, grads)
@@ -544,10 +564,10 @@ def _train(config: TrainConfig, out_dir: str | Path, resume: bool, progress: boo
     return result
 
 
-def _interrupted(stop: StopSignals, step: int, out: Path) -> Interrupted:
+def _interrupted(stop: StopSignals, step: int, out: Path, resume: bool = True) -> Interrupted:
     """The one-line error of a run that saved its state at ``step`` and stopped."""
     saved = (CHECKPOINT_NAME, "metrics.csv")
     return Interrupted(
         f"interrupted by {stop.name} at step {step}: saved {saved[0]} and {saved[1]} ({step} steps) in {out}; "
-        f"rerun the same command to continue from step {step}",
+        + _continue_hint(resume, f"continue from step {step}"),
         step=step, signal_name=stop.name, saved=saved, out_dir=out)

@@ -74,7 +74,7 @@ def apply_threads(threads: Optional[int]) -> None:
     if threads is None:
         return
     if isinstance(threads, bool) or threads < 1:
-        raise ConfigError("--threads", f"must be an integer in [1, {os.cpu_count() or 1}] or so", threads)
+        raise ConfigError("--threads", "must be an integer >= 1", threads)
     import torch
 
     torch.set_num_threads(threads)

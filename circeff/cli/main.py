@@ -31,7 +31,7 @@ from circeff.cli import sweep as sweep_cli
 from circeff.cli import theory as theory_cli
 from circeff.cli import toy as toy_cli
 from circeff.cli import train as train_cli
-from circeff.errors import ConfigError, PathError, RunError, WriteError
+from circeff.errors import ConfigError, Interrupted, PathError, RunError, WriteError
 
 app = typer.Typer(
     name="circeff",
@@ -207,6 +207,7 @@ def _safely(make, fallback):  # noqa: ANN001, ANN202
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit code (used by ``main`` and by tests)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    Interrupted.last = None
     try:
         result = app(args=argv, prog_name="circeff", standalone_mode=False)
     except PathError as exc:
@@ -223,14 +224,14 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     except click_exc.ClickException as exc:
         return _fail(_safely(lambda: _click_message(exc, argv), exc.format_message()), 2)
-    except typer.Abort:
-        return _fail("interrupted", 130)
+    except typer.Abort as exc:  # click turns a KeyboardInterrupt into Abort; the stop is its cause
+        return _stopped(Interrupted.last or exc.__cause__ or exc.__context__)
     except RunError as exc:
         return _fail(str(exc), 1)
-    except KeyboardInterrupt:
-        return _fail(INTERRUPTED, 130)
+    except KeyboardInterrupt as exc:
+        return _stopped(Interrupted.last or exc)
     if result == 130:  # typer turns Ctrl-C into a bare exit code 130; say what it means
-        return _fail(INTERRUPTED, 130)
+        return _stopped(Interrupted.last)
     return int(result or 0)
 
 
@@ -238,6 +239,13 @@ def run(argv: list[str] | None = None) -> int:
 # checkpoint and says so itself, as a RunError).
 INTERRUPTED = ("interrupted; what was saved before the stop is kept (finished stages and runs, the checkpoints "
                "written so far); rerun the same command to continue from there")
+
+
+def _stopped(exc: BaseException | None) -> int:
+    """A stop's one line: a training loop's own (what it saved, 130 or 143), else the general one."""
+    if isinstance(exc, Interrupted):
+        return _fail(str(exc), exc.exit_code)
+    return _fail(INTERRUPTED, 130)
 
 
 def _stop_on_sigterm() -> None:

@@ -69,8 +69,8 @@ def reproduce(
     if json_path is not None and not plan:
         raise ConfigError("--json", "is only for --plan", str(json_path))
     check_plan_out(plan, out)
-    warn_if_busy(threads)
     if plan:
+        warn_if_busy(threads)
         _print_plan(config, f"circeff reproduce {typed}: plan", json_path)
         return
     if out is None:
@@ -85,6 +85,7 @@ def reproduce(
         command += " --float-check"
     # The executor changes where batches train, never what they compute, so it is not part of
     # the reproduce config (a run started in-process may be finished on SLURM and vice versa).
+    warn_if_busy(threads)
     trainer = make_trainer(executor, folder=out / "jobs", partition=partition, timeout_min=timeout_min,
                            gpus_per_node=gpus_per_node)
     summary = run_reproduce(config, out, force=force, progress=not no_progress, command=command, trainer=trainer,

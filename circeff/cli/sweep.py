@@ -63,15 +63,21 @@ def run_cmd(
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", "must be a folder (a file is in the way)", str(out))
     check_resumable_out(out, resume)
-    warn_if_busy(threads)
     runner = make_executor(executor, kind.batch_fn, group_key=kind.group_key, max_batch=max_batch,
                            folder=default_submitit_folder(out), partition=partition,
                            timeout_min=timeout_min, gpus_per_node=gpus_per_node,
                            cpus_per_task=cpus_per_task, max_workers=max_workers)
+    warn_if_busy(threads)
     try:
         report = run_sweep(configs, out, runner)
-    except KeyboardInterrupt:
-        # typer turns a KeyboardInterrupt into a silent exit 130; say how to go on.
+    except KeyboardInterrupt as exc:
+        # typer turns a KeyboardInterrupt into a silent exit 130; say how to go on (a training
+        # loop's stop says what it saved itself)
+        from circeff.errors import Interrupted
+
+        if isinstance(exc, Interrupted):
+            typer.echo(f"error: {exc}; finished runs are kept", err=True)
+            raise typer.Exit(exc.exit_code) from None
         typer.echo("error: interrupted; rerun the same command to resume (finished runs are kept)",
                    err=True)
         raise typer.Exit(130) from None

@@ -136,7 +136,7 @@ def train(
     elif resume and has_checkpoint(out):
         at = checkpoint_step(out)
         if at is not None and at < config.steps:
-            typer.echo(f"{out}: continuing from step {at} of {config.steps}", err=True)
+            typer.echo(f"{out}: found a checkpoint at step {at} of {config.steps}; continuing from it", err=True)
 
     warn_if_busy(threads)
     result = run_training(config, out, resume=resume, progress=progress, tensorboard=tensorboard,

@@ -100,7 +100,8 @@ def test_progress_lines_wait_for_their_interval(monkeypatch):
 
     monkeypatch.setenv("CIRCEFF_PROGRESS_EVERY", "3600")
     sink = io.StringIO()
-    with bar(total=1000, desc="train", file=sink) as b:
+    with bar(total=1000, desc="train", file=sink, ascii=False, mininterval=0) as b:
+        assert b.mininterval == 3600  # the caller's interval gives way off a terminal
         for _ in range(1000):
             b.update(1)
     # the first line, then none for an hour, then the closing line

@@ -70,7 +70,7 @@ def test_preset_help_is_the_presets_own_words():
     (["--snapshot-every", "0"], "error: --snapshot-every: must be an integer >= 1"),
     (["--snapshot-every", "-5"], "error: --snapshot-every: must be an integer >= 1"),
     (["--snapshot-every", "x"], "error: --snapshot-every: must be an integer"),
-    (["--threads", "0"], "error: --threads: must be an integer in [1,"),
+    (["--threads", "0"], "error: --threads: must be an integer >= 1"),
     (["--threads", "0", "--seeds", "0,0"], "error: --threads:"),  # checked first, before any work
     (["--init-from", "{tmp}/nowhere"], "error: --init-from: must be a run folder holding checkpoint.safetensors"),
 ])
@@ -155,14 +155,14 @@ def test_ctrl_c_saves_says_so_in_one_line_and_the_same_command_continues(tmp_pat
     capsys.readouterr()
     with monkeypatch.context() as m:
         _signal_at(m, 17)
-        line = _one_line(capsys, run(args), 1, "error: interrupted by SIGINT at step 17: ")
+        line = _one_line(capsys, run(args), 130, "error: interrupted by SIGINT at step 17: ")
     assert line == (f"error: interrupted by SIGINT at step 17: saved checkpoint.safetensors and metrics.csv "
                     f"(17 steps) in {out}; rerun the same command to continue from step 17")
     assert load_checkpoint(out).step == 17 and list(snapshot_files(out)) == [0, 7, 14]
     assert run(args) == 0
     captured = capsys.readouterr()
     assert "2 model(s), 30 steps" in captured.out
-    assert f"{out}: continuing from step 17 of 30" in captured.err
+    assert f"{out}: found a checkpoint at step 17 of 30; continuing from it" in captured.err
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(out)
     assert all(torch.equal(a.params[n], b.params[n]) for n in a.params)
     assert (tmp_path / "straight" / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
@@ -171,7 +171,7 @@ def test_ctrl_c_saves_says_so_in_one_line_and_the_same_command_continues(tmp_pat
 
 def test_sigterm_from_another_process(tmp_path):
     """A real signal from outside (what a scheduler sends): the child trains until step 5, waits
-    there for the signal, then saves and exits 1 with the one-line message."""
+    there for the signal, then saves and exits 143 (128 + SIGTERM) with the one-line message."""
     out, ready, sent = tmp_path / "run", tmp_path / "ready", tmp_path / "sent"
     child = f"""
 import functools, sys, time
@@ -194,7 +194,7 @@ sys.exit(run(["train", "--out", {str(out)!r}, *{TINY!r}, "--steps", "40", "--che
     proc = subprocess.Popen([sys.executable, "-c", child], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a busy machine starts the child slowly
         while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert ready.exists(), proc.communicate(timeout=60)
@@ -204,7 +204,7 @@ sys.exit(run(["train", "--out", {str(out)!r}, *{TINY!r}, "--steps", "40", "--che
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1, err
+    assert proc.returncode == 143, err
     lines = [line for line in err.splitlines() if not line.startswith("warning:")]
     assert lines == [f"error: interrupted by SIGTERM at step 5: saved checkpoint.safetensors and metrics.csv "
                      f"(5 steps) in {out}; rerun the same command to continue from step 5"], err

@@ -62,12 +62,14 @@ def test_signal_at_step_141_saves_there_and_resume_is_bit_identical(straight, tm
     ref_dir, ref = straight
     out = tmp_path / "run"
     with pytest.raises(Interrupted) as caught:
-        train(_config(), out, progress=False, snapshot_every=30, on_step=_send_at(141, sig))
+        train(_config(), out, resume=True, progress=False, snapshot_every=30, on_step=_send_at(141, sig))
     message = str(caught.value)
     assert message == (f"interrupted by {name} at step 141: saved checkpoint.safetensors and metrics.csv (141 steps) "
                        f"in {out}; rerun the same command to continue from step 141")
     assert "\n" not in message and "last checkpoint" not in message
-    assert isinstance(caught.value, RunError)  # the CLI prints it as one line, exit code 1
+    # a stop, not a failure: no `except RunError` or `except Exception` on the way up goes on
+    assert isinstance(caught.value, KeyboardInterrupt) and not isinstance(caught.value, RunError)
+    assert caught.value.exit_code == (130 if name == "SIGINT" else 143)
     assert (caught.value.step, caught.value.signal_name) == (141, name)
     assert caught.value.saved == (CHECKPOINT_NAME, "metrics.csv")
     assert load_checkpoint(out).step == 141
@@ -161,3 +163,36 @@ def test_interrupted_twice_then_finished_equals_the_uninterrupted_run(tmp_path, 
     assert (ref_dir / "metrics.csv").read_bytes() == (tmp_path / "metrics.csv").read_bytes()
     steps = [int(r["step"]) for r in read_snapshot_index(tmp_path)]
     assert steps == sorted(steps) and len(steps) == 2 * len(set(steps))  # each step once, two models
+
+
+def test_a_signal_after_the_last_step_still_stops_the_caller(tmp_path):
+    """The run finishes and saves everything, then raises the stop, so that a stage or sweep
+    that called it does not go on to the next piece of work."""
+    out = tmp_path / "run"
+    with pytest.raises(Interrupted, match=r"after the last step \(10\): the run finished"):
+        train(_config(steps=10), out, progress=False, on_step=_send_at(10, signal.SIGTERM))
+    assert load_checkpoint(out).step == 10 and (out / "summary.json").is_file()
+
+
+def test_a_stop_is_not_one_failed_stage(tmp_path, monkeypatch):
+    """reproduce records a stage's RunError or bug as a failed stage and goes on; a stop must
+    end the whole command instead."""
+    import circeff.reproduce as reproduce
+    from circeff.reproduce.config import named_config
+
+    def stopped(*args, **kwargs):
+        raise Interrupted("interrupted by SIGINT at step 3: saved ...", step=3, signal_name="SIGINT")
+
+    monkeypatch.setattr(reproduce, "stage", lambda name: type("S", (), {"run": staticmethod(stopped),
+                                                                         "needs": (), "reads": (),
+                                                                         "verdicts": ()})())
+    ctx = reproduce.Context(named_config("quick", "cpu", tiny=True), tmp_path, False, reproduce.IN_PROCESS)
+    with pytest.raises(Interrupted):
+        reproduce.run_stage(ctx, "base", "stamp", {})
+
+
+def test_after_a_fresh_start_the_hint_drops_no_resume(tmp_path):
+    """A run started with resume off (--no-resume) refuses its own folder next time: the hint
+    must say to rerun without it."""
+    with pytest.raises(Interrupted, match="rerun the same command without --no-resume to continue from step 4$"):
+        train(_config(steps=10), tmp_path / "run", resume=False, progress=False, on_step=_send_at(4))
