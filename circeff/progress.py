@@ -59,10 +59,26 @@ def bar(*args: Any, **kwargs: Any):  # noqa: ANN201 - a tqdm instance
         from tqdm.auto import tqdm
 
         return tqdm(*args, file=stream, **kwargs)
-    # the plain text bar, never tqdm.auto's notebook widget: a line a reader can follow
-    from tqdm.std import tqdm
-
     every = line_every_s()
     fixed = {"file": _Lines(stream), "mininterval": every, "maxinterval": max(every, 1.0), "ncols": 100,
              "ascii": True, "dynamic_ncols": False}
-    return tqdm(*args, **{**kwargs, **fixed})
+    return _line_bar()(*args, **{**kwargs, **fixed})
+
+
+def _line_bar():  # noqa: ANN202 - a tqdm subclass
+    """tqdm's plain text bar (never tqdm.auto's notebook widget) whose postfix and description
+    changes wait for the next line instead of printing one each (a training loop sets its
+    accuracies every few steps)."""
+    from tqdm.std import tqdm
+
+    class LineBar(tqdm):
+        def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):  # noqa: ANN001, ANN202, ARG002
+            return super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+        def set_postfix_str(self, s="", refresh=True):  # noqa: ANN001, ANN202, ARG002
+            return super().set_postfix_str(s, refresh=False)
+
+        def set_description(self, desc=None, refresh=True):  # noqa: ANN001, ANN202, ARG002
+            return super().set_description(desc, refresh=False)
+
+    return LineBar

@@ -104,6 +104,7 @@ def test_progress_lines_wait_for_their_interval(monkeypatch):
         assert b.mininterval == 3600  # the caller's interval gives way off a terminal
         for _ in range(1000):
             b.update(1)
+            b.set_postfix(train_acc=0.5)  # a training loop sets its accuracies every few steps
     # the first line, then none for an hour, then the closing line
     assert len(sink.getvalue().splitlines()) <= 3
 
