@@ -184,12 +184,18 @@ def _load_safetensors(path: Path, data: bytes, what: str, resuming: bool) -> tup
     return tensors, metadata
 
 
+def _require_format(path: Path, metadata: Mapping[str, str], fmt: str, version: int, what: str,
+                    kind: str) -> None:
+    """A RunError unless the file's metadata names this format and version."""
+    if metadata.get("format") != fmt:
+        raise RunError(f"{what} {path} is not a circeff {kind}")
+    if metadata.get("version") != str(version):
+        raise RunError(f"{what} {path} has format version {metadata.get('version')}, expected {version}")
+
+
 def _read_safetensors(path: Path, data: bytes, resuming: bool = False) -> dict[str, Any]:
     tensors, metadata = _load_safetensors(path, data, "checkpoint", resuming)
-    if metadata.get("format") != FORMAT:
-        raise RunError(f"checkpoint {path} is not a circeff engine checkpoint")
-    if metadata.get("version") != str(VERSION):
-        raise RunError(f"checkpoint {path} has format version {metadata.get('version')}, expected {VERSION}")
+    _require_format(path, metadata, FORMAT, VERSION, "checkpoint", "engine checkpoint")
     try:
         state = json.loads(metadata["state"])
     except (KeyError, ValueError) as exc:
@@ -339,10 +345,7 @@ def save_snapshot(run_dir: str | Path, config: TrainConfig, params: Params, step
 
 
 def _snapshot_state(path: Path, metadata: Mapping[str, str]) -> dict[str, Any]:
-    if metadata.get("format") != SNAPSHOT_FORMAT:
-        raise RunError(f"snapshot {path} is not a circeff parameter snapshot")
-    if metadata.get("version") != str(SNAPSHOT_VERSION):
-        raise RunError(f"snapshot {path} has format version {metadata.get('version')}, expected {SNAPSHOT_VERSION}")
+    _require_format(path, metadata, SNAPSHOT_FORMAT, SNAPSHOT_VERSION, "snapshot", "parameter snapshot")
     try:
         state = json.loads(metadata["state"])
         int(state["step"]), state["config"]  # noqa: B018 - both must be there
