@@ -309,12 +309,13 @@ class RecordedRun:
 RECORDED_RUNS: dict[str, RecordedRun] = {
     "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-05", _QUIET + ", torch 2.13", 622.4,
                          {"base": 15.0, "theory and toy": 4.2, "float-order second run": 604.6}),
-    "full": RecordedRun("circeff reproduce --full", "2026-12-05", _QUIET + ", torch 2.13", 4186.0,
-                        {"base": 85.3, "figure8": 1015.9, "theory and toy": 4.0}),
+    "full": RecordedRun("circeff reproduce --full", "2026-12-06",
+                        "a fresh clone on 2 CPU cores, torch threads 2, torch 2.13; P1 shared the cores with other "
+                        "work for most of its stage", 7458.2,
+                        {"base": 106.9, "figure8": 1520.3, "theory and toy": 4.4}),
 }
 
-# Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS). The full entries are
-# those of the recorded full run, made before the current efficiency and ungrokking presets.
+# Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
 MEASURED: dict[tuple[str, str], float] = {
     ("progress", "quick"): 5.5,
     ("efficiency", "quick"): 231.5,
@@ -322,12 +323,12 @@ MEASURED: dict[tuple[str, str], float] = {
     ("semigrokking", "quick"): 128.8,
     ("fig10", "quick"): 38.8,
     ("allocation", "quick"): 33.5,
-    ("progress", "full"): 22.4,
-    ("efficiency", "full"): 486.3,
-    ("ungrokking", "full"): 297.6,
-    ("semigrokking", "full"): 1913.8,
-    ("fig10", "full"): 197.0,
-    ("allocation", "full"): 163.7,
+    ("progress", "full"): 19.0,
+    ("efficiency", "full"): 2893.6,
+    ("ungrokking", "full"): 529.2,
+    ("semigrokking", "full"): 2002.8,
+    ("fig10", "full"): 216.2,
+    ("allocation", "full"): 166.0,
 }
 
 # Figure 8 generalised and was continued on 3 of its 9 tasks in the recorded full run.
@@ -346,8 +347,8 @@ def _full_estimate() -> str:
               "ungrokking": MEASURED[("ungrokking", "full")], "Figure 10": MEASURED[("fig10", "full")],
               "allocation": MEASURED[("allocation", "full")], "base": run.other_s["base"]}
     return (f"planned {planned.value[0]:g} min of training (`--plan` on the same machine, Figure 8 as if all "
-            f"nine tasks continue); measured, by the version before P1's independent G networks and the "
-            f"ungrokking control and budget check, {minutes(run.total_s)} min on {run.setup.split(',')[0]} "
+            f"nine tasks continue); measured {minutes(run.total_s)} min on {run.setup.split(',')[0]}, P1 sharing "
+            "the cores with other work for most of its stage (25.3 min alone) "
             f"({run.total_s:g} s: Figure 8 {minutes(run.other_s['figure8'])} min with {_FULL_FIG8_CONTINUED} of "
             "its 9 tasks generalised and continued, "
             + ", ".join(f"{name} {minutes(s)} min" for name, s in stages.items()) + ")")
