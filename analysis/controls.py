@@ -345,14 +345,14 @@ def p1_on_its_design(table: Any, *, n: int = 100, seed: int = 0, **rule: Any) ->
 
     t0 = time.perf_counter()
     try:
-        entry = measure_controls(V.p1, estimate_p1_design(table), n=n, seed=seed, **rule)
-    except (ConfigError, ValueError, ZeroDivisionError) as exc:
-        entry = {"key": "P1", "error": f"no design could be estimated from this run's table: {exc}"}
-    verdict = V.p1(table, design_rates=rates_of(entry), **rule)
-    rates = rates_of(entry)
-    if rates is not None and rates["power"] < rule.get("min_power", 0.8):
-        # G cannot be judged on this design: say how many kept G networks per D would let it
         design = estimate_p1_design(table)
+        entry = measure_controls(V.p1, design, n=n, seed=seed, **rule)
+    except (ConfigError, ValueError, ZeroDivisionError) as exc:
+        design, entry = None, {"key": "P1", "error": f"no design could be estimated from this run's table: {exc}"}
+    rates = rates_of(entry)
+    verdict = V.p1(table, design_rates=rates, **rule)
+    if design is not None and rates is not None and rates["power"] < verdict.rule["min_power"]:
+        # G cannot be judged on this design: say how many kept G networks per D would let it
         entry["seeds_for_power"] = required_design(
             V.p1, design, "seeds", [design.seeds * k for k in SEED_MULTIPLES], n=n, seed=seed, **rule)
     entry["seconds"] = round(time.perf_counter() - t0, 2)

@@ -58,11 +58,6 @@ def _seeds(flag: str, text: Optional[str]) -> Optional[tuple[int, ...]]:
     return None if values is None else tuple(distinct(flag, values))
 
 
-def _start(threads: Optional[int]) -> None:
-    """First of all: torch's threads (a bad value is refused before anything else)."""
-    apply_threads(threads)
-
-
 def _floats(flag: str, text: Optional[str]) -> Optional[tuple[float, ...]]:
     return None if text is None else tuple(parse_float_list(flag, text))
 
@@ -94,7 +89,7 @@ def efficiency(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """P1: efficiency of the memorising and the generalising circuit against D."""
-    _start(threads)
+    apply_threads(threads)
     from circeff.empirical import presets
     from circeff.empirical.config import with_overrides
     from circeff.empirical.experiments.efficiency import describe, run_efficiency, write_efficiency
@@ -139,7 +134,7 @@ def progress(
     show_progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Figure 9: a grokking run with weight snapshots, G/M proxies and parameter norm over steps."""
-    _start(threads)
+    apply_threads(threads)
     from circeff.empirical import presets
     from circeff.empirical.config import with_overrides
     from circeff.empirical.experiments.progress import run_progress, write_progress
@@ -284,7 +279,7 @@ def ungrokking(
     plan: bool = PLAN, show: bool = PROGRESS,
 ) -> None:
     """P2/P3 (Figures 4/7): generalised networks continued on D' < D_crit; D_crit per weight decay."""
-    _start(threads)
+    apply_threads(threads)
     from circeff.reproduce.config import experiment_config
 
     other = task not in (None, "add")
@@ -346,7 +341,7 @@ def semigrokking(
 ) -> None:
     """P4 (Figures 5/6): semi-grokking, training from scratch at D above D_crit; the design (window,
     sizes, seeds, steps, weight decay) as options."""
-    _start(threads)
+    apply_threads(threads)
     from circeff.reproduce.config import experiment_config
 
     wd_text, wd_flag = spelling(weight_decay, "--weight-decays", old_weight_decay, "--weight-decay")
@@ -373,7 +368,7 @@ def semigrokking_pilot(
     """The pilot of P4: a few sizes and seeds at the full scale's model and optimiser with a long
     decay budget, to learn when runs memorise, when test accuracy moves and where it settles,
     before the main design is fixed. Prints and writes the time-scale table (timescales.csv)."""
-    _start(threads)
+    apply_threads(threads)
     from dataclasses import replace
 
     from circeff.empirical import presets
@@ -410,7 +405,7 @@ def _continuation_command(stages: str):
         threads: Optional[int] = threads_option(), plan: bool = PLAN,
         show: bool = PROGRESS,
     ) -> None:
-        _start(threads)
+        apply_threads(threads)
         from circeff.reproduce.config import experiment_config
 
         config = experiment_config(preset, device, p=p, lr=lr, d_model=d_model, d_mlp=d_mlp, n_heads=n_heads,
