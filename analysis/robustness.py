@@ -19,12 +19,18 @@ is reported as such, beside its outcome, never hidden):
     The table holds at least two distinct seeds, and where a verdict counts runs
     (``numbers["count_seeds"]``), the counted runs come from at least two seeds.
 
+A verdict may carry further checks that only it can make (:func:`with_check`); each must pass
+too. The ungrokking verdicts carry ``decay_budget``: D_crit, read again at larger decay budgets,
+moves by at most the stated drift from the budget the verdict was decided at
+(:func:`decay_budget`). A verdict decided while D_crit is still moving is fragile, whatever
+it says.
+
 Everything here is a pure function of a rule, its table and its verdict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,8 +41,8 @@ from circeff.analysis.rule import Verdict
 from circeff.analysis.stats import to_plain
 from circeff.errors import ConfigError, RunError
 
-__all__ = ["CHECKS", "MIN_MARGIN_SE", "float_order", "jackknife_se", "label", "leave_one_seed_out", "margin", "robustness",
-           "seeds", "with_float_order"]
+__all__ = ["CHECKS", "MIN_MARGIN_SE", "decay_budget", "float_order", "jackknife_se", "label", "leave_one_seed_out", "margin", "robustness",
+           "seeds", "with_check", "with_float_order"]
 
 CHECKS = ("leave_one_seed_out", "float_order", "margin", "seeds")
 MIN_MARGIN_SE = 1.0
@@ -132,13 +138,31 @@ def float_order(outcome: str, other: Verdict | None) -> dict:
     return _check(same, f"second order: {other.outcome}", other_outcome=other.outcome)
 
 
+def decay_budget(efolds: Sequence[float], d_crit: Sequence[float], at: float, max_drift: float) -> dict:
+    """Whether D_crit has stopped moving at the decay budget ``at`` (e-folds): measured at ``at``
+    and at one or more larger budgets (``efolds``, ``d_crit``: one value per budget), it moves
+    by at most ``max_drift`` (relative) from ``at`` to every larger one. Not run (None) where
+    no value at ``at`` or none beyond it was measured."""
+    pairs = sorted((float(e), float(d)) for e, d in zip(efolds, d_crit) if np.isfinite(d))
+    here = [d for e, d in pairs if np.isclose(e, at, rtol=1e-6)]
+    later = [(e, d) for e, d in pairs if e > at * (1 + 1e-6)]
+    if not here or not later:
+        return _check(None, f"not measured: D_crit at {at:.3g} e-folds and at a larger budget are needed")
+    drifts = [(e, d / here[0] - 1) for e, d in later]
+    worst = max(abs(x) for _, x in drifts)
+    text = ", ".join(f"{x:+.1%} at {e:.3g}" for e, x in drifts)
+    return _check(bool(worst <= max_drift), f"D_crit {here[0]:.4g} at {at:.3g} e-folds moves {text} "
+                                            f"(converged: at most {max_drift:.0%})", max_drift_seen=worst)
+
+
 def label(checks: dict[str, dict]) -> str:
-    """``"robust"`` when every check passed, else ``"fragile"``."""
-    return "robust" if all(checks.get(k, {}).get("passed") is True for k in CHECKS) else "fragile"
+    """``"robust"`` when every check passed (the four of :data:`CHECKS` and any further one
+    the verdict carries), else ``"fragile"``."""
+    return "robust" if all(checks.get(k, {}).get("passed") is True for k in (*CHECKS, *checks)) else "fragile"
 
 
 def _with_checks(verdict: Verdict, checks: dict[str, dict]) -> Verdict:
-    failed = [k for k in CHECKS if checks[k]["passed"] is not True]
+    failed = [k for k in dict.fromkeys((*CHECKS, *checks)) if checks[k]["passed"] is not True]
     return replace(verdict, robustness=to_plain({"label": label(checks), "not_passed": failed, "checks": checks}))
 
 
@@ -155,10 +179,16 @@ def robustness(decide: Callable[..., Verdict] | None, table: pd.DataFrame, verdi
     return _with_checks(verdict, checks)
 
 
-def with_float_order(verdict: Verdict, other: Verdict | None) -> Verdict:
-    """``verdict`` with the float-order check made against ``other`` (the second run's verdict)."""
+def with_check(verdict: Verdict, name: str, check: dict) -> Verdict:
+    """``verdict`` with the robustness check ``name`` made (one of :data:`CHECKS`, or a
+    further check only this verdict can make)."""
     checks = dict((verdict.robustness or {}).get("checks") or {})
     for k in CHECKS:
         checks.setdefault(k, _check(False, "not checked"))
-    checks["float_order"] = float_order(verdict.outcome, other)
+    checks[name] = check
     return _with_checks(verdict, checks)
+
+
+def with_float_order(verdict: Verdict, other: Verdict | None) -> Verdict:
+    """``verdict`` with the float-order check made against ``other`` (the second run's verdict)."""
+    return with_check(verdict, "float_order", float_order(verdict.outcome, other))

@@ -89,6 +89,8 @@ BAD_INPUTS = [
     (["experiment", "ungrokking", "--out", "{tmp}/o", "--lr", "0"], 2, "--lr"),
     (["experiment", "ungrokking", "--out", "{tmp}/o", "--task", "pow"], 2, "--task"),
     (["experiment", "fig10", "--out", "{tmp}/o", "--decay-budget", "-1"], 2, "--decay-budget"),
+    (["experiment", "ungrokking", "--out", "{tmp}/o", "--budget-multiples", "3"], 2, "--budget-multiples"),
+    (["experiment", "ungrokking", "--out", "{tmp}/o", "--budget-multiples", "1,-3"], 2, "--budget-multiples"),
     (["experiment", "semigrokking", "--out", "{tmp}/o", "--steps", "0"], 2, "--steps"),
     (["experiment", "allocation", "--out", "{tmp}/o", "--seeds", "0"], 2, "--seeds"),
     (["reproduce", "--plan", "--preset", "gpu"], 2, "--preset"),

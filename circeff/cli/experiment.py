@@ -273,7 +273,12 @@ def ungrokking(
     base_steps: Optional[int] = BASE_STEPS, sizes: Optional[str] = SIZES,
     weight_decays: Optional[str] = typer.Option(None, "--weight-decays", help="One continuation batch per value, "
                                                 "e.g. 0.5,1,2 (two or more for P3)."),
-    decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
+    decay_budget: Optional[float] = DECAY_BUDGET,
+    convergence_multiples: Optional[str] = typer.Option(  # the config field's name, so errors name the flag
+        None, "--budget-multiples", help="Read D_crit again at these multiples of the decay budget, e.g. 1,3,9 "
+        "(one batch at the largest weight decay, run to the largest); P2 and P3 are robust only where D_crit "
+        "moves by at most 5% from 1 to every larger multiple."),
+    lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
     d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON,
     device: str = DEVICE, resume: bool = resume_option(), threads: Optional[int] = threads_option(),
     plan: bool = PLAN, show: bool = PROGRESS,
@@ -288,6 +293,7 @@ def ungrokking(
                                seeds=_seeds("--seeds", seeds), train_frac=train_frac, base_steps=base_steps,
                                ungrokking_sizes=_ints("sizes", sizes),
                                weight_decays=_floats("weight_decays", weight_decays), decay_budget=decay_budget,
+                               budget_multiples=_floats("budget_multiples", convergence_multiples),
                                stages=stages_of(experiment))
     result = _run_stages(experiment, out, config, json_path if plan else None, show,
                          f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume,

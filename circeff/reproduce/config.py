@@ -330,6 +330,7 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
                       weight_decays: tuple[float, ...] | None = None, decay_budget: float | None = None,
                       steps: int | None = None, weight_decay: float | None = None, n_heads: int | None = None,
                       semigrokking_window: tuple[float, float] | None = None, semigrokking_n_sizes: int | None = None,
+                      budget_multiples: tuple[float, ...] | None = None,
                       stages: tuple[str, ...] | None = None) -> ReproduceConfig:
     """The reproduce config of ``circeff experiment --preset`` with the command's options.
 
@@ -380,9 +381,10 @@ def experiment_config(preset: str = "quick", device: str = "cpu", *, task: str |
     base_typed = shared_typed | set(given(train_frac=train_frac)) | ({"steps"} if base_steps is not None else set())
     base = builder.build("base", base_typed, lambda: replace(config.base, **base_changes),
                          lambda: _unchecked(config.base, **base_changes))
-    ung_changes = {"base": base, **given(sizes=ungrokking_sizes, weight_decays=weight_decays, decay_budget=decay_budget)}
-    ung = builder.build("ungrokking", base_typed | set(given(sizes=ungrokking_sizes, weight_decays=weight_decays,
-                                                             weight_decay=weight_decays, decay_budget=decay_budget)),
+    ung_design = given(sizes=ungrokking_sizes, weight_decays=weight_decays, decay_budget=decay_budget,
+                       convergence_multiples=budget_multiples)
+    ung_changes = {"base": base, **ung_design}
+    ung = builder.build("ungrokking", base_typed | set(ung_design) | set(given(weight_decay=weight_decays)),
                         lambda: replace(config.ungrokking, **ung_changes),
                         lambda: _unchecked(config.ungrokking, **ung_changes))
     if other_task:

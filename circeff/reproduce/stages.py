@@ -34,7 +34,7 @@ import pandas as pd
 
 from circeff.analysis import controls as C
 from circeff.analysis import verdicts as V
-from circeff.analysis.robustness import robustness
+from circeff.analysis.robustness import robustness, with_check
 from circeff.analysis.stats import Interval, to_plain
 from circeff.analysis.verdicts import Verdict
 from circeff.empirical.backend import IN_PROCESS, Trainer
@@ -214,6 +214,8 @@ def stage_ungrokking(ctx: Context, out: Path, upstream: Upstream) -> StageResult
                     D_crit_by_weight_decay={f"{e.weight_decay:g}": e.D_crit for e in r.by_weight_decay},
                     decay_budget=cfg.decay_budget, steps_per_weight_decay=steps),
                     chance=chance, g_only_share=share)]
+    # decided while D_crit still moves with the budget: fragile, whatever the rules say
+    verdicts = [with_check(v, "decay_budget", r.budget_check()) for v in verdicts]
     means = r.rows.groupby(["weight_decay", "D"]).agg(
         mean=("final_test_acc", "mean"), min=("final_test_acc", "min"), max=("final_test_acc", "max"),
         converged=("converged", "sum"), n=("converged", "size")).reset_index()
@@ -483,8 +485,9 @@ def stage_figure8(ctx: Context, out: Path, upstream: Upstream) -> StageResult:
         for key, v in vs.items():
             kwargs = {"chance": chance, "g_only_share": run.config.base.g_only_share,
                       **({"level": run.config.level, "n_boot": 0} if key == "P2" else {})}
-            verdicts.append(robustness(V.RULES[key], run.verdict_table(), dataclasses.replace(v, key=f"{key} {task}"),
-                                       **kwargs))
+            verdicts.append(with_check(robustness(V.RULES[key], run.verdict_table(),
+                                                  dataclasses.replace(v, key=f"{key} {task}"), **kwargs),
+                                       "decay_budget", run.budget_check()))
     rows = [[t["task"], t["p"], t["base_held_out_acc_min"], t["generalised"],
              Interval(t["D_crit"], t["D_crit_lo"], t["D_crit_hi"], cfg.ungrokking.level,
                       "bootstrap percentile (seeds resampled)"), t["P2"],

@@ -54,6 +54,7 @@ import pandas as pd
 import numpy as np
 
 from circeff.analysis import verdicts as V
+from circeff.analysis.robustness import decay_budget
 from circeff.analysis.ungrokking import DcritEstimate, converged_rows, dcrit_by_weight_decay, estimate_dcrit
 from matplotlib.figure import Figure
 
@@ -236,6 +237,12 @@ class UngrokkingResult:
             if np.all(np.abs(values[i:] / values[i] - 1) <= self.config.max_drift):
                 return float(e)
         return None
+
+    def budget_check(self) -> dict:
+        """P2's and P3's ``decay_budget`` robustness check: has D_crit stopped moving at this
+        grid's budget (:func:`circeff.analysis.robustness.decay_budget`)?"""
+        c = self.convergence
+        return decay_budget(c["efolds"], c["D_crit"], self.config.efolds, self.config.max_drift)
 
     def verdict_table(self) -> pd.DataFrame:
         """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and,

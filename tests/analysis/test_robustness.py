@@ -119,3 +119,34 @@ def test_the_report_names_the_deciding_number_with_the_jackknife_margin():
     assert deciding_text(checked) == "delta BIC: 120 vs 10 (2 SE)"
     assert robust_text(checked.robustness) == "fragile (float order)"
     assert robust_text(None) == "not checked"
+
+
+def test_P2_P3_decided_while_D_crit_moves_with_the_budget_are_fragile():
+    # a robust verdict (every check passed), then the decay-budget check added
+    table = _fig10_table()
+    robust = R.with_float_order(R.robustness(V.fig10a, table, V.fig10a(table)), V.fig10a(_fig10_table(1)))
+    assert robust.robustness["label"] == "robust"
+    efolds = [3.0, 9.0, 27.0, 81.0]
+    settled = R.decay_budget(efolds, [140.0, 143.0, 144.0, 144.5], 3.0, 0.05)
+    assert settled["passed"] is True and settled["max_drift_seen"] == pytest.approx(144.5 / 140 - 1)
+    assert R.with_check(robust, "decay_budget", settled).robustness["label"] == "robust"
+    # the full run's measured drift: +13% from 3 to 9 e-folds
+    moving = R.decay_budget(efolds, [116.8, 132.1, 142.6, 150.0], 3.0, 0.05)
+    assert moving["passed"] is False and "+13.1% at 9" in moving["detail"]
+    fragile = R.with_check(robust, "decay_budget", moving).robustness
+    assert fragile["label"] == "fragile" and fragile["not_passed"] == ["decay_budget"]
+    # converged from 27 on, but the verdict was decided at 3: still fragile; decided at 27: not
+    assert R.decay_budget(efolds, [116.8, 132.1, 142.6, 144.0], 27.0, 0.05)["passed"] is True
+    # a drift downwards counts as much as one upwards, and just past the bound fails
+    assert R.decay_budget([3.0, 9.0], [100.0, 94.9], 3.0, 0.05)["passed"] is False
+    assert R.decay_budget([3.0, 9.0], [100.0, 95.1], 3.0, 0.05)["passed"] is True
+
+
+def test_decay_budget_not_measured_is_not_a_pass():
+    for efolds, d, at in (([3.0], [120.0], 3.0), ([3.0, 9.0], [120.0, 130.0], 9.0), ([9.0, 27.0], [1.0, 1.0], 3.0),
+                          ([3.0, 9.0], [math.nan, 130.0], 3.0), ([], [], 3.0)):
+        check = R.decay_budget(efolds, d, at, 0.05)
+        assert check["passed"] is None and "not measured" in check["detail"]
+    table = _fig10_table()
+    robust = R.with_float_order(R.robustness(V.fig10a, table, V.fig10a(table)), V.fig10a(_fig10_table(1)))
+    assert R.with_check(robust, "decay_budget", R.decay_budget([], [], 3.0, 0.05)).robustness["label"] == "fragile"

@@ -258,6 +258,17 @@ def test_ungrok_of_sizes_below_the_bases_is_accepted(record, tmp_path):
                                        stages=("base", "ungrokking"))
 
 
+def test_ungrok_reads_D_crit_at_the_budget_multiples_it_is_given(record, tmp_path):
+    config = record(["experiment", "ungrokking", "--preset", "full", "--weight-decays", "4,8,16", "--decay-budget",
+                     "81000", "--budget-multiples", "3,1", "--out", str(tmp_path / "x")])
+    ung = config.ungrokking
+    assert ung.convergence_multiples == (1.0, 3.0) and ung.decay_budget == 81000 and ung.weight_decays == (4, 8, 16)
+    assert ung.convergence_efolds == pytest.approx((81.0, 243.0)) and ung.convergence_weight_decay == 16
+    # the preset's multiples where none are given
+    assert record(["experiment", "ungrokking", "--preset", "full", "--out", str(tmp_path / "y")]
+                  ).ungrokking.convergence_multiples == presets.get("ungrokking", "full").convergence_multiples
+
+
 def test_a_stage_the_command_runs_names_the_preset_value_not_a_flag(capsys, tmp_path):
     assert run(["experiment", "fig10", "--p", "59", "--train-frac", "0.5", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
