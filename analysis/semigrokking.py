@@ -102,6 +102,10 @@ class P4Rule:
     rise_min: float = 0.2
     min_semi: int = 2
     level: float = CONFIDENCE_LEVEL
+    # too few semi-grokked runs say "does not hold" only where the design could have seen them:
+    # power (p4_power) at least min_power when each run semi-groks with probability power_rate
+    power_rate: float = 0.1
+    min_power: float = 0.8
 
     def __post_init__(self) -> None:
         lo, hi = self.band
@@ -114,13 +118,17 @@ class P4Rule:
         integer_at_least("smooth", self.smooth, 1)
         integer_at_least("min_semi", self.min_semi, 2)
         level_of("level", self.level)
+        in_range("power_rate", self.power_rate, 0.0, 1.0, lo_open=True)
+        in_range("min_power", self.min_power, 0.0, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain(asdict(self)) | {
             "band_scale": "fraction of the way from chance to 1", "interval": "Clopper-Pearson",
             "tail_change": "Theil-Sen slope of the tail's scaled test accuracy x the tail's step span",
             "holds_when": f"at least {self.min_semi} semi-grokked runs, two of them from distinct seeds and distinct "
-                          "sizes"}
+                          "sizes",
+            "undecided_when": f"it does not hold and the design's power is below {self.min_power:g} where each run "
+                              f"semi-groks with probability {self.power_rate:g}"}
 
 
 @dataclass(frozen=True)
@@ -342,7 +350,15 @@ def p4(trajectories: Any, chance: float, d_crit: float | None = None, *, rule: P
         f"{k} semi-grokked run(s): the rule needs at least {rule.min_semi}, two of them from distinct seeds and "
         f"distinct sizes (power of this {len(sizes)} x {len(seeds)} design: "
         + ", ".join(f"{p} {v:.2f}" for p, v in numbers["power"].items()) + ")"]
-    return verdict("P4", problems, facts, numbers, rule.to_dict(), criteria=criteria)
+    power = p4_power(len(sizes), len(seeds), rule.power_rate, rule.min_semi)
+    numbers["power_at_rule_rate"] = power
+    undecided: list[str] = []
+    if problems and power < rule.min_power:
+        # a design that would miss semi-grokking at this rate cannot show that it is absent
+        undecided = [problems.pop() + f"; this design has power {power:.2f} (< {rule.min_power:g}) where each run "
+                     f"semi-groks with probability {rule.power_rate:g}, so it cannot show that semi-grokking is "
+                     "absent"]
+    return verdict("P4", problems, facts, numbers, rule.to_dict(), criteria=criteria, undecided=undecided)
 
 
 def from_scratch_threshold(classes: Sequence[RunClass], chance: float, *, level: float = CONFIDENCE_LEVEL,

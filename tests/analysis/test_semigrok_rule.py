@@ -73,17 +73,40 @@ def test_P4_negative_control_middling_with_the_training_set_has_no_delay():
     assert c.delay_ratio >= 2 and c.label == "no_delay"
 
 
+# the count logic on three-run tables, with the power gate off (such a design has no power)
+COUNT_ONLY = P4Rule(min_power=0.0)
+
+
 def test_P4_negative_control_a_single_semi_run_does_not_hold():
-    v = p4(_table({(300, 0): _semi(), (320, 1): _flat(), (340, 2): _flat()}), CHANCE)
-    assert v.numbers["n_semi"] == 1 and not v.holds
+    v = p4(_table({(300, 0): _semi(), (320, 1): _flat(), (340, 2): _flat()}), CHANCE, rule=COUNT_ONLY)
+    assert v.numbers["n_semi"] == 1 and v.outcome == "does not hold"
     assert "at least 2" in v.reason
 
 
 def test_P4_two_semi_runs_of_one_seed_or_one_size_do_not_hold():
-    one_seed = p4(_table({(300, 0): _semi(), (320, 0): _semi(0.6), (340, 1): _flat()}), CHANCE)
-    one_size = p4(_table({(300, 0): _semi(), (300, 1): _semi(0.6), (340, 2): _flat()}), CHANCE)
+    one_seed = p4(_table({(300, 0): _semi(), (320, 0): _semi(0.6), (340, 1): _flat()}), CHANCE, rule=COUNT_ONLY)
+    one_size = p4(_table({(300, 0): _semi(), (300, 1): _semi(0.6), (340, 2): _flat()}), CHANCE, rule=COUNT_ONLY)
     assert one_seed.numbers["n_semi"] == one_size.numbers["n_semi"] == 2
-    assert not one_seed.holds and not one_size.holds
+    assert one_seed.outcome == one_size.outcome == "does not hold"
+
+
+def _grid(n_sizes: int, n_seeds: int, semi: set[tuple[int, int]]) -> pd.DataFrame:
+    return _table({(300 + 20 * i, j): (_semi() if (i, j) in semi else _flat())
+                   for i in range(n_sizes) for j in range(n_seeds)})
+
+
+def test_P4_too_few_semi_runs_say_does_not_hold_only_where_the_design_had_the_power():
+    # the quick design (4 sizes x 4 seeds: power 0.37 at a per-run rate of 0.1) cannot show absence
+    small = p4(_grid(4, 4, {(0, 0)}), CHANCE)
+    assert small.outcome == "undecided" and small.numbers["power_at_rule_rate"] == pytest.approx(
+        p4_power(4, 4, 0.1)) and "cannot show" in small.reason
+    # the full design (8 sizes x 5 seeds: power 0.87) can
+    large = p4(_grid(8, 5, {(0, 0)}), CHANCE)
+    assert large.outcome == "does not hold" and large.numbers["power_at_rule_rate"] == pytest.approx(0.871, abs=1e-3)
+    # the gate never turns a holding verdict into anything else, and its threshold is a parameter
+    assert p4(_grid(4, 4, {(0, 0), (1, 1)}), CHANCE).outcome == "holds"
+    assert p4(_grid(4, 4, {(0, 0)}), CHANCE, rule=P4Rule(min_power=0.3)).outcome == "does not hold"
+    assert p4(_grid(8, 5, {(0, 0)}), CHANCE, rule=P4Rule(power_rate=0.05)).outcome == "undecided"
 
 
 def test_P4_two_semi_runs_of_distinct_seeds_and_sizes_hold():
@@ -98,6 +121,8 @@ def test_P4_transient_plateau_is_counted_separately():
     assert v.numbers["n_transient"] == 1 and v.numbers["counts"]["grokked"] == 1
     assert v.numbers["transient_runs"][0]["D"] == 300
     assert not v.holds          # a transient plateau does not count as semi-grokked
+    assert p4(_table({(300, 0): transient, (320, 1): _semi(), (340, 2): _flat()}), CHANCE,
+              rule=COUNT_ONLY).outcome == "does not hold"
 
 
 @given(p=st.floats(0.0, 1.0), n_sizes=st.integers(1, 6), n_seeds=st.integers(1, 5))
@@ -124,7 +149,8 @@ def test_P4_power_matches_simulation_of_the_rule():
 
 def test_P4_rule_settings_are_checked_with_one_line_errors():
     for kwargs, field in (({"band": (0.8, 0.2)}, "band"), ({"min_delay_ratio": 0.5}, "min_delay_ratio"),
-                          ({"min_semi": 1}, "min_semi"), ({"max_tail_change": 0.0}, "max_tail_change")):
+                          ({"min_semi": 1}, "min_semi"), ({"max_tail_change": 0.0}, "max_tail_change"),
+                          ({"power_rate": 0.0}, "power_rate"), ({"min_power": 1.5}, "min_power")):
         with pytest.raises(ConfigError) as exc:
             P4Rule(**kwargs)
         assert exc.value.field == field and "\n" not in str(exc.value)
