@@ -31,7 +31,9 @@ A page asks for generated content with a marker on a line of its own::
 The reproduce markers (verdict, verdict-summary, controls, settings, stage-figures, stage-notes,
 reproduce-run) read the quick run's ``summary.json``; with ``@full`` as the first word of the
 argument (``<!-- circeff:controls @full P1 -->``) they read the full run's
-``summary_full.json`` and its figures under ``docs/figures/reproduce-full/`` instead.
+``summary_full.json`` and its figures under ``docs/figures/reproduce-full/`` instead, and with
+``@converged`` those of the full-scale ungrokking run at a converged decay budget
+(``summary_converged.json``, ``docs/figures/reproduce-converged/``).
 
 The sources: the claims registry (``circeff.theory.claims.CLAIMS``), the CLI itself, and the
 data files that ``docs/scripts/build_figures.py`` and ``docs/scripts/record_benchmark.py``

@@ -1,13 +1,15 @@
 """Make every figure and data file of the documentation from the package's own commands.
 
-    python docs/scripts/build_figures.py [RESULTS_DIR] [--run full] [--no-toy] [--no-theory]
+    python docs/scripts/build_figures.py [RESULTS_DIR] [--run full|converged] [--no-toy] [--no-theory]
 
 - ``RESULTS_DIR`` (optional): the output folder of ``circeff reproduce --quick --out DIR``.
   The figures each stage lists in its ``summary.json`` are copied to
   ``docs/figures/reproduce/`` (same relative paths) and ``summary.json`` to
   ``docs/data/summary.json``; the prediction pages read both. With ``--run full`` (the
   output of ``circeff reproduce --full``) they go to ``docs/figures/reproduce-full/`` and
-  ``docs/data/summary_full.json`` instead, which the full-run page reads.
+  ``docs/data/summary_full.json`` instead, which the full-run page reads; ``--run converged``
+  (the output of the ``circeff experiment ungrokking`` run at a converged decay budget that
+  the P2 page shows) to ``docs/figures/reproduce-converged/`` and ``docs/data/summary_converged.json``.
 - toy (default on): runs ``circeff toy figure2 | phase | ungrok | semigrok`` with their
   defaults into a temporary folder, copies the PNGs to ``docs/figures/toy/`` and writes the
   numbers the toy page shows to ``docs/data/toy_summary.json`` (about a minute on 2 cores).
@@ -50,7 +52,10 @@ def write_json(path: Path, data) -> None:
 
 # Each recorded run: its data file under docs/data/ and figure folder under docs/figures/ (the
 # docs hook docs/hooks/generated.py reads this mapping to find them).
-RUNS = {"quick": ("summary.json", "reproduce"), "full": ("summary_full.json", "reproduce-full")}
+# quick: the prediction pages; full: the full-run page; converged: P2/P3 at the full scale at a
+# decay budget where D_crit has stopped moving (the output of that `circeff experiment ungrokking`)
+RUNS = {"quick": ("summary.json", "reproduce"), "full": ("summary_full.json", "reproduce-full"),
+        "converged": ("summary_converged.json", "reproduce-converged")}
 
 
 def copy_reproduce(results: Path, run: str = "quick") -> None:
@@ -161,7 +166,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="?", type=Path, help="output folder of circeff reproduce")
     ap.add_argument("--run", choices=tuple(RUNS), default="quick",
-                    help="which recorded run RESULTS_DIR is (quick: the prediction pages; full: the full-run page)")
+                    help="which recorded run RESULTS_DIR is (quick: the prediction pages; full: the full-run page; "
+                         "converged: P2/P3 at a converged decay budget)")
     ap.add_argument("--no-toy", dest="toy", action="store_false", help="skip the toy figures")
     ap.add_argument("--no-theory", dest="theory", action="store_false",
                     help="skip the theory check output")
