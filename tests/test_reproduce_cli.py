@@ -156,3 +156,23 @@ def test_report_renders_any_verdict_field_by_its_name():
     text = write_report(summary, [StageResult("ungrokking", verdicts=[v])], [v])
     assert "| renamed_jump | 0.75 |" in text and "| D_crit_new | 80 [60, inf] |" in text
     assert "n/a" not in text and "—" not in text
+
+
+def test_float_check_trains_the_stages_again_and_labels_every_verdict_from_the_second_order(tmp_path):
+    from circeff.reproduce import run_reproduce
+
+    out = tmp_path / "fc"
+    summary = run_reproduce(reproduce_config("cpu", "tiny"), out, progress=False, stages=("base", "fig10"),
+                            float_check=True)
+    fo = summary["float_order"]
+    assert fo["run"] is True and fo["block_size"] == 256 and set(fo["outcomes"]) == {"fig10a"}
+    assert (out / "float-order" / "fig10" / "done.json").is_file() and (out / "fig10" / "done.json").is_file()
+    check = summary["verdicts"]["fig10a"]["robustness"]["checks"]["float_order"]
+    assert check["passed"] is (fo["outcomes"]["fig10a"] == summary["verdicts"]["fig10a"]["outcome"])
+    assert check["detail"] == f"second order: {fo['outcomes']['fig10a']}"
+    # without it the check is not run, and the verdict cannot be robust
+    plain = run_reproduce(reproduce_config("cpu", "tiny"), tmp_path / "plain", progress=False,
+                          stages=("base", "fig10"))
+    entry = plain["verdicts"]["fig10a"]["robustness"]
+    assert plain["float_order"] == {"run": False} and entry["checks"]["float_order"]["passed"] is None
+    assert entry["label"] == "fragile" and "float_order" in entry["not_passed"]

@@ -14,7 +14,7 @@ import typer
 from circeff.errors import ConfigError
 
 __all__ = ["RESUME_HELP", "RESUME_RULE", "THREADS_HELP", "apply_threads", "busy_cores", "check_plan_out",
-           "check_resumable_out", "resume_option", "single", "spelling", "threads_option", "warn_if_busy"]
+           "check_resumable_out", "float_check_option", "resume_option", "single", "spelling", "threads_option", "warn_if_busy"]
 
 T = TypeVar("T")
 
@@ -27,6 +27,13 @@ RESUME_HELP = ("Continue what --out holds (the default: rerun the same command a
 
 def resume_option() -> bool:
     return typer.Option(True, "--resume/--no-resume", help=RESUME_HELP)
+
+
+def float_check_option() -> bool:
+    return typer.Option(False, "--float-check", help="train every stage a second time with another order of "
+                        "floating-point sums (CPU engine block size 256, in DIR/float-order; about doubles the time) "
+                        "and label a verdict robust only if its outcome is the same; without it no verdict can be "
+                        "called robust")
 
 
 def check_resumable_out(out: Optional[Path], resume: bool) -> None:

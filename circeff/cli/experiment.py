@@ -30,8 +30,8 @@ from typing import Optional
 import typer
 
 from circeff.cli import table
-from circeff.cli.common import (RESUME_RULE, apply_threads, check_plan_out, check_resumable_out, resume_option,
-                                single, spelling, threads_option, warn_if_busy)
+from circeff.cli.common import (RESUME_RULE, apply_threads, check_plan_out, check_resumable_out, float_check_option,
+                                resume_option, single, spelling, threads_option, warn_if_busy)
 from circeff.thresholds import BASE_GENERALISED_ACC
 from circeff.validate import distinct, parse_float_list, parse_int_list
 
@@ -208,9 +208,12 @@ def _preset(experiment: str):  # noqa: ANN202 - a typer OptionInfo
 
 
 def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optional[Path], progress: bool,
-                argv_note: str, *, plan: bool, resume: bool, threads: Optional[int]) -> Optional[dict]:
+                argv_note: str, *, plan: bool, resume: bool, threads: Optional[int],
+                float_check: bool = False) -> Optional[dict]:
     """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure.
-    With ``plan``: print the stages' work and estimated time instead (nothing trains)."""
+    With ``plan``: print the stages' work and estimated time instead (nothing trains). With
+    ``float_check``: the stages a second time with another order of floating-point sums, as
+    ``circeff reproduce --float-check``."""
     from circeff.errors import ConfigError, RunError
 
     _check_device(config.base.device)
@@ -235,8 +238,9 @@ def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optiona
     from circeff.reproduce import run_reproduce
 
     summary = run_reproduce(config, out, progress=progress,
-                            command=f"circeff experiment {experiment} {argv_note} --out {out}",
-                            stages=stages_of(experiment))
+                            command=f"circeff experiment {experiment} {argv_note} --out {out}"
+                                    + (" --float-check" if float_check else ""),
+                            stages=stages_of(experiment), float_check=float_check)
     from circeff.report import verdict_line
 
     for key, v in summary["verdicts"].items():
@@ -281,7 +285,7 @@ def ungrokking(
     lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL,
     d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON,
     device: str = DEVICE, resume: bool = resume_option(), threads: Optional[int] = threads_option(),
-    plan: bool = PLAN, show: bool = PROGRESS,
+    plan: bool = PLAN, show: bool = PROGRESS, float_check: bool = float_check_option(),
 ) -> None:
     """P2/P3 (Figures 4/7): generalised networks continued on D' < D_crit; D_crit per weight decay."""
     apply_threads(threads)
@@ -297,7 +301,7 @@ def ungrokking(
                                stages=stages_of(experiment))
     result = _run_stages(experiment, out, config, json_path if plan else None, show,
                          f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume,
-                         threads=threads)
+                         threads=threads, float_check=float_check)
     if result is None:
         return
     folder = out / "figure8" / task if other else out / "ungrokking"
@@ -343,7 +347,7 @@ def semigrokking(
     lr: Optional[float] = LR, d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP,
     n_heads: Optional[int] = N_HEADS, json_path: Optional[Path] = JSON, device: str = DEVICE,
     resume: bool = resume_option(), threads: Optional[int] = threads_option(), plan: bool = PLAN,
-    show: bool = PROGRESS,
+    show: bool = PROGRESS, float_check: bool = float_check_option(),
 ) -> None:
     """P4 (Figures 5/6): semi-grokking, training from scratch at D above D_crit; the design (window,
     sizes, seeds, steps, weight decay) as options."""
@@ -358,7 +362,7 @@ def semigrokking(
                                semigrokking_window=_window(window), semigrokking_n_sizes=n_sizes,
                                stages=stages_of("semigrokking"))
     _run_stages("semigrokking", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume,
-                threads=threads)
+                threads=threads, float_check=float_check)
 
 
 @app.command("semigrokking-pilot")
@@ -409,7 +413,7 @@ def _continuation_command(stages: str):
         d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS,
         json_path: Optional[Path] = JSON, device: str = DEVICE, resume: bool = resume_option(),
         threads: Optional[int] = threads_option(), plan: bool = PLAN,
-        show: bool = PROGRESS,
+        show: bool = PROGRESS, float_check: bool = float_check_option(),
     ) -> None:
         apply_threads(threads)
         from circeff.reproduce.config import experiment_config
@@ -419,7 +423,7 @@ def _continuation_command(stages: str):
                                    fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget,
                                    stages=stages_of(stages))
         _run_stages(stages, out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume,
-                    threads=threads)
+                    threads=threads, float_check=float_check)
 
     return command
 

@@ -15,7 +15,7 @@ import typer
 
 from circeff.cli import table
 from circeff.cli.common import (RESUME_HELP, RESUME_RULE, THREADS_HELP, apply_threads, check_plan_out,
-                                check_resumable_out, warn_if_busy)
+                                check_resumable_out, float_check_option, warn_if_busy)
 from circeff.errors import ConfigError
 
 __all__ = ["reproduce"]
@@ -48,10 +48,7 @@ def reproduce(
     plan: bool = typer.Option(False, "--plan", help="print every stage's model-steps, examples and estimated "
                               "wall time (a calibration of a few engine steps here, < ~20 s) and exit; trains nothing"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="with --plan: also write the plan as JSON here"),
-    float_check: bool = typer.Option(False, "--float-check", help="train every stage a second time with another "
-                                      "order of floating-point sums (CPU engine block size 256, in DIR/float-order; "
-                                      "about doubles the time) and label a verdict robust only if its outcome is the "
-                                      "same; without it no verdict can be called robust"),
+    float_check: bool = float_check_option(),
     scale: Optional[str] = typer.Option(None, "--scale", hidden=True, help="tests only: tiny"),
 ) -> None:
     """Theory checks, toy Figure 2, a grokking run, P1-P4, Figure 10 and Theorem D.4's allocation."""

@@ -340,3 +340,18 @@ def test_every_experiment_preset_keeps_every_setting_it_had():
     expected = json.loads((Path(__file__).parent / "experiment_presets.json").read_text())
     got = {f"{e}/{s}": to_plain(dataclasses.asdict(c)) for (e, s), c in presets.PRESETS.items() if e != "train"}
     assert got == expected
+
+
+@pytest.mark.parametrize("experiment", ["ungrokking", "semigrokking", "fig10", "allocation"])
+def test_an_experiment_takes_float_check_as_reproduce_does(experiment, monkeypatch, tmp_path):
+    seen = {}
+
+    def stop(config, out, **kwargs):
+        seen.update(kwargs)
+        raise Recorded(config)
+
+    monkeypatch.setattr("circeff.reproduce.run_reproduce", stop)
+    for argv, expected in (([], False), (["--float-check"], True)):
+        with pytest.raises(Recorded):
+            run(["experiment", experiment, "--out", str(tmp_path / f"o{expected}"), *argv])
+        assert seen["float_check"] is expected and seen["command"].endswith("--float-check") is expected
