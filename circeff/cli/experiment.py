@@ -207,15 +207,37 @@ def _preset(experiment: str):  # noqa: ANN202 - a typer OptionInfo
     return typer.Option("quick", "--preset", help=_preset_help(_ENTRY_OF[experiment]))
 
 
+# options that say where and how a command runs, not what it computes: left out of the recorded command
+_NOT_THE_DESIGN = frozenset({"out", "json_path", "plan", "show", "resume", "threads", "float_check", "preset", "task"})
+
+
+def _design_options(ctx: Optional[typer.Context]) -> str:
+    """The options of the running command that set its design, as typed (``--sizes 40,70``), so
+    that the command recorded in summary.json reproduces the run; empty without a context."""
+    import shlex
+
+    if ctx is None:
+        return ""
+    parts = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in _NOT_THE_DESIGN or value is None or value == param.default:
+            continue
+        flag = next(o for o in param.opts if o.startswith("--"))
+        parts.append(flag if getattr(param, "is_flag", False) else f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
 def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optional[Path], progress: bool,
                 argv_note: str, *, plan: bool, resume: bool, threads: Optional[int],
-                float_check: bool = False) -> Optional[dict]:
+                float_check: bool = False, ctx: Optional[typer.Context] = None) -> Optional[dict]:
     """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure.
     With ``plan``: print the stages' work and estimated time instead (nothing trains). With
     ``float_check``: the stages a second time with another order of floating-point sums, as
     ``circeff reproduce --float-check``."""
     from circeff.errors import ConfigError, RunError
 
+    argv_note = f"{argv_note} {_design_options(ctx)}".strip()
     _check_device(config.base.device)
     check_plan_out(plan, out)
     if plan:
@@ -269,7 +291,7 @@ def dcrit_record(ungrokking_json: Path) -> dict:
 
 @app.command("ungrokking")
 def ungrokking(
-    out: Optional[Path] = OUT, preset: str = _preset("ungrokking"), task: Optional[str] = typer.Option(
+    ctx: typer.Context, out: Optional[Path] = OUT, preset: str = _preset("ungrokking"), task: Optional[str] = typer.Option(
         None, "--task", help="The operation (default: modular addition). Another one runs Figure 8's ungrokking "
         f"of it: bases on --train-frac (default {table.figure8_base_train_frac():g}) of its pairs, generalised when held-out "
         f"accuracy >= {BASE_GENERALISED_ACC:g}."),
@@ -301,7 +323,7 @@ def ungrokking(
                                stages=stages_of(experiment))
     result = _run_stages(experiment, out, config, json_path if plan else None, show,
                          f"--preset {preset}{f' --task {task}' if task else ''}", plan=plan, resume=resume,
-                         threads=threads, float_check=float_check)
+                         threads=threads, float_check=float_check, ctx=ctx)
     if result is None:
         return
     folder = out / "figure8" / task if other else out / "ungrokking"
@@ -337,7 +359,7 @@ def _window(text: Optional[str]) -> Optional[tuple[float, float]]:
 
 @app.command("semigrokking")
 def semigrokking(
-    out: Optional[Path] = OUT, preset: str = _preset("semigrokking"), p: Optional[int] = P, seeds: Optional[str] = SEEDS,
+    ctx: typer.Context, out: Optional[Path] = OUT, preset: str = _preset("semigrokking"), p: Optional[int] = P, seeds: Optional[str] = SEEDS,
     sizes: Optional[str] = typer.Option(None, "--sizes", help="Dataset sizes D just above D_crit, e.g. 200,230,260 "
                                         "(default: placed from D_crit, which ungrokking measures first)."),
     window: Optional[str] = WINDOW, n_sizes: Optional[int] = N_SIZES,
@@ -362,7 +384,7 @@ def semigrokking(
                                semigrokking_window=_window(window), semigrokking_n_sizes=n_sizes,
                                stages=stages_of("semigrokking"))
     _run_stages("semigrokking", out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume,
-                threads=threads, float_check=float_check)
+                threads=threads, float_check=float_check, ctx=ctx)
 
 
 @app.command("semigrokking-pilot")
@@ -407,7 +429,7 @@ def _continuation_command(stages: str):
     generalised base networks at the Figure 10 sizes; they differ in the stages they run."""
 
     def command(
-        out: Optional[Path] = OUT, preset: str = _preset(stages), p: Optional[int] = P,
+        ctx: typer.Context, out: Optional[Path] = OUT, preset: str = _preset(stages), p: Optional[int] = P,
         train_frac: Optional[float] = TRAIN_FRAC, seeds: Optional[str] = SEEDS, base_steps: Optional[int] = BASE_STEPS,
         sizes: Optional[str] = SIZES, decay_budget: Optional[float] = DECAY_BUDGET, lr: Optional[float] = LR,
         d_model: Optional[int] = D_MODEL, d_mlp: Optional[int] = D_MLP, n_heads: Optional[int] = N_HEADS,
@@ -423,7 +445,7 @@ def _continuation_command(stages: str):
                                    fig10_sizes=_ints("sizes", sizes), decay_budget=decay_budget,
                                    stages=stages_of(stages))
         _run_stages(stages, out, config, json_path, show, f"--preset {preset}", plan=plan, resume=resume,
-                    threads=threads, float_check=float_check)
+                    threads=threads, float_check=float_check, ctx=ctx)
 
     return command
 

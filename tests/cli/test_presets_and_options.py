@@ -355,3 +355,22 @@ def test_an_experiment_takes_float_check_as_reproduce_does(experiment, monkeypat
         with pytest.raises(Recorded):
             run(["experiment", experiment, "--out", str(tmp_path / f"o{expected}"), *argv])
         assert seen["float_check"] is expected and seen["command"].endswith("--float-check") is expected
+
+
+def test_the_recorded_command_holds_every_design_option_so_it_reproduces_the_run(monkeypatch, tmp_path):
+    seen = {}
+
+    def stop(config, out, **kwargs):
+        seen.update(kwargs)
+        raise Recorded(config)
+
+    monkeypatch.setattr("circeff.reproduce.run_reproduce", stop)
+    out = tmp_path / "u"
+    with pytest.raises(Recorded):
+        run(["experiment", "ungrokking", "--preset", "full", "--weight-decays", "4,8,16", "--decay-budget", "81000",
+             "--budget-multiples", "1,3", "--threads", "1", "--no-progress", "--out", str(out)])
+    assert seen["command"] == (f"circeff experiment ungrokking --preset full --weight-decays 4,8,16 --decay-budget "
+                               f"81000.0 --budget-multiples 1,3 --out {out}")
+    with pytest.raises(Recorded):
+        run(["experiment", "semigrokking", "--seeds", "0,1", "--out", str(out)])
+    assert seen["command"] == f"circeff experiment semigrokking --preset quick --seeds 0,1 --out {out}"
