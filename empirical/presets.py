@@ -307,8 +307,8 @@ class RecordedRun:
 
 
 RECORDED_RUNS: dict[str, RecordedRun] = {
-    "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-05", _QUIET + ", torch 2.13", 622.4,
-                         {"base": 15.0, "theory and toy": 4.2, "float-order second run": 604.6}),
+    "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-06", _QUIET + ", torch 2.13", 581.6,
+                         {"base": 17.4, "theory and toy": 4.1, "float-order second run": 597.2}),
     "full": RecordedRun("circeff reproduce --full", "2026-12-06",
                         "a fresh clone on 2 CPU cores, torch threads 2, torch 2.13; P1 shared the cores with other "
                         "work for most of its stage", 7458.2,
@@ -317,12 +317,12 @@ RECORDED_RUNS: dict[str, RecordedRun] = {
 
 # Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
 MEASURED: dict[tuple[str, str], float] = {
-    ("progress", "quick"): 5.5,
-    ("efficiency", "quick"): 231.5,
-    ("ungrokking", "quick"): 165.4,
-    ("semigrokking", "quick"): 128.8,
-    ("fig10", "quick"): 38.8,
-    ("allocation", "quick"): 33.5,
+    ("progress", "quick"): 4.8,
+    ("efficiency", "quick"): 205.4,
+    ("ungrokking", "quick"): 183.2,
+    ("semigrokking", "quick"): 101.7,
+    ("fig10", "quick"): 37.0,
+    ("allocation", "quick"): 28.0,
     ("progress", "full"): 19.0,
     ("efficiency", "full"): 2893.6,
     ("ungrokking", "full"): 529.2,
