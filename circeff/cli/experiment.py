@@ -211,13 +211,11 @@ def _preset(experiment: str):  # noqa: ANN202 - a typer OptionInfo
 _NOT_THE_DESIGN = frozenset({"out", "json_path", "plan", "show", "resume", "threads", "float_check", "preset", "task"})
 
 
-def _design_options(ctx: Optional[typer.Context]) -> str:
+def _design_options(ctx: typer.Context) -> str:
     """The options of the running command that set its design, as typed (``--sizes 40,70``), so
-    that the command recorded in summary.json reproduces the run; empty without a context."""
+    that the command recorded in summary.json reproduces the run."""
     import shlex
 
-    if ctx is None:
-        return ""
     parts = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
@@ -229,8 +227,8 @@ def _design_options(ctx: Optional[typer.Context]) -> str:
 
 
 def _run_stages(experiment: str, out: Optional[Path], config, json_path: Optional[Path], progress: bool,
-                argv_note: str, *, plan: bool, resume: bool, threads: Optional[int],
-                float_check: bool = False, ctx: Optional[typer.Context] = None) -> Optional[dict]:
+                argv_note: str, *, plan: bool, resume: bool, threads: Optional[int], float_check: bool,
+                ctx: typer.Context) -> Optional[dict]:
     """Run the experiment's reproduce stages into ``out``; echo the verdicts; exit 1 on a failure.
     With ``plan``: print the stages' work and estimated time instead (nothing trains). With
     ``float_check``: the stages a second time with another order of floating-point sums, as

@@ -230,19 +230,21 @@ class UngrokkingResult:
     def converged_budget(self) -> float | None:
         """The smallest measured budget (e-folds) from which D_crit moves by at most the
         config's ``max_drift`` at every larger one, or None (the largest budget alone shows
-        nothing: there is no larger one to compare it with)."""
-        c = self.convergence.dropna(subset=["D_crit"])
-        values = c["D_crit"].to_numpy()
-        for i, e in enumerate(c["efolds"].to_numpy()[:-1]):
-            if np.all(np.abs(values[i:] / values[i] - 1) <= self.config.max_drift):
+        nothing: there is no larger one to compare it with). The same rule as
+        :meth:`budget_check`, applied at each measured budget."""
+        for e in sorted(self.convergence.dropna(subset=["D_crit"])["efolds"]):
+            if self._drift_check(float(e))["passed"]:
                 return float(e)
         return None
 
     def budget_check(self) -> dict:
         """P2's and P3's ``decay_budget`` robustness check: has D_crit stopped moving at this
         grid's budget (:func:`circeff.analysis.robustness.decay_budget`)?"""
+        return self._drift_check(self.config.efolds)
+
+    def _drift_check(self, at: float) -> dict:
         c = self.convergence
-        return decay_budget(c["efolds"], c["D_crit"], self.config.efolds, self.config.max_drift)
+        return decay_budget(c["efolds"], c["D_crit"], at, self.config.max_drift)
 
     def verdict_table(self) -> pd.DataFrame:
         """The table the P2 and P3 rules read (:data:`circeff.analysis.verdicts.P2_COLUMNS` and,

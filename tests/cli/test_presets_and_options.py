@@ -342,29 +342,30 @@ def test_every_experiment_preset_keeps_every_setting_it_had():
     assert got == expected
 
 
-@pytest.mark.parametrize("experiment", ["ungrokking", "semigrokking", "fig10", "allocation"])
-def test_an_experiment_takes_float_check_as_reproduce_does(experiment, monkeypatch, tmp_path):
-    seen = {}
+@pytest.fixture
+def reproduce_kwargs(monkeypatch):
+    """What an experiment command passes to run_reproduce besides the config (it raises Recorded)."""
+    seen: dict = {}
 
     def stop(config, out, **kwargs):
         seen.update(kwargs)
         raise Recorded(config)
 
     monkeypatch.setattr("circeff.reproduce.run_reproduce", stop)
+    return seen
+
+
+@pytest.mark.parametrize("experiment", ["ungrokking", "semigrokking", "fig10", "allocation"])
+def test_an_experiment_takes_float_check_as_reproduce_does(experiment, reproduce_kwargs, tmp_path):
+    seen = reproduce_kwargs
     for argv, expected in (([], False), (["--float-check"], True)):
         with pytest.raises(Recorded):
             run(["experiment", experiment, "--out", str(tmp_path / f"o{expected}"), *argv])
         assert seen["float_check"] is expected and seen["command"].endswith("--float-check") is expected
 
 
-def test_the_recorded_command_holds_every_design_option_so_it_reproduces_the_run(monkeypatch, tmp_path):
-    seen = {}
-
-    def stop(config, out, **kwargs):
-        seen.update(kwargs)
-        raise Recorded(config)
-
-    monkeypatch.setattr("circeff.reproduce.run_reproduce", stop)
+def test_the_recorded_command_holds_every_design_option_so_it_reproduces_the_run(reproduce_kwargs, tmp_path):
+    seen = reproduce_kwargs
     out = tmp_path / "u"
     with pytest.raises(Recorded):
         run(["experiment", "ungrokking", "--preset", "full", "--weight-decays", "4,8,16", "--decay-budget", "81000",
