@@ -166,3 +166,19 @@ def test_the_budget_counts_as_converged_only_against_a_larger_one(tiny_run):
     assert replace(result, convergence=table).converged_budget() is None
     table["D_crit"] = [117.0, 140.0, 142.6]
     assert replace(result, convergence=table).converged_budget() == 9.0
+
+
+def test_P2_P3_budget_check_reads_the_drift_from_the_grids_own_budget(tiny_run):
+    from dataclasses import replace
+
+    _, result = tiny_run
+    at = result.config.efolds
+    # settled from 3x the grid's budget on, but moving from the grid's budget: the check fails
+    table = pd.DataFrame({"efolds": [at, 3 * at, 9 * at], "D_crit": [100.0, 120.0, 121.0]})
+    run = replace(result, convergence=table)
+    assert run.converged_budget() == pytest.approx(3 * at)
+    check = run.budget_check()
+    assert check["passed"] is False and check["max_drift_seen"] == pytest.approx(0.21)
+    # settled from the grid's budget: it passes; no measurement: not a pass
+    assert replace(result, convergence=table.assign(D_crit=[120.0, 121.0, 122.0])).budget_check()["passed"] is True
+    assert replace(result, convergence=table.iloc[:0]).budget_check()["passed"] is None
