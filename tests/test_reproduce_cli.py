@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from circeff.cli.main import run
+from circeff.analysis.stats import to_plain
 from circeff.reproduce import STAGES, VERDICT_KEYS, prepare_out, reproduce_config
 
 TINY = ["reproduce", "--scale", "tiny", "--no-progress", "--threads", "1"]
@@ -176,3 +177,22 @@ def test_float_check_trains_the_stages_again_and_labels_every_verdict_from_the_s
     entry = plain["verdicts"]["fig10a"]["robustness"]
     assert plain["float_order"] == {"run": False} and entry["checks"]["float_order"]["passed"] is None
     assert entry["label"] == "fragile" and "float_order" in entry["not_passed"]
+
+
+def test_reproduce_keeps_a_folder_whose_config_differs_only_in_a_decision_rule(tmp_path):
+    cfg = reproduce_config("cpu", "tiny")
+    prepare_out(tmp_path, cfg, force=False)
+    saved = json.loads((tmp_path / "reproduce_config.json").read_text())
+    saved["semigrokking"]["rule"]["min_power"] = 0.5  # an older rule
+    saved["controls_n"] = 7
+    (tmp_path / "reproduce_config.json").write_text(json.dumps(saved))
+    (tmp_path / "efficiency").mkdir()
+    (tmp_path / "efficiency" / "done.json").write_text("{}")
+    prepare_out(tmp_path, cfg, force=False)  # no error: only the rule differs
+    assert (tmp_path / "efficiency" / "done.json").is_file()  # its networks are kept
+    assert json.loads((tmp_path / "reproduce_config.json").read_text()) == json.loads(json.dumps(
+        to_plain(cfg.to_dict())))
+    saved["semigrokking"]["n_sizes"] = 99  # a training setting is another config
+    (tmp_path / "reproduce_config.json").write_text(json.dumps(saved))
+    with pytest.raises(Exception, match="different reproduce config"):
+        prepare_out(tmp_path, cfg, force=False)

@@ -14,15 +14,22 @@ from circeff.io import ensure_dir, read_json, write_json
 from circeff.reproduce.config import ReproduceConfig, comparable
 from circeff.reproduce.stages import STAGES
 
-__all__ = ["CONFIG_FILE", "prepare_out"]
+__all__ = ["CONFIG_FILE", "DECISION_FIELDS", "prepare_out"]
 
 CONFIG_FILE = "reproduce_config.json"
+# config fields that only decide verdicts from networks already trained: a folder whose config
+# differs from the wanted one only here is kept (its networks are reused, its stages re-decided,
+# since their done markers carry the other config's fingerprint)
+DECISION_FIELDS = frozenset({"rule", "controls_n"})
 # the folders of stages before they took their experiments' names (an earlier version's run)
 _EARLIER_STAGE_NAMES = ("grokking", "p1", "p2_p3", "p4")
 
 
 def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
-    """Refuse an out folder holding another config's results (or foreign files) unless force."""
+    """Refuse an out folder holding another config's results (or foreign files) unless force.
+
+    A folder whose config differs only in :data:`DECISION_FIELDS` (a newer verdict rule) is
+    kept without force: retraining hours of networks to apply a new rule would gain nothing."""
     cfg_file = out / CONFIG_FILE
     wanted = comparable(to_plain(config.to_dict()))
     if cfg_file.is_file():
@@ -31,10 +38,12 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
         except (OSError, json.JSONDecodeError):
             existing = None
         if existing != wanted:
-            if not force:
+            if force:
+                _clear(out)
+            elif _without_decisions(existing) != _without_decisions(wanted):
                 raise RunError(f"{out} holds results of a different reproduce config "
                                f"({_first_difference(existing, wanted)}); use another --out, or --force to replace them")
-            _clear(out)
+            # else only decision rules differ: the trained networks stay, every stage decides again
     elif out.is_dir() and any(out.iterdir()):
         if not force:
             raise RunError(f"{out} is not empty and holds no circeff reproduce results; use an empty "
@@ -42,6 +51,15 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
         _clear(out)
     ensure_dir(out)
     write_json(cfg_file, to_plain(config.to_dict()))
+
+
+def _without_decisions(d: Any) -> Any:
+    """The config without its :data:`DECISION_FIELDS`, at any depth."""
+    if isinstance(d, dict):
+        return {k: _without_decisions(v) for k, v in d.items() if k not in DECISION_FIELDS}
+    if isinstance(d, list):
+        return [_without_decisions(v) for v in d]
+    return d
 
 
 def _clear(out: Path) -> None:
