@@ -17,7 +17,7 @@ from typing import Any
 
 from circeff.analysis.stats import Interval, to_plain
 
-__all__ = ["VERDICT_TITLES", "controls_rows", "deciding_text", "fmt", "robust_text", "settings_rows", "summary_rows",
+__all__ = ["VERDICT_TITLES", "controls_rows", "deciding_text", "fmt", "robust_text", "settings_rows", "stage_status", "summary_rows",
            "verdict_line", "write_report"]
 
 VERDICT_TITLES = {
@@ -175,6 +175,16 @@ def _stage_body(result: Any) -> list[str]:
     return lines
 
 
+def stage_status(status: str, skipped: bool = False, earlier_s: float = 0.0) -> str:
+    """A stage's status in words: skipped when this call restored it; decided again when it
+    reused networks an earlier call trained (whose seconds are then not in this call's)."""
+    if skipped:
+        return f"{status} (skipped: done earlier)"
+    if earlier_s:
+        return f"{status} (decided again under changed rules on networks trained earlier, in {earlier_s:.0f} s)"
+    return status
+
+
 def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: Sequence[Any]) -> str:
     """The markdown report of one reproduce run: ``summary`` (run facts and timings), the
     stage ``results`` in order and the ``verdicts`` in their fixed order."""
@@ -227,7 +237,7 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
         lines += _table(CONTROLS_HEADER, controls_rows(summary["controls"]))
     lines += ["## Stages and timings", ""]
     lines += _table(["stage", "status", "seconds", "error"],
-                    [[r.name, r.status + (" (skipped: done earlier)" if r.skipped else ""), f"{r.seconds:.1f}",
+                    [[r.name, stage_status(r.status, r.skipped, r.earlier_s), f"{r.seconds:.1f}",
                       r.error or ""] for r in results])
 
     by_key = {v.key: v for v in verdicts}

@@ -196,3 +196,33 @@ def test_reproduce_keeps_a_folder_whose_config_differs_only_in_a_decision_rule(t
     (tmp_path / "reproduce_config.json").write_text(json.dumps(saved))
     with pytest.raises(Exception, match="different reproduce config"):
         prepare_out(tmp_path, cfg, force=False)
+
+
+def test_reproduce_decides_again_under_a_new_rule_on_the_networks_it_trained(tiny_out, tmp_path):
+    import dataclasses
+    import shutil
+
+    from circeff.reproduce import run_reproduce
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_out, out)
+    before = json.loads((out / "summary.json").read_text())["timings"]["stages"]
+    checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.safetensors")}
+    cfg = reproduce_config("cpu", "tiny")
+    newer = dataclasses.replace(cfg, semigrokking=dataclasses.replace(
+        cfg.semigrokking, rule=dataclasses.replace(cfg.semigrokking.rule, min_power=0.5)))
+    torch_threads = torch.get_num_threads()
+    summary = run_reproduce(newer, out, progress=False)
+    torch.set_num_threads(torch_threads)
+    after = summary["timings"]["stages"]
+    assert checkpoints and all(p.stat().st_mtime_ns == t for p, t in checkpoints.items())  # nothing retrained
+    for name, t in after.items():
+        assert not t["skipped"], name  # every stage decided again (its done marker names the older rule)
+        # a finished stage's earlier time counts; a failed one (P1 at this scale) left none to reuse
+        finished = before[name]["status"] == "done"
+        assert t["earlier_s"] == pytest.approx(before[name]["seconds"] if finished else 0.0), name
+    assert sum(t["earlier_s"] > 0 for t in after.values()) >= 4
+    assert summary["timings"]["stages_s"] == pytest.approx(sum(t["seconds"] + t["earlier_s"] for t in after.values()),
+                                                           abs=0.05)
+    assert summary["verdicts"]["P4"]["rule"]["min_power"] == 0.5
+    assert "decided again" in (out / "report.md").read_text()

@@ -73,12 +73,16 @@ def run_stage(ctx: Context, name: str, stamp: str, results: dict[str, StageResul
     """Run stage ``name`` with the ``results`` so far of the stages it reads, or restore it from
     its ``done.json`` when a run of this config finished it."""
     out = ensure_dir(ctx.out / name)
+    earlier_s = 0.0
     if status_of(out) is RunStatus.DONE:
         saved = read_json(out / DONE_FILE).get("summary") or {}
         if saved.get("fingerprint") == stamp and "result" in saved:
             result = StageResult.from_dict(saved["result"])
             result.skipped = True
             return result
+        if "result" in saved:  # finished under other rules: its networks are reused, so its time counts
+            earlier = StageResult.from_dict(saved["result"])
+            earlier_s = earlier.seconds + earlier.earlier_s
     t0 = time.perf_counter()
     try:
         this = stage(name)
@@ -92,6 +96,7 @@ def run_stage(ctx: Context, name: str, stamp: str, results: dict[str, StageResul
         result = StageResult(name, status="failed",
                              error=f"{type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})")
     result.seconds = round(time.perf_counter() - t0, 2)
+    result.earlier_s = earlier_s
     for key in stage(name).verdicts:
         if not result.done or result.verdict(key) is None:
             result.verdicts = [v for v in result.verdicts if v.key != key]
@@ -195,10 +200,12 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         "float_order": float_order,
         "settings": _settings(config, results),
         # total_s is this call; stages_s adds up every stage's recorded time, skipped ones
-        # included, so a resumed run still says what the whole result cost
+        # included, and the earlier time of a stage decided again on networks trained before,
+        # so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),
-                    "stages_s": round(sum(r.seconds or 0.0 for r in results.values()), 2),
-                    "stages": {n: {"seconds": r.seconds, "skipped": r.skipped, "status": r.status}
+                    "stages_s": round(sum(r.seconds + r.earlier_s for r in results.values()), 2),
+                    "stages": {n: {"seconds": r.seconds, "skipped": r.skipped, "status": r.status,
+                                   "earlier_s": r.earlier_s}
                                for n, r in results.items()}},
         "stages": {n: {"status": r.status, "error": r.error, "figures": r.figures, "notes": r.notes,
                        "tables": r.to_dict()["tables"],

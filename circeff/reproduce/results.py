@@ -36,12 +36,16 @@ class StageResult:
     """One stage: status, timing, figures (caption -> path relative to the out folder),
     verdicts, tables, notes (markdown lines), estimates other stages read, its config, the
     controls of its verdicts (false accept / false reject on its own design) and the settings
-    every page states (P, widths, lr, steps, seeds)."""
+    every page states (P, widths, lr, steps, seeds).
+
+    ``earlier_s``: the seconds of earlier calls that finished this stage under rules since
+    changed, whose networks this call reused to decide again (0 when it trained everything)."""
 
     name: str
     status: str = "done"                       # done | failed
     seconds: float = 0.0
     skipped: bool = False
+    earlier_s: float = 0.0
     error: str | None = None
     figures: dict[str, str] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
@@ -61,7 +65,7 @@ class StageResult:
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain({"name": self.name, "status": self.status, "seconds": self.seconds, "skipped": self.skipped,
-                         "error": self.error, "figures": self.figures,
+                         "earlier_s": self.earlier_s, "error": self.error, "figures": self.figures,
                          "verdicts": [v.to_dict() for v in self.verdicts],
                          "tables": [{"title": t.title, "header": t.header, "rows": t.rows} for t in self.tables],
                          "notes": self.notes, "estimates": {k: iv.to_dict() for k, iv in self.estimates.items()},
@@ -71,7 +75,7 @@ class StageResult:
     def from_dict(cls, d: dict[str, Any]) -> StageResult:
         return cls(
             name=d["name"], status=d["status"], seconds=float(d.get("seconds") or 0.0), skipped=bool(d.get("skipped")),
-            error=d.get("error"), figures=dict(d.get("figures") or {}),
+            earlier_s=float(d.get("earlier_s") or 0.0), error=d.get("error"), figures=dict(d.get("figures") or {}),
             verdicts=[Verdict(**v) for v in d.get("verdicts", [])],
             tables=[Table.of(t["title"], t["header"], t["rows"]) for t in d.get("tables", [])],
             notes=list(d.get("notes", [])),

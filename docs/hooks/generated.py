@@ -538,13 +538,14 @@ def render_reproduce_run(arg: str = "") -> str:
         return _missing("The reproduce run", REPRODUCE_HINT)
     env = s.get("environment", {})
     t = s.get("timings", {})
+    from circeff.report import stage_status
     from circeff.reproduce.config import preset_name
 
     out = [f"`{s.get('command') or 'circeff reproduce'}`: preset `{preset_name(s.get('preset'), s.get('scale'))}`, finished {env.get('finished', '?')} on {env.get('platform', '?')} "
            f"(Python {env.get('python', '?')}); {_minutes(t)}.", "",
            "| stage | status | seconds |", "| --- | --- | --- |"]
     for name, st in t.get("stages", {}).items():
-        status = st.get("status", "") + (" (skipped: already done)" if st.get("skipped") else "")
+        status = stage_status(st.get("status", ""), bool(st.get("skipped")), float(st.get("earlier_s") or 0.0))
         out.append(f"| {_code(name)} | {_cell(status)} | {_fmt(st.get('seconds'))} |")
     return "\n".join(out) + "\n"
 
