@@ -163,21 +163,24 @@ def stage_efficiency(ctx: Context, out: Path, upstream: Upstream) -> StageResult
                                 controls_n=ctx.config.controls_n)
     eff.write_efficiency(result)
     a, table = result.analysis, result.verdict_table()
-    verdict = robustness(V.p1, table, result.verdict.with_numbers(
-        kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa, crossover_D_crit=a.crossover.D_crit),
-        level=cfg.level, design_rates=C.rates_of(result.controls))
+    fitted = {} if a is None else dict(kappa_G=a.fit_G.kappa, kappa_M=a.fit_M.kappa,
+                                       crossover_D_crit=a.crossover.D_crit)
+    verdict = robustness(V.p1, table, result.verdict.with_numbers(**fitted),
+                         level=cfg.level, design_rates=C.rates_of(result.controls))
     g = result.rows[result.rows["circuit"] == "G"]
     kept = g.groupby("D").agg(networks=("accepted", "size"), accepted=("accepted", "sum"),
                               seeds=("seed", "nunique"),
                               min_trig_share=("trig_share", "min"), trained_at=("settled_from", "max")).reset_index()
     return StageResult(
-        "efficiency", config=cfg.to_dict(), verdicts=[verdict], estimates={"crossover": a.crossover.D_crit},
+        "efficiency", config=cfg.to_dict(), verdicts=[verdict],
+        estimates={} if a is None else {"crossover": a.crossover.D_crit},
         controls={"P1": result.controls},
         settings=settings_of(cfg, alphas=list(cfg.alphas), settle_iterations=cfg.settle_iterations,
                              M_sizes=list(cfg.m_train_sizes), G_trained_at=list(cfg.g_train_sizes),
                              G_settled_on_subsets=list(cfg.g_subset_sizes)),
         figures={"Figure 3 analogue: correct logit against parameter norm": ctx.rel(out / "fig3_logit_vs_norm.png"),
-                 "P1: efficiency P(D) of G and M with the crossover D_crit": ctx.rel(out / "efficiency_P_of_D.png")},
+                 **({} if a is None else {"P1: efficiency P(D) of G and M with the crossover D_crit":
+                                          ctx.rel(out / "efficiency_P_of_D.png")})},
         notes=["```", *eff.describe(result), "```"],
         tables=[Table.of(f"G networks per D (accepted: settled, trig share > {cfg.g_only_share:g}); "
                          "each trained from scratch at its own D unless 'trained at D' is larger",

@@ -258,11 +258,12 @@ class EfficiencyResult:
     design) and its controls entry, the folder."""
 
     rows: pd.DataFrame
-    analysis: EfficiencyAnalysis
+    analysis: EfficiencyAnalysis | None   # None: G's P(D) could not be fitted (``fit_error`` says why)
     verdict: Verdict
     out_dir: Path
     config: EfficiencyConfig
     controls: dict   # the P1 rule's false accept and false reject on this run's design
+    fit_error: str | None = None
 
     def verdict_table(self) -> pd.DataFrame:
         """The rows the P1 rule reads (:func:`verdict_table`)."""
@@ -428,8 +429,11 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
     ``controls_n`` synthetic tables per truth measure the rule's power on this run's design
     (:func:`circeff.analysis.controls.p1_on_its_design`), which decides whether G is judged.
 
+    When G's accepted networks are too few to fit P(D) but M's are not, P1 is still decided
+    (G's part undecidable, M's a result): ``analysis`` is then None and ``fit_error`` says why.
+
     Raises:
-        RunError: training failed, or too few networks were accepted for the fit (then the
+        RunError: training failed, or too few M networks were accepted for the fit (then the
             table, efficiency.json saying why and the measured points are written first).
         ConfigError: a bad config.
     """
@@ -449,12 +453,20 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
                                       n_boot=config.n_boot, seed=config.analysis_seed)
     except ConfigError as exc:
         error = f"the P1 fit is impossible on the accepted networks: {_why_empty(config, rows, accepted) or exc}"
-        _write_failed(config, rows, out, error)
-        raise RunError(f"{error} (counts {_counts(rows)}; see {out / 'efficiency.csv'})") from None
+        if accepted.loc[accepted["circuit"] == "M", "D"].nunique() < 2:
+            _write_failed(config, rows, out, error)
+            raise RunError(f"{error} (counts {_counts(rows)}; see {out / 'efficiency.csv'})") from None
+        # G's networks that stayed G-only are too few to fit P(D): G is undecidable, but M's
+        # part is still a result, so the rule decides on what there is
+        analysis, fit_error = None, error
+    else:
+        fit_error = None
     # G's part is judged only on a design with the power to judge it, measured on this design
     controls, verdict = p1_on_its_design(verdict_table(rows), n=controls_n, level=config.level)
+    if fit_error is not None:
+        verdict = replace(verdict, reason=f"{verdict.reason}; {fit_error} (counts {_counts(rows)})")
     return EfficiencyResult(rows=rows, analysis=analysis, verdict=verdict, out_dir=out, config=config,
-                            controls=controls)
+                            controls=controls, fit_error=fit_error)
 
 
 def _summary(config: EfficiencyConfig, rows: pd.DataFrame) -> dict[str, object]:
@@ -475,8 +487,11 @@ def _write_failed(config: EfficiencyConfig, rows: pd.DataFrame, out: Path, error
 
 
 def efficiency_figures(result: EfficiencyResult) -> dict[str, Figure]:
-    """Figure 3 (logit against norm, with the fitted lines) and P(D) with its trends, by file name."""
+    """Figure 3 (logit against norm, with the fitted lines) and P(D) with its trends, by file
+    name; without a fit, Figure 3's measured points alone."""
     accepted, analysis = fit_rows(result.rows)[0], result.analysis
+    if analysis is None:
+        return {"fig3_logit_vs_norm.png": plot_logit_vs_norm(result.rows[result.rows["accepted"]])}
     lines = pd.concat([fitted_lines(analysis.fit_M, accepted), fitted_lines(analysis.fit_G, accepted)],
                       ignore_index=True)
     return {"fig3_logit_vs_norm.png": plot_logit_vs_norm(accepted, lines),
@@ -487,28 +502,30 @@ def write_efficiency(result: EfficiencyResult) -> None:
     """``efficiency.csv``, ``efficiency.json`` and the figures, in the run's out folder."""
     out, analysis = result.out_dir, result.analysis
     write_csv(out / "efficiency.csv", result.rows.to_dict("records"), fieldnames=ROW_COLUMNS)
-    write_json(out / "efficiency.json", to_plain({
-        **_summary(result.config, result.rows), "verdict": result.verdict.to_dict(), "controls": result.controls,
+    fits = {"error": result.fit_error} if analysis is None else {
         "fit_G": analysis.fit_G.to_dict(), "fit_M": analysis.fit_M.to_dict(),
         "trend_G": analysis.trend_G.to_dict(), "trend_M": analysis.trend_M.to_dict(),
-        "crossover": analysis.crossover.to_dict(), "P_of_D": per_D_table(analysis).to_dict("records"),
-    }))
+        "crossover": analysis.crossover.to_dict(), "P_of_D": per_D_table(analysis).to_dict("records")}
+    write_json(out / "efficiency.json", to_plain({
+        **_summary(result.config, result.rows), "verdict": result.verdict.to_dict(), "controls": result.controls,
+        **fits}))
     save_figures(efficiency_figures(result), out)
 
 
 def describe(result: EfficiencyResult) -> list[str]:
     """Human-readable lines: P(D) per circuit with intervals, kappa, D_crit, the verdict."""
     a, v = result.analysis, result.verdict
-    lines = []
-    for fit, trend in ((a.fit_M, a.trend_M), (a.fit_G, a.trend_G)):
+    lines = [] if a is not None else [f"no P(D) fit: {result.fit_error}"]
+    for fit, trend in ((a.fit_M, a.trend_M), (a.fit_G, a.trend_G)) if a is not None else ():
         k = fit.kappa
         lines.append(f"{fit.circuit}: kappa {k.value:.3g} [{k.lo:.3g}, {k.hi:.3g}]; slope of log P "
                      f"vs log D {trend.slope.value:.3g} [{trend.slope.lo:.3g}, {trend.slope.hi:.3g}]")
         for p in fit.per_D:
             lines.append(f"  D {p.D:g}: P {p.P.value:.4g} [{p.P.lo:.4g}, {p.P.hi:.4g}] ({p.n} networks)")
-    c = a.crossover.D_crit
-    hi = "inf" if not np.isfinite(c.hi) else f"{c.hi:.4g}"
-    lines.append(f"crossover D_crit {c.value:.4g} [{c.lo:.4g}, {hi}]")
+    if a is not None:
+        c = a.crossover.D_crit
+        hi = "inf" if not np.isfinite(c.hi) else f"{c.hi:.4g}"
+        lines.append(f"crossover D_crit {c.value:.4g} [{c.lo:.4g}, {hi}]")
     n = v.numbers
     lines.append(f"P1 {v.outcome} (M part {n.get('outcome_M', '?')}, G part {n.get('outcome_G', '?')}): {v.reason}")
     projection = power_projection(result.controls)

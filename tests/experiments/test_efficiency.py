@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from circeff.empirical.experiments.efficiency import (
     EfficiencyConfig,
     LADDER_NAME,
     SUBSET_LADDER_NAME,
+    describe,
     fit_rows,
     run_efficiency,
     write_efficiency,
@@ -46,21 +48,38 @@ TINY = EfficiencyConfig(
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("efficiency")
-    with pytest.raises(RunError) as exc:
-        run_efficiency(TINY, out, progress=False)
-    return out, pd.read_csv(out / "efficiency.csv"), str(exc.value)
+    result = run_efficiency(TINY, out, progress=False)
+    write_efficiency(result)
+    return out, pd.read_csv(out / "efficiency.csv"), result
 
 
-def test_P1_tiny_run_reports_that_no_G_network_is_G_only(tiny_run):
-    out, rows, error = tiny_run
+def test_P1_tiny_run_reports_that_no_G_network_is_G_only_and_still_decides_M(tiny_run):
+    out, rows, result = tiny_run
     g = rows[rows["circuit"] == "G"]
     # the specific reason: every G network's trig share is below the paper's 0.95
     assert (g["trig_share"] < 0.95).all() and not g["accepted"].any()
+    error = result.verdict.reason
     assert "P1 fit is impossible" in error and "'G': {'networks': 18, " in error and "'accepted': 0" in error
+    # G's part cannot be judged, so P1 is undecided; M's part is still decided on its own networks
+    assert result.analysis is None and result.verdict.outcome == "undecided"
+    assert result.verdict.numbers["outcome_M"] in ("holds", "does not hold")
+    assert (out / "fig3_logit_vs_norm.png").is_file() and not (out / "efficiency_P_of_D.png").exists()
+    assert any(line.startswith("no P(D) fit: the P1 fit is impossible") for line in describe(result))
     summary = read_json(out / "efficiency.json")
     assert "0 of 18 network-rungs accepted; trig share at most" in summary["error"]
     assert "G-only needs > 0.95" in summary["error"]
     assert summary["counts"]["M"]["accepted"] > 0
+
+
+def test_P1_without_any_usable_M_network_is_no_result_at_all(tiny_run, tmp_path):
+    # with G unfittable and no M network counted as settled, nothing of P1 can be decided: the
+    # run says so and fails (a convergence tolerance no settled norm meets)
+    out, _, _ = tiny_run
+    for circuit in ("M", "G"):  # the networks and ladders are reused
+        shutil.copytree(out / circuit, tmp_path / circuit)
+    with pytest.raises(RunError, match="P1 fit is impossible"):
+        run_efficiency(replace(TINY, convergence_tol=1e-12), tmp_path, progress=False)
+    assert "error" in read_json(tmp_path / "efficiency.json")
 
 
 def test_one_row_per_network_and_rung_and_the_subset_copies(tiny_run):
@@ -135,8 +154,7 @@ def test_rerun_skips_finished_training_and_settling(tiny_run):
     files = [out / c / name for c in ("M", "G") for name in ("checkpoint.safetensors", LADDER_NAME)]
     files.append(out / "G" / SUBSET_LADDER_NAME)
     stamps = [f.stat().st_mtime_ns for f in files]
-    with pytest.raises(RunError):
-        run_efficiency(TINY, out, progress=False)
+    run_efficiency(TINY, out, progress=False)
     assert [f.stat().st_mtime_ns for f in files] == stamps
     pd.testing.assert_frame_equal(pd.read_csv(out / "efficiency.csv"), first)
 
