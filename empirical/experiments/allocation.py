@@ -439,9 +439,13 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     disjoint = compare_disjoint(alone, pair, n_classes=n_classes, level=level, n_boot=n_boot, seed=seed, analysis=fit)
     used = accepted_g(alone, g_only_share)
     g_rows = used[(used["circuit"] == "G") & (used["correct_logit"] > 0)].rename(columns={"alpha": "weight_decay"})
+    # kappa_G's fit has an intercept per (D, seed) stripe and needs two seeds at each D: a D
+    # where only one seed stayed G-only is left out, as P1's fit leaves it out
+    seeds_at = g_rows.groupby("D")["seed"].transform("nunique")
+    g_rows = g_rows[seeds_at >= 2]
     if g_rows.empty:
-        raise ConfigError("g_only_share", f"no G circuit settled alone keeps a trig share above {g_only_share:g}",
-                          float(alone.loc[alone["circuit"] == "G", "trig_share"].max()))
+        raise ConfigError("g_only_share", f"no D has two G circuits settled alone that keep a trig share above "
+                          f"{g_only_share:g}", float(alone.loc[alone["circuit"] == "G", "trig_share"].max()))
     kappa_G = fit_circuit(g_rows, "G", intercepts="D_seed", level=level).kappa
     kappa_M = fit.fit_M.kappa
     stripes = stripe_log_P(used, kappa_G.value, kappa_M.value)

@@ -95,3 +95,28 @@ def test_allocation_stage_catches_a_mutated_D4_prediction(tiny, monkeypatch):
     mutated = stage_allocation(ctx, out / "allocation", upstream).verdict("allocation").numbers
     assert mutated["disjoint_winner_agreement"]["value"] == 0.0
     assert mutated["disjoint_winner_agreement"]["hi"] < 0.75
+
+
+def test_allocation_leaves_out_a_D_where_one_G_seed_stayed_G_only(tiny):
+    # kappa_G's fit needs two seeds per D; a D where only one G circuit kept its trig share is
+    # left out of it (the full run's float-order second run failed on such a D instead)
+    import pandas as pd
+
+    from circeff.empirical.experiments.allocation import analyse_allocation
+
+    ctx, out, _, _ = tiny
+    folder = out / "allocation"
+    alone = pd.read_csv(folder / "disjoint" / "disjoint_alone.csv")
+    pair = pd.read_csv(folder / "disjoint" / "disjoint_pair.csv")
+    fig10_rows = pd.read_csv(folder / "fig10_settled.csv")
+    g = alone["circuit"] == "G"
+    D_values = sorted(alone.loc[g, "D"].unique())
+    assert len(D_values) >= 3 and alone.loc[g, "seed"].nunique() >= 2
+    lone_D, lone_seed = D_values[0], sorted(alone.loc[g, "seed"].unique())[0]
+    alone.loc[g, "trig_share"] = 1.0  # every G circuit counts as generalising...
+    others = g & (alone["D"] == lone_D) & (alone["seed"] != lone_seed)
+    alone.loc[others, "trig_share"] = 0.0  # ...but at one D only one seed does
+    a = analyse_allocation(alone, pair, fig10_rows, n_classes=ctx.config.base.p,
+                           state_alpha=ctx.config.allocation.state_alpha, g_only_share=0.5, n_boot=50)
+    used = {d for d, _ in a.summary["g_stripes_used"]}
+    assert lone_D not in used and used == set(map(float, D_values[1:]))
