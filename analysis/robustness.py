@@ -134,6 +134,9 @@ def float_order(outcome: str, other: Verdict | None) -> dict:
     """Whether a second run with another order of floating-point sums gives ``outcome``."""
     if other is None:
         return _check(None, "not run (circeff reproduce --float-check runs it)")
+    if other.numbers.get("stage_failed"):
+        # an outcome the second run never decided cannot agree with the first, even when both read "undecided"
+        return _check(None, f"not decided: the second run's stage failed ({other.reason})")
     same = other.outcome == outcome
     return _check(same, f"second order: {other.outcome}", other_outcome=other.outcome)
 

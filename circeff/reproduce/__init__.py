@@ -100,7 +100,8 @@ def run_stage(ctx: Context, name: str, stamp: str, results: dict[str, StageResul
     for key in stage(name).verdicts:
         if not result.done or result.verdict(key) is None:
             result.verdicts = [v for v in result.verdicts if v.key != key]
-            result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {}, {}, undecided=True))
+            result.verdicts.append(Verdict(key, False, f"stage {name} failed: {result.error}", {"stage_failed": True}, {},
+                                           undecided=True))
     if result.done:
         mark_done(out, {"fingerprint": stamp, "result": result.to_dict()})
     else:

@@ -54,6 +54,18 @@ def test_fig10a_far_past_its_threshold_is_robust_only_with_the_float_order_check
     assert flipped.robustness["checks"]["float_order"]["detail"] == "second order: does not hold"
 
 
+def test_an_undecided_verdict_is_not_robust_when_the_second_run_never_decided_it():
+    # both read "undecided", but the second run's stage failed: nothing was compared
+    table = _fig10_table()
+    v = replace(R.robustness(V.fig10a, table, V.fig10a(table)), holds=False, undecided=True)
+    decided = R.with_float_order(v, replace(v, reason="undecided on its own data"))
+    assert decided.robustness["checks"]["float_order"]["passed"] is True
+    failed = R.with_float_order(v, V.Verdict("fig10a", False, "stage fig10 failed: RunError: x", {"stage_failed": True},
+                                             {}, undecided=True))
+    assert failed.robustness["checks"]["float_order"]["passed"] is None
+    assert failed.robustness["label"] == "fragile" and "stage failed" in failed.robustness["checks"]["float_order"]["detail"]
+
+
 def test_leave_one_seed_out_catches_a_verdict_carried_by_one_seed():
     # a flat ratio for one seed; the other rises steeply across it: with both fig10a holds, without
     # the steep one it does not
