@@ -310,7 +310,7 @@ RECORDED_RUNS: dict[str, RecordedRun] = {
     "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-06", _QUIET + ", torch 2.13", 581.6,
                          {"base": 17.4, "theory and toy": 4.1, "float-order second run": 597.2}),
     # the second call (--float-check added) kept the first call's networks and trained the
-    # float-order repeat; its stages decided again in 105 s
+    # float-order repeat (other_s); its stages decided again under the current rules
     "full": RecordedRun("circeff reproduce --full, then the same with --float-check", "2026-12-06",
                         "a fresh clone on 2 CPU cores, torch threads 2, torch 2.13; P1 shared the cores with other "
                         "work for most of its stage", 7458.2,
