@@ -143,6 +143,7 @@ __all__ = [
     "p1",
     "per_D_table",
     "stripe_efficiencies",
+    "two_seeds_per_D",
 ]
 
 CIRCUITS = ("G", "M")
@@ -466,6 +467,12 @@ def _fit(des: _Design, *, level: float, min_points_per_D: int) -> tuple[CircuitF
     fit = CircuitFit(des.circuit, des.intercepts, int(des.x.size), kappa, per_D,
                      float(np.sqrt(shared.rss / shared.dof)), separate, p_value)
     return fit, dist
+
+
+def two_seeds_per_D(rows: pd.DataFrame) -> pd.Series:
+    """Which rows lie at a (circuit, D) with two or more seeds: the rows a fit with
+    ``intercepts="D_seed"`` can use (it compares seeds within each D)."""
+    return rows.groupby(["circuit", "D"])["seed"].transform("nunique") >= 2
 
 
 def fit_circuit(rows: object, circuit: str, *, intercepts: Intercepts = "D", level: float = CONFIDENCE_LEVEL,

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from circeff.cli.main import run
 from circeff.analysis.stats import to_plain
+from circeff.cli.main import run
 from circeff.reproduce import STAGES, VERDICT_KEYS, prepare_out, reproduce_config
 
 TINY = ["reproduce", "--scale", "tiny", "--no-progress", "--threads", "1"]

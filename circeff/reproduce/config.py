@@ -199,12 +199,13 @@ def reproduce_config(preset: str = "cpu", scale: str = "quick", device: str = "c
     return _with_device(config, device)
 
 
-def comparable(d: Any) -> Any:
-    """The config as compared between runs: without device fields (a run may move device)."""
+def comparable(d: Any, ignore: frozenset[str] = frozenset({"device"})) -> Any:
+    """The config as compared between runs: without the fields named in ``ignore``, at any
+    depth (by default device fields: a run may move device)."""
     if isinstance(d, dict):
-        return {k: comparable(v) for k, v in d.items() if k != "device"}
+        return {k: comparable(v, ignore) for k, v in d.items() if k not in ignore}
     if isinstance(d, (list, tuple)):
-        return [comparable(v) for v in d]
+        return [comparable(v, ignore) for v in d]
     return d
 
 

@@ -21,6 +21,8 @@ CONFIG_FILE = "reproduce_config.json"
 # differs from the wanted one only here is kept (its networks are reused, its stages re-decided,
 # since their done markers carry the other config's fingerprint)
 DECISION_FIELDS = frozenset({"rule", "controls_n"})
+# the fields a folder may differ in and keep its networks: none of them changes what trains
+_KEEPS_NETWORKS = frozenset({"device", *DECISION_FIELDS})
 # the folders of stages before they took their experiments' names (an earlier version's run)
 _EARLIER_STAGE_NAMES = ("grokking", "p1", "p2_p3", "p4")
 
@@ -40,7 +42,7 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
         if existing != wanted:
             if force:
                 _clear(out)
-            elif _without_decisions(existing) != _without_decisions(wanted):
+            elif comparable(existing, _KEEPS_NETWORKS) != comparable(wanted, _KEEPS_NETWORKS):
                 raise RunError(f"{out} holds results of a different reproduce config "
                                f"({_first_difference(existing, wanted)}); use another --out, or --force to replace them")
             # else only decision rules differ: the trained networks stay, every stage decides again
@@ -51,15 +53,6 @@ def prepare_out(out: Path, config: ReproduceConfig, force: bool) -> None:
         _clear(out)
     ensure_dir(out)
     write_json(cfg_file, to_plain(config.to_dict()))
-
-
-def _without_decisions(d: Any) -> Any:
-    """The config without its :data:`DECISION_FIELDS`, at any depth."""
-    if isinstance(d, dict):
-        return {k: _without_decisions(v) for k, v in d.items() if k not in DECISION_FIELDS}
-    if isinstance(d, list):
-        return [_without_decisions(v) for v in d]
-    return d
 
 
 def _clear(out: Path) -> None:

@@ -49,7 +49,7 @@ from circeff.analysis.allocation import (
     operating_crossover,
     stripe_log_P,
 )
-from circeff.analysis.efficiency import fit_circuit
+from circeff.analysis.efficiency import fit_circuit, two_seeds_per_D
 from circeff.analysis.plots import plot_allocation_curves, save_figures
 from circeff.analysis.stats import Interval, to_plain
 from circeff.empirical.checkpoint import has_checkpoint, load_checkpoint
@@ -441,8 +441,7 @@ def analyse_allocation(alone: pd.DataFrame, pair: pd.DataFrame, fig10_rows: pd.D
     g_rows = used[(used["circuit"] == "G") & (used["correct_logit"] > 0)].rename(columns={"alpha": "weight_decay"})
     # kappa_G's fit has an intercept per (D, seed) stripe and needs two seeds at each D: a D
     # where only one seed stayed G-only is left out, as P1's fit leaves it out
-    seeds_at = g_rows.groupby("D")["seed"].transform("nunique")
-    g_rows = g_rows[seeds_at >= 2]
+    g_rows = g_rows[two_seeds_per_D(g_rows)]
     if g_rows.empty:
         raise ConfigError("g_only_share", f"no D has two G circuits settled alone that keep a trig share above "
                           f"{g_only_share:g}", float(alone.loc[alone["circuit"] == "G", "trig_share"].max()))

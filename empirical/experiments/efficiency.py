@@ -75,6 +75,7 @@ from circeff.analysis.efficiency import (
     analyse_efficiency,
     fitted_lines,
     per_D_table,
+    two_seeds_per_D,
 )
 from circeff.analysis.controls import p1_on_its_design
 from circeff.analysis.plots import plot_efficiency, plot_logit_vs_norm, save_figure, save_figures
@@ -390,10 +391,10 @@ def fit_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     for (c, d, seed), _ in accepted[size < 2].groupby(["circuit", "D", "seed"]):
         dropped.append({"circuit": c, "D": int(d), "seed": int(seed), "why": "one accepted network in the stripe"})
     kept = accepted[size >= 2]
-    seeds = kept.groupby(["circuit", "D"])["seed"].transform("nunique")
-    for (c, d), _ in kept[seeds < 2].groupby(["circuit", "D"]):
+    enough = two_seeds_per_D(kept)
+    for (c, d), _ in kept[~enough].groupby(["circuit", "D"]):
         dropped.append({"circuit": c, "D": int(d), "seed": None, "why": "fewer than two seeds with two accepted networks"})
-    return kept[seeds >= 2], dropped
+    return kept[enough], dropped
 
 
 def _why_empty(config: EfficiencyConfig, rows: pd.DataFrame, kept: pd.DataFrame) -> str:
@@ -448,6 +449,7 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
         all_rows += [with_flags(config, r) for r in settle_and_measure(config, circuit, run_dir, progress=progress)]
     rows = pd.DataFrame(all_rows, columns=ROW_COLUMNS)
     accepted, _ = fit_rows(rows)
+    fit_error = None
     try:
         analysis = analyse_efficiency(accepted, intercepts="D_seed", level=config.level,
                                       n_boot=config.n_boot, seed=config.analysis_seed)
@@ -459,8 +461,6 @@ def run_efficiency(config: EfficiencyConfig, out_dir: Path, *, progress: bool = 
         # G's networks that stayed G-only are too few to fit P(D): G is undecidable, but M's
         # part is still a result, so the rule decides on what there is
         analysis, fit_error = None, error
-    else:
-        fit_error = None
     # G's part is judged only on a design with the power to judge it, measured on this design
     controls, verdict = p1_on_its_design(verdict_table(rows), n=controls_n, level=config.level)
     if fit_error is not None:
@@ -515,14 +515,16 @@ def write_efficiency(result: EfficiencyResult) -> None:
 def describe(result: EfficiencyResult) -> list[str]:
     """Human-readable lines: P(D) per circuit with intervals, kappa, D_crit, the verdict."""
     a, v = result.analysis, result.verdict
-    lines = [] if a is not None else [f"no P(D) fit: {result.fit_error}"]
-    for fit, trend in ((a.fit_M, a.trend_M), (a.fit_G, a.trend_G)) if a is not None else ():
-        k = fit.kappa
-        lines.append(f"{fit.circuit}: kappa {k.value:.3g} [{k.lo:.3g}, {k.hi:.3g}]; slope of log P "
-                     f"vs log D {trend.slope.value:.3g} [{trend.slope.lo:.3g}, {trend.slope.hi:.3g}]")
-        for p in fit.per_D:
-            lines.append(f"  D {p.D:g}: P {p.P.value:.4g} [{p.P.lo:.4g}, {p.P.hi:.4g}] ({p.n} networks)")
-    if a is not None:
+    if a is None:
+        lines = [f"no P(D) fit: {result.fit_error}"]
+    else:
+        lines = []
+        for fit, trend in ((a.fit_M, a.trend_M), (a.fit_G, a.trend_G)):
+            k = fit.kappa
+            lines.append(f"{fit.circuit}: kappa {k.value:.3g} [{k.lo:.3g}, {k.hi:.3g}]; slope of log P "
+                         f"vs log D {trend.slope.value:.3g} [{trend.slope.lo:.3g}, {trend.slope.hi:.3g}]")
+            for p in fit.per_D:
+                lines.append(f"  D {p.D:g}: P {p.P.value:.4g} [{p.P.lo:.4g}, {p.P.hi:.4g}] ({p.n} networks)")
         c = a.crossover.D_crit
         hi = "inf" if not np.isfinite(c.hi) else f"{c.hi:.4g}"
         lines.append(f"crossover D_crit {c.value:.4g} [{c.lo:.4g}, {hi}]")
