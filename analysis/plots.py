@@ -181,13 +181,15 @@ def plot_logit_vs_norm(rows: pd.DataFrame, lines: pd.DataFrame | None = None) ->
 
 def plot_efficiency(analysis: EfficiencyAnalysis, verdict: Verdict | None = None) -> Figure:
     """P(D) with intervals for G and M, their trend lines (solid over the D each circuit was
-    measured at, dashed where extended to the crossover), the crossover D_crit band, and the P1
-    ``verdict``'s outcome and slopes in the title when given."""
+    measured at, dashed where extended to the crossover), the crossover D_crit band, and, when the
+    P1 ``verdict`` is given, its outcome in the title and its deciding slopes in the caption."""
     title = "Efficiency: norm P needed for a unit logit (P1)"
     if verdict is not None:
         n = verdict.numbers
         title += f"\nP1 {verdict.outcome}: M part {n.get('outcome_M', '?')}, G part {n.get('outcome_G', '?')}"
     fig, (ax,) = _figure(1, title=title)
+    # the legend and caption go below the panel (they covered points inside it); taller to keep the panel
+    fig.set_figheight(_PANEL[1] * 1.6)
     cross = analysis.crossover
     reach = [cross.D_crit.value] if np.isfinite(cross.D_crit.value) else []
     for fit, trend in ((analysis.fit_G, analysis.trend_G), (analysis.fit_M, analysis.trend_M)):
@@ -198,7 +200,7 @@ def plot_efficiency(analysis: EfficiencyAnalysis, verdict: Verdict | None = None
                     label=f"{fit.circuit}: P(D), kappa={fit.kappa.value:.2f}")
         grid = np.geomspace(fit.D.min(), fit.D.max(), 50)
         ax.plot(grid, np.exp(trend.log_P(grid)), color=color, lw=1,
-                label=f"{fit.circuit} trend: slope {trend.slope.value:.2f} "
+                label=f"{fit.circuit} trend line: slope {trend.slope.value:.2f} "
                       f"[{trend.slope.lo:.2f}, {trend.slope.hi:.2f}]")
         if fit.circuit == "M" and reach and reach[0] > fit.D.max():
             ext = np.geomspace(fit.D.max(), reach[0], 30)
@@ -219,11 +221,31 @@ def plot_efficiency(analysis: EfficiencyAnalysis, verdict: Verdict | None = None
         _band(ax, cross.D_crit, "k", label=f"D_crit {cross.D_crit.level:.0%} interval "
                                             f"[{cross.D_crit.lo:.3g}, {cross.D_crit.hi:.3g}]")
     _label(ax, "dataset size D", "P (parameter norm per unit logit)")
-    ax.legend(fontsize=7)
-    ax.set_xlabel("dataset size D\nerror bars: 95% interval of P(D) over seeds, widened by kappa's error;\n"
-                  "trend intervals: parametric bootstrap (the verdict's slopes are clustered by seed);\n"
-                  "dashed: extrapolated beyond the D measured", fontsize=7)
+    caption = ["error bars: 95% interval of P(D) over seeds, widened by kappa's error",
+               "trend lines: fitted to the points, intervals by parametric bootstrap;",
+               "dashed: extrapolated beyond the D measured"]
+    if verdict is not None:
+        caption += _p1_slopes(verdict.numbers)
+    ax.set_xlabel("dataset size D\n" + "\n".join(caption), fontsize=7)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncols=2, loc="outside lower center", frameon=False)
     return fig
+
+
+def _p1_slopes(numbers: Mapping[str, object]) -> list[str]:
+    """Caption lines with the slopes that decide P1 (fitted within each seed, then averaged over
+    seeds), which differ from the trend lines' fit to the per-D points."""
+    parts = []
+    for circuit in ("M", "G"):
+        slope = numbers.get(f"slope_{circuit}")
+        if isinstance(slope, Mapping):
+            parts.append(f"{circuit} {slope['value']:.3f} [{slope['lo']:.3f}, {slope['hi']:.3f}] "
+                         f"({slope['level']:.0%})")
+    if not parts:
+        return ["the verdict has no slopes (its reason says why)"]
+    delta = numbers.get("delta")
+    if isinstance(delta, float) and parts[-1].startswith("G"):
+        parts[-1] += f"; G flat means inside +-{delta:.3f}"
+    return ["the verdict's slopes (within each seed, over seeds):", *parts]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -127,6 +127,31 @@ def test_semigrok_panels_are_labelled_by_D_over_D_crit_and_class_and_legend_is_o
     assert not any(box.overlaps(ax.get_window_extent(canvas.get_renderer())) for ax in fig.axes)
 
 
+def test_p1_figure_states_the_verdicts_slopes_and_keeps_its_legend_off_the_data(analysis):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from circeff.analysis.rule import Verdict
+
+    slope = {"M": {"value": 0.336, "lo": 0.324, "hi": 0.347, "level": 0.95},
+             "G": {"value": 0.0166, "lo": -0.138, "hi": 0.171, "level": 0.9}}
+    verdict = Verdict("P1", False, "G neither flat nor steep", {"slope_M": slope["M"], "slope_G": slope["G"],
+                      "delta": 0.162, "outcome_M": "holds", "outcome_G": "undecided"}, {}, undecided=True)
+    fig = plots.plot_efficiency(analysis, verdict)
+    (ax,) = fig.axes
+    caption = ax.get_xlabel()
+    # the deciding slopes (within each seed), not only the trend lines' fit to the per-D points
+    assert "M 0.336 [0.324, 0.347] (95%)" in caption
+    assert "G 0.017 [-0.138, 0.171] (90%); G flat means inside +-0.162" in caption
+    assert "P1 undecided: M part holds, G part undecided" in fig._suptitle.get_text()
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    (legend,) = fig.legends
+    assert not legend.get_window_extent(canvas.get_renderer()).overlaps(ax.get_window_extent(canvas.get_renderer()))
+    # without slopes the caption says so instead of inventing them
+    bare = Verdict("P1", False, "M has one D", {}, {}, undecided=True)
+    assert "no slopes" in plots.plot_efficiency(analysis, bare).axes[0].get_xlabel()
+
+
 def test_logit_vs_norm_gives_each_D_of_a_panel_its_own_colour(eff_rows):
     # G sizes close together on a wide D range must not share one colour
     rows = eff_rows.copy()
