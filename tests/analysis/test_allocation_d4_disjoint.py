@@ -247,6 +247,27 @@ def test_only_G_stripes_above_the_g_only_share_enter_the_crossover():
     assert len(accepted_g(alone, 0.0)) == len(alone)
 
 
+def test_allocation_without_two_g_only_seeds_at_any_D_says_how_many_stayed_at_each_D():
+    from circeff.empirical.experiments.allocation import analyse_allocation
+    from circeff.errors import ConfigError
+
+    alone = _alone(P_TRUE, KAPPA, D_VALUES)
+    # seed 0 stays G-only everywhere; seed 1 dips below 0.95 at one rung of every D
+    alone["trig_share"] = np.where(alone["circuit"] == "G", 0.97, np.nan)
+    for d in D_VALUES:
+        rung = alone.index[(alone["circuit"] == "G") & (alone["D"] == d) & (alone["seed"] == 1)][0]
+        alone.loc[rung, "trig_share"] = 0.94
+    with pytest.raises(ConfigError) as err:
+        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), n_classes=N, state_alpha=1e-3, n_boot=100)
+    assert err.value.field == "g_only_share"
+    assert err.value.got == {f"{d:g}": 1 for d in D_VALUES}
+    # negative control: with seed 1 above the threshold the stage gets past this check
+    alone.loc[alone["circuit"] == "G", "trig_share"] = 0.97
+    with pytest.raises(Exception) as later:
+        analyse_allocation(alone, pd.DataFrame(), pd.DataFrame(), n_classes=N, state_alpha=1e-3, n_boot=100)
+    assert getattr(later.value, "field", None) != "g_only_share"
+
+
 def test_allocation_without_a_positive_fitted_kappa_stops_naming_kappa():
     # circuits whose logit falls with the norm: Theorem D.4 has nothing to predict, and the
     # stage must say so with the fitted kappas (the reproduce stage turns this into a verdict
