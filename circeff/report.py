@@ -239,6 +239,11 @@ def write_report(summary: Mapping[str, Any], results: Sequence[Any], verdicts: S
     lines += _table(["stage", "status", "seconds", "error"],
                     [[r.name, stage_status(r.status, r.skipped, r.earlier_s), f"{r.seconds:.1f}",
                       r.error or ""] for r in results])
+    fo = summary.get("float_order") or {}
+    if fo.get("run"):
+        lines += [f"The float-order second run (`{fo['folder']}/`, CPU block size {fo['block_size']}) took "
+                  f"{fo.get('stages_s', fo['seconds']):.1f} s over its stages ({fo['seconds']:.1f} s in this call), "
+                  "on top of the stages above.", ""]
 
     by_key = {v.key: v for v in verdicts}
     for r in results:

@@ -181,8 +181,11 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         seen = {v.key: v for r in other.values() for v in r.verdicts}
         for r in results.values():
             r.verdicts = [with_float_order(v, seen.get(v.key)) for v in r.verdicts]
+        # seconds is this call; stages_s what the second run cost, stages restored from an
+        # earlier call included (as timings.stages_s for the first run)
         float_order = {"run": True, "block_size": FLOAT_CHECK_BLOCK, "folder": FLOAT_ORDER_DIR,
                        "seconds": round(time.perf_counter() - t1, 2),
+                       "stages_s": round(sum(r.seconds + r.earlier_s for r in other.values()), 2),
                        "outcomes": {k: v.outcome for k, v in seen.items()}}
     total = time.perf_counter() - started
 
