@@ -108,9 +108,9 @@ PRESETS: dict[tuple[str, str], Any] = {
     # continued once; every base is also continued on its full training set (the control); D_crit
     # is measured again at 3x (quick) and 3x and 9x (full) the budget, at the largest weight decay.
     ("ungrokking", "quick"): UngrokkingConfig(),
-    # Full: six coarse D' and four refined. Weight decays twice quick's: at the full scale's smaller
-    # lr they decay the same share of the weights per step (lr x wd) as quick's at quick's lr,
-    # and the budget gives about the same lr x budget.
+    # Full: six coarse D' and four refined. Weight decays twice quick's: at the full scale's lr, a
+    # third of quick's, they decay two thirds of quick's share of the weights per step (lr x wd),
+    # and the budget gives about the same e-folds (lr x budget).
     ("ungrokking", "full"): UngrokkingConfig(_BASE["full"], sizes=(40, 70, 120, 200, 350, 600),
                                              weight_decays=(2.0, 4.0, 8.0), decay_budget=3000.0, n_refine=4,
                                              n_boot=1000, min_steps=750, convergence_multiples=(1.0, 3.0, 9.0)),
