@@ -88,7 +88,13 @@ class _Design:
 class P1Design(_Design):
     """Settled single-circuit networks: ``log P = log_P_* + slope log D`` per (D, seed) stripe
     plus ``stripe_sd_*`` noise; each rung sits at ``log_logit_by_rung`` with ``rung_sd_*`` noise
-    in log logit about ``logit = (norm / P)^kappa``."""
+    in log logit about ``logit = (norm / P)^kappa``.
+
+    M has ``seeds`` seeds at every D. G has them too unless ``G_cells`` lists the (D, seed)
+    stripes it has: a run keeps only the G networks that stayed G-only, and the clustered slope
+    uses only seeds kept at two or more D, so the power on the run's own design is the power on
+    its kept cells. ``copies`` repeats the whole design (M's seeds, G's seeds or cells) under fresh
+    seeds: the design with that many times the kept networks of both circuits."""
 
     M_D: tuple[float, ...]
     G_D: tuple[float, ...]
@@ -103,7 +109,19 @@ class P1Design(_Design):
     stripe_sd_G: float
     rung_sd_M: float
     rung_sd_G: float
+    G_cells: tuple[tuple[float, int], ...] | None = None
+    copies: int = 1
     key: str = "P1"
+
+    def seeds_at(self, circuit: str, D: float) -> list[int]:
+        """The circuit's seeds at ``D``: every seed, or for G those of ``G_cells``, each
+        repeated ``copies`` times under new seed ids."""
+        if circuit == "M" or self.G_cells is None:
+            base, span = list(range(self.seeds)), self.seeds
+        else:
+            base = sorted(s for d, s in self.G_cells if d == D)
+            span = 1 + max(s for _, s in self.G_cells)
+        return [s + k * span for k in range(self.copies) for s in base]
 
 
 @dataclass(frozen=True)
@@ -179,15 +197,16 @@ def _sim_p1(d: P1Design, truth: str, rng: np.random.Generator) -> pd.DataFrame:
     for circuit, Ds in (("M", d.M_D), ("G", d.G_D)):
         kappa = d.kappa_M if circuit == "M" else d.kappa_G
         for D in Ds:
+            seeds = d.seeds_at(circuit, D)
             if circuit == "M":
-                log_P = d.log_P_M + d.slope_M * math.log(D) + d.stripe_sd_M * rng.standard_normal(d.seeds)
+                log_P = d.log_P_M + d.slope_M * math.log(D) + d.stripe_sd_M * rng.standard_normal(len(seeds))
             else:
-                log_P = d.log_P_G + slope_G * (math.log(D) - centre) + d.stripe_sd_G * rng.standard_normal(d.seeds)
+                log_P = d.log_P_G + slope_G * (math.log(D) - centre) + d.stripe_sd_G * rng.standard_normal(len(seeds))
             rung_sd = d.rung_sd_M if circuit == "M" else d.rung_sd_G
-            for s in range(d.seeds):
+            for i, s in enumerate(seeds):
                 for r, target in enumerate(d.log_logit_by_rung):
-                    log_norm = log_P[s] + (target + 0.05 * rng.standard_normal()) / kappa
-                    log_logit = kappa * (log_norm - log_P[s]) + rung_sd * rng.standard_normal()
+                    log_norm = log_P[i] + (target + 0.05 * rng.standard_normal()) / kappa
+                    log_logit = kappa * (log_norm - log_P[i]) + rung_sd * rng.standard_normal()
                     rows.append({"circuit": circuit, "D": float(D), "seed": s, "alpha": 10.0 ** (r - 4),
                                  "logit": math.exp(log_logit), "param_norm": math.exp(log_norm)})
     return pd.DataFrame(rows)
@@ -352,14 +371,14 @@ def p1_on_its_design(table: Any, *, n: int = 100, seed: int = 0, **rule: Any) ->
     rates = rates_of(entry)
     verdict = V.p1(table, design_rates=rates, **rule)
     if design is not None and rates is not None and rates["power"] < verdict.rule["min_power"]:
-        # G cannot be judged on this design: say how many kept G networks per D would let it
-        entry["seeds_for_power"] = required_design(
-            V.p1, design, "seeds", [design.seeds * k for k in SEED_MULTIPLES], n=n, seed=seed, **rule)
+        # G cannot be judged on this design: say how many times its kept networks would let it
+        entry["seeds_for_power"] = required_design(V.p1, design, "copies", list(SEED_MULTIPLES), n=n, seed=seed,
+                                                   **rule)
     entry["seconds"] = round(time.perf_counter() - t0, 2)
     return entry, verdict
 
 
-# how many times the run's seeds the power projection tries (P1 without power)
+# how many times the run's kept networks the power projection tries (P1 without power)
 SEED_MULTIPLES = (2, 4, 8)
 
 
@@ -395,17 +414,20 @@ def estimate_p1_design(table: Any) -> P1Design:
         slope, a, sd = efficiency_slope(np.log(fit["D"]), fit["log_P"], CONFIDENCE_LEVEL)
         fits[c] = (sub, fit, slope.value, a, sd)
     rungs = df.groupby("alpha")["logit"].apply(lambda s: float(np.mean(np.log(s)))).sort_index()
-    gsub, gfit = fits["G"][0], fits["G"][1]
+    msub, gsub, gfit = fits["M"][0], fits["G"][0], fits["G"][1]
+    # G's kept stripes as they are: a seed kept at one D only adds nothing to the clustered slope
+    seed_ids = {s: i for i, s in enumerate(sorted(gsub["seed"].unique()))}
+    cells = sorted({(float(d), seed_ids[s]) for d, s in zip(gsub["D"], gsub["seed"])})
     return P1Design(
-        M_D=tuple(sorted(fits["M"][0]["D"].unique().astype(float))),
+        M_D=tuple(sorted(msub["D"].unique().astype(float))),
         G_D=tuple(sorted(gsub["D"].unique().astype(float))),
-        seeds=int(df["seed"].nunique()), log_logit_by_rung=tuple(rungs.to_numpy()),
+        seeds=int(msub["seed"].nunique()), log_logit_by_rung=tuple(rungs.to_numpy()),
         kappa_M=fits["M"][1]["kappa"].value, kappa_G=gfit["kappa"].value,
         slope_M=fits["M"][2], log_P_M=fits["M"][3], log_P_G=float(np.mean(gfit["log_P"])),
         stripe_sd_M=float(np.nan_to_num(fits["M"][4], nan=0.05)),
         stripe_sd_G=float(np.nan_to_num(fits["G"][4], nan=0.05)),
         rung_sd_M=float(np.nan_to_num(fits["M"][1]["rung_sd"], nan=0.1)),
-        rung_sd_G=float(np.nan_to_num(gfit["rung_sd"], nan=0.1)))
+        rung_sd_G=float(np.nan_to_num(gfit["rung_sd"], nan=0.1)), G_cells=tuple(cells))
 
 
 def estimate_transition_design(table: Any, chance: float, key: str = "P2") -> TransitionDesign:

@@ -538,13 +538,16 @@ def describe(result: EfficiencyResult) -> list[str]:
 
 def power_projection(controls: dict | None) -> str:
     """Where the run's design lacks the power to judge G: the power the same noise would give
-    with more kept G networks per D (``seeds_for_power`` of the controls entry), in words."""
+    with several times the kept networks (``seeds_for_power`` of the controls entry: M's seeds
+    and G's kept (D, seed) stripes repeated with fresh seeds), in words."""
     scan = (controls or {}).get("seeds_for_power")
     if not scan:
         return ""
-    tried = ", ".join(f"{t['seeds']} seeds: power {1 - t['false_reject']['value']:.2f}, false accept "
+    cells = (controls.get("design") or {}).get("G_cells")
+    kept = f" ({len(cells)} kept G stripes)" if cells else ""
+    tried = ", ".join(f"{t['copies']}x: power {1 - t['false_reject']['value']:.2f}, false accept "
                       f"{t['false_accept']['value']:.2f}" for t in scan["tried"])
     first = scan["first_meeting_targets"]
-    return (f"power projection (this run's noise, more kept G networks per D): {tried}; "
-            + (f"the targets are first met at {first} kept seeds per D" if first is not None
-               else "no count tried meets the targets"))
+    return (f"power projection (this run's noise, its kept networks{kept} repeated with fresh seeds): {tried}; "
+            + (f"the targets are first met at {first}x the kept networks" if first is not None
+               else "no multiple tried meets the targets"))

@@ -59,6 +59,32 @@ def test_P1_design_read_back_from_a_table():
     assert est.kappa_M == pytest.approx(truth.kappa_M, rel=0.1)
     assert est.stripe_sd_M == pytest.approx(truth.stripe_sd_M, rel=0.4)
     assert est.G_D == truth.G_D and est.seeds == 10
+    assert est.G_cells == tuple((D, s) for D in truth.G_D for s in range(10))
+
+
+def test_P1_power_is_measured_on_the_G_networks_the_run_kept():
+    """A run keeps only the G networks that stayed G-only. The design read back from its table
+    simulates those (D, seed) stripes, not every trained seed at every D: with two seeds kept at
+    two or more D the clustered slope has one degree of freedom, and the power says so."""
+    truth = replace(DESIGNS["P1.cpu.G_half_decade"], seeds=5, stripe_sd_G=0.05)
+    table = C.simulate(truth, "hypothesis", 0)
+    # seeds 2-4 stayed G-only at one D each; seeds 0 and 1 at every D
+    lone = {2: truth.G_D[0], 3: truth.G_D[1], 4: truth.G_D[2]}
+    drop = (table["circuit"] == "G") & table["seed"].map(lambda s: s in lone) & (table["D"] != table["seed"].map(lone))
+    kept = table[~drop]
+    est = C.estimate_p1_design(kept)
+    assert est.seeds == 5 and len(est.G_cells) == 2 * 3 + 3
+    assert sorted(est.seeds_at("G", truth.G_D[0])) == [0, 1, 2] and len(est.seeds_at("M", truth.M_D[0])) == 5
+    sim = C.simulate(est, "hypothesis", 1)
+    per_seed = sim[sim["circuit"] == "G"].groupby("seed")["D"].nunique()
+    assert sorted(per_seed.tolist()) == [1, 1, 1, 3, 3]
+    # the kept design has less power than the same noise with every seed at every D
+    full = C.measure_controls(V.p1, replace(est, G_cells=None), n=40, seed=0)
+    thin = C.measure_controls(V.p1, est, n=40, seed=0)
+    assert thin["false_reject"]["value"] > full["false_reject"]["value"]
+    # more copies of the kept networks give the power back
+    more = C.measure_controls(V.p1, replace(est, copies=4), n=40, seed=0)
+    assert more["false_reject"]["value"] < thin["false_reject"]["value"]
 
 
 def test_transition_design_read_back_from_a_table():
@@ -101,8 +127,7 @@ def test_P1_without_power_says_how_many_seeds_would_judge_G():
     entry, verdict = C.p1_on_its_design(C.simulate(truth, "hypothesis", 0), n=20)
     assert verdict.numbers["outcome_G"] == "undecided"
     scan = entry["seeds_for_power"]
-    seeds = [t["seeds"] for t in scan["tried"]]
-    assert seeds[0] == 2 * C.SEED_MULTIPLES[0]
+    assert scan["field"] == "copies" and [t["copies"] for t in scan["tried"]][0] == C.SEED_MULTIPLES[0]
     power = [1 - t["false_reject"]["value"] for t in scan["tried"]]
     assert power == sorted(power)
     quiet = replace(DESIGNS["P1.cpu.G_half_decade"], seeds=5, stripe_sd_G=0.01)

@@ -244,3 +244,19 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, args, field):
     assert code == 2, err
     assert err.startswith(f"error: --{field.replace('_', '-')}:") and err.count("\n") == 1
     assert not (tmp_path / "x").exists()  # nothing trained on bad input
+
+
+def test_the_power_projection_names_the_multiples_of_the_kept_networks_it_tried():
+    from circeff.empirical.experiments.efficiency import power_projection
+
+    rate = lambda v: {"value": v}  # noqa: E731
+    controls = {"design": {"G_cells": [[524.0, 0], [687.0, 0], [687.0, 1]]},
+                "seeds_for_power": {"field": "copies", "first_meeting_targets": 4, "tried": [
+                    {"copies": 2, "false_reject": rate(0.6), "false_accept": rate(0.0)},
+                    {"copies": 4, "false_reject": rate(0.1), "false_accept": rate(0.01)}]}}
+    text = power_projection(controls)
+    assert "(3 kept G stripes)" in text and "2x: power 0.40, false accept 0.00" in text
+    assert text.endswith("the targets are first met at 4x the kept networks")
+    controls["seeds_for_power"]["first_meeting_targets"] = None
+    assert power_projection(controls).endswith("no multiple tried meets the targets")
+    assert power_projection({}) == ""
