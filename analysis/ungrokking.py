@@ -48,7 +48,10 @@ at its bound or outside its grid is censored and dropped (counted). ``log D_crit
 (the seeds are the same base networks at every weight decay). Holds, by equivalence, when at
 least ``min_weight_decays`` weight decays spanning ``min_wd_ratio`` (4x) each have
 ``min_seeds`` uncensored seeds and the slope's t interval at ``equivalence_level`` lies inside
-``+-tolerance`` (0.1: a tenfold weight decay moves D_crit by at most 26%).
+``+-tolerance`` (0.1: a tenfold weight decay moves D_crit by at most 26%). Does not hold when
+the slope's t interval at ``level`` lies wholly outside ``+-tolerance`` (D_crit shown to move
+with weight decay), or when the final-accuracy plateaus differ; a slope interval that straddles
+the tolerance shows neither, and P3 is then undecided (as P1's G part is).
 
 """
 
@@ -336,7 +339,8 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
             "models": "logistic in log D' (4 parameters + noise) against a line in log D' (2 + noise)",
             "sharp": "the band's D90/D10 at most max_width_ratio: a bounded null, which a ramp across the grid "
                      "fails however well a sigmoid fits it",
-            "design": "too few D' in the band, or a band leaving the grid, is undecided (refine the grid)"}
+            "design": "too few D' in the band, or a band leaving the grid, is undecided (refine the grid); a "
+                      "band leaving the grid fails sharpness only if its part inside the grid is too wide"}
     if not 0 < band[0] < band[1] < 1:
         raise ConfigError("band", "must satisfy 0 < low < high < 1", band)
     df, dropped = converged_rows(table, chance)
@@ -389,9 +393,12 @@ def p2(table: Any, chance: float, *, band: tuple[float, float] = (0.1, 0.9), min
                 criterion("jump above minimum", jump, min_jump, math.nan, "above")]
     if delta_bic < min_delta_bic:
         problems.append(f"BIC difference {delta_bic:.3g} < {min_delta_bic:g}: a ramp explains the data")
-    if D90 / D10 > max_width_ratio:
+    # the band's width is measured only where the grid has D'; beyond the grid it is the fitted
+    # curve's extrapolation, so a band leaving the grid fails only if its part inside is too wide
+    seen = min(D90, grid.max()) / max(D10, grid.min())
+    if D90 / D10 > max_width_ratio and (inside or seen > max_width_ratio):
         problems.append(f"the {band[0]:.0%}-{band[1]:.0%} band spans x{D90 / D10:.3g} of D' (a transition spans at "
-                        f"most x{max_width_ratio:g})")
+                        f"most x{max_width_ratio:g}" + ("" if inside else f"; inside the grid alone x{seen:.3g}") + ")")
     if jump < min_jump:
         problems.append(f"jump {jump:.3g} < {min_jump:g}")
     if in_band.size < min_in_band:
@@ -432,10 +439,11 @@ def unit_log_dcrit(unit: pd.DataFrame, chance: float, start: TransitionFit | Non
 
 def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: float = 4.0,
        min_seeds: int = 2, tolerance: float = 0.1, plateau_tolerance: float = 0.1,
-       equivalence_level: float = EQUIVALENCE_LEVEL,
+       equivalence_level: float = EQUIVALENCE_LEVEL, level: float = CONFIDENCE_LEVEL,
        max_excluded_fraction: float = MAX_EXCLUDED_FRACTION,
        g_only_share: float = G_ONLY_TRIG_SHARE, estimate: DcritEstimate | None = None) -> Verdict:
-    """P3: D_crit does not depend on weight decay, by an equivalence test (module doc).
+    """P3: D_crit does not depend on weight decay, by an equivalence test (module doc): holds
+    when shown independent, does not hold when shown dependent, undecided when neither.
 
     ``estimate``: :func:`estimate_dcrit` of this table's converged rows, when the caller already
     has it; its fit is where every unit's refit starts (it is not fitted twice).
@@ -443,9 +451,12 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
     rule = {"min_weight_decays": int(min_weight_decays), "min_wd_ratio": float(min_wd_ratio),
             "min_seeds": int(min_seeds), "tolerance": float(tolerance),
             "equivalence_level": level_of("equivalence_level", equivalence_level),
+            "level": level_of("level", level),
             "max_excluded_fraction": float(max_excluded_fraction),
             "g_only_share": float(g_only_share),
             "plateau_tolerance": float(plateau_tolerance),
+            "dependent": "the slope's t interval at level wholly outside +-tolerance; an interval that straddles "
+                         "the tolerance is undecided",
             "D_crit": "the transition's logistic midpoint per (weight decay, seed), censored outside its grid",
             "slope": "OLS of log D_crit on log weight decay with one intercept per seed, t interval",
             "plateaus": "mean final test accuracy at the smallest and at the largest D' per weight decay; "
@@ -482,7 +493,7 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
                         f"(needs {min_weight_decays} spanning x{min_wd_ratio:g})")
     u = u[u["weight_decay"].isin(wds)]
     method = "t, one intercept per seed"
-    slope = interval(np.nan, -np.inf, np.inf, equivalence_level, method)
+    slope = wide = interval(np.nan, -np.inf, np.inf, level, method)
     if wds.size >= 2:
         seeds = pd.factorize(u["seed"].astype(str))[0]
         X = np.column_stack([np.log(u["weight_decay"].to_numpy()), np.eye(seeds.max() + 1)[seeds]])
@@ -493,18 +504,24 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
         if dof >= 1 and rank == X.shape[1]:
             cov = float(resid @ resid) / dof * np.linalg.inv(X.T @ X)
             slope = t_interval(float(beta[0]), math.sqrt(cov[0, 0]), dof, equivalence_level, method)
+            wide = t_interval(float(beta[0]), math.sqrt(cov[0, 0]), dof, level, method)
             criteria.append(interval_inside("|slope| inside +-tolerance", slope, tolerance, math.sqrt(cov[0, 0])))
         else:
             slope = interval(float(beta[0]), -np.inf, np.inf, equivalence_level, method)
     numbers["slope"] = slope
+    numbers["slope_at_level"] = wide
     spread = float(np.exp(per_wd["mean"].max() - per_wd["mean"].min())) if len(per_wd) else np.nan
     numbers["spread_ratio"] = spread
     equivalent = slope.within(-tolerance, tolerance)
     facts.append(f"slope of log D_crit vs log wd {fmt(slope)} "
                  + (f"inside +-{tolerance:g}" if equivalent else f"not inside +-{tolerance:g}")
                  + f"; D_crit max/min over weight decays {spread:.3g}")
-    if not equivalent:
-        problems.append("independence of weight decay not shown")
+    if wide.lo > tolerance or wide.hi < -tolerance:
+        problems.append(f"D_crit moves with weight decay: the slope's {level:.0%} interval {fmt(wide)} lies outside "
+                        f"+-{tolerance:g}")
+    elif not equivalent:
+        undecided.append(f"the slope interval straddles +-{tolerance:g}: independence of weight decay neither shown "
+                         "nor refuted (more seeds or weight decays would narrow it)")
     plateaus = _plateaus(df)
     numbers["plateaus"] = plateaus
     if plateaus:

@@ -89,6 +89,19 @@ def test_P2_transition_verdict_holds_for_a_transition_and_fails_without_one():
     assert not V.p2(_with_converged(flat), CHANCE, n_boot=0).holds
 
 
+def test_P2_a_band_leaving_the_grid_fails_sharpness_only_where_the_grid_shows_it_too_wide():
+    # a wide transition (10-90% band x14 in D'); the band leaves the grid at its lower end
+    wide = dict(n_seeds=6, chance=CHANCE, seed=5, width=0.6, seed_shift_sd=0.02, noise_sd=0.01)
+    # the grid reaches down to 0.5 D_crit: inside it the band already spans about x7, a measured failure
+    shown = V.p2(_with_converged(ungrokking_rows(800, D_values=tuple(np.geomspace(400, 12000, 12)), **wide)),
+                 CHANCE, n_boot=0)
+    assert shown.outcome == "does not hold" and "inside the grid alone" in shown.reason, shown.reason
+    # the grid starts at D_crit: inside it the band spans under x4, and the rest is extrapolation
+    cut = V.p2(_with_converged(ungrokking_rows(800, D_values=tuple(np.geomspace(800, 12000, 12)), **wide)),
+               CHANCE, n_boot=0)
+    assert cut.outcome == "undecided" and "widen the grid" in cut.reason, cut.reason
+
+
 def test_P3_holds_when_D_crit_does_not_depend_on_weight_decay():
     rows = ungrokking_rows({0.3: 800, 1.0: 800, 3.0: 800}, D_values=tuple(np.geomspace(200, 3000, 17)),
                            n_seeds=8, chance=CHANCE, seed=5)
@@ -104,8 +117,19 @@ def test_P3_fails_when_D_crit_moves_with_weight_decay():
     rows = ungrokking_rows({wd: 800 * wd**0.4 for wd in (0.3, 1.0, 3.0)}, D_values=tuple(np.geomspace(200, 3000, 17)),
                            n_seeds=8, chance=CHANCE, seed=6)
     v = V.p3(_with_converged(rows), CHANCE)
-    assert not v.holds
+    assert v.outcome == "does not hold" and "moves with weight decay" in v.reason, v.reason
     assert v.numbers["slope"]["value"] == pytest.approx(0.4, abs=0.1)
+
+
+def test_P3_is_undecided_when_the_slope_interval_straddles_the_tolerance():
+    # independent of weight decay, but two seeds with noisy units: the interval covers 0 and
+    # reaches past +-0.1, which shows neither independence nor dependence
+    rows = ungrokking_rows({1.0: 800, 2.0: 800, 4.0: 800}, D_values=tuple(np.geomspace(200, 3000, 17)),
+                           n_seeds=2, seed_shift_sd=0.3, chance=CHANCE, seed=3)
+    v = V.p3(_with_converged(rows), CHANCE)
+    lo, hi = v.numbers["slope"]["lo"], v.numbers["slope"]["hi"]
+    assert lo < 0.1 < hi or lo < -0.1 < hi, v.numbers["slope"]
+    assert v.outcome == "undecided" and "neither shown nor refuted" in v.reason, v.reason
 
 
 def test_P3_per_weight_decay_fits_match_the_pooled_fit_of_one_weight_decay():
