@@ -205,6 +205,28 @@ def test_reproduce_keeps_a_folder_whose_config_differs_only_in_a_decision_rule(t
         prepare_out(tmp_path, cfg, force=False)
 
 
+def test_reproduce_decides_again_when_the_rules_code_changed(tiny_out, tmp_path, monkeypatch):
+    import shutil
+
+    import circeff.reproduce as R
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_out, out)
+    before = json.loads((out / "summary.json").read_text())["timings"]["stages"]
+    checkpoints = {p: p.stat().st_mtime_ns for p in out.rglob("checkpoint.safetensors")}
+    torch_threads = torch.get_num_threads()
+    # negative control: the same rules restore every finished stage
+    same = R.run_reproduce(reproduce_config("cpu", "tiny"), out, progress=False)["timings"]["stages"]
+    assert all(t["skipped"] for n, t in same.items() if before[n]["status"] == "done")
+    monkeypatch.setattr(R, "RULES_VERSION", R.RULES_VERSION + 1)
+    after = R.run_reproduce(reproduce_config("cpu", "tiny"), out, progress=False)["timings"]["stages"]
+    torch.set_num_threads(torch_threads)
+    assert checkpoints and all(p.stat().st_mtime_ns == t for p, t in checkpoints.items())  # nothing retrained
+    for name, t in after.items():
+        if before[name]["status"] == "done":
+            assert not t["skipped"] and t["earlier_s"] == pytest.approx(before[name]["seconds"]), name
+
+
 def test_reproduce_decides_again_under_a_new_rule_on_the_networks_it_trained(tiny_out, tmp_path):
     import dataclasses
     import shutil

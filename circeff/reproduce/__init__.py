@@ -65,6 +65,21 @@ __all__ = ["PRESETS", "SCALES", "STAGES", "VERDICT_KEYS", "ReproduceConfig", "St
 FLOAT_ORDER_DIR = "float-order"
 FLOAT_CHECK_BLOCK = 256
 
+# The version of the code that decides (rules, controls, robustness checks). A stage's done
+# marker carries it beside the config's fingerprint, so a stage finished under another version
+# decides again on the networks it kept (its training time still counts): a result on disk is
+# never reported under rules that did not make it. Raise it with every change that can move a
+# verdict or its numbers. 2: P1's power is measured on the G networks the run kept; P3 is
+# undecided where its slope interval straddles the tolerance; P2 judges a band leaving the grid
+# on its part inside the grid.
+RULES_VERSION = 2
+
+
+def stage_stamp(config: ReproduceConfig) -> str:
+    """What a stage's done marker must carry to be reused: the config and the rules' version."""
+    return f"{fingerprint(config)}+rules{RULES_VERSION}"
+
+
 # the stages every scale runs, in order (Figure 8 follows where a scale configures it)
 STAGES = tuple(s.name for s in _STAGES if not s.optional)
 
@@ -164,7 +179,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
 
     out = Path(out_dir)
     prepare_out(out, config, force)
-    stamp = fingerprint(config)
+    stamp = stage_stamp(config)
     ctx = Context(config, out, progress, trainer or IN_PROCESS)
     started = time.perf_counter()
     scale_stages = [s.name for s in _STAGES if not s.optional or getattr(config, s.configs[0]) is not None]
