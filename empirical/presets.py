@@ -309,12 +309,12 @@ class RecordedRun:
 RECORDED_RUNS: dict[str, RecordedRun] = {
     "quick": RecordedRun("circeff reproduce --quick --float-check", "2026-12-06", _QUIET + ", torch 2.13", 581.6,
                          {"base": 17.4, "theory and toy": 4.1, "float-order second run": 597.2}),
-    # the second call (--float-check added) kept the first call's networks and trained the
-    # float-order repeat (other_s); its stages decided again under the current rules
+    # the second call (--float-check added, with the rules of this version) kept the first call's
+    # networks and decided every stage again; the float-order repeat was trained on the same
+    # networks (identical numbers) in an earlier call at the same settings (other_s)
     "full": RecordedRun("circeff reproduce --full, then the same with --float-check", "2026-12-06",
-                        "a fresh clone on 2 CPU cores, torch threads 2, torch 2.13; P1 shared the cores with other "
-                        "work for most of its stage", 7458.2,
-                        {"base": 106.9, "figure8": 1520.3, "theory and toy": 4.4, "float-order second run": 6223.5}),
+                        "a fresh clone on 2 CPU cores, torch threads 2, torch 2.13", 5770.1,
+                        {"base": 81.0, "figure8": 1410.6, "theory and toy": 4.3, "float-order second run": 6223.5}),
 }
 
 # Wall time (s) of each entry's stage in the recorded runs (RECORDED_RUNS).
@@ -325,12 +325,12 @@ MEASURED: dict[tuple[str, str], float] = {
     ("semigrokking", "quick"): 101.7,
     ("fig10", "quick"): 37.0,
     ("allocation", "quick"): 28.0,
-    ("progress", "full"): 19.0,
-    ("efficiency", "full"): 2893.6,
-    ("ungrokking", "full"): 529.2,
-    ("semigrokking", "full"): 2002.8,
-    ("fig10", "full"): 216.2,
-    ("allocation", "full"): 166.0,
+    ("progress", "full"): 20.6,
+    ("efficiency", "full"): 1456.2,
+    ("ungrokking", "full"): 523.3,
+    ("semigrokking", "full"): 1928.5,
+    ("fig10", "full"): 180.4,
+    ("allocation", "full"): 165.3,
 }
 
 # Figure 8 generalised and was continued on 3 of its 9 tasks in the recorded full run.
@@ -349,8 +349,7 @@ def _full_estimate() -> str:
               "ungrokking": MEASURED[("ungrokking", "full")], "Figure 10": MEASURED[("fig10", "full")],
               "allocation": MEASURED[("allocation", "full")], "base": run.other_s["base"]}
     return (f"planned {planned.value[0]:g} min of training (`--plan` on the same machine, Figure 8 as if all "
-            f"nine tasks continue); measured {minutes(run.total_s)} min on {run.setup.split(',')[0]}, P1 sharing "
-            "the cores with other work for most of its stage (25.3 min alone) "
+            f"nine tasks continue); measured {minutes(run.total_s)} min on {run.setup.split(',')[0]} "
             f"({run.total_s:g} s: Figure 8 {minutes(run.other_s['figure8'])} min with {_FULL_FIG8_CONTINUED} of "
             "its 9 tasks generalised and continued, "
             + ", ".join(f"{name} {minutes(s)} min" for name, s in stages.items()) + ")")
