@@ -503,9 +503,10 @@ def p3(table: Any, chance: float, *, min_weight_decays: int = 3, min_wd_ratio: f
         resid = yv - X @ beta
         if dof >= 1 and rank == X.shape[1]:
             cov = float(resid @ resid) / dof * np.linalg.inv(X.T @ X)
-            slope = t_interval(float(beta[0]), math.sqrt(cov[0, 0]), dof, equivalence_level, method)
-            wide = t_interval(float(beta[0]), math.sqrt(cov[0, 0]), dof, level, method)
-            criteria.append(interval_inside("|slope| inside +-tolerance", slope, tolerance, math.sqrt(cov[0, 0])))
+            se = math.sqrt(cov[0, 0])
+            slope = t_interval(float(beta[0]), se, dof, equivalence_level, method)
+            wide = t_interval(float(beta[0]), se, dof, level, method)
+            criteria.append(interval_inside("|slope| inside +-tolerance", slope, tolerance, se))
         else:
             slope = interval(float(beta[0]), -np.inf, np.inf, equivalence_level, method)
     numbers["slope"] = slope

@@ -158,6 +158,12 @@ def _run_stages(ctx: Context, chosen: list[str], stamp: str, desc: str) -> dict[
     return results
 
 
+def _stages_s(results: dict[str, StageResult]) -> float:
+    """What the stages cost: each one's seconds in this call plus those of the earlier call that
+    trained a stage decided again."""
+    return round(sum(r.seconds + r.earlier_s for r in results.values()), 2)
+
+
 def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool = False, progress: bool = True,
                   command: str = "", trainer: Trainer | None = None,
                   stages: tuple[str, ...] | None = None, float_check: bool = False) -> dict[str, Any]:
@@ -200,7 +206,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         # earlier call included (as timings.stages_s for the first run)
         float_order = {"run": True, "block_size": FLOAT_CHECK_BLOCK, "folder": FLOAT_ORDER_DIR,
                        "seconds": round(time.perf_counter() - t1, 2),
-                       "stages_s": round(sum(r.seconds + r.earlier_s for r in other.values()), 2),
+                       "stages_s": _stages_s(other),
                        "outcomes": {k: v.outcome for k, v in seen.items()}}
     total = time.perf_counter() - started
 
@@ -222,7 +228,7 @@ def run_reproduce(config: ReproduceConfig, out_dir: str | Path, *, force: bool =
         # included, and the earlier time of a stage decided again on networks trained before,
         # so a resumed run still says what the whole result cost
         "timings": {"total_s": round(total, 2),
-                    "stages_s": round(sum(r.seconds + r.earlier_s for r in results.values()), 2),
+                    "stages_s": _stages_s(results),
                     "stages": {n: {"seconds": r.seconds, "skipped": r.skipped, "status": r.status,
                                    "earlier_s": r.earlier_s}
                                for n, r in results.items()}},
